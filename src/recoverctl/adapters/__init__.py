@@ -1,0 +1,1 @@
+"""The edges: Docker engine (SDK), the docker compose CLI, subprocesses, files."""

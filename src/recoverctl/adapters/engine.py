@@ -1,0 +1,187 @@
+"""The Docker engine, through the Docker SDK: containers by compose labels, status, logs, exec."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from recoverctl.core.stack import ServiceStatus
+from recoverctl.errors import EngineError, StackError
+
+if TYPE_CHECKING:
+    import docker
+    from docker.models.containers import Container
+
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+ENGINE_HINT = (
+    "Start the Docker engine (`systemctl start docker`, or `dockerd &` as root) "
+    "or point DOCKER_HOST at one, then try again."
+)
+
+
+def _where() -> str:
+    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+class Engine:
+    def __init__(self, client: docker.DockerClient):
+        self.client = client
+
+    @classmethod
+    def connect(cls, timeout: int = 30) -> Engine:
+        # Imported here: the SDK is slow to import and most of --help never needs it.
+        import docker
+        from docker.errors import DockerException
+
+        try:
+            client = docker.from_env(timeout=timeout)
+            client.ping()
+        except DockerException as exc:
+            raise EngineError(
+                f"Cannot reach the Docker engine at {_where()}: {_short(exc)}", ENGINE_HINT
+            ) from None
+        except Exception as exc:  # requests' connection errors, socket errors
+            raise EngineError(
+                f"Cannot reach the Docker engine at {_where()}: {_short(exc)}", ENGINE_HINT
+            ) from None
+        return cls(client)
+
+    def _api_call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        from docker.errors import APIError, DockerException
+
+        try:
+            return fn(*args, **kwargs)
+        except APIError as exc:
+            raise EngineError(
+                f"Docker engine refused to {what}: {exc.explanation or exc}"
+            ) from None
+        except DockerException as exc:
+            raise EngineError(f"Could not {what}: {_short(exc)}", ENGINE_HINT) from None
+        except OSError as exc:
+            raise EngineError(
+                f"Lost the Docker engine while trying to {what}: {exc}", ENGINE_HINT
+            ) from None
+
+    def containers(self, project: str, service: str | None = None) -> list[Container]:
+        labels = [f"{PROJECT_LABEL}={project}"]
+        if service is not None:
+            labels.append(f"{SERVICE_LABEL}={service}")
+        found: list[Container] = self._api_call(
+            "list containers", self.client.containers.list, all=True, filters={"label": labels}
+        )
+        return found
+
+    def statuses(self, project: str) -> list[ServiceStatus]:
+        return [to_status(c) for c in self.containers(project)]
+
+    def service_container(self, project: str, service: str, *, running: bool = True) -> Container:
+        found = self.containers(project, service)
+        if not found:
+            raise StackError(
+                f"Service {service} has no container in project {project}.",
+                "Bring the stack up first: recoverctl up",
+            )
+        live = [c for c in found if c.status == "running"]
+        if running and not live:
+            raise StackError(
+                f"Service {service} is not running ({found[0].status}).",
+                "Start it: recoverctl up (or recoverctl restart " + service + ")",
+            )
+        return (live or found)[0]
+
+    def logs(self, container: Container, *, tail: int | str = "all", follow: bool = False) -> Any:
+        return self._api_call(
+            "read logs",
+            container.logs,
+            stream=follow,
+            follow=follow,
+            tail=tail,
+            stdout=True,
+            stderr=True,
+        )
+
+    def log_tail(self, container: Container, lines: int = 20) -> str:
+        try:
+            raw = self.logs(container, tail=lines)
+        except EngineError:
+            return ""
+        return bytes(raw).decode("utf-8", "replace").rstrip()
+
+    def restart(self, container: Container, timeout: int = 30) -> None:
+        self._api_call(f"restart {container.name}", container.restart, timeout=timeout)
+
+    def reload(self, container: Container) -> None:
+        self._api_call(f"inspect {container.name}", container.reload)
+
+    def exec_stream(
+        self,
+        container: Container,
+        argv: list[str],
+        *,
+        environment: dict[str, str] | None = None,
+        user: str = "",
+        stdin: bool = False,
+    ) -> ExecHandle:
+        """Starts argv in the container. Exit codes come from exec_inspect, as
+        exec_run(stream=True) never reports one."""
+        api = self.client.api
+        created = self._api_call(
+            f"start a command in {container.name}",
+            api.exec_create,
+            container.id,
+            argv,
+            stdout=True,
+            stderr=True,
+            stdin=stdin,
+            environment=environment,
+            user=user,
+        )
+        exec_id = created["Id"]
+        return ExecHandle(self, exec_id)
+
+
+class ExecHandle:
+    def __init__(self, engine: Engine, exec_id: str):
+        self.engine = engine
+        self.exec_id = exec_id
+
+    def stream(self) -> Iterator[tuple[bytes | None, bytes | None]]:
+        api = self.engine.client.api
+        chunks: Iterator[tuple[bytes | None, bytes | None]] = self.engine._api_call(
+            "stream command output", api.exec_start, self.exec_id, stream=True, demux=True
+        )
+        return chunks
+
+    def exit_code(self) -> int | None:
+        info = self.engine._api_call(
+            "read a command's exit code", self.engine.client.api.exec_inspect, self.exec_id
+        )
+        code = info.get("ExitCode")
+        return int(code) if code is not None else None
+
+
+def to_status(container: Container) -> ServiceStatus:
+    attrs = container.attrs
+    state = attrs.get("State", {})
+    health = (state.get("Health") or {}).get("Status")
+    ports: list[str] = []
+    for inner, bindings in sorted((attrs.get("NetworkSettings", {}).get("Ports") or {}).items()):
+        for b in bindings or []:
+            ports.append(f"{b.get('HostIp')}:{b.get('HostPort')}->{inner}")
+    status = state.get("Status", container.status)
+    return ServiceStatus(
+        service=container.labels.get(SERVICE_LABEL, "?"),
+        container=container.name,
+        state=status,
+        health=health,
+        ports=tuple(ports),
+        exit_code=state.get("ExitCode") if status in ("exited", "dead") else None,
+    )
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    line = text[0] if text else type(exc).__name__
+    return line[:300]

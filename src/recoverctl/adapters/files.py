@@ -1,0 +1,53 @@
+"""The file system: compose and env files, the backups folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from recoverctl.core.compose_model import ComposeModel, parse_compose
+from recoverctl.core.naming import newest
+from recoverctl.errors import ConfigError
+from recoverctl.settings import Settings
+
+
+def load_compose(settings: Settings) -> ComposeModel:
+    path = settings.compose_file
+    rel = settings.compose_rel
+    if not path.is_file():
+        raise ConfigError(
+            f"Compose file {rel} is missing in {settings.project_dir}.",
+            f"Restore it from git (`git checkout -- {rel}`) or pass --project-dir.",
+        )
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise ConfigError(
+            f"Compose file {rel} is not valid YAML{line}.",
+            f"Fix {rel}; `docker compose -f {rel} config` shows the exact problem.",
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"Cannot read {rel}: {exc.strerror}.", "Check its permissions.") from None
+    return parse_compose(data, rel)
+
+
+def require_env_file(settings: Settings) -> Path:
+    path = settings.env_file
+    if not path.is_file():
+        rel = settings.env_rel
+        raise ConfigError(
+            f"Env file {rel} is missing: the {settings.stack} stack reads its settings from it.",
+            f"Create it from the template: cp .env.example {rel} && chmod 600 {rel}, "
+            "then replace every change-me value.",
+        )
+    return path
+
+
+def newest_backup(backup_dir: Path) -> Path | None:
+    if not backup_dir.is_dir():
+        return None
+    name = newest(p.name for p in backup_dir.iterdir() if p.is_file())
+    return backup_dir / name if name else None

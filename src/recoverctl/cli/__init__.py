@@ -1,0 +1,1 @@
+"""Typer commands: parse, resolve settings, call one action, render its result."""

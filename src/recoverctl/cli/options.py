@@ -1,0 +1,31 @@
+"""Options every command shares, and the one place settings are resolved from them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from recoverctl.cli import render
+from recoverctl.settings import Settings, resolve_settings
+
+Prod = Annotated[
+    bool,
+    typer.Option("--prod", help="Use the prod stack (docker-compose.yml + .env.production)."),
+]
+ProjectDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--project-dir",
+        help="The vault's checkout (default: found upwards from here; RECOVERCTL_PROJECT_DIR).",
+        show_default=False,
+    ),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
+def settings(prod: bool, project_dir: Path | None, json: bool = False) -> Settings:
+    render.json_mode.set(json)
+    return resolve_settings(prod=prod, project_dir=project_dir)

@@ -1,0 +1,83 @@
+"""Rendering: results to tables or JSON, errors to two lines. Nothing here decides anything."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Protocol
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from recoverctl.core.stack import StackStatus
+from recoverctl.errors import RecoverctlError
+
+json_mode: ContextVar[bool] = ContextVar("json_mode", default=False)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class JsonResult(Protocol):
+    def to_json(self) -> dict[str, Any]: ...
+
+
+def emit(result: JsonResult, human: Callable[[], None]) -> None:
+    if json_mode.get():
+        sys.stdout.write(json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n")
+        sys.stdout.flush()
+    else:
+        human()
+
+
+def error(exc: RecoverctlError) -> None:
+    if json_mode.get():
+        payload = {"ok": False, "error": exc.message, "hint": exc.hint, "exit_code": exc.exit_code}
+        sys.stdout.write(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    if exc.details:
+        err.print(escape(exc.details), style="dim")
+    err.print(f"[bold red]error:[/] {escape(exc.message)}")
+    if exc.hint:
+        err.print(f"[bold]hint:[/] {escape(exc.hint)}")
+
+
+def note(text: str) -> None:
+    if not json_mode.get():
+        err.print(text)
+
+
+def warn(text: str) -> None:
+    err.print(f"[bold yellow]warning:[/] {escape(text)}")
+
+
+@contextmanager
+def spinner(initial: str) -> Iterator[Callable[[str], None]]:
+    """A spinner on a terminal; silence otherwise. Yields a function to update its text."""
+    if json_mode.get() or not err.is_terminal:
+        yield lambda _text: None
+        return
+    with err.status(escape(initial)) as status:
+        yield lambda text: status.update(escape(text))
+
+
+HEALTH_STYLE = {"healthy": "green", "unhealthy": "red", "starting": "yellow"}
+
+
+def stack_table(status: StackStatus) -> None:
+    table = Table(title=f"{status.project} ({status.stack})", title_justify="left")
+    for column in ("service", "container", "state", "health", "ports"):
+        table.add_column(column)
+    for s in status.services:
+        state_style = "green" if s.state == "running" else "red"
+        health = s.health or "-"
+        table.add_row(
+            s.service,
+            s.container or "-",
+            f"[{state_style}]{escape(s.state)}[/]",
+            f"[{HEALTH_STYLE.get(health, 'white')}]{escape(health)}[/]",
+            escape(", ".join(s.ports) or "-"),
+        )
+    out.print(table)

@@ -1,0 +1,130 @@
+"""up, down, ps, logs, restart."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from recoverctl.actions import stack as actions
+from recoverctl.cli import options, render
+from recoverctl.errors import RecoverctlError, UsageError
+
+
+def up(
+    prod: options.Prod = False,
+    no_build: Annotated[
+        bool, typer.Option("--no-build", help="Start without rebuilding images.")
+    ] = False,
+    project_dir: options.ProjectDir = None,
+    json: options.Json = False,
+) -> None:
+    """Build and start the stack, wait until every service is healthy, show its status."""
+    settings = options.settings(prod, project_dir, json)
+    with render.spinner(f"starting the {settings.stack} stack") as progress:
+        result = actions.up(settings, build=not no_build, progress=progress)
+
+    def human() -> None:
+        render.stack_table(result.status)
+        render.out.print(f"[green]ready[/] in {result.seconds:.0f} s")
+
+    render.emit(result, human)
+
+
+def down(
+    prod: options.Prod = False,
+    volumes: Annotated[
+        bool,
+        typer.Option("--volumes", "-v", help="Also erase the database volume (asks first)."),
+    ] = False,
+    yes: options.Yes = False,
+    project_dir: options.ProjectDir = None,
+    json: options.Json = False,
+) -> None:
+    """Stop and remove the stack's containers; --volumes also erases its database."""
+    settings = options.settings(prod, project_dir, json)
+    if volumes and not yes:
+        _confirm_erase(actions.plan_down(settings))
+    with render.spinner("stopping the stack"):
+        result = actions.down(settings, volumes=volumes)
+
+    def human() -> None:
+        what = "containers, network and database volume" if volumes else "containers and network"
+        render.out.print(f"[green]removed[/] {what} of {result.project}")
+
+    render.emit(result, human)
+
+
+def _confirm_erase(plan: actions.DownPlan) -> None:
+    if plan.newest_backup is not None:
+        render.warn(f"this erases the {plan.stack} database; newest backup: {plan.newest_backup}")
+    else:
+        render.warn(f"this erases the {plan.stack} database and there is NO backup in backups/")
+    try:
+        typed = typer.prompt(f"Type the project name ({plan.project}) to erase its database")
+    except (typer.Abort, EOFError):
+        raise UsageError(
+            "No confirmation given; nothing was erased.",
+            "Run it in a terminal and type the project name, or pass --yes.",
+        ) from None
+    if typed.strip() != plan.project:
+        raise RecoverctlError(
+            f"You typed {typed.strip()!r}, not {plan.project!r}; nothing was erased.",
+            "Type the project name exactly, or pass --yes.",
+        )
+
+
+def ps(
+    prod: options.Prod = False,
+    project_dir: options.ProjectDir = None,
+    json: options.Json = False,
+) -> None:
+    """Show each service's container, state, health and ports."""
+    settings = options.settings(prod, project_dir, json)
+    result = actions.ps(settings)
+    render.emit(result, lambda: render.stack_table(result))
+
+
+def logs(
+    service: Annotated[str | None, typer.Argument(help="Only this service.")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep following.")] = False,
+    tail: Annotated[
+        int | None, typer.Option("--tail", "-n", min=0, help="Only the last N lines.")
+    ] = None,
+    prod: options.Prod = False,
+    project_dir: options.ProjectDir = None,
+) -> None:
+    """Show the services' logs."""
+    settings = options.settings(prod, project_dir)
+    width = 0 if service else 10
+    stdout = sys.stdout.buffer
+
+    def sink(name: str, line: bytes) -> None:
+        if width:
+            stdout.write(f"{name:<{width}}| ".encode())
+        stdout.write(line if line.endswith(b"\n") else line + b"\n")
+        stdout.flush()
+
+    actions.logs(settings, service, follow=follow, tail=tail, sink=sink)
+
+
+def restart(
+    service: Annotated[str | None, typer.Argument(help="Only this service.")] = None,
+    prod: options.Prod = False,
+    project_dir: options.ProjectDir = None,
+    json: options.Json = False,
+) -> None:
+    """Restart the services (or one) and wait until they are healthy."""
+    settings = options.settings(prod, project_dir, json)
+    with render.spinner("restarting") as progress:
+        result = actions.restart(settings, service, progress)
+    render.emit(result, lambda: render.stack_table(result))
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(up)
+    app.command()(down)
+    app.command()(ps)
+    app.command()(logs)
+    app.command()(restart)

@@ -1,0 +1,57 @@
+"""External commands as data. Pure builders, unit-tested for their exact argv.
+
+No secret ever goes in an argv: credentials reach commands through env files or the
+container's own environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+Argv = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ComposeTarget:
+    cli: Argv  # ("docker", "compose") or ("docker-compose",)
+    project: str
+    compose_file: str
+    env_file: str
+    project_dir: str
+
+
+def compose_base(t: ComposeTarget) -> Argv:
+    return (
+        *t.cli,
+        "--project-name",
+        t.project,
+        "--project-directory",
+        t.project_dir,
+        "--file",
+        t.compose_file,
+        "--env-file",
+        t.env_file,
+    )
+
+
+def compose_up(t: ComposeTarget, *, build: bool) -> Argv:
+    return (
+        *compose_base(t),
+        "up",
+        "--detach",
+        *(("--build",) if build else ()),
+        "--remove-orphans",
+    )
+
+
+def compose_down(t: ComposeTarget, *, volumes: bool) -> Argv:
+    return (*compose_base(t), "down", *(("--volumes",) if volumes else ()), "--remove-orphans")
+
+
+def compose_config_check(t: ComposeTarget) -> Argv:
+    return (*compose_base(t), "config", "--quiet")
+
+
+def compose_version(cli: Sequence[str]) -> Argv:
+    return (*cli, "version", "--short")
