@@ -1,0 +1,162 @@
+"""e2e: a real Docker engine, real compose, real PostgreSQL, the real vault container.
+
+Never skipped: without an engine or the local images the run fails and says how to get them.
+Each stack runs under its own compose project (rctl-e2e-*) in a copy of the project, so a
+user's own stacks, env files and backups are never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PROJECT_FILES = ("docker-compose.yml", "docker-compose.dev.yml", ".env.example")
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    try:
+        client = docker.from_env(timeout=60)
+        client.ping()
+    except Exception as exc:
+        pytest.fail(
+            f"e2e needs a Docker engine and none answers ({exc}). "
+            "Run `make test-env` (as root it installs and starts one).",
+            pytrace=False,
+        )
+    for var in ("POSTGRES_IMAGE", "PYTHON_IMAGE"):
+        image = os.environ.get(var)
+        if not image:
+            pytest.fail(f"{var} is not set: run the e2e tests through `make test`.", pytrace=False)
+        try:
+            client.images.get(image)
+        except docker.errors.ImageNotFound:
+            pytest.fail(f"{var}={image} does not exist: run `make test-env`.", pytrace=False)
+    yield client
+    client.close()
+
+
+@dataclass
+class Project:
+    """A copy of the vault project on disk, driven by the real recoverctl CLI."""
+
+    root: Path
+    name: str
+    client: docker.DockerClient
+    env: dict[str, str] = field(default_factory=dict)
+
+    def run(
+        self, *args: str, input: str | None = None, timeout: float = 900, **extra_env: str
+    ) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "RECOVERCTL_PROJECT_NAME": self.name, **extra_env}
+        env.pop("RECOVERCTL_PROJECT_DIR", None)
+        return subprocess.run(
+            [sys.executable, "-m", "recoverctl", *args],
+            cwd=self.root,
+            env=env,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def write_env(self, name: str, **overrides: str) -> Path:
+        values = {
+            "POSTGRES_DB": "vault",
+            "POSTGRES_USER": "vault",
+            "POSTGRES_PASSWORD": secrets.token_urlsafe(24),
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+            "DJANGO_DEBUG": "true" if name == ".env" else "false",
+            "DJANGO_ALLOWED_HOSTS": "localhost,127.0.0.1",
+            "DJANGO_CSRF_TRUSTED_ORIGINS": "http://localhost:8000,http://127.0.0.1:8000",
+            "DJANGO_CORS_ALLOWED_ORIGINS": "http://localhost:5173",
+            "DJANGO_SECURE_COOKIES": "false",
+            "VAULT_HTTP_PORT": "",  # a free port, so tests never collide with a user's stack
+            "POSTGRES_IMAGE": os.environ["POSTGRES_IMAGE"],
+            "PYTHON_IMAGE": os.environ["PYTHON_IMAGE"],
+            **overrides,
+        }
+        path = self.root / name
+        path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+        path.chmod(0o600)
+        self.env = values
+        return path
+
+    def leftovers(self) -> dict[str, list[str]]:
+        label = {"label": f"com.docker.compose.project={self.name}"}
+        return {
+            "containers": [c.name for c in self.client.containers.list(all=True, filters=label)],
+            "networks": [n.name for n in self.client.networks.list(filters=label)],
+            "volumes": [v.name for v in self.client.volumes.list(filters=label)],
+        }
+
+    def force_clean(self) -> None:
+        """Last resort after a failed test: nothing of the project may outlive the run."""
+        label = {"label": f"com.docker.compose.project={self.name}"}
+        for c in self.client.containers.list(all=True, filters=label):
+            c.remove(force=True, v=True)
+        for n in self.client.networks.list(filters=label):
+            n.remove()
+        for v in self.client.volumes.list(filters=label):
+            v.remove(force=True)
+
+    def http_port(self) -> int:
+        ps = self.run("ps", "--json")
+        assert ps.returncode == 0, ps.stderr
+        status = json.loads(ps.stdout)
+        backend = next(s for s in status["services"] if s["service"] == "backend")
+        # "127.0.0.1:49153->8000/tcp"
+        first = backend["ports"][0]
+        host, _, rest = first.partition(":")
+        assert host == "127.0.0.1", f"published beyond loopback: {first}"
+        return int(rest.split("->")[0])
+
+    def get(self, path: str) -> tuple[int, str]:
+        url = f"http://127.0.0.1:{self.http_port()}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310 (loopback only)
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+
+def make_project(tmp: Path, name: str, client: docker.DockerClient) -> Project:
+    for f in PROJECT_FILES:
+        shutil.copy(REPO / f, tmp / f)
+    shutil.copytree(
+        REPO / "vault",
+        tmp / "vault",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".env*", "db.sqlite3"),
+    )
+    return Project(root=tmp, name=name, client=client)
+
+
+@pytest.fixture(scope="module")
+def dev_project(
+    tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient
+) -> Iterator[Project]:
+    project = make_project(tmp_path_factory.mktemp("dev"), "rctl-e2e-dev", docker_client)
+    project.force_clean()
+    project.write_env(".env")
+    yield project
+    project.run("down", "--volumes", "--yes")
+    project.force_clean()
+
+
+def dump_json(data: Any) -> str:
+    return json.dumps(data, indent=2)
