@@ -53,9 +53,10 @@ def _root(
 
 
 def _register() -> None:
-    from recoverctl.cli import stack
+    from recoverctl.cli import backups, stack
 
     stack.register(app)
+    backups.register(app)
 
 
 _register()

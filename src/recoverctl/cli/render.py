@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Protocol
@@ -80,4 +80,49 @@ def stack_table(status: StackStatus) -> None:
             f"[{HEALTH_STYLE.get(health, 'white')}]{escape(health)}[/]",
             escape(", ".join(s.ports) or "-"),
         )
+    out.print(table)
+
+
+@contextmanager
+def transfer(description: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
+    """Bytes moved and the rate, on a terminal only. Yields on_bytes(done_so_far)."""
+    if json_mode.get() or not err.is_terminal:
+        yield lambda _done: None
+        return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TransferSpeedColumn,
+    )
+
+    columns = [SpinnerColumn(), TextColumn("{task.description}"), DownloadColumn()]
+    if total:
+        columns.insert(2, BarColumn())
+    with Progress(*columns, TransferSpeedColumn(), console=err, transient=True) as progress:
+        task = progress.add_task(escape(description), total=total)
+        yield lambda done: progress.update(task, completed=done)
+
+
+def size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+STATUS_STYLE = {"ok": "green", "warn": "yellow", "fail": "red"}
+
+
+def checks_table(title: str, checks: Iterable[Any]) -> None:
+    table = Table(title=title, title_justify="left", show_lines=False)
+    for column in ("check", "status", "evidence", "fix"):
+        table.add_column(column, overflow="fold")
+    for c in checks:
+        style = STATUS_STYLE.get(c.status, "white")
+        table.add_row(c.name, f"[{style}]{c.status}[/]", escape(c.evidence), escape(c.fix or ""))
     out.print(table)

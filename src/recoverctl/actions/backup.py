@@ -1,0 +1,251 @@
+"""backup: pg_dump inside the db container, streamed to a file that appears only when whole."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from recoverctl import __version__
+from recoverctl.actions.stack import StackRef
+from recoverctl.adapters import fsio
+from recoverctl.adapters.engine import Engine
+from recoverctl.adapters.pgexec import Db, SnapshotSession
+from recoverctl.core import dumpcheck, naming, pg
+from recoverctl.core.manifest import Manifest
+from recoverctl.errors import Interrupted, RecoverctlError
+from recoverctl.settings import Settings
+
+OnBytes = Callable[[int], None]
+SHRINK_WARNING = 0.5  # a new backup under half the size of the previous one is suspicious
+
+
+def _no_progress(_: int) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    path: Path
+    manifest_path: Path
+    manifest: Manifest
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        m = self.manifest
+        return {
+            "path": str(self.path),
+            "manifest": str(self.manifest_path),
+            "sha256": m.sha256,
+            "size": m.size,
+            "format": m.format,
+            "database": m.database,
+            "stack": m.stack,
+            "tables": m.tables,
+            "duration_seconds": m.duration_seconds,
+            "warnings": list(self.warnings),
+        }
+
+
+def db_of(engine: Engine, ref: StackRef) -> Db:
+    container = engine.service_container(ref.project, "db")
+    return Db.attach(engine, container)
+
+
+def backup(
+    settings: Settings,
+    *,
+    fmt: naming.Format = "custom",
+    output_dir: Path | None = None,
+    on_bytes: OnBytes = _no_progress,
+) -> BackupResult:
+    ref = StackRef.load(settings)
+    db = db_of(Engine.connect(), ref)
+    with fsio.project_lock(ref.project, "backup"):
+        return take_backup(db, ref, output_dir or settings.backup_dir, fmt, on_bytes)
+
+
+class _Sink:
+    """Writes the dump, hashing and counting as it goes, keeping its head and tail."""
+
+    def __init__(self, f: Any, on_bytes: OnBytes):
+        self.f = f
+        self.hash = hashlib.sha256()
+        self.size = 0
+        self.head = bytearray()
+        self.tail = b""
+        self.on_bytes = on_bytes
+
+    def __call__(self, chunk: bytes) -> None:
+        self.f.write(chunk)
+        self.hash.update(chunk)
+        self.size += len(chunk)
+        if len(self.head) < dumpcheck.HEAD_BYTES:
+            self.head += chunk[: dumpcheck.HEAD_BYTES - len(self.head)]
+        self.tail = (self.tail + chunk)[-dumpcheck.TAIL_BYTES :]
+        self.on_bytes(self.size)
+
+
+def take_backup(
+    db: Db, ref: StackRef, out: Path, fmt: naming.Format, on_bytes: OnBytes = _no_progress
+) -> BackupResult:
+    """The backup itself; the caller holds the project lock (restore's safety copy too)."""
+    started = datetime.now(UTC)
+    t0 = time.monotonic()
+    try:
+        fsio.ensure_private_dir(out)
+    except OSError as exc:
+        raise RecoverctlError(
+            f"Cannot use {out} for backups: {exc.strerror}.",
+            "Create it (mode 0700) or pass --output-dir.",
+        ) from None
+    dump_version = db.version_of(pg.pg_dump_version())
+    final = out / naming.backup_name(started, fmt, (p.name for p in out.iterdir()))
+    manifest_path = final.with_name(naming.manifest_name(final.name))
+    partial, f = fsio.open_partial(final)
+    manifest_written = False
+    try:
+        with f, db.snapshot() as session:
+            snapshot = session.export()
+            facts = _Facts(session)
+            facts.start()
+            sink = _Sink(f, on_bytes)
+            result = db.run(pg.pg_dump(db.user, db.database, fmt, snapshot), on_stdout=sink)
+            db.check(
+                result,
+                "pg_dump",
+                "Nothing was written. Check `recoverctl logs db`, then run the backup again.",
+            )
+            f.flush()
+            os.fsync(f.fileno())
+            facts.join()
+        _check_written(sink, fmt)
+        manifest = Manifest(
+            file=final.name,
+            sha256=sink.hash.hexdigest(),
+            size=sink.size,
+            format=fmt,
+            database=db.database,
+            project=ref.project,
+            stack=ref.settings.stack,
+            server_version=facts.server_version,
+            pg_dump_version=dump_version.text,
+            tables=dict(facts.counts),
+            migrations=facts.migrations,
+            started_at=started,
+            duration_seconds=round(time.monotonic() - t0, 3),
+            recoverctl_version=__version__,
+        )
+        # The manifest lands first: a manifest without its dump is an orphan that list
+        # reports; a dump without its manifest would pass for one of unknown provenance.
+        fsio.write_atomic(manifest_path, json.dumps(manifest.to_json(), indent=2).encode())
+        manifest_written = True
+        fsio.publish(partial, final)
+    except KeyboardInterrupt:
+        _discard(partial, manifest_path if manifest_written else None)
+        raise Interrupted(
+            "Backup interrupted; the partial file was removed and no backup was written.",
+            "Run the backup again when ready.",
+        ) from None
+    except OSError as exc:
+        _discard(partial, manifest_path if manifest_written else None)
+        if exc.errno == errno.ENOSPC:
+            raise RecoverctlError(
+                f"Disk full while writing the backup in {out}; no backup was written.",
+                "Free space there, or pass --output-dir with a disk that has room.",
+            ) from None
+        raise RecoverctlError(
+            f"Could not write the backup in {out}: {exc.strerror or exc}; no backup was written.",
+            "Check the folder's permissions and free space, then run the backup again.",
+        ) from None
+    except BaseException:
+        _discard(partial, manifest_path if manifest_written else None)
+        raise
+    return BackupResult(final, manifest_path, manifest, _warnings(manifest, out))
+
+
+def _discard(partial: Path, manifest: Path | None) -> None:
+    fsio.remove_quietly(partial)
+    if manifest is not None:
+        fsio.remove_quietly(manifest)
+
+
+def _check_written(sink: _Sink, fmt: naming.Format) -> None:
+    """pg_dump said it succeeded; the bytes must say so too before the file gets a name."""
+    try:
+        info = dumpcheck.inspect(bytes(sink.head), sink.tail)
+    except dumpcheck.NotADump as exc:
+        raise RecoverctlError(
+            f"pg_dump's output is not a valid dump ({exc}); no backup was written.",
+            "Check `recoverctl logs db` and run the backup again.",
+        ) from None
+    if info.format != fmt or info.problems:
+        raise RecoverctlError(
+            "pg_dump's output is incomplete ("
+            + ("; ".join(info.problems) or f"expected {fmt}, got {info.format}")
+            + "); no backup was written.",
+            "Check `recoverctl logs db` and run the backup again.",
+        )
+
+
+class _Facts(threading.Thread):
+    """Row counts and migrations, read in the dump's snapshot while pg_dump streams."""
+
+    def __init__(self, session: SnapshotSession):
+        super().__init__(name="backup-facts", daemon=True)
+        self.session = session
+        self.server_version = ""
+        self.counts: dict[str, int] = {}
+        self.migrations: dict[str, str] = {}
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            s = self.session
+            self.server_version = s.query(pg.SERVER_VERSION_SQL).strip()
+            tables = [row[0] for row in pg.parse_rows(s.query(pg.LIST_TABLES_SQL))]
+            self.counts = pg.parse_counts(s.query(pg.count_rows_sql(tables)))
+            if s.query(pg.HAS_MIGRATIONS_SQL).strip() == "t":
+                self.migrations = dict(
+                    (row[0], row[1]) for row in pg.parse_rows(s.query(pg.MIGRATIONS_SQL))
+                )
+        except BaseException as exc:
+            self.error = exc
+
+    def join(self, timeout: float | None = None) -> None:
+        super().join(timeout)
+        if self.error is not None:
+            raise self.error
+
+
+def _warnings(manifest: Manifest, out: Path) -> tuple[str, ...]:
+    previous = _previous_manifest(manifest, out)
+    if previous is not None and manifest.size < previous.size * SHRINK_WARNING:
+        return (
+            f"this backup is {manifest.size} bytes, under half of the previous one "
+            f"({previous.file}, {previous.size} bytes): check that no data went missing",
+        )
+    return ()
+
+
+def _previous_manifest(current: Manifest, out: Path) -> Manifest | None:
+    from recoverctl.actions.catalog import load_manifest
+
+    names = sorted(
+        (p.name for p in out.iterdir() if naming.is_backup_name(p.name) and p.name != current.file),
+        key=naming.sort_key,
+        reverse=True,
+    )
+    for name in names:
+        m = load_manifest(out / name)
+        if m is not None and m.stack == current.stack and m.format == current.format:
+            return m
+    return None

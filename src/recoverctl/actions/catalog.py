@@ -1,0 +1,201 @@
+"""The backups folder: finding a backup, its manifest and its verification record; list."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from recoverctl.adapters import fsio
+from recoverctl.core import naming
+from recoverctl.core.manifest import Manifest, VerifyRecord, VerifyResult, VerifyState, verify_state
+from recoverctl.errors import RecoverctlError, UsageError
+from recoverctl.settings import Settings
+
+VERIFY_SUFFIX = ".verify.json"
+
+
+def manifest_path(backup: Path) -> Path:
+    return backup.with_name(naming.manifest_name(backup.name))
+
+
+def verify_path(backup: Path) -> Path:
+    return backup.with_name(backup.name + VERIFY_SUFFIX)
+
+
+class ManifestError(RecoverctlError):
+    pass
+
+
+def load_manifest(backup: Path, *, strict: bool = False) -> Manifest | None:
+    """The backup's manifest; None when there is none (or, unless strict, when unreadable)."""
+    path = manifest_path(backup)
+    try:
+        return Manifest.model_validate_json(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValidationError, ValueError) as exc:
+        if not strict:
+            return None
+        raise ManifestError(
+            f"The manifest {path.name} is unreadable or damaged ({_first_line(exc)}).",
+            "Verify the backup without it by moving the manifest away; it will be reported "
+            "as of unverified provenance.",
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def load_record(backup: Path) -> VerifyRecord | None:
+    try:
+        return VerifyRecord.model_validate_json(verify_path(backup).read_bytes())
+    except (OSError, ValidationError, ValueError):
+        return None
+
+
+def record(backup: Path, result: VerifyResult) -> None:
+    current = load_record(backup) or VerifyRecord(file=backup.name)
+    payload = current.add(result).model_dump(mode="json")
+    target = verify_path(backup)
+    fsio.remove_quietly(target.with_name(target.name + ".partial"))
+    fsio.write_atomic(target, json.dumps(payload, indent=2).encode())
+
+
+def candidates(settings: Settings) -> list[Path]:
+    folder = settings.backup_dir
+    if not folder.is_dir():
+        return []
+    names = [p.name for p in folder.iterdir() if naming.is_backup_name(p.name)]
+    return [folder / n for n in sorted(names, key=naming.sort_key, reverse=True)]
+
+
+def resolve_backup(settings: Settings, spec: str, cwd: Path | None = None) -> Path:
+    """FILE or `latest` (the newest backup of this stack); refuses what is not a plain file."""
+    if spec == "latest":
+        for path in candidates(settings):
+            m = load_manifest(path)
+            if m is not None and m.stack == settings.stack:
+                return path
+        raise RecoverctlError(
+            f"No {settings.stack} backup in {settings.backup_dir}.",
+            "Make one: recoverctl backup" + (" --prod" if settings.stack == "prod" else ""),
+        )
+    given = Path(spec)
+    path = given if given.is_absolute() else (cwd or Path.cwd()) / given
+    if not path.exists() and not path.is_symlink():
+        raise UsageError(
+            f"No backup at {spec}.", "Check the path; `recoverctl list` shows backups."
+        )
+    if path.is_symlink():
+        target = path.resolve()
+        home = path.parent.resolve()
+        if home not in target.parents:
+            raise RecoverctlError(
+                f"{spec} is a symlink to {target}, outside its folder; refusing to follow it.",
+                "Pass the real file's path if you trust it.",
+            )
+        path = target
+    if not path.is_file():
+        raise UsageError(f"{spec} is not a regular file.", "Pass a backup file.")
+    return path
+
+
+@dataclass(frozen=True)
+class BackupEntry:
+    path: Path
+    size: int
+    created: datetime
+    format: str
+    stack: str
+    state: VerifyState
+    state_at: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "name": self.path.name,
+            "size": self.size,
+            "created": self.created.isoformat(),
+            "format": self.format,
+            "stack": self.stack,
+            "verification": self.state,
+            "verified_at": self.state_at.isoformat() if self.state_at else None,
+        }
+
+
+@dataclass(frozen=True)
+class Listing:
+    folder: Path
+    stack: str
+    entries: tuple[BackupEntry, ...]
+    strays: tuple[str, ...]  # leftovers that need a person's attention
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "folder": str(self.folder),
+            "stack": self.stack,
+            "backups": [e.to_json() for e in self.entries],
+            "strays": list(self.strays),
+        }
+
+
+def list_backups(settings: Settings) -> Listing:
+    entries: list[BackupEntry] = []
+    for path in candidates(settings):
+        m = load_manifest(path)
+        if m is not None and m.stack != settings.stack:
+            continue
+        st = path.stat()
+        state, at = verify_state(load_record(path))
+        created = m.started_at if m else naming.parse_backup_name(path.name)
+        entries.append(
+            BackupEntry(
+                path=path,
+                size=st.st_size,
+                created=created or datetime.fromtimestamp(st.st_mtime, UTC),
+                format=m.format if m else ("custom" if path.suffix == ".dump" else "sql"),
+                stack=m.stack if m else "?",
+                state=state,
+                state_at=at,
+            )
+        )
+    return Listing(
+        settings.backup_dir, settings.stack, tuple(entries), _strays(settings.backup_dir)
+    )
+
+
+def _strays(folder: Path) -> tuple[str, ...]:
+    if not folder.is_dir():
+        return ()
+    found: list[str] = []
+    for p in sorted(folder.iterdir()):
+        if p.name.endswith(".partial"):
+            found.append(f"{p.name}: left by an interrupted run; delete it")
+        elif p.name.endswith(naming.MANIFEST_SUFFIX) and not p.name.endswith(VERIFY_SUFFIX):
+            dump = p.with_name(p.name[: -len(naming.MANIFEST_SUFFIX)])
+            if naming.is_backup_name(dump.name) and not dump.exists():
+                found.append(f"{p.name}: manifest whose backup is missing")
+    mode = folder.stat().st_mode & 0o777
+    if mode & 0o077:
+        found.append(f"{folder} is mode {oct(mode)}; run chmod 700 {folder}")
+    return tuple(found)
+
+
+def age(when: datetime, now: datetime | None = None) -> str:
+    seconds = ((now or datetime.now(UTC)) - when).total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{max(0, int(seconds))}s"
+
+
+def is_private(path: Path) -> bool:
+    return (os.stat(path).st_mode & 0o077) == 0

@@ -1,0 +1,377 @@
+"""restore: load a verified backup into a new database, then swap it in by rename.
+
+At every point before the swap the live database is untouched; after it, the previous
+database is kept under a dated name until the restored one serves and is checked, and a
+failure swaps it back. Whatever happens, the message says which database is serving.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from recoverctl.actions import catalog
+from recoverctl.actions.backup import BackupResult, db_of, take_backup
+from recoverctl.actions.stack import StackRef, wait_ready
+from recoverctl.actions.verify import Inspected, quick_checks, restore_stream
+from recoverctl.adapters import fsio
+from recoverctl.adapters.engine import Engine
+from recoverctl.adapters.pgexec import Db
+from recoverctl.core import pg
+from recoverctl.core.checks import FAIL
+from recoverctl.core.manifest import VerifyResult, compare_counts
+from recoverctl.core.restore_plan import (
+    FAILED_TAG,
+    KEEP_TAG,
+    SCRATCH_TAG,
+    CurrentDb,
+    RestorePlan,
+    names_for,
+)
+from recoverctl.errors import Interrupted, RecoverctlError
+from recoverctl.settings import Settings
+
+Step = Callable[[str], None]
+OnBytes = Callable[[int], None]
+SWAP_ATTEMPTS = 5
+
+
+def _quiet(_: object) -> None:
+    return None
+
+
+class RestoreFailed(RecoverctlError):
+    pass
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A plan plus what carrying it out needs; made by prepare(), used by restore()."""
+
+    plan: RestorePlan
+    path: Path
+    inspected: Inspected
+    ref: StackRef
+    db: Db
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    plan: RestorePlan
+    safety_backup: Path | None
+    tables: int
+    rows: int
+    seconds: float
+    steps: tuple[tuple[str, float], ...]
+    drift: tuple[str, ...] = ()  # row count changes made by the app after it started
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "drift_after_start": list(self.drift),
+            "backup": self.plan.backup,
+            "database": self.plan.database,
+            "stack": self.plan.stack,
+            "safety_backup": str(self.safety_backup) if self.safety_backup else None,
+            "tables": self.tables,
+            "rows": self.rows,
+            "seconds": round(self.seconds, 2),
+            "steps": [{"step": s, "seconds": round(t, 2)} for s, t in self.steps],
+        }
+
+
+def prepare(settings: Settings, spec: str, *, safety_backup: bool = True) -> Prepared:
+    """Quick-verifies the backup (refusing a bad one) and plans; changes nothing."""
+    path = catalog.resolve_backup(settings, spec)
+    ref = StackRef.load(settings)
+    db = db_of(Engine.connect(), ref)
+    inspected = quick_checks(db, path)
+    catalog_note(path, inspected)
+    if not inspected.ok or inspected.info is None:
+        bad = [c for c in inspected.checks if c.status == FAIL]
+        raise RestoreFailed(
+            f"Refusing to restore {path.name}: {bad[0].name}: {bad[0].evidence}. "
+            "Nothing was changed.",
+            bad[0].fix or "Use another backup; `recoverctl list` shows them.",
+        )
+    m = inspected.manifest
+    scratch, keep_as, _ = names_for(db.database, datetime.now(UTC))
+    plan = RestorePlan(
+        backup=str(path),
+        backup_format=inspected.info.format,
+        backup_created=m.started_at if m else None,
+        backup_stack=m.stack if m else None,
+        backup_tables=len(m.tables) if m else None,
+        backup_rows=sum(v for v in m.tables.values() if v) if m else None,
+        project=ref.project,
+        stack=settings.stack,
+        database=db.database,
+        current=_current(db),
+        scratch=scratch,
+        keep_as=keep_as,
+        app_services=ref.compose.db_clients,
+        safety_backup=safety_backup,
+        leftovers=tuple(_leftovers(db)),
+    )
+    return Prepared(plan, path, inspected, ref, db)
+
+
+def catalog_note(path: Path, inspected: Inspected) -> None:
+    with suppress(OSError):
+        catalog.record(
+            path,
+            VerifyResult(
+                kind="quick", ok=inspected.ok, at=datetime.now(UTC), sha256=inspected.sha256
+            ),
+        )
+
+
+def _current(db: Db) -> CurrentDb:
+    exists = db.query(pg.database_exists_sql(db.database), database="postgres").strip() == "1"
+    if not exists:
+        return CurrentDb(False, 0, 0, 0)
+    tables = [r[0] for r in pg.parse_rows(db.query(pg.LIST_TABLES_SQL))]
+    counts = pg.parse_counts(db.query(pg.count_rows_sql(tables)))
+    size = int(db.query(pg.DB_SIZE_SQL).strip() or 0)
+    return CurrentDb(True, len(counts), sum(counts.values()), size)
+
+
+def _leftovers(db: Db) -> list[str]:
+    rows = db.query(pg.databases_like_sql(db.database + "__"), database="postgres")
+    tags = (SCRATCH_TAG, KEEP_TAG, FAILED_TAG)
+    return [name for name in rows.splitlines() if any(t in name for t in tags)]
+
+
+@contextmanager
+def _shielded() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait while a rollback or the swap runs: half of one is worse."""
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+class _Run:
+    def __init__(self, prep: Prepared, step: Step, on_bytes: OnBytes, timeout: float):
+        self.prep = prep
+        self.plan = prep.plan
+        self.db = prep.db
+        self.step_cb = step
+        self.on_bytes = on_bytes
+        self.timeout = timeout
+        self.timings: list[tuple[str, float]] = []
+        self.stopped: list[Any] = []  # app containers this run stopped
+        self.swapped = False
+        self.load_counts = (0, 0)
+        self.t = time.monotonic()
+
+    def step(self, text: str) -> None:
+        now = time.monotonic()
+        if self.timings:
+            name, _ = self.timings[-1]
+            self.timings[-1] = (name, now - self.t)
+        self.timings.append((text, 0.0))
+        self.t = now
+        self.step_cb(text)
+
+    def finish_timings(self) -> None:
+        if self.timings:
+            name, _ = self.timings[-1]
+            self.timings[-1] = (name, time.monotonic() - self.t)
+
+    def sql(self, statement: str, database: str = "postgres") -> str:
+        return self.db.query(statement, database=database)
+
+    # --- the steps -------------------------------------------------------------------------
+
+    def load(self) -> tuple[int, int]:
+        plan = self.plan
+        self.step(f"creating {plan.scratch}")
+        self.sql(pg.create_database_sql(plan.scratch))
+        self.step(f"restoring {Path(plan.backup).name} into {plan.scratch}")
+        failed = restore_stream(
+            self.db, self.prep.path, plan.backup_format, plan.scratch, self.on_bytes
+        )
+        if failed is not None:
+            raise RestoreFailed(
+                f"Loading the backup failed: {failed.evidence}.",
+                "The backup does not restore; try another one (`recoverctl list`).",
+            )
+        self.step(f"ANALYZE {plan.scratch}")
+        self.sql("ANALYZE", database=plan.scratch)
+        return self.compare(plan.scratch)
+
+    def compare(self, database: str) -> tuple[int, int]:
+        tables = [r[0] for r in pg.parse_rows(self.sql(pg.LIST_TABLES_SQL, database))]
+        counts = pg.parse_counts(self.sql(pg.count_rows_sql(tables), database))
+        manifest = self.prep.inspected.manifest
+        if manifest is not None:
+            problems, _ = compare_counts(manifest.tables, counts)
+            if problems:
+                raise RestoreFailed(
+                    f"The restored data does not match the manifest: {'; '.join(problems[:3])}.",
+                    "The backup is inconsistent; try another one (`recoverctl list`).",
+                )
+        return len(counts), sum(counts.values())
+
+    def stop_apps(self) -> None:
+        engine = self.db.engine
+        for service in self.plan.app_services:
+            for c in engine.containers(self.plan.project, service):
+                if c.status == "running":
+                    self.step(f"stopping {service}")
+                    engine._api_call(f"stop {c.name}", c.stop, timeout=30)
+                    self.stopped.append(c)
+
+    def start_apps(self) -> None:
+        engine = self.db.engine
+        for c in self.stopped:
+            engine._api_call(f"start {c.name}", c.start)
+        self.stopped = []
+
+    def swap(self) -> None:
+        plan = self.plan
+        self.step(f"swapping {plan.scratch} in as {plan.database}")
+        if plan.current.exists:
+            statement = pg.swap_sql(plan.database, plan.scratch, plan.keep_as)
+        else:
+            statement = (
+                f"ALTER DATABASE {pg.quote_ident(plan.scratch)} RENAME TO "
+                f"{pg.quote_ident(plan.database)}"
+            )
+        last: RecoverctlError | None = None
+        for attempt in range(SWAP_ATTEMPTS):
+            self.sql(pg.terminate_sql(plan.database))
+            try:
+                with _shielded():
+                    self.sql(statement)
+                self.swapped = True
+                return
+            except RecoverctlError as exc:
+                last = exc
+                if "being accessed by other users" not in (exc.details or exc.message):
+                    raise
+                time.sleep(0.5 * (attempt + 1))
+        assert last is not None
+        raise RestoreFailed(
+            f"Could not swap the databases: clients kept reconnecting to {plan.database}.",
+            "Stop whatever else connects to the database, then restore again.",
+        )
+
+    def serve(self) -> tuple[str, ...]:
+        """Starts the app on the restored database. Its counts were proven equal to the
+        manifest before the swap; the app's own start (migrations) may change a few since,
+        so differences now are reported, not rolled back."""
+        self.step("starting the app and waiting until it is healthy")
+        self.start_apps()
+        if self.plan.app_services:
+            wait_ready(self.db.engine, self.prep.ref, self.timeout)
+        self.step("comparing row counts again")
+        manifest = self.prep.inspected.manifest
+        if manifest is None:
+            return ()
+        tables = [r[0] for r in pg.parse_rows(self.sql(pg.LIST_TABLES_SQL, self.plan.database))]
+        counts = pg.parse_counts(self.sql(pg.count_rows_sql(tables), self.plan.database))
+        drift, _ = compare_counts(manifest.tables, counts)
+        return tuple(drift)
+
+    def drop_old(self) -> None:
+        if self.plan.current.exists:
+            self.step(f"dropping the previous database ({self.plan.keep_as})")
+            self.sql(pg.drop_database_sql(self.plan.keep_as))
+
+    # --- rollback --------------------------------------------------------------------------
+
+    def rollback(self) -> str:
+        """Back to the previous database, from whatever point the run reached. Says what
+        is serving now."""
+        plan = self.plan
+        with _shielded():
+            try:
+                existing = set(self.sql(pg.databases_like_sql(plan.database)).splitlines())
+                if plan.keep_as in existing:
+                    # The swap happened: put the previous database back under its name.
+                    _, _, failed = names_for(plan.database, datetime.now(UTC))
+                    self.stop_apps()
+                    self.sql(pg.terminate_sql(plan.database))
+                    self.sql(pg.swap_sql(plan.database, plan.keep_as, failed))
+                    self.sql(pg.drop_database_sql(failed))
+                elif not plan.current.exists and plan.database in existing and self.swapped:
+                    self.sql(pg.terminate_sql(plan.database))
+                    self.sql(pg.drop_database_sql(plan.database))
+                if plan.scratch in existing:
+                    self.sql(pg.drop_database_sql(plan.scratch))
+            except RecoverctlError as exc:
+                self.start_apps_quietly()
+                return (
+                    f"Rolling back failed too ({exc.message}); check the databases named "
+                    f"{plan.database}* with `recoverctl restore --dry-run`."
+                )
+            self.start_apps_quietly()
+        if not self.swapped:
+            return f"Nothing was changed: {plan.database} is as it was."
+        if plan.current.exists:
+            return f"The previous database is serving again as {plan.database}."
+        return f"{plan.database} did not exist before and still does not."
+
+    def start_apps_quietly(self) -> None:
+        with suppress(RecoverctlError):
+            self.start_apps()
+
+
+def restore(
+    prep: Prepared,
+    settings: Settings,
+    *,
+    step: Step = _quiet,
+    on_bytes: OnBytes = _quiet,
+) -> RestoreResult:
+    started = time.monotonic()
+    plan = prep.plan
+    run = _Run(prep, step, on_bytes, settings.up_timeout)
+    safety: BackupResult | None = None
+    with fsio.project_lock(plan.project, "restore"):
+        try:
+            if plan.safety_backup and plan.current.exists:
+                run.step(f"safety backup of {plan.database}")
+                safety = take_backup(prep.db, prep.ref, settings.backup_dir, "custom")
+            run.load_counts = run.load()
+            run.stop_apps()
+            run.swap()
+            tables, rows = run.load_counts
+            drift = run.serve()
+            run.drop_old()
+        except KeyboardInterrupt:
+            outcome = run.rollback()
+            raise Interrupted(
+                f"Restore interrupted. {outcome}",
+                _safety_hint(safety) or "Run the restore again when ready.",
+            ) from None
+        except RecoverctlError as exc:
+            outcome = run.rollback()
+            raise RestoreFailed(
+                f"{exc.message.rstrip('.')}. {outcome}",
+                exc.hint or _safety_hint(safety),
+                details=exc.details,
+            ) from None
+    run.finish_timings()
+    return RestoreResult(
+        plan=plan,
+        safety_backup=safety.path if safety else None,
+        tables=tables,
+        rows=rows,
+        seconds=time.monotonic() - started,
+        steps=tuple(run.timings),
+        drift=drift,
+    )
+
+
+def _safety_hint(safety: BackupResult | None) -> str | None:
+    return f"The safety backup is {safety.path}." if safety else None

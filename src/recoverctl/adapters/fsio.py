@@ -1,0 +1,123 @@
+"""Files that appear whole or not at all, private modes, and the one-operation-at-a-time lock."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from recoverctl.errors import RecoverctlError
+
+PRIVATE_FILE = 0o600
+PRIVATE_DIR = 0o700
+READ_CHUNK = 1 << 20
+
+
+def ensure_private_dir(path: Path) -> None:
+    path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(PRIVATE_DIR)
+
+
+def open_partial(final: Path) -> tuple[Path, BinaryIO]:
+    """A new NAME.partial, mode 0600 from its first byte, never over an existing file."""
+    partial = final.with_name(final.name + ".partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_FILE)
+    return partial, os.fdopen(fd, "wb")
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(partial: Path, final: Path) -> None:
+    """Renames a completed, fsynced partial into place and makes the rename durable."""
+    os.replace(partial, final)
+    fsync_dir(final.parent)
+
+
+def write_atomic(final: Path, data: bytes) -> None:
+    partial, f = open_partial(final)
+    try:
+        with f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        publish(partial, final)
+    except BaseException:
+        remove_quietly(partial)
+        raise
+
+
+def remove_quietly(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def sha256_file(path: Path) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    with path.open("rb") as f:
+        while chunk := f.read(READ_CHUNK):
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size
+
+
+def head_and_tail(path: Path, head: int, tail: int) -> tuple[bytes, bytes]:
+    with path.open("rb") as f:
+        first = f.read(head)
+        size = f.seek(0, os.SEEK_END)
+        f.seek(max(0, size - tail))
+        return first, f.read(tail)
+
+
+def read_chunks(path: Path, on_bytes: Callable[[int], None] | None = None) -> Iterator[bytes]:
+    done = 0
+    with path.open("rb") as f:
+        while chunk := f.read(READ_CHUNK):
+            yield chunk
+            done += len(chunk)
+            if on_bytes is not None:
+                on_bytes(done)
+
+
+def lock_dir() -> Path:
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    folder = Path(base) / "recoverctl" if base else Path(f"/tmp/recoverctl-{os.getuid()}")  # noqa: S108
+    folder.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    if folder.stat().st_uid != os.getuid():
+        raise RecoverctlError(
+            f"Lock folder {folder} belongs to another user.",
+            "Set XDG_RUNTIME_DIR to a private folder of yours.",
+        )
+    return folder
+
+
+@contextlib.contextmanager
+def project_lock(project: str, operation: str) -> Iterator[None]:
+    """One backup or restore per compose project at a time, across checkouts and users' shells."""
+    path = lock_dir() / f"{project}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+            raise RecoverctlError(
+                f"Another operation is running on {project}: {holder}.",
+                "Wait for it to finish, then try again.",
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{operation} (pid {os.getpid()})".encode(), 0)
+        yield
+    finally:
+        os.close(fd)

@@ -1,0 +1,287 @@
+"""Commands inside the db container, streamed over the engine's raw exec socket.
+
+exec_run(stream=True) reports no exit code, so every command here is exec_create +
+exec_start(socket=True) + exec_inspect. The raw socket also carries stdin, which is how a
+dump reaches psql or pg_restore without first being copied into the container.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from recoverctl.adapters.engine import Engine
+from recoverctl.core import pg
+from recoverctl.core.commands import Argv
+from recoverctl.errors import CommandFailed, EngineError
+
+if TYPE_CHECKING:
+    from docker.models.containers import Container
+
+READ_SIZE = 1 << 20
+STDOUT, STDERR = 1, 2
+Sink = Callable[[bytes], None]
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    argv: Argv
+    exit_code: int | None  # None: the engine never saw the command finish
+    stdout: bytes  # empty when stdout went to a sink
+    stderr_tail: str
+    stdin_error: str | None  # the command stopped reading its input early
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+class Db:
+    """The db service's container, and the user and database its environment names."""
+
+    def __init__(self, engine: Engine, container: Container, user: str, database: str):
+        self.engine = engine
+        self.container = container
+        self.user = user
+        self.database = database
+
+    @classmethod
+    def attach(cls, engine: Engine, container: Container) -> Db:
+        env = dict(
+            item.split("=", 1) for item in container.attrs["Config"].get("Env") or [] if "=" in item
+        )
+        user = env.get("POSTGRES_USER") or "postgres"
+        # Only the names are kept; the password never leaves the container's environment.
+        return cls(engine, container, user, env.get("POSTGRES_DB") or user)
+
+    def run(
+        self,
+        argv: Argv,
+        *,
+        stdin: Iterable[bytes] | None = None,
+        on_stdout: Sink | None = None,
+    ) -> ExecResult:
+        api = self.engine.client.api
+        created = self.engine._api_call(
+            f"start {argv[0]} in {self.container.name}",
+            api.exec_create,
+            self.container.id,
+            list(argv),
+            stdout=True,
+            stderr=True,
+            stdin=stdin is not None,
+            user="postgres" if self._runs_as_root() else "",
+        )
+        exec_id = created["Id"]
+        sock = self.engine._api_call(
+            f"start {argv[0]} in {self.container.name}", api.exec_start, exec_id, socket=True
+        )
+        raw: socket.socket = getattr(sock, "_sock", sock)
+        raw.settimeout(None)
+        captured = bytearray()
+        stderr_lines: deque[str] = deque(maxlen=20)
+        stdin_error: list[str] = []
+        feeder: threading.Thread | None = None
+        if stdin is not None:
+            feeder = threading.Thread(
+                target=_feed, args=(raw, stdin, stdin_error), name="exec-stdin", daemon=True
+            )
+            feeder.start()
+        partial_err = b""
+        try:
+            for stream, payload in _frames(raw):
+                if stream == STDOUT:
+                    if on_stdout is not None:
+                        on_stdout(payload)
+                    else:
+                        captured += payload
+                elif stream == STDERR:
+                    text = (partial_err + payload).split(b"\n")
+                    partial_err = text.pop()
+                    stderr_lines.extend(t.decode("utf-8", "replace") for t in text)
+        finally:
+            _close(raw)
+            if feeder is not None:
+                feeder.join(timeout=30)
+        if partial_err:
+            stderr_lines.append(partial_err.decode("utf-8", "replace"))
+        return ExecResult(
+            argv=argv,
+            exit_code=self._exit_code(exec_id),
+            stdout=bytes(captured),
+            stderr_tail="\n".join(stderr_lines).strip(),
+            stdin_error=stdin_error[0] if stdin_error else None,
+        )
+
+    def _runs_as_root(self) -> bool:
+        # The official image runs the server as postgres; exec defaults to the image's user.
+        return (self.container.attrs["Config"].get("User") or "root") in ("root", "0", "")
+
+    def _exit_code(self, exec_id: str) -> int | None:
+        api = self.engine.client.api
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                info: dict[str, Any] = api.exec_inspect(exec_id)
+            except Exception:
+                return None
+            if not info.get("Running"):
+                code = info.get("ExitCode")
+                return int(code) if code is not None else None
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.05)
+
+    def check(self, result: ExecResult, what: str, hint: str | None = None) -> ExecResult:
+        if result.ok:
+            return result
+        cause = cause_of(result.stderr_tail)
+        code = (
+            "no exit code: the container stopped"
+            if result.exit_code is None
+            else (f"exit {result.exit_code}")
+        )
+        raise CommandFailed(
+            f"{what} failed ({code})" + (f": {cause}" if cause else "."),
+            hint,
+            details=result.stderr_tail or None,
+        )
+
+    def query(self, sql: str, database: str | None = None) -> str:
+        argv = pg.psql_query(self.user, database or self.database, sql)
+        result = self.run(argv)
+        self.check(result, "a query in the db container", "Check `recoverctl logs db`.")
+        return result.stdout.decode("utf-8", "replace")
+
+    def snapshot(self) -> SnapshotSession:
+        return SnapshotSession(self)
+
+    def version_of(self, argv: Argv) -> pg.PgVersion:
+        result = self.check(self.run(argv), f"{argv[0]} --version")
+        return pg.parse_version(result.stdout.decode().strip())
+
+
+def cause_of(stderr: str) -> str | None:
+    """The line of a PostgreSQL tool's stderr that says what went wrong."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if any(tag in line for tag in ("ERROR:", "FATAL:", "error:", "fatal:")):
+            return line
+    return lines[-1] if lines else None
+
+
+def _feed(raw: socket.socket, chunks: Iterable[bytes], errors: list[str]) -> None:
+    try:
+        for chunk in chunks:
+            raw.sendall(chunk)
+    except OSError as exc:
+        # The command exited (or failed) before reading all of its input.
+        errors.append(exc.strerror or str(exc))
+    except Exception as exc:  # reading the source failed: the command must not see EOF as done
+        errors.append(f"reading the input failed: {exc}")
+        _close(raw)
+        return
+    with contextlib.suppress(OSError):
+        raw.shutdown(socket.SHUT_WR)
+
+
+def _frames(raw: socket.socket) -> Iterator[tuple[int, bytes]]:
+    """Demultiplexes the engine's stream: 8-byte headers (stream, 0, 0, 0, size BE32)."""
+    buf = bytearray()
+    chunk = bytearray(READ_SIZE)
+    view = memoryview(chunk)
+    while True:
+        try:
+            n = raw.recv_into(view)
+        except OSError as exc:
+            raise EngineError(f"The engine's stream broke: {exc}") from None
+        if n == 0:
+            break
+        buf += view[:n]
+        pos = 0
+        end = len(buf)
+        while end - pos >= 8:
+            size = int.from_bytes(buf[pos + 4 : pos + 8], "big")
+            if end - pos - 8 < size:
+                break
+            yield buf[pos], bytes(buf[pos + 8 : pos + 8 + size])
+            pos += 8 + size
+        if pos:
+            del buf[:pos]
+
+
+def _close(raw: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        raw.close()
+
+
+class SnapshotSession:
+    """A psql session holding one REPEATABLE READ transaction whose snapshot it exports.
+
+    pg_dump --snapshot=ID sees exactly what this session sees, so the row counts taken
+    here describe the dump itself, not the database a moment before or after it.
+    """
+
+    def __init__(self, db: Db):
+        self.db = db
+        self._n = 0
+        self._raw: socket.socket | None = None
+        self._frames: Iterator[tuple[int, bytes]] | None = None
+        self._stderr: deque[str] = deque(maxlen=20)
+
+    def __enter__(self) -> SnapshotSession:
+        api = self.db.engine.client.api
+        argv = [*pg.psql_query(self.db.user, self.db.database, "")[:-2], "--quiet"]
+        created = self.db.engine._api_call(
+            "start psql in " + str(self.db.container.name),
+            api.exec_create,
+            self.db.container.id,
+            argv,
+            stdout=True,
+            stderr=True,
+            stdin=True,
+        )
+        sock = self.db.engine._api_call("start psql", api.exec_start, created["Id"], socket=True)
+        self._raw = getattr(sock, "_sock", sock)
+        self._raw.settimeout(None)
+        self._frames = iter(_frames(self._raw))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._raw is not None:
+            with contextlib.suppress(OSError):
+                self._raw.sendall(b"COMMIT;\n\\q\n")
+            _close(self._raw)
+
+    def query(self, sql: str) -> str:
+        assert self._raw is not None and self._frames is not None
+        self._n += 1
+        marker = f"__recoverctl_done_{self._n}__"
+        # If psql already exited, the frames below end and say why.
+        with contextlib.suppress(OSError):
+            self._raw.sendall(f"{sql};\n\\echo {marker}\n".encode())
+        out = bytearray()
+        for stream, payload in self._frames:
+            if stream == STDERR:
+                self._stderr.extend(payload.decode("utf-8", "replace").splitlines())
+                continue
+            out += payload
+            if out.endswith(f"{marker}\n".encode()):
+                return out[: -len(marker) - 1].decode("utf-8", "replace")
+        tail = "\n".join(self._stderr).strip()
+        cause = cause_of(tail)
+        raise CommandFailed(
+            "A query in the db container failed" + (f": {cause}" if cause else " (psql exited)."),
+            "Check `recoverctl logs db`.",
+            details=tail or None,
+        )
+
+    def export(self) -> str:
+        self.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        return self.query("SELECT pg_export_snapshot()").strip()

@@ -1,0 +1,49 @@
+"""Check results shared by every diagnostic (env file, key file, stack): one row each."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+from recoverctl.errors import EXIT_FAILED, EXIT_OK
+
+Status = Literal["ok", "warn", "fail"]
+STATUSES: tuple[Status, ...] = get_args(Status)
+OK: Status = "ok"
+WARN: Status = "warn"
+FAIL: Status = "fail"
+_RANK: dict[Status, int] = {OK: 0, WARN: 1, FAIL: 2}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str  # stable identifier, e.g. "env.secret_key": scripts filter on it
+    status: Status
+    evidence: str  # what was seen, one line, never a secret value
+    fix: str = ""  # what to do, one line; empty when there is nothing to do
+
+    def __post_init__(self) -> None:
+        # Rendered as table cells and log lines: a stray newline would break both.
+        if self.status not in STATUSES:
+            raise ValueError(f"unknown check status {self.status!r}")
+        if "\n" in self.evidence or "\n" in self.fix:
+            raise ValueError(f"check {self.name}: evidence and fix must be one line")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "evidence": self.evidence,
+            "fix": self.fix or None,
+        }
+
+
+def worst(checks: Iterable[Check]) -> Status:
+    """The most severe status; "ok" when there are no checks at all."""
+    return max((c.status for c in checks), key=_RANK.__getitem__, default=OK)
+
+
+def exit_code(checks: Iterable[Check]) -> int:
+    # Warnings are advice: only a failure makes a doctor run exit non-zero.
+    return EXIT_FAILED if worst(checks) == FAIL else EXIT_OK

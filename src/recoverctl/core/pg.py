@@ -1,0 +1,204 @@
+"""PostgreSQL commands and SQL as data: argv builders, quoting, and parsers for their output.
+
+Credentials never appear here: the commands run inside the db container as its
+POSTGRES_USER over the local socket, which the official image trusts.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from recoverctl.core.commands import Argv
+from recoverctl.core.naming import Format
+
+# pg_dump gives up instead of waiting forever behind a migration's exclusive lock.
+LOCK_WAIT = "120s"
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def pg_dump(user: str, db: str, fmt: Format, snapshot: str | None = None) -> Argv:
+    return (
+        "pg_dump",
+        "--username",
+        user,
+        "--dbname",
+        db,
+        "--no-password",
+        f"--lock-wait-timeout={LOCK_WAIT}",
+        "--format=custom" if fmt == "custom" else "--format=plain",
+        *((f"--snapshot={snapshot}",) if snapshot else ()),
+    )
+
+
+def pg_restore_list(user: str) -> Argv:
+    """Reads an archive's table of contents from stdin: proves its structure, restores nothing."""
+    return ("pg_restore", "--username", user, "--no-password", "--list")
+
+
+def pg_restore_to_null(user: str) -> Argv:
+    """Reads every data block of an archive from stdin, writing the script nowhere."""
+    return ("pg_restore", "--username", user, "--no-password", "--file=/dev/null")
+
+
+def pg_restore_into(user: str, db: str) -> Argv:
+    # --no-owner/--no-acl: a backup restores on a new machine whose roles differ.
+    return (
+        "pg_restore",
+        "--username",
+        user,
+        "--no-password",
+        "--dbname",
+        db,
+        "--exit-on-error",
+        "--no-owner",
+        "--no-acl",
+    )
+
+
+def psql_script(user: str, db: str) -> Argv:
+    """Runs SQL from stdin, stopping at the first error, printing nothing but errors."""
+    return (
+        "psql",
+        "--username",
+        user,
+        "--no-password",
+        "--dbname",
+        db,
+        "--no-psqlrc",
+        "--quiet",
+        "--set",
+        "ON_ERROR_STOP=1",
+        "--output",
+        "/dev/null",
+    )
+
+
+def psql_query(user: str, db: str, sql: str) -> Argv:
+    """One query, tuples only, fields separated by a tab."""
+    return (
+        "psql",
+        "--username",
+        user,
+        "--no-password",
+        "--dbname",
+        db,
+        "--no-psqlrc",
+        "--no-align",
+        "--tuples-only",
+        "--field-separator=\t",
+        "--set",
+        "ON_ERROR_STOP=1",
+        "--command",
+        sql,
+    )
+
+
+def pg_dump_version() -> Argv:
+    return ("pg_dump", "--version")
+
+
+def psql_version() -> Argv:
+    return ("psql", "--version")
+
+
+# Tables of the user's schemas, as qualified identifiers ready for SQL.
+LIST_TABLES_SQL = (
+    "SELECT format('%I.%I', schemaname, tablename) FROM pg_catalog.pg_tables "
+    "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1"
+)
+MIGRATIONS_SQL = "SELECT DISTINCT ON (app) app, name FROM django_migrations ORDER BY app, id DESC"
+HAS_MIGRATIONS_SQL = "SELECT to_regclass('public.django_migrations') IS NOT NULL"
+SERVER_VERSION_SQL = "SHOW server_version"
+DB_SIZE_SQL = "SELECT pg_database_size(current_database())"
+
+
+def count_rows_sql(tables: list[str]) -> str:
+    """Exact counts of every table in one statement (tables already quoted by LIST_TABLES_SQL)."""
+    parts = [f"SELECT {quote_literal(t)}, (SELECT count(*) FROM {t})" for t in tables]
+    return " UNION ALL ".join(parts) if parts else "SELECT NULL, NULL WHERE false"
+
+
+def create_database_sql(db: str) -> str:
+    return f"CREATE DATABASE {quote_ident(db)} TEMPLATE template0"
+
+
+def drop_database_sql(db: str) -> str:
+    # FORCE ends stray connections (PostgreSQL 13+); a throwaway never keeps anything.
+    return f"DROP DATABASE IF EXISTS {quote_ident(db)} WITH (FORCE)"
+
+
+def terminate_sql(db: str) -> str:
+    return (
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        f"WHERE datname = {quote_literal(db)} AND pid <> pg_backend_pid()"
+    )
+
+
+def swap_sql(live: str, new: str, keep_as: str) -> str:
+    """Both renames in one transaction: the database name always points at one whole copy."""
+    return (
+        "BEGIN; "
+        f"ALTER DATABASE {quote_ident(live)} RENAME TO {quote_ident(keep_as)}; "
+        f"ALTER DATABASE {quote_ident(new)} RENAME TO {quote_ident(live)}; "
+        "COMMIT;"
+    )
+
+
+def database_exists_sql(db: str) -> str:
+    return f"SELECT count(*) FROM pg_database WHERE datname = {quote_literal(db)}"
+
+
+def databases_like_sql(prefix: str) -> str:
+    return (
+        "SELECT datname FROM pg_database WHERE starts_with(datname, "
+        f"{quote_literal(prefix)}) ORDER BY 1"
+    )
+
+
+def parse_rows(output: str) -> list[list[str]]:
+    return [line.split("\t") for line in output.splitlines() if line]
+
+
+def parse_counts(output: str) -> dict[str, int]:
+    return {name: int(count) for name, count in parse_rows(output)}
+
+
+@dataclass(frozen=True)
+class PgVersion:
+    major: int
+    minor: int
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+_VERSION_RE = re.compile(r"(\d+)(?:\.(\d+))?")
+
+
+def parse_version(text: str) -> PgVersion:
+    """'pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)' or '15.18 (Debian ...)'."""
+    tail = text.split(")", 1)[1] if text.startswith(("pg_dump", "psql", "pg_restore")) else text
+    m = _VERSION_RE.search(tail)
+    if not m:
+        raise ValueError(f"no version in {text!r}")
+    return PgVersion(int(m.group(1)), int(m.group(2) or 0), m.group(0))
+
+
+# The first minor releases whose psql knows \restrict (the August 2025 security release).
+_RESTRICT_SINCE = {13: 22, 14: 19, 15: 14, 16: 10, 17: 6}
+
+
+def psql_knows_restrict(v: PgVersion) -> bool:
+    if v.major >= 18:
+        return True
+    since = _RESTRICT_SINCE.get(v.major)
+    return since is not None and v.minor >= since

@@ -1,0 +1,111 @@
+"""The restore plan: what is replaced, by what, from when, and the steps, decided up front."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from recoverctl.core.naming import Format
+
+SCRATCH_TAG = "__restore_"
+KEEP_TAG = "__pre_restore_"
+FAILED_TAG = "__failed_restore_"
+
+
+@dataclass(frozen=True)
+class CurrentDb:
+    exists: bool
+    tables: int
+    rows: int
+    size: int
+
+
+@dataclass(frozen=True)
+class RestorePlan:
+    backup: str
+    backup_format: Format
+    backup_created: datetime | None
+    backup_stack: str | None  # None: no manifest
+    backup_tables: int | None
+    backup_rows: int | None
+    project: str
+    stack: str
+    database: str
+    current: CurrentDb
+    scratch: str
+    keep_as: str
+    app_services: tuple[str, ...]
+    safety_backup: bool
+    leftovers: tuple[str, ...]  # databases an earlier, killed restore left behind
+
+    @property
+    def steps(self) -> tuple[str, ...]:
+        apps = ", ".join(self.app_services) or "no app service"
+        steps = []
+        if self.safety_backup and self.current.exists:
+            steps.append(f"take a safety backup of {self.database} (custom format)")
+        steps += [
+            f"restore {self.backup} into a new database {self.scratch}",
+            f"ANALYZE {self.scratch} and compare its row counts with the manifest",
+            f"stop {apps}; end the remaining connections to {self.database}",
+        ]
+        if self.current.exists:
+            steps.append(
+                f"swap in one transaction: {self.database} -> {self.keep_as}, "
+                f"{self.scratch} -> {self.database}"
+            )
+        else:
+            steps.append(f"rename {self.scratch} -> {self.database}")
+        steps += [
+            f"start {apps}, wait until healthy, compare row counts again",
+            f"drop {self.keep_as}" if self.current.exists else "done",
+        ]
+        return tuple(steps)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        found: list[str] = []
+        if self.backup_stack is None:
+            found.append("the backup has no manifest: row counts cannot be compared")
+        elif self.backup_stack != self.stack:
+            found.append(
+                f"this is a {self.backup_stack} backup restored into the {self.stack} stack"
+            )
+        if not self.safety_backup and self.current.exists:
+            found.append("no safety backup: the current data cannot be brought back")
+        for name in self.leftovers:
+            found.append(f"database {name} was left by an interrupted restore; inspect or drop it")
+        return tuple(found)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "backup": self.backup,
+            "backup_format": self.backup_format,
+            "backup_created": self.backup_created.isoformat() if self.backup_created else None,
+            "backup_stack": self.backup_stack,
+            "backup_tables": self.backup_tables,
+            "backup_rows": self.backup_rows,
+            "project": self.project,
+            "stack": self.stack,
+            "database": self.database,
+            "current": {
+                "exists": self.current.exists,
+                "tables": self.current.tables,
+                "rows": self.current.rows,
+                "size": self.current.size,
+            },
+            "steps": list(self.steps),
+            "warnings": list(self.warnings),
+        }
+
+
+def names_for(database: str, stamp: datetime) -> tuple[str, str, str]:
+    """Scratch, keep-as and failed names; PostgreSQL cuts identifiers at 63 bytes."""
+    suffix = f"{stamp:%Y%m%d_%H%M%S}"
+    base = database[: 63 - len(FAILED_TAG) - len(suffix)]
+    return (
+        f"{base}{SCRATCH_TAG}{suffix}",
+        f"{base}{KEEP_TAG}{suffix}",
+        f"{base}{FAILED_TAG}{suffix}",
+    )
