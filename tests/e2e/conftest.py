@@ -13,6 +13,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -98,22 +99,92 @@ class Project:
         return path
 
     def leftovers(self) -> dict[str, list[str]]:
-        label = {"label": f"com.docker.compose.project={self.name}"}
+        label: dict[str, Any] = {"label": f"com.docker.compose.project={self.name}"}
         return {
-            "containers": [c.name for c in self.client.containers.list(all=True, filters=label)],
-            "networks": [n.name for n in self.client.networks.list(filters=label)],
+            "containers": [
+                str(c.name) for c in self.client.containers.list(all=True, filters=label)
+            ],
+            "networks": [str(n.name) for n in self.client.networks.list(filters=label)],
             "volumes": [v.name for v in self.client.volumes.list(filters=label)],
         }
 
     def force_clean(self) -> None:
         """Last resort after a failed test: nothing of the project may outlive the run."""
-        label = {"label": f"com.docker.compose.project={self.name}"}
+        label: dict[str, Any] = {"label": f"com.docker.compose.project={self.name}"}
         for c in self.client.containers.list(all=True, filters=label):
             c.remove(force=True, v=True)
         for n in self.client.networks.list(filters=label):
             n.remove()
         for v in self.client.volumes.list(filters=label):
             v.remove(force=True)
+
+    def container(self, service: str) -> Any:
+        found = self.client.containers.list(
+            all=True,
+            filters={
+                "label": [
+                    f"com.docker.compose.project={self.name}",
+                    f"com.docker.compose.service={service}",
+                ]
+            },
+        )
+        assert found, f"no {service} container in {self.name}"
+        return found[0]
+
+    def sql(self, statement: str, database: str | None = None) -> str:
+        """Runs SQL in the db container as its POSTGRES_USER; fails the test on error."""
+        db = self.container("db")
+        code, out = db.exec_run(
+            ["psql", "-U", self.env["POSTGRES_USER"], "-d", database or self.env["POSTGRES_DB"],
+             "-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", statement],
+        )  # fmt: skip
+        assert code == 0, out.decode()
+        return str(out.decode())
+
+    def checksum(self) -> dict[str, str]:
+        """Every table's full content, hashed: equal before and after means nothing lost."""
+        tables = self.sql(
+            "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
+            "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1"
+        ).split()
+        return {
+            t: self.sql(
+                f"SELECT count(*) || ':' || md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) FROM {t} x"
+            ).strip()
+            for t in tables
+        }
+
+    def databases(self) -> list[str]:
+        return self.sql("SELECT datname FROM pg_database ORDER BY 1", "postgres").split()
+
+    def create_user(self, username: str, password: str) -> None:
+        backend = self.container("backend")
+        api = self.client.api
+        exec_id = api.exec_create(
+            backend.id, ["python", "manage.py", "vault_create_user", username, "--password-stdin"],
+            stdin=True, stdout=True, stderr=True,
+        )["Id"]  # fmt: skip
+        sock = api.exec_start(exec_id, socket=True)
+        raw: Any = getattr(sock, "_sock", sock)
+        raw.sendall(password.encode() + b"\n")
+        raw.shutdown(1)
+        while raw.recv(4096):
+            pass
+        raw.close()
+        assert api.exec_inspect(exec_id)["ExitCode"] == 0
+
+    def backups(self, folder: Path | None = None) -> list[str]:
+        where = folder or self.root / "backups"
+        return sorted(p.name for p in where.iterdir()) if where.exists() else []
+
+    def wait_healthy(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ps = self.run("ps", "--json")
+            if ps.returncode == 0 and json.loads(ps.stdout)["ready"]:
+                return
+            time.sleep(1)
+        raise AssertionError(f"{self.name} did not become healthy")
 
     def http_port(self) -> int:
         ps = self.run("ps", "--json")
@@ -129,7 +200,7 @@ class Project:
     def get(self, path: str) -> tuple[int, str]:
         url = f"http://127.0.0.1:{self.http_port()}{path}"
         try:
-            with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310 (loopback only)
+            with urllib.request.urlopen(url, timeout=30) as resp:
                 return resp.status, resp.read().decode()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode()

@@ -108,7 +108,11 @@ def test_prod_with_a_placeholder_secret_fails_fast_with_the_cause(prod_project: 
 
 def test_missing_variable_in_env_file_is_named(prod_project: Project) -> None:
     env = prod_project.write_env(".env.production")
-    env.write_text("".join(line for line in env.read_text().splitlines(True) if "POSTGRES_PASSWORD" not in line))
+    env.write_text(
+        "".join(
+            line for line in env.read_text().splitlines(True) if "POSTGRES_PASSWORD" not in line
+        )
+    )
     result = prod_project.run("up", "--prod", "--no-build")
     assert result.returncode == 1
     assert "set POSTGRES_PASSWORD in .env.production" in result.stderr

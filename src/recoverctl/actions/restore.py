@@ -167,7 +167,7 @@ class _Run:
         self.on_bytes = on_bytes
         self.timeout = timeout
         self.timings: list[tuple[str, float]] = []
-        self.stopped: list[Any] = []  # app containers this run stopped
+        self.apps: list[Any] = []  # app containers this run stopped, to start again
         self.swapped = False
         self.load_counts = (0, 0)
         self.t = time.monotonic()
@@ -228,13 +228,16 @@ class _Run:
                 if c.status == "running":
                     self.step(f"stopping {service}")
                     engine._api_call(f"stop {c.name}", c.stop, timeout=30)
-                    self.stopped.append(c)
+                    if all(c.id != seen.id for seen in self.apps):
+                        self.apps.append(c)
 
     def start_apps(self) -> None:
+        """Starts every app container this run stopped, whatever state it is in now."""
         engine = self.db.engine
-        for c in self.stopped:
-            engine._api_call(f"start {c.name}", c.start)
-        self.stopped = []
+        for c in self.apps:
+            engine.reload(c)
+            if c.status != "running":
+                engine._api_call(f"start {c.name}", c.start)
 
     def swap(self) -> None:
         plan = self.plan
@@ -299,7 +302,7 @@ class _Run:
                 if plan.keep_as in existing:
                     # The swap happened: put the previous database back under its name.
                     _, _, failed = names_for(plan.database, datetime.now(UTC))
-                    self.stop_apps()
+                    self.stop_apps()  # the app may be up, or crash-looping, on the bad copy
                     self.sql(pg.terminate_sql(plan.database))
                     self.sql(pg.swap_sql(plan.database, plan.keep_as, failed))
                     self.sql(pg.drop_database_sql(failed))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+from types import FrameType
 from typing import Any
 
 import typer
@@ -20,10 +22,13 @@ class _Group(TyperGroup):
             return super().invoke(ctx)
         except RecoverctlError as exc:
             render.error(exc)
-            raise typer.Exit(exc.exit_code) from None
+            code = exc.exit_code
+            if code == EXIT_INTERRUPTED and _terminated_by is not None:
+                code = 128 + _terminated_by
+            raise typer.Exit(code) from None
         except KeyboardInterrupt:
             render.err.print("[bold red]interrupted[/]: stopped before finishing.")
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+            raise typer.Exit(128 + (_terminated_by or signal.SIGINT)) from None
 
 
 app = typer.Typer(
@@ -62,5 +67,16 @@ def _register() -> None:
 _register()
 
 
+_terminated_by: int | None = None
+
+
+def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
+    # SIGTERM takes the same careful way out as Ctrl-C: partial files removed, rollbacks run.
+    global _terminated_by
+    _terminated_by = signum
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _on_sigterm)
     app()
