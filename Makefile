@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TEST_ENV := $(VENV)/test-env.sh
 
-.PHONY: all install venv test test-env lint unit e2e vault-test clean
+.PHONY: all install venv test test-env lint unit e2e vault-test bench clean
 
 all: test
 
@@ -23,7 +23,7 @@ test-env:
 	@bash scripts/test-env.sh
 
 lint: venv
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests $(wildcard bench)
 	$(BIN)/mypy
 
 vault-test: venv
@@ -42,6 +42,12 @@ test: venv lint vault-test
 e2e: venv
 	set -a && source <(bash scripts/test-env.sh) && set +a && \
 		RECOVERCTL_E2E=required $(BIN)/pytest tests/e2e
+
+## Benchmarks against the raw playbook and the physical limit: make bench [SIZE=large]
+SIZE ?= small
+bench: venv
+	set -a && source <(bash scripts/test-env.sh) && set +a && \
+		$(BIN)/python -m bench --size $(SIZE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
