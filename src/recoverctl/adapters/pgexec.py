@@ -67,76 +67,14 @@ class Db:
         stdin: Iterable[bytes] | None = None,
         on_stdout: Sink | None = None,
     ) -> ExecResult:
-        api = self.engine.client.api
-        created = self.engine._api_call(
-            f"start {argv[0]} in {self.container.name}",
-            api.exec_create,
-            self.container.id,
-            list(argv),
-            stdout=True,
-            stderr=True,
-            stdin=stdin is not None,
-            user="postgres" if self._runs_as_root() else "",
-        )
-        exec_id = created["Id"]
-        sock = self.engine._api_call(
-            f"start {argv[0]} in {self.container.name}", api.exec_start, exec_id, socket=True
-        )
-        raw: socket.socket = getattr(sock, "_sock", sock)
-        raw.settimeout(None)
-        captured = bytearray()
-        stderr_lines: deque[str] = deque(maxlen=20)
-        stdin_error: list[str] = []
-        feeder: threading.Thread | None = None
-        if stdin is not None:
-            feeder = threading.Thread(
-                target=_feed, args=(raw, stdin, stdin_error), name="exec-stdin", daemon=True
-            )
-            feeder.start()
-        partial_err = b""
-        try:
-            for stream, payload in _frames(raw):
-                if stream == STDOUT:
-                    if on_stdout is not None:
-                        on_stdout(payload)
-                    else:
-                        captured += payload
-                elif stream == STDERR:
-                    text = (partial_err + payload).split(b"\n")
-                    partial_err = text.pop()
-                    stderr_lines.extend(t.decode("utf-8", "replace") for t in text)
-        finally:
-            _close(raw)
-            if feeder is not None:
-                feeder.join(timeout=30)
-        if partial_err:
-            stderr_lines.append(partial_err.decode("utf-8", "replace"))
-        return ExecResult(
-            argv=argv,
-            exit_code=self._exit_code(exec_id),
-            stdout=bytes(captured),
-            stderr_tail="\n".join(stderr_lines).strip(),
-            stdin_error=stdin_error[0] if stdin_error else None,
+        user = "postgres" if self._runs_as_root() else ""
+        return exec_in(
+            self.engine, self.container, argv, stdin=stdin, on_stdout=on_stdout, user=user
         )
 
     def _runs_as_root(self) -> bool:
         # The official image runs the server as postgres; exec defaults to the image's user.
         return (self.container.attrs["Config"].get("User") or "root") in ("root", "0", "")
-
-    def _exit_code(self, exec_id: str) -> int | None:
-        api = self.engine.client.api
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                info: dict[str, Any] = api.exec_inspect(exec_id)
-            except Exception:
-                return None
-            if not info.get("Running"):
-                code = info.get("ExitCode")
-                return int(code) if code is not None else None
-            if time.monotonic() > deadline:
-                return None
-            time.sleep(0.05)
 
     def check(self, result: ExecResult, what: str, hint: str | None = None) -> ExecResult:
         if result.ok:
@@ -165,6 +103,85 @@ class Db:
     def version_of(self, argv: Argv) -> pg.PgVersion:
         result = self.check(self.run(argv), f"{argv[0]} --version")
         return pg.parse_version(result.stdout.decode().strip())
+
+
+def exec_in(
+    engine: Engine,
+    container: Container,
+    argv: Argv,
+    *,
+    stdin: Iterable[bytes] | None = None,
+    on_stdout: Sink | None = None,
+    user: str = "",
+) -> ExecResult:
+    """Runs argv in the container; stdout to on_stdout (or captured), stderr's tail kept."""
+    api = engine.client.api
+    created = engine._api_call(
+        f"start {argv[0]} in {container.name}",
+        api.exec_create,
+        container.id,
+        list(argv),
+        stdout=True,
+        stderr=True,
+        stdin=stdin is not None,
+        user=user,
+    )
+    exec_id = created["Id"]
+    sock = engine._api_call(
+        f"start {argv[0]} in {container.name}", api.exec_start, exec_id, socket=True
+    )
+    raw: socket.socket = getattr(sock, "_sock", sock)
+    raw.settimeout(None)
+    captured = bytearray()
+    stderr_lines: deque[str] = deque(maxlen=20)
+    stdin_error: list[str] = []
+    feeder: threading.Thread | None = None
+    if stdin is not None:
+        feeder = threading.Thread(
+            target=_feed, args=(raw, stdin, stdin_error), name="exec-stdin", daemon=True
+        )
+        feeder.start()
+    partial_err = b""
+    try:
+        for stream, payload in _frames(raw):
+            if stream == STDOUT:
+                if on_stdout is not None:
+                    on_stdout(payload)
+                else:
+                    captured += payload
+            elif stream == STDERR:
+                text = (partial_err + payload).split(b"\n")
+                partial_err = text.pop()
+                stderr_lines.extend(t.decode("utf-8", "replace") for t in text)
+    finally:
+        _close(raw)
+        if feeder is not None:
+            feeder.join(timeout=30)
+    if partial_err:
+        stderr_lines.append(partial_err.decode("utf-8", "replace"))
+    return ExecResult(
+        argv=argv,
+        exit_code=_exit_code(engine, exec_id),
+        stdout=bytes(captured),
+        stderr_tail="\n".join(stderr_lines).strip(),
+        stdin_error=stdin_error[0] if stdin_error else None,
+    )
+
+
+def _exit_code(engine: Engine, exec_id: str) -> int | None:
+    api = engine.client.api
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            info: dict[str, Any] = api.exec_inspect(exec_id)
+        except Exception:
+            return None  # the container (or the engine) is gone: no code to trust
+        if not info.get("Running"):
+            code = info.get("ExitCode")
+            return int(code) if code is not None else None
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.05)
 
 
 def cause_of(stderr: str) -> str | None:

@@ -95,3 +95,22 @@ class VaultCreateUserTests(TestCase):
         with self.assertRaisesMessage(CommandError, "password rejected"):
             run("vault_create_user", "gina", "--password-stdin", stdin="123\n")
         self.assertFalse(get_user_model().objects.filter(username="gina").exists())
+
+
+class VaultEnvelopesTests(TestCase):
+    def test_sample_of_one_fingerprint_only(self) -> None:
+        User = get_user_model()
+        alice = User.objects.create_user("alice", password=PASSWORD)
+        bob = User.objects.create_user("bob", password=PASSWORD)
+        a, b = keypair("alice"), keypair("bob")
+        for i in range(5):
+            Secret.objects.create(owner=alice, name=f"a{i}", envelope=a.seal(b"x"))
+        Secret.objects.create(owner=bob, name="b", envelope=b.seal(b"y"))
+        report = json.loads(run("vault_envelopes", a.fingerprint, "--limit", "2"))
+        self.assertEqual(report["total"], 5)
+        self.assertEqual(len(report["sample"]), 2)
+        self.assertTrue(all(s["envelope"]["kid"] == a.fingerprint for s in report["sample"]))
+
+    def test_unknown_fingerprint(self) -> None:
+        report = json.loads(run("vault_envelopes", "sha256:" + "0" * 64))
+        self.assertEqual((report["total"], report["sample"]), (0, []))
