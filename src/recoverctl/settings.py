@@ -6,6 +6,7 @@ Every validation problem is reported at once, in one ConfigError.
 from __future__ import annotations
 
 import os
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -59,6 +60,43 @@ def _rel(path: Path, base: Path) -> str:
         return str(path)
 
 
+CONFIG_KEYS = ("key_file", "backup_dir", "up_timeout", "rpo_hours")
+
+
+def config_path(env: Mapping[str, str]) -> Path:
+    """The user's settings file: where the key backup's location belongs (never in .env)."""
+    if env.get(f"{ENV_PREFIX}CONFIG"):
+        return Path(env[f"{ENV_PREFIX}CONFIG"])
+    base = Path(env["XDG_CONFIG_HOME"]) if env.get("XDG_CONFIG_HOME") else None
+    if base is None:
+        base = Path(env.get("HOME") or Path.home()) / ".config"
+    return base / "recoverctl" / "config.toml"
+
+
+def read_config(path: Path) -> dict[str, object]:
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"Settings file {path} is unreadable: {exc}.",
+            "Fix it (TOML, keys under [recoverctl]) or move it away.",
+            exit_code=2,
+        ) from None
+    table = data.get("recoverctl", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"Settings file {path}: [recoverctl] must be a table.", None, exit_code=2)
+    unknown = sorted(set(table) - set(CONFIG_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"Settings file {path}: unknown keys {', '.join(unknown)}.",
+            "Known keys: " + ", ".join(CONFIG_KEYS) + ".",
+            exit_code=2,
+        )
+    return dict(table)
+
+
 def find_project_dir(start: Path) -> Path | None:
     """The nearest folder, from start upwards, that holds one of the stacks' compose files."""
     for folder in (start, *start.parents):
@@ -106,6 +144,7 @@ def resolve_settings(
         "env_file": root / ENV_FILES[stack],
         "backup_dir": root / "backups",
     }
+    raw.update(read_config(config_path(env)))
     for field, var in (
         ("project_name", "PROJECT_NAME"),
         ("backup_dir", "BACKUP_DIR"),

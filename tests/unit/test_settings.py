@@ -64,3 +64,31 @@ def test_missing_explicit_project_dir(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         resolve_settings(project_dir=tmp_path / "nope", environ={}, cwd=tmp_path)
     assert "does not exist" in info.value.message
+
+
+def test_settings_file_sets_the_key_location(project: Path, tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[recoverctl]\nkey_file = "/safe/alice.zkkey.json"\nrpo_hours = 12\n')
+    s = resolve_settings(environ={"RECOVERCTL_CONFIG": str(config)}, cwd=project)
+    assert (s.key_file, s.rpo_hours) == (Path("/safe/alice.zkkey.json"), 12.0)
+    # The environment wins over the file.
+    s = resolve_settings(
+        environ={"RECOVERCTL_CONFIG": str(config), "RECOVERCTL_RPO_HOURS": "6"}, cwd=project
+    )
+    assert s.rpo_hours == 6.0
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("[recoverctl\n", "is unreadable"),
+        ('[recoverctl]\npassword = "x"\n', "unknown keys password"),
+        ('recoverctl = "x"\n', "must be a table"),
+    ],
+)
+def test_bad_settings_file(project: Path, tmp_path: Path, text: str, fragment: str) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        resolve_settings(environ={"RECOVERCTL_CONFIG": str(config)}, cwd=project)
+    assert fragment in info.value.message

@@ -58,10 +58,11 @@ def _root(
 
 
 def _register() -> None:
-    from recoverctl.cli import backups, stack
+    from recoverctl.cli import backups, care, stack
 
     stack.register(app)
     backups.register(app)
+    care.register(app)
 
 
 _register()

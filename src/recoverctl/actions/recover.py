@@ -1,0 +1,148 @@
+"""recover: the playbook's quick recovery, on the same machine or a new one, in one command."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from recoverctl.actions import catalog, doctor, restore
+from recoverctl.actions.backup import db_of
+from recoverctl.actions.stack import Progress, StackRef, up
+from recoverctl.adapters import files, http
+from recoverctl.adapters.engine import Engine
+from recoverctl.core import pg
+from recoverctl.core.checks import FAIL, Check, worst
+from recoverctl.core.restore_plan import RestorePlan
+from recoverctl.errors import RecoverctlError
+from recoverctl.settings import Settings
+
+# Tables the app fills; migrations alone fill others (permissions, content types).
+DATA_TABLES = ("public.auth_user", "public.vault_userkey", "public.vault_secret")
+Confirm = Callable[[RestorePlan], None]
+
+
+def _quiet(_: object) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class RecoverResult:
+    project: str
+    stack: str
+    restored_from: Path | None
+    restore_skipped: str | None
+    checks: tuple[Check, ...]
+    url: str | None
+    seconds: float
+    steps: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        return worst(self.checks) != FAIL
+
+    @property
+    def manual_step(self) -> str:
+        where = self.url or "the vault's address"
+        return (
+            f"In the browser, open {where}/ and sign in, then Key backup -> Import: choose your "
+            ".zkkey.json export and type its passphrase. Check /key-check, then reveal one "
+            "password. Never generate a new key: existing data would stay unreadable."
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "stack": self.stack,
+            "ok": self.ok,
+            "restored_from": str(self.restored_from) if self.restored_from else None,
+            "restore_skipped": self.restore_skipped,
+            "checks": [c.to_json() for c in self.checks],
+            "url": self.url,
+            "manual_step": self.manual_step,
+            "seconds": round(self.seconds, 1),
+            "steps": list(self.steps),
+        }
+
+
+def data_rows(settings: Settings) -> int:
+    ref = StackRef.load(settings)
+    db = db_of(Engine.connect(), ref)
+    tables = set(r[0] for r in pg.parse_rows(db.query(pg.LIST_TABLES_SQL)))
+    present = [t for t in DATA_TABLES if t in tables]
+    counts = pg.parse_counts(db.query(pg.count_rows_sql(present))) if present else {}
+    return sum(counts.values())
+
+
+def pick_backup(settings: Settings, spec: str | None) -> str:
+    """--from, else the newest verified backup of this stack, else the newest with a manifest."""
+    if spec:
+        return spec
+    listing = catalog.list_backups(settings)
+    verified = [e for e in listing.entries if e.state in ("deep ok", "quick ok")]
+    if verified:
+        return str(verified[0].path)
+    return "latest"
+
+
+def recover(
+    settings: Settings,
+    *,
+    spec: str | None = None,
+    confirm: Confirm = _quiet,
+    progress: Progress = _quiet,
+) -> RecoverResult:
+    started = time.monotonic()
+    steps: list[str] = []
+
+    def step(text: str) -> None:
+        steps.append(text)
+        progress(text)
+
+    files.require_env_file(settings)
+    step("bringing the stack up")
+    ready = up(settings, build=True, progress=progress)
+    rows = data_rows(settings)
+    restored: Path | None = None
+    skipped: str | None = None
+    if rows == 0 or spec:
+        chosen = pick_backup(settings, spec)
+        try:
+            prep = restore.prepare(settings, chosen, safety_backup=rows > 0)
+        except RecoverctlError as exc:
+            if spec is None and "No " in exc.message and "backup in" in exc.message:
+                raise RecoverctlError(
+                    f"The database is empty and there is no {settings.stack} backup in "
+                    f"{settings.backup_dir}.",
+                    "Copy your newest backup (and its .json manifest) there, then: "
+                    "recoverctl recover --from FILE",
+                ) from None
+            raise
+        if rows > 0:
+            confirm(prep.plan)  # never over existing data without the typed confirmation
+        step(f"restoring {prep.path.name}")
+        restore.restore(prep, settings, step=progress)
+        restored = prep.path
+    else:
+        skipped = (
+            f"the database already holds data ({rows} rows in users, keys and secrets); "
+            "to replace it: recoverctl restore FILE"
+        )
+    step("checking the database, migrations, admin and key")
+    report = doctor.doctor(settings, groups=("stack", "key"))
+    wanted = ("service.", "db.", "app.", "key.")
+    checks = tuple(c for c in report.checks if c.name.startswith(wanted))
+    backend = next((s for s in ready.status.services if s.service == "backend"), None)
+    port = http.published_port(backend.ports) if backend else None
+    return RecoverResult(
+        project=ready.status.project,
+        stack=settings.stack,
+        restored_from=restored,
+        restore_skipped=skipped,
+        checks=checks,
+        url=f"http://127.0.0.1:{port}" if port else None,
+        seconds=time.monotonic() - started,
+        steps=tuple(steps),
+    )

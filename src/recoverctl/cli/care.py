@@ -1,0 +1,147 @@
+"""doctor, keys check, recover: the checks that matter before, and on, the bad day."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from recoverctl.cli import options, render
+from recoverctl.errors import UsageError
+
+
+def doctor(
+    prod: options.Prod = False,
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="Only these groups: env, git, key, stack, backups."),
+    ] = None,
+    project_dir: options.ProjectDir = None,
+    json: options.Json = False,
+) -> None:
+    """Check env files, git hygiene, the key backup, the stack and the backups."""
+    from recoverctl.actions import doctor as action
+
+    settings = options.settings(prod, project_dir, json)
+    groups = tuple(only or action.GROUPS)
+    unknown = [g for g in groups if g not in action.GROUPS]
+    if unknown:
+        raise UsageError(
+            f"Unknown check group {unknown[0]!r}.", "Groups: " + ", ".join(action.GROUPS) + "."
+        )
+    with render.spinner("checking"):
+        report = action.doctor(settings, groups)
+
+    def human() -> None:
+        render.checks_table(f"doctor: {report.project} ({report.stack})", report.checks)
+        counts = report.to_json()["summary"]
+        verdict = "[green]healthy[/]" if report.ok else "[red]problems found[/]"
+        render.out.print(
+            f"{verdict}: {counts['ok']} ok, {counts['warn']} warn, {counts['fail']} fail"
+        )
+
+    render.emit(report, human)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+keys_app = typer.Typer(help="Key backup (*.zkkey.json) checks.", no_args_is_help=True)
+
+
+@keys_app.command("check")
+def keys_check(
+    file: Annotated[
+        Path | None, typer.Argument(help="The key export (default: key_file from settings).")
+    ] = None,
+    passphrase_stdin: Annotated[
+        bool, typer.Option("--passphrase-stdin", help="Read the passphrase from stdin.")
+    ] = False,
+    prod: options.Prod = False,
+    project_dir: options.ProjectDir = None,
+    json: options.Json = False,
+) -> None:
+    """Validate a key export; with its passphrase, prove it opens the vault's secrets."""
+    from recoverctl.actions import keys as action
+
+    settings = options.settings(prod, project_dir, json)
+    passphrase = _passphrase(passphrase_stdin)
+    with render.spinner("checking the key backup"):
+        result = action.check(settings, file, passphrase)
+
+    def human() -> None:
+        render.out.print(
+            f"[green]valid[/] key backup {result.path}: RSA-{result.modulus}, {result.fingerprint}"
+        )
+        if not result.passphrase_checked:
+            render.out.print(
+                "passphrase not checked: run in a terminal, or pass --passphrase-stdin"
+            )
+            return
+        render.out.print(f"passphrase ok; registered to {result.user}")
+        if result.sampled:
+            render.out.print(f"opened {result.opened} of {result.sampled} sampled secrets")
+        else:
+            render.out.print("no secret is stored under this key yet: nothing to open")
+
+    render.emit(result, human)
+
+
+def _passphrase(from_stdin: bool) -> str | None:
+    if from_stdin:
+        line = sys.stdin.readline()
+        if not line:
+            raise UsageError(
+                "--passphrase-stdin given but stdin is empty.", "Pipe the passphrase in."
+            )
+        return line.rstrip("\r\n")
+    if sys.stdin.isatty():
+        return str(typer.prompt("Passphrase", hide_input=True))
+    return None
+
+
+def recover(
+    prod: options.Prod = False,
+    from_: Annotated[
+        str | None,
+        typer.Option("--from", help="A backup file or `latest` (default: newest verified)."),
+    ] = None,
+    yes: options.Yes = False,
+    project_dir: options.ProjectDir = None,
+    json: options.Json = False,
+) -> None:
+    """The playbook's quick recovery: env check, up, restore if the database is empty, checks."""
+    from recoverctl.actions import recover as action
+    from recoverctl.cli.backups import _confirm, _show_plan
+    from recoverctl.core.restore_plan import RestorePlan
+
+    settings = options.settings(prod, project_dir, json)
+
+    def confirm(plan: RestorePlan) -> None:
+        _show_plan(plan, render.err)
+        if not yes:
+            _confirm(plan.database)
+
+    with render.spinner("recovering") as progress:
+        result = action.recover(settings, spec=from_, confirm=confirm, progress=progress)
+
+    def human() -> None:
+        if result.restored_from:
+            render.out.print(f"[green]restored[/] from {result.restored_from}")
+        elif result.restore_skipped:
+            render.out.print(f"not restored: {result.restore_skipped}")
+        render.checks_table(f"recover: {result.project} ({result.stack})", result.checks)
+        render.out.print(f"[bold]one step left:[/] {result.manual_step}")
+        verdict = "[green]recovered[/]" if result.ok else "[red]recovered with problems[/]"
+        render.out.print(f"{verdict} in {result.seconds:.0f} s")
+
+    render.emit(result, human)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(doctor)
+    app.add_typer(keys_app, name="keys")
+    app.command()(recover)
