@@ -19,6 +19,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         shutil.copy(REPO / name, tmp_path / name)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    monkeypatch.setenv("RECOVERCTL_CONFIG", str(tmp_path / "config.toml"))
     for var in ("RECOVERCTL_PROJECT_DIR", "RECOVERCTL_PROJECT_NAME", "RECOVERCTL_BACKUP_DIR"):
         monkeypatch.delenv(var, raising=False)
     return tmp_path

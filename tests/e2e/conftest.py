@@ -63,7 +63,13 @@ class Project:
     def run(
         self, *args: str, input: str | None = None, timeout: float = 900, **extra_env: str
     ) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "RECOVERCTL_PROJECT_NAME": self.name, **extra_env}
+        env = {
+            **os.environ,
+            "RECOVERCTL_PROJECT_NAME": self.name,
+            # Never the person's own settings file: each test says what it configures.
+            "RECOVERCTL_CONFIG": str(self.root / "recoverctl-config.toml"),
+            **extra_env,
+        }
         env.pop("RECOVERCTL_PROJECT_DIR", None)
         return subprocess.run(
             [sys.executable, "-m", "recoverctl", *args],
@@ -207,6 +213,7 @@ class Project:
 
 
 def make_project(tmp: Path, name: str, client: docker.DockerClient) -> Project:
+    tmp.mkdir(parents=True, exist_ok=True)
     for f in PROJECT_FILES:
         shutil.copy(REPO / f, tmp / f)
     shutil.copytree(

@@ -19,46 +19,11 @@ from pathlib import Path
 
 import docker
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.e2e.conftest import Project, make_project
-from tests.e2e.vaultclient import VaultClient
+from tests.e2e.vaultclient import ALICE_PW, Vault
 
 pytestmark = pytest.mark.e2e
-
-ALICE_PW = "correct-Horse-battery-9"
-BOB_PW = "another-Strong-pass-7"
-
-
-class Vault:
-    """The seeded vault: two users, their keys, their secrets."""
-
-    def __init__(self, project: Project):
-        self.project = project
-        self.alice_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.bob_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.alice_secrets = {"mail": "hunter2", "bank": "s3cr3t-Ω", "wifi": "p@ss word"}
-
-    def client(self) -> VaultClient:
-        return VaultClient(f"http://127.0.0.1:{self.project.http_port()}")
-
-    def seed(self) -> None:
-        self.project.create_user("alice", ALICE_PW)
-        self.project.create_user("bob", BOB_PW)
-        alice = self.client()
-        alice.login("alice", ALICE_PW)
-        alice.register_key(self.alice_key)
-        for name, value in self.alice_secrets.items():
-            alice.add_secret(self.alice_key, name, value)
-        bob = self.client()
-        bob.login("bob", BOB_PW)
-        bob.register_key(self.bob_key)
-        bob.add_secret(self.bob_key, "router", "admin/admin")
-
-    def alice_reads(self) -> dict[str, str]:
-        alice = self.client()
-        alice.login("alice", ALICE_PW)
-        return alice.reveal_all(self.alice_key)
 
 
 @pytest.fixture(scope="module")
