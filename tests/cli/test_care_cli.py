@@ -228,3 +228,11 @@ def test_doctor_git_hygiene(runner: CliRunner, project: Path) -> None:
     _, checks = doctor_json(runner, "--only", "git")
     assert checks["git.ignored"]["status"] == "fail"
     assert checks["git.gitignore"]["status"] == "warn"
+
+
+def test_doctor_sees_crlf_line_endings(runner: CliRunner, project: Path) -> None:
+    env = good_env(project)
+    env.write_bytes(env.read_bytes().replace(b"\n", b"\r\n"))
+    code, checks = doctor_json(runner, "--only", "env")
+    assert code == 1
+    assert checks["env.line_endings"]["status"] == "fail"

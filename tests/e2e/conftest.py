@@ -238,3 +238,31 @@ def dev_project(
 
 def dump_json(data: Any) -> str:
     return json.dumps(data, indent=2)
+
+
+@dataclass
+class FaultReport:
+    """Tallied by the fault-injection suite, printed as its last line."""
+
+    injected: int = 0
+    failed_safely: int = 0
+    data_lost: int = 0
+    misleading: int = 0
+
+    def record(self, *, safe: bool, lost: bool = False, misleading: int = 0) -> None:
+        self.injected += 1
+        self.failed_safely += int(safe)
+        self.data_lost += int(lost)
+        self.misleading += misleading
+
+
+FAULTS = FaultReport()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if FAULTS.injected:
+        terminalreporter.write_line(
+            f"fault-injection: {FAULTS.injected} faults injected, {FAULTS.failed_safely} "
+            f"operations failed safely, {FAULTS.data_lost} data lost, "
+            f"{FAULTS.misleading} misleading files left"
+        )

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from recoverctl import __version__
+from recoverctl import __version__, failpoints
 from recoverctl.actions.stack import StackRef
 from recoverctl.adapters import fsio
 from recoverctl.adapters.engine import Engine
@@ -122,11 +122,12 @@ def take_backup(
             db.check(
                 result,
                 "pg_dump",
-                "Nothing was written. Check `recoverctl logs db`, then run the backup again.",
+                "Check `recoverctl logs db`, then run the backup again.",
             )
             f.flush()
             os.fsync(f.fileno())
             facts.join()
+            failpoints.reach("backup.written")
         _check_written(sink, fmt)
         manifest = Manifest(
             file=final.name,
@@ -165,6 +166,14 @@ def take_backup(
         raise RecoverctlError(
             f"Could not write the backup in {out}: {exc.strerror or exc}; no backup was written.",
             "Check the folder's permissions and free space, then run the backup again.",
+        ) from None
+    except RecoverctlError as exc:
+        _discard(partial, manifest_path if manifest_written else None)
+        message = exc.message.rstrip(".")
+        if "no backup was written" not in message.lower():
+            message += "; no backup was written"
+        raise type(exc)(
+            message + ".", exc.hint, details=exc.details, exit_code=exc.exit_code
         ) from None
     except BaseException:
         _discard(partial, manifest_path if manifest_written else None)

@@ -151,7 +151,8 @@ def env_checks(ctx: _Context) -> list[Check]:
         ]
     from dotenv import dotenv_values
 
-    text = s.env_file.read_text(encoding="utf-8", errors="replace")
+    # Bytes, decoded by hand: read_text() would turn CRLF into LF and hide it from the check.
+    text = s.env_file.read_bytes().decode("utf-8", errors="replace")
     values = dotenv_values(stream=io.StringIO(text))
     example_path = s.project_dir / ".env.example"
     example = dotenv_values(example_path) if example_path.is_file() else {}
@@ -427,6 +428,7 @@ def stack_checks(ctx: _Context) -> list[Check]:
             )
     checks += _guard("db.answers", lambda: _db_answers(ctx))
     checks += _guard("db.not_empty", lambda: _db_not_empty(ctx))
+    checks += _guard("db.leftovers", lambda: _leftover_databases(ctx))
     checks += _guard("db.migrations", lambda: _migrations(ctx))
     checks += _guard("app.admin", lambda: _admin(ctx))
     checks += _guard("app.key_check", lambda: _key_check_endpoint(ctx))
@@ -475,6 +477,20 @@ def _db_not_empty(ctx: _Context) -> Check:
             "If it should hold data, restore: recoverctl restore latest",
         )
     return Check("db.not_empty", OK, f"{len(tables)} tables, {users} users")
+
+
+def _leftover_databases(ctx: _Context) -> Check:
+    from recoverctl.actions.restore import leftovers
+
+    found = leftovers(ctx.db())
+    if found:
+        return Check(
+            "db.leftovers",
+            WARN,
+            "left by an interrupted restore or verify: " + ", ".join(found[:3]),
+            "Once you no longer need them: DROP DATABASE each (they hold copies of the data)",
+        )
+    return Check("db.leftovers", OK, "no database left behind by an interrupted run")
 
 
 def _migrations(ctx: _Context) -> Check:

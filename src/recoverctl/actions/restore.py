@@ -7,19 +7,19 @@ failure swaps it back. Whatever happens, the message says which database is serv
 
 from __future__ import annotations
 
-import signal
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from recoverctl import failpoints, signals
 from recoverctl.actions import catalog
 from recoverctl.actions.backup import BackupResult, db_of, take_backup
 from recoverctl.actions.stack import StackRef, wait_ready
-from recoverctl.actions.verify import Inspected, quick_checks, restore_stream
+from recoverctl.actions.verify import VERIFY_PREFIX, Inspected, quick_checks, restore_stream
 from recoverctl.adapters import fsio
 from recoverctl.adapters.engine import Engine
 from recoverctl.adapters.pgexec import Db
@@ -116,7 +116,7 @@ def prepare(settings: Settings, spec: str, *, safety_backup: bool = True) -> Pre
         keep_as=keep_as,
         app_services=ref.compose.db_clients,
         safety_backup=safety_backup,
-        leftovers=tuple(_leftovers(db)),
+        leftovers=tuple(leftovers(db)),
     )
     return Prepared(plan, path, inspected, ref, db)
 
@@ -141,21 +141,13 @@ def _current(db: Db) -> CurrentDb:
     return CurrentDb(True, len(counts), sum(counts.values()), size)
 
 
-def _leftovers(db: Db) -> list[str]:
+def leftovers(db: Db) -> list[str]:
+    """Databases an interrupted (killed) restore or deep verification left behind."""
     rows = db.query(pg.databases_like_sql(db.database + "__"), database="postgres")
     tags = (SCRATCH_TAG, KEEP_TAG, FAILED_TAG)
-    return [name for name in rows.splitlines() if any(t in name for t in tags)]
-
-
-@contextmanager
-def _shielded() -> Iterator[None]:
-    """Ctrl-C and SIGTERM wait while a rollback or the swap runs: half of one is worse."""
-    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+    found = [name for name in rows.splitlines() if any(t in name for t in tags)]
+    scratch = db.query(pg.databases_like_sql(VERIFY_PREFIX), database="postgres")
+    return found + scratch.splitlines()
 
 
 class _Run:
@@ -251,11 +243,13 @@ class _Run:
             )
         last: RecoverctlError | None = None
         for attempt in range(SWAP_ATTEMPTS):
-            self.sql(pg.terminate_sql(plan.database))
             try:
-                with _shielded():
+                # Ctrl-C here acts once the swap is whole; the rollback then undoes it.
+                with signals.deferred():
+                    self.sql(pg.terminate_sql(plan.database))
+                    failpoints.reach("restore.swap")
                     self.sql(statement)
-                self.swapped = True
+                    self.swapped = True
                 return
             except RecoverctlError as exc:
                 last = exc
@@ -296,7 +290,7 @@ class _Run:
         """Back to the previous database, from whatever point the run reached. Says what
         is serving now."""
         plan = self.plan
-        with _shielded():
+        with signals.deferred(reraise=False):
             try:
                 existing = set(self.sql(pg.databases_like_sql(plan.database)).splitlines())
                 if plan.keep_as in existing:
@@ -313,9 +307,15 @@ class _Run:
                     self.sql(pg.drop_database_sql(plan.scratch))
             except RecoverctlError as exc:
                 self.start_apps_quietly()
+                state = (
+                    f"{plan.database} may be the restored copy; the previous one is {plan.keep_as}"
+                    if self.swapped
+                    else f"{plan.database} still holds the previous data"
+                )
                 return (
-                    f"Rolling back failed too ({exc.message}); check the databases named "
-                    f"{plan.database}* with `recoverctl restore --dry-run`."
+                    f"Rolling back could not finish ({exc.message.rstrip('.')}): {state}. Once the "
+                    "database answers: recoverctl up, then recoverctl restore latest --dry-run lists "
+                    "the leftovers."
                 )
             self.start_apps_quietly()
         if not self.swapped:
@@ -346,8 +346,10 @@ def restore(
                 run.step(f"safety backup of {plan.database}")
                 safety = take_backup(prep.db, prep.ref, settings.backup_dir, "custom")
             run.load_counts = run.load()
+            failpoints.reach("restore.before-swap")
             run.stop_apps()
             run.swap()
+            failpoints.reach("restore.after-swap")
             tables, rows = run.load_counts
             drift = run.serve()
             run.drop_old()

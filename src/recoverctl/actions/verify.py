@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from recoverctl import failpoints, signals
 from recoverctl.actions import catalog
 from recoverctl.actions.backup import db_of
 from recoverctl.actions.stack import StackRef
@@ -26,6 +27,7 @@ from recoverctl.errors import Interrupted, RecoverctlError
 from recoverctl.settings import Settings
 
 OnBytes = Callable[[int], None]
+VERIFY_PREFIX = "recoverctl_verify"
 
 
 def _no_progress(_: int) -> None:
@@ -271,7 +273,7 @@ def throwaway_name(prefix: str) -> str:
 
 def deep_check(db: Db, path: Path, found: Inspected, on_bytes: OnBytes) -> list[Check]:
     assert found.info is not None
-    scratch = throwaway_name("recoverctl_verify")
+    scratch = throwaway_name(VERIFY_PREFIX)
     checks: list[Check] = []
     started = time.monotonic()
     try:
@@ -287,6 +289,7 @@ def deep_check(db: Db, path: Path, found: Inspected, on_bytes: OnBytes) -> list[
             )
         )
         checks.append(_counts_check(db, scratch, found.manifest))
+        failpoints.reach("verify.restored")
         return checks
     except KeyboardInterrupt:
         raise Interrupted(
@@ -319,12 +322,6 @@ def _counts_check(db: Db, database: str, manifest: Manifest | None) -> Check:
 
 def _drop_quietly(db: Db, database: str) -> None:
     """Best effort, and never interrupted half-way by a second Ctrl-C."""
-    import signal
-
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
+    # On failure, restore --dry-run lists the leftover; the verification result stands.
+    with signals.deferred(reraise=False), contextlib.suppress(RecoverctlError):
         db.query(pg.drop_database_sql(database), database="postgres")
-    except RecoverctlError:
-        pass  # reported by list/doctor as a leftover; the verification result stands
-    finally:
-        signal.signal(signal.SIGINT, previous)

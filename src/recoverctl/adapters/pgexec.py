@@ -188,8 +188,10 @@ def cause_of(stderr: str) -> str | None:
     """The line of a PostgreSQL tool's stderr that says what went wrong."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     for line in reversed(lines):
-        if any(tag in line for tag in ("ERROR:", "FATAL:", "error:", "fatal:")):
-            return line
+        for tag in ("ERROR:", "FATAL:", "error:", "fatal:"):
+            # A tag with nothing after it says nothing: keep looking.
+            if tag in line and line.split(tag, 1)[1].strip():
+                return line
     return lines[-1] if lines else None
 
 
@@ -251,6 +253,7 @@ class SnapshotSession:
         self._raw: socket.socket | None = None
         self._frames: Iterator[tuple[int, bytes]] | None = None
         self._stderr: deque[str] = deque(maxlen=20)
+        self._partial_err = b""
 
     def __enter__(self) -> SnapshotSession:
         api = self.db.engine.client.api
@@ -286,11 +289,17 @@ class SnapshotSession:
         out = bytearray()
         for stream, payload in self._frames:
             if stream == STDERR:
-                self._stderr.extend(payload.decode("utf-8", "replace").splitlines())
+                # Frames cut lines anywhere: keep the unfinished one for the next frame.
+                lines = (self._partial_err + payload).split(b"\n")
+                self._partial_err = lines.pop()
+                self._stderr.extend(line.decode("utf-8", "replace") for line in lines)
                 continue
             out += payload
             if out.endswith(f"{marker}\n".encode()):
                 return out[: -len(marker) - 1].decode("utf-8", "replace")
+        if self._partial_err:
+            self._stderr.append(self._partial_err.decode("utf-8", "replace"))
+            self._partial_err = b""
         tail = "\n".join(self._stderr).strip()
         cause = cause_of(tail)
         raise CommandFailed(

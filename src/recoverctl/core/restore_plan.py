@@ -75,7 +75,7 @@ class RestorePlan:
         if not self.safety_backup and self.current.exists:
             found.append("no safety backup: the current data cannot be brought back")
         for name in self.leftovers:
-            found.append(f"database {name} was left by an interrupted restore; inspect or drop it")
+            found.append(f"database {name} was left by an interrupted run; inspect or drop it")
         return tuple(found)
 
     def to_json(self) -> dict[str, Any]:
