@@ -19,10 +19,13 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 import pytest
+
+if TYPE_CHECKING:
+    from tests.e2e.vaultclient import Vault
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT_FILES = ("docker-compose.yml", "docker-compose.dev.yml", ".env.example")
@@ -224,6 +227,37 @@ def make_project(tmp: Path, name: str, client: docker.DockerClient) -> Project:
     return Project(root=tmp, name=name, client=client)
 
 
+def init_git(project: Project) -> None:
+    """A real checkout: the repo's .gitignore, everything committed, as a user's would be."""
+    shutil.copy(REPO / ".gitignore", project.root / ".gitignore")
+    for args in (
+        ["init", "-q"],
+        ["add", "-A"],
+        ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"],
+    ):
+        subprocess.run(["git", "-C", str(project.root), *args], check=True)
+
+
+def up_seeded(project: Project, *, git: bool = False) -> Vault:
+    """A fresh stack for the project, up and healthy, with users, keys and secrets."""
+    from tests.e2e.vaultclient import Vault
+
+    project.force_clean()
+    project.write_env(".env")
+    if git:
+        init_git(project)
+    up = project.run("up")
+    assert up.returncode == 0, up.stderr
+    vault = Vault(project)
+    vault.seed()
+    return vault
+
+
+def tear_down(project: Project) -> None:
+    project.run("down", "--volumes", "--yes")
+    project.force_clean()
+
+
 @pytest.fixture(scope="module")
 def dev_project(
     tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient
@@ -232,8 +266,7 @@ def dev_project(
     project.force_clean()
     project.write_env(".env")
     yield project
-    project.run("down", "--volumes", "--yes")
-    project.force_clean()
+    tear_down(project)
 
 
 def dump_json(data: Any) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.e2e.conftest import Project, make_project
+from tests.e2e.conftest import Project, make_project, tear_down, up_seeded
 from tests.e2e.vaultclient import ALICE_PW, Vault
 
 pytestmark = pytest.mark.e2e
@@ -25,15 +25,9 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient
 ) -> Iterator[tuple[Project, Vault]]:
     project = make_project(tmp_path_factory.mktemp("bk"), "rctl-e2e-bk", docker_client)
-    project.force_clean()
-    project.write_env(".env")
-    up = project.run("up")
-    assert up.returncode == 0, up.stderr
-    vault = Vault(project)
-    vault.seed()
+    vault = up_seeded(project)
     yield project, vault
-    project.run("down", "--volumes", "--yes")
-    project.force_clean()
+    tear_down(project)
 
 
 def backup(project: Project, *args: str) -> dict[str, object]:

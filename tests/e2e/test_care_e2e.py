@@ -4,8 +4,6 @@ check shown passing, then failing on a bad fixture, then passing again."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from recoverctl.core.keyfile import make_keyfile, seal_envelope
-from tests.e2e.conftest import REPO, Project, make_project
+from tests.e2e.conftest import Project, make_project, tear_down, up_seeded
 from tests.e2e.vaultclient import Vault, spki
 
 pytestmark = pytest.mark.e2e
@@ -47,19 +45,7 @@ def care(
 ) -> Iterator[Care]:
     root = tmp_path_factory.mktemp("care")
     project = make_project(root / "project", "rctl-e2e-care", docker_client)
-    project.force_clean()
-    project.write_env(".env")
-    shutil.copy(REPO / ".gitignore", project.root / ".gitignore")
-    for args in (
-        ["init", "-q"],
-        ["add", "-A"],
-        ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"],
-    ):
-        subprocess.run(["git", "-C", str(project.root), *args], check=True)
-    up = project.run("up")
-    assert up.returncode == 0, up.stderr
-    vault = Vault(project)
-    vault.seed()
+    vault = up_seeded(project, git=True)
     key_file = root / "safe" / "alice.zkkey.json"
     key_file.parent.mkdir(mode=0o700)
     key_file.write_text(json.dumps(make_keyfile(vault.alice_key, PASSPHRASE, iterations=100_000)))
@@ -70,8 +56,7 @@ def care(
         done = project.run(*command)
         assert done.returncode == 0, done.stderr
     yield care
-    project.run("down", "--volumes", "--yes")
-    project.force_clean()
+    tear_down(project)
 
 
 def test_a_healthy_stack_passes_every_check(care: Care) -> None:

@@ -21,7 +21,7 @@ import docker
 import pytest
 
 from recoverctl.core.keyfile import make_keyfile
-from tests.e2e.conftest import FAULTS, Project, make_project
+from tests.e2e.conftest import FAULTS, Project, make_project, tear_down, up_seeded
 from tests.e2e.vaultclient import Vault
 
 pytestmark = pytest.mark.e2e
@@ -68,13 +68,7 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient
 ) -> Iterator[Stack]:
     project = make_project(tmp_path_factory.mktemp("faults"), "rctl-e2e-faults", docker_client)
-    project.force_clean()
-    project.write_env(".env")
-    up = project.run("up")
-    assert up.returncode == 0, up.stderr
-    vault = Vault(project)
-    vault.seed()
-    s = Stack(project, vault)
+    s = Stack(project, up_seeded(project))
     for fmt in ("custom", "sql"):
         made = project.run("backup", "--format", fmt, "--json")
         assert made.returncode == 0, made.stderr
@@ -84,8 +78,7 @@ def stack(
         else:
             s.good_sql = path
     yield s
-    project.run("down", "--volumes", "--yes")
-    project.force_clean()
+    tear_down(project)
 
 
 def spawn(project: Project, *args: str, **env: str) -> subprocess.Popen[str]:

@@ -3,8 +3,6 @@ ending with a recovery on a stack whose database volume was erased."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +10,7 @@ import docker
 import pytest
 
 from recoverctl.core.keyfile import make_keyfile
-from tests.e2e.conftest import REPO, Project, make_project
+from tests.e2e.conftest import Project, init_git, make_project, tear_down
 from tests.e2e.vaultclient import Vault
 from tests.playbook import playbook_commands
 
@@ -31,20 +29,13 @@ def drill(
     project = make_project(root / "vault-project", "rctl-e2e-drill", docker_client)
     project.force_clean()
     project.write_env(".env")
-    shutil.copy(REPO / ".gitignore", project.root / ".gitignore")
-    for args in (
-        ["init", "-q"],
-        ["add", "-A"],
-        ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"],
-    ):
-        subprocess.run(["git", "-C", str(project.root), *args], check=True)
+    init_git(project)
     safe = root / "safe"
     safe.mkdir(mode=0o700)
     key_file = safe / "alice.zkkey.json"
     (project.root / "recoverctl-config.toml").write_text(f'[recoverctl]\nkey_file = "{key_file}"\n')
     yield project, key_file
-    project.run("down", "--volumes", "--yes")
-    project.force_clean()
+    tear_down(project)
 
 
 def test_every_playbook_command_runs(drill: tuple[Project, Path]) -> None:
