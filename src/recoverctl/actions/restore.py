@@ -196,8 +196,6 @@ class _Run:
                 f"Loading the backup failed: {failed.evidence}.",
                 "The backup does not restore; try another one (`recoverctl list`).",
             )
-        self.step(f"ANALYZE {plan.scratch}")
-        self.sql("ANALYZE", database=plan.scratch)
         return self.compare(plan.scratch)
 
     def compare(self, database: str) -> tuple[int, int]:
@@ -266,10 +264,14 @@ class _Run:
         """Starts the app on the restored database. Its counts were proven equal to the
         manifest before the swap; the app's own start (migrations) may change a few since,
         so differences now are reported, not rolled back."""
-        self.step("starting the app and waiting until it is healthy")
+        self.step("starting the app")
         self.start_apps()
+        # While the app boots: statistics for the planner, before its first real query.
+        self.step(f"ANALYZE {self.plan.database}")
+        self.sql("ANALYZE", database=self.plan.database)
+        self.step("waiting until the app is healthy")
         if self.plan.app_services:
-            wait_ready(self.db.engine, self.prep.ref, self.timeout)
+            wait_ready(self.db.engine, self.prep.ref, self.timeout, probe=True)
         self.step("comparing row counts again")
         manifest = self.prep.inspected.manifest
         if manifest is None:

@@ -47,7 +47,7 @@ class RestorePlan:
             steps.append(f"take a safety backup of {self.database} (custom format)")
         steps += [
             f"restore {self.backup} into a new database {self.scratch}",
-            f"ANALYZE {self.scratch} and compare its row counts with the manifest",
+            "compare its row counts with the manifest",
             f"stop {apps}; end the remaining connections to {self.database}",
         ]
         if self.current.exists:
@@ -58,7 +58,7 @@ class RestorePlan:
         else:
             steps.append(f"rename {self.scratch} -> {self.database}")
         steps += [
-            f"start {apps}, wait until healthy, compare row counts again",
+            f"start {apps}; ANALYZE while it boots; wait until healthy; compare row counts again",
             f"drop {self.keep_as}" if self.current.exists else "done",
         ]
         return tuple(steps)
