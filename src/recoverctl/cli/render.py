@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -17,8 +18,15 @@ from recoverctl.core.stack import StackStatus
 from recoverctl.errors import RecoverctlError
 
 json_mode: ContextVar[bool] = ContextVar("json_mode", default=False)
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+def _console(stderr: bool) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    # Logs and pipes get lines wide enough for a check's evidence, not rich's 80 columns.
+    wide = not stream.isatty() and "COLUMNS" not in os.environ
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=120 if wide else None)
+
+
+out = _console(False)
+err = _console(True)
 
 
 class JsonResult(Protocol):
