@@ -8,6 +8,8 @@ import json
 import os
 import threading
 import time
+import zlib
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -74,24 +76,45 @@ def backup(
 
 
 class _Sink:
-    """Writes the dump, hashing and counting as it goes, keeping its head and tail."""
+    """Writes the dump, hashing and counting as it goes, keeping its head and tail.
 
-    def __init__(self, f: Any, on_bytes: OnBytes):
+    A plain dump arrives gzipped (pg_dump --compress) and is inflated here, so the file,
+    its hash and its size are those of the plain SQL the playbook expects."""
+
+    def __init__(self, f: Any, fmt: naming.Format, on_bytes: OnBytes):
         self.f = f
         self.hash = hashlib.sha256()
         self.size = 0
         self.head = bytearray()
-        self.tail = b""
+        self.recent: deque[bytes] = deque()
+        self.recent_size = 0
         self.on_bytes = on_bytes
+        self.inflate = zlib.decompressobj(wbits=31) if fmt == "sql" else None
 
     def __call__(self, chunk: bytes) -> None:
+        if self.inflate is not None:
+            chunk = self.inflate.decompress(chunk)
+            if not chunk:
+                return
         self.f.write(chunk)
         self.hash.update(chunk)
         self.size += len(chunk)
         if len(self.head) < dumpcheck.HEAD_BYTES:
             self.head += chunk[: dumpcheck.HEAD_BYTES - len(self.head)]
-        self.tail = (self.tail + chunk)[-dumpcheck.TAIL_BYTES :]
+        self.recent.append(chunk)
+        self.recent_size += len(chunk)
+        while self.recent_size - len(self.recent[0]) >= dumpcheck.TAIL_BYTES:
+            self.recent_size -= len(self.recent.popleft())
         self.on_bytes(self.size)
+
+    @property
+    def tail(self) -> bytes:
+        return b"".join(self.recent)[-dumpcheck.TAIL_BYTES :]
+
+    @property
+    def complete(self) -> bool:
+        """A gzip stream that ended before its trailer means pg_dump's output was cut."""
+        return self.inflate is None or self.inflate.eof
 
 
 def take_backup(
@@ -107,7 +130,6 @@ def take_backup(
             f"Cannot use {out} for backups: {exc.strerror}.",
             "Create it (mode 0700) or pass --output-dir.",
         ) from None
-    dump_version = db.version_of(pg.pg_dump_version())
     final = out / naming.backup_name(started, fmt, (p.name for p in out.iterdir()))
     manifest_path = final.with_name(naming.manifest_name(final.name))
     partial, f = fsio.open_partial(final)
@@ -117,7 +139,7 @@ def take_backup(
             snapshot = session.export()
             facts = _Facts(session)
             facts.start()
-            sink = _Sink(f, on_bytes)
+            sink = _Sink(f, fmt, on_bytes)
             result = db.run(pg.pg_dump(db.user, db.database, fmt, snapshot), on_stdout=sink)
             db.check(
                 result,
@@ -128,7 +150,7 @@ def take_backup(
             os.fsync(f.fileno())
             facts.join()
             failpoints.reach("backup.written")
-        _check_written(sink, fmt)
+        info = _check_written(sink, fmt)
         manifest = Manifest(
             file=final.name,
             sha256=sink.hash.hexdigest(),
@@ -138,7 +160,7 @@ def take_backup(
             project=ref.project,
             stack=ref.settings.stack,
             server_version=facts.server_version,
-            pg_dump_version=dump_version.text,
+            pg_dump_version=info.pg_dump_version or "unknown",
             tables=dict(facts.counts),
             migrations=facts.migrations,
             started_at=started,
@@ -187,8 +209,13 @@ def _discard(partial: Path, manifest: Path | None) -> None:
         fsio.remove_quietly(manifest)
 
 
-def _check_written(sink: _Sink, fmt: naming.Format) -> None:
+def _check_written(sink: _Sink, fmt: naming.Format) -> dumpcheck.DumpInfo:
     """pg_dump said it succeeded; the bytes must say so too before the file gets a name."""
+    if not sink.complete:
+        raise RecoverctlError(
+            "pg_dump's output ended in the middle of its compressed stream.",
+            "Check `recoverctl logs db` and run the backup again.",
+        )
     try:
         info = dumpcheck.inspect(bytes(sink.head), sink.tail)
     except dumpcheck.NotADump as exc:
@@ -203,6 +230,7 @@ def _check_written(sink: _Sink, fmt: naming.Format) -> None:
             + "); no backup was written.",
             "Check `recoverctl logs db` and run the backup again.",
         )
+    return info
 
 
 class _Facts(threading.Thread):

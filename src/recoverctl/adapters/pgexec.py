@@ -236,6 +236,10 @@ def _frames(raw: socket.socket) -> Iterator[tuple[int, bytes]]:
 
 
 def _close(raw: socket.socket) -> None:
+    # shutdown first: close() alone does not wake the stdin feeder blocked in sendall()
+    # when the command stopped reading (pg_restore --list reads only the header).
+    with contextlib.suppress(OSError):
+        raw.shutdown(socket.SHUT_RDWR)
     with contextlib.suppress(OSError):
         raw.close()
 

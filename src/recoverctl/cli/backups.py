@@ -175,7 +175,8 @@ def _show_plan(plan: object, console: Console) -> None:
         else "no manifest"
     )
     current = (
-        f"{plan.current.tables} tables, {plan.current.rows} rows, {render.size(plan.current.size)}"
+        f"{plan.current.tables} tables, about {plan.current.rows} rows, "
+        f"{render.size(plan.current.size)}"
         if plan.current.exists
         else "does not exist"
     )

@@ -18,6 +18,8 @@ from recoverctl.core.stack import StackStatus
 from recoverctl.errors import RecoverctlError
 
 json_mode: ContextVar[bool] = ContextVar("json_mode", default=False)
+
+
 def _console(stderr: bool) -> Console:
     stream = sys.stderr if stderr else sys.stdout
     # Logs and pipes get lines wide enough for a check's evidence, not rich's 80 columns.

@@ -14,6 +14,7 @@ from recoverctl.core.naming import Format
 
 # pg_dump gives up instead of waiting forever behind a migration's exclusive lock.
 LOCK_WAIT = "120s"
+DUMP_COMPRESSION = 1
 
 
 def quote_ident(name: str) -> str:
@@ -34,6 +35,9 @@ def pg_dump(user: str, db: str, fmt: Format, snapshot: str | None = None) -> Arg
         "--no-password",
         f"--lock-wait-timeout={LOCK_WAIT}",
         "--format=custom" if fmt == "custom" else "--format=plain",
+        # Level 1: the vault's data is ciphertext, which higher levels cannot shrink; for a
+        # plain dump it gzips the stream, so fewer bytes cross the engine (inflated on the host).
+        f"--compress={DUMP_COMPRESSION}",
         *((f"--snapshot={snapshot}",) if snapshot else ()),
     )
 
@@ -108,6 +112,9 @@ def pg_dump_version() -> Argv:
 def psql_version() -> Argv:
     return ("psql", "--version")
 
+
+# Planner statistics: cheap, approximate; good enough to describe what a restore replaces.
+ESTIMATE_SQL = "SELECT count(*), coalesce(sum(n_live_tup), 0) FROM pg_stat_user_tables"
 
 # Tables of the user's schemas, as qualified identifiers ready for SQL.
 LIST_TABLES_SQL = (

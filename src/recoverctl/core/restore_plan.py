@@ -17,7 +17,7 @@ FAILED_TAG = "__failed_restore_"
 class CurrentDb:
     exists: bool
     tables: int
-    rows: int
+    rows: int  # the planner's estimate: this only describes what a restore replaces
     size: int
 
 

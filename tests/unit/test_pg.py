@@ -1,0 +1,75 @@
+import pytest
+
+from recoverctl.core import pg
+
+
+def test_pg_dump_argv_exact() -> None:
+    assert pg.pg_dump("vault", "vault", "custom", "00000003-0000003C-1") == (
+        "pg_dump", "--username", "vault", "--dbname", "vault", "--no-password",
+        "--lock-wait-timeout=120s", "--format=custom", "--compress=1",
+        "--snapshot=00000003-0000003C-1",
+    )  # fmt: skip
+    assert pg.pg_dump("u", "d", "sql")[-2:] == ("--format=plain", "--compress=1")
+
+
+def test_restore_argv_exact() -> None:
+    assert pg.pg_restore_into("vault", "scratch") == (
+        "pg_restore", "--username", "vault", "--no-password", "--dbname", "scratch",
+        "--exit-on-error", "--no-owner", "--no-acl",
+    )  # fmt: skip
+    assert pg.pg_restore_list("u") == ("pg_restore", "--username", "u", "--no-password", "--list")
+    assert pg.pg_restore_to_null("u")[-1] == "--file=/dev/null"
+    assert pg.psql_script("vault", "d") == (
+        "psql", "--username", "vault", "--no-password", "--dbname", "d", "--no-psqlrc",
+        "--quiet", "--set", "ON_ERROR_STOP=1", "--output", "/dev/null",
+    )  # fmt: skip
+
+
+def test_query_argv_carries_sql_as_one_argument() -> None:
+    argv = pg.psql_query("vault", "postgres", "SELECT 1; DROP TABLE x")
+    assert argv[-2:] == ("--command", "SELECT 1; DROP TABLE x")
+    assert "--tuples-only" in argv and "ON_ERROR_STOP=1" in argv
+
+
+def test_quoting() -> None:
+    assert pg.quote_ident('we"ird') == '"we""ird"'
+    assert pg.quote_literal("it's") == "'it''s'"
+    assert pg.swap_sql("vault", "vault__restore_1", "vault__pre_restore_1") == (
+        'BEGIN; ALTER DATABASE "vault" RENAME TO "vault__pre_restore_1"; '
+        'ALTER DATABASE "vault__restore_1" RENAME TO "vault"; COMMIT;'
+    )
+    assert pg.drop_database_sql('a"b') == 'DROP DATABASE IF EXISTS "a""b" WITH (FORCE)'
+    assert "datname = 'o''brien'" in pg.terminate_sql("o'brien")
+
+
+def test_counts_sql_and_parsing() -> None:
+    sql = pg.count_rows_sql(['public."T"', "public.u"])
+    assert sql == (
+        'SELECT \'public."T"\', (SELECT count(*) FROM public."T") UNION ALL '
+        "SELECT 'public.u', (SELECT count(*) FROM public.u)"
+    )
+    assert pg.count_rows_sql([]) == "SELECT NULL, NULL WHERE false"
+    assert pg.parse_counts("public.a\t3\npublic.b\t0\n") == {"public.a": 3, "public.b": 0}
+
+
+@pytest.mark.parametrize(
+    ("text", "major", "minor"),
+    [
+        ("pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)", 15, 18),
+        ("psql (PostgreSQL) 16.4", 16, 4),
+        ("17.2 (Debian 17.2-1)", 17, 2),
+        ("18beta1", 18, 0),
+    ],
+)
+def test_versions(text: str, major: int, minor: int) -> None:
+    v = pg.parse_version(text)
+    assert (v.major, v.minor) == (major, minor)
+
+
+def test_which_psql_knows_restrict() -> None:
+    assert pg.psql_knows_restrict(pg.PgVersion(15, 14, "15.14"))
+    assert not pg.psql_knows_restrict(pg.PgVersion(15, 13, "15.13"))
+    assert not pg.psql_knows_restrict(pg.PgVersion(12, 99, "12.99"))
+    assert pg.psql_knows_restrict(pg.PgVersion(18, 0, "18.0"))
+    with pytest.raises(ValueError):
+        pg.parse_version("no digits")
