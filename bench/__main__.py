@@ -1,0 +1,481 @@
+"""python -m bench [--size small|large] [--repeat N]: recoverctl against the raw playbook.
+
+Builds a throwaway stack (compose project rctl-bench), fills its database with
+`pgbench -i`, then measures in one run, interleaved round by round so that drift on the
+machine spreads over every measurement alike:
+
+  backup   in-container pg_dump to /dev/null (the limit), the playbook's
+           `docker compose exec -T db pg_dump > file`, and `recoverctl backup`, each format;
+  restore  raw `pg_restore`/`psql` of recoverctl's own backup file into a fresh database,
+           and `recoverctl restore FILE --yes --no-safety-backup`, each format, plus
+           `recoverctl restore FILE --yes` (custom) to price the safety backup;
+  verify   `recoverctl verify FILE` and `--deep`, each format;
+  startup  `recoverctl --help` and `recoverctl ps`.
+
+Writes bench/results/<size>-<timestamp>.md and .json, prints the targets as PASS/MISS, and
+tears the stack down whatever happens. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from bench import measure, report
+from bench.measure import Series
+from bench.stack import DB_NAME, DB_USER, REPO, BenchStack
+
+SCALES = {"small": 5, "large": 60}
+DEFAULT_REPEAT = {"small": 5, "large": 3}
+BYTES_PER_SCALE = 15_100_000  # pgbench -i: about 15 MB of database per unit of scale
+RAW_DB = "bench_raw"
+PROJECT = "rctl-bench"
+STARTUP_MIN_REPEAT = 5
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="recoverctl against the raw playbook and the physical limit (issue 5).",
+    )
+    p.add_argument(
+        "--size",
+        choices=sorted(SCALES),
+        default="small",
+        help="small: pgbench scale 5 (a few minutes); large: scale 60 (about 905 MB)",
+    )
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        help="runs of each measurement (default: 5 small, 3 large)",
+    )
+    p.add_argument("--scale", type=int, default=None, help="override the size's pgbench scale")
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="where the throwaway project and its dumps go (default: a new temp dir)",
+    )
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=REPO / "bench" / "results",
+        help="where the .md and .json reports go (default: bench/results)",
+    )
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the stack and its files in place afterwards (for profiling)",
+    )
+    p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    args = p.parse_args(argv)
+    if args.repeat is None:
+        args.repeat = DEFAULT_REPEAT[args.size]
+    if args.repeat < 1:
+        p.error("--repeat must be at least 1")
+    if args.scale is None:
+        args.scale = SCALES[args.size]
+    return args  # fmt: skip
+
+
+class Log:
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+
+    def __call__(self, text: str) -> None:
+        elapsed = int(time.monotonic() - self.t0)
+        print(f"[bench {elapsed // 60:02d}:{elapsed % 60:02d}] {text}", file=sys.stderr, flush=True)
+
+
+def images() -> dict[str, str]:
+    found = {k: os.environ.get(k, "") for k in ("POSTGRES_IMAGE", "PYTHON_IMAGE")}
+    missing = [k for k, v in found.items() if not v]
+    if missing:
+        raise SystemExit(
+            f"{' and '.join(missing)} not set: run `make bench`, or set them as "
+            "`make test-env` prints (e.g. POSTGRES_IMAGE=recoverctl-test/postgres:15)."
+        )
+    return found
+
+
+def _text(argv: list[str]) -> str:
+    try:
+        return measure.run(argv, cwd=REPO, check=False, timeout=60).stdout.strip()
+    except OSError:
+        return ""
+
+
+def machine_info(project: str) -> dict[str, Any]:
+    model = ""
+    mem_kb = 0
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    except OSError:
+        pass
+    docker = _text(["docker", "version", "--format", "{{.Server.Version}}"])
+    compose = _text(["docker", "compose", "version", "--short"])
+    others = [
+        n
+        for n in _text(["docker", "ps", "--format", "{{.Names}}"]).split()
+        if not n.startswith(project + "-")
+    ]
+    cpus = os.cpu_count() or 0
+    summary = (
+        f"{cpus} CPUs ({model or 'unknown'}), {mem_kb / 2**20:.1f} GiB RAM, "
+        f"Linux {platform.release()}, Docker {docker or '?'}, compose {compose or '?'}"
+    )
+    return {
+        "summary": summary,
+        "cpus": cpus,
+        "cpu_model": model,
+        "mem_gib": round(mem_kb / 2**20, 1),
+        "kernel": platform.release(),
+        "docker": docker,
+        "compose": compose,
+        "python": platform.python_version(),
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+        "other_containers": others,
+    }
+
+
+def check_disk(workdir: Path, scale: int, log: Log) -> None:
+    """Dumps land in workdir; the engine holds the database, a scratch copy and a raw copy."""
+    need = 3 * scale * BYTES_PER_SCALE + 1_000_000_000
+    docker_root = _text(["docker", "info", "--format", "{{.DockerRootDir}}"]) or "/var/lib/docker"
+    for label, where in (("work folder", workdir), ("Docker root", Path(docker_root))):
+        try:
+            free = shutil.disk_usage(where).free
+        except OSError:
+            continue
+        log(f"free space, {label} {where}: {free / 1e9:.1f} GB (needs about {need / 1e9:.1f} GB)")
+        if free < need:
+            raise SystemExit(f"Not enough free space in {where} for scale {scale}.")
+
+
+class Bench:
+    def __init__(self, stack: BenchStack, args: argparse.Namespace, log: Log):
+        self.stack = stack
+        self.args = args
+        self.log = log
+        self.series: dict[str, Series] = {}
+        self.steps: dict[str, dict[str, list[float]]] = {}
+        self.files: dict[str, Path] = {}  # the newest recoverctl backup of each format
+        self.meta: dict[str, Any] = {}
+        (stack.root / "raw").mkdir(exist_ok=True)
+
+    # --- bookkeeping -------------------------------------------------------------------
+
+    def s(self, key: str, label: str, command: str, *, rss: bool = False) -> Series:
+        if key not in self.series:
+            self.series[key] = Series(key, label, command, track_rss=rss)
+        return self.series[key]
+
+    def rc(self, *args: str) -> str:
+        return "recoverctl " + " ".join(shlex.quote(a) for a in args)
+
+    def rel(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.stack.root))
+        except ValueError:
+            return str(path)
+
+    def timed_shell(self, key: str, label: str, command: str) -> measure.Run:
+        done = self.stack.shell(command)
+        self.s(key, label, command).add(done.seconds)
+        return done
+
+    def timed_rc(self, key: str, label: str, *args: str) -> tuple[measure.Run, Any]:
+        done, payload = self.stack.recoverctl_json(*args)
+        self.s(key, label, self.rc(*args, "--json"), rss=True).add(done.seconds, done.max_rss_kb)
+        return done, payload
+
+    def forget_backup(self, path: Path) -> None:
+        for suffix in ("", ".json", ".verify.json"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+
+    # --- phases ------------------------------------------------------------------------
+
+    def build(self) -> None:
+        st = self.stack
+        self.log(f"pgbench -i -s {self.args.scale} in {st.db}")
+        done = st.docker_exec("pgbench", "-i", "-q", "-s", str(self.args.scale), "-U", DB_USER,
+                              DB_NAME)  # fmt: skip
+        self.meta["pgbench_init_seconds"] = round(done.seconds, 2)
+        self.meta["database_bytes"] = int(
+            st.psql("SELECT pg_database_size(current_database())", DB_NAME)
+        )
+        self.meta["server_version"] = st.psql("SHOW server_version")
+        self.log(
+            f"database: {self.meta['database_bytes'] / 1e6:.0f} MB, built in {done.seconds:.0f} s"
+        )
+
+    def warm_up(self) -> None:
+        self.log("warm-up (untimed): one pg_dump to /dev/null, one recoverctl --help")
+        self.stack.shell(self.limit_cmd("custom"))
+        self.stack.recoverctl("--help")
+
+    def limit_cmd(self, fmt: str) -> str:
+        flag = "-Fc" if fmt == "custom" else "-Fp"
+        inner = f"pg_dump -U {DB_USER} -d {DB_NAME} {flag} > /dev/null"
+        return f"docker exec {self.stack.db} sh -c {shlex.quote(inner)}"
+
+    def backups(self, round_no: int) -> None:
+        st = self.stack
+        for fmt, flag, ext in (("sql", "-Fp", "sql"), ("custom", "-Fc", "dump")):
+            self.timed_shell(
+                f"dump.limit.{fmt}",
+                f"limit: in-container pg_dump {flag} to /dev/null",
+                self.limit_cmd(fmt),
+            )
+            self.timed_shell(
+                f"dump.raw.{fmt}",
+                f"playbook: compose exec -T pg_dump {flag} > file",
+                f"{st.compose_prefix()} exec -T db pg_dump -U {DB_USER} -d {DB_NAME} {flag} "
+                f"> raw/{DB_NAME}.{ext}",
+            )
+            _, payload = self.timed_rc(
+                f"backup.{fmt}", f"recoverctl backup --format {fmt}", "backup", "--format", fmt
+            )
+            new = Path(payload["path"])
+            if fmt in self.files and self.files[fmt] != new:
+                self.forget_backup(self.files[fmt])
+            self.files[fmt] = new
+        self.log(
+            f"backup round {round_no}: "
+            + ", ".join(
+                f"{k} {self.series[k].samples[-1]:.2f}s"
+                for k in self.series
+                if k.startswith(("dump.", "backup."))
+            )
+        )
+
+    def fresh_raw_db(self) -> None:
+        self.stack.psql(f"DROP DATABASE IF EXISTS {RAW_DB} WITH (FORCE)")
+        self.stack.psql(f"CREATE DATABASE {RAW_DB} TEMPLATE template0")
+
+    def restores(self, round_no: int) -> None:
+        st = self.stack
+        custom, sql = self.files["custom"], self.files["sql"]
+        self.fresh_raw_db()
+        self.timed_shell(
+            "restore.raw.custom",
+            "raw: pg_restore of the same file into a fresh database",
+            f"docker exec -i {st.db} pg_restore -U {DB_USER} -d {RAW_DB} --no-owner --no-acl "
+            f"--exit-on-error < {shlex.quote(self.rel(custom))}",
+        )
+        self.fresh_raw_db()
+        self.timed_shell(
+            "restore.raw.sql",
+            "raw: cat file | psql into a fresh database",
+            f"cat {shlex.quote(self.rel(sql))} | docker exec -i {st.db} psql -X -q "
+            f"-v ON_ERROR_STOP=1 -U {DB_USER} -d {RAW_DB} > /dev/null",
+        )
+        st.psql(f"DROP DATABASE IF EXISTS {RAW_DB} WITH (FORCE)")
+        for fmt, path in (("custom", custom), ("sql", sql)):
+            _, payload = self.timed_rc(
+                f"restore.{fmt}",
+                f"recoverctl restore ({fmt}) --no-safety-backup",
+                "restore", self.rel(path), "--yes", "--no-safety-backup",
+            )  # fmt: skip
+            self.record_steps(fmt, payload)
+        _, payload = self.timed_rc(
+            "restore.custom.safety",
+            "recoverctl restore (custom) with its safety backup",
+            "restore", self.rel(custom), "--yes",
+        )  # fmt: skip
+        per = self.record_steps("custom+safety", payload)
+        safety = self.s(
+            "restore.safety_step",
+            "of which: the safety backup (step time from restore --json)",
+            "(step `safety backup of …` in restore --json)",
+        )
+        safety.add(per.get("safety backup", 0.0))
+        if payload.get("safety_backup"):
+            self.forget_backup(Path(payload["safety_backup"]))
+        self.log(
+            f"restore round {round_no}: "
+            + ", ".join(
+                f"{k} {self.series[k].samples[-1]:.2f}s"
+                for k in self.series
+                if k.startswith("restore.")
+            )
+        )
+
+    def record_steps(self, label: str, payload: dict[str, Any]) -> dict[str, float]:
+        per: dict[str, float] = {}
+        for step in payload.get("steps", []):
+            name = _step_name(str(step["step"]))
+            per[name] = per.get(name, 0.0) + float(step["seconds"])
+        per["(total inside restore)"] = float(payload.get("seconds", 0.0))
+        into = self.steps.setdefault(label, {})
+        for name, seconds in per.items():
+            into.setdefault(name, []).append(seconds)
+        return per
+
+    def verifies(self, round_no: int) -> None:
+        for deep in (False, True):
+            for fmt in ("custom", "sql"):
+                kind = "deep" if deep else "quick"
+                args = ["verify", self.rel(self.files[fmt]), *(["--deep"] if deep else [])]
+                self.timed_rc(
+                    f"verify.{kind}.{fmt}", f"recoverctl verify{' --deep' if deep else ''} ({fmt})",
+                    *args,
+                )  # fmt: skip
+        self.log(
+            f"verify round {round_no}: "
+            + ", ".join(
+                f"{k} {self.series[k].samples[-1]:.2f}s"
+                for k in self.series
+                if k.startswith("verify.")
+            )
+        )
+
+    def startup(self, repeat: int) -> None:
+        for _ in range(repeat):
+            for key, args in (("startup.help", ("--help",)), ("startup.ps", ("ps",))):
+                done = self.stack.recoverctl(*args)
+                self.s(key, f"start-up: recoverctl {args[0]}", self.rc(*args), rss=True).add(
+                    done.seconds, done.max_rss_kb
+                )
+        self.log(
+            f"startup: --help median {self.series['startup.help'].median:.3f}s, "
+            f"ps median {self.series['startup.ps'].median:.3f}s"
+        )
+
+    def run(self) -> None:
+        n = self.args.repeat
+        self.build()
+        self.warm_up()
+        for r in range(1, n + 1):
+            self.backups(r)
+        self.meta["dump_bytes"] = {fmt: p.stat().st_size for fmt, p in self.files.items()}
+        for r in range(1, n + 1):
+            self.restores(r)
+        for r in range(1, n + 1):
+            self.verifies(r)
+        self.meta["startup_repeat"] = max(n, STARTUP_MIN_REPEAT)
+        self.startup(self.meta["startup_repeat"])
+
+
+def _step_name(text: str) -> str:
+    """`restoring backup_….dump into vault__…` -> `restoring`: names without run-specific parts."""
+    if text.startswith("safety backup"):
+        return "safety backup"
+    if text.startswith("starting the app"):
+        return "starting the app" + (", waiting until healthy" if "healthy" in text else "")
+    if text.startswith("waiting"):
+        return "waiting until the app is healthy"
+    if text.startswith("comparing"):
+        return "comparing row counts again"
+    return text.split()[0]
+
+
+def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    log = Log()
+    imgs = images()
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="rctl-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    started = datetime.now(UTC)
+    check_disk(workdir, args.scale, log)
+    stack = BenchStack.create(workdir, PROJECT, imgs)
+    bench = Bench(stack, args, log)
+    bench.meta.update(
+        size=args.size,
+        scale=args.scale,
+        repeat=args.repeat,
+        startup_repeat=max(args.repeat, STARTUP_MIN_REPEAT),
+        images=imgs,
+        project=PROJECT,
+        started_at=started.strftime("%Y-%m-%d %H:%M:%S"),
+        machine=machine_info(PROJECT),
+        recoverctl_version=stack.recoverctl("--version").stdout.split()[-1],
+        raw_pipeline="docker compose -p PROJECT -f docker-compose.dev.yml exec -T db pg_dump",
+        source=_text(["git", "-C", str(REPO), "describe", "--always", "--dirty"]),
+        source_changes=_text(["git", "-C", str(REPO), "status", "--porcelain", "src"]).splitlines(),
+        rss_method="wait4(2) ru_maxrss of the recoverctl process (and its reaped children)",
+    )
+    failed: BaseException | None = None
+    try:
+        if stack.leftovers():
+            log(f"removing leftovers of an earlier {PROJECT} run")
+            stack.down()
+        log(f"recoverctl up ({PROJECT} in {workdir})")
+        stack.up()
+        bench.run()
+    except KeyboardInterrupt as exc:
+        log("interrupted: tearing down")
+        failed = exc
+    except Exception as exc:
+        log(f"FAILED: {exc}")
+        failed = exc
+    finally:
+        _teardown(stack, workdir, args.keep, log)
+    bench.meta["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    bench.meta["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    if failed is not None:
+        bench.meta["failed"] = f"{type(failed).__name__}: {failed}"
+    found = report.targets(bench.series, bench.steps)
+    stem = f"{args.size}-{started:%Y%m%d-%H%M%S}" + ("-failed" if failed else "")
+    md, js = report.write(args.results, stem, bench.meta, bench.series, bench.steps, found)
+    print(md.read_text())
+    print("Targets:")
+    for t in found:
+        print("  " + t.line())
+    print(f"\nWritten: {md}\n         {js}")
+    if failed is not None:
+        return 130 if isinstance(failed, KeyboardInterrupt) else 1
+    if args.strict and any(t.verdict == "MISS" for t in found):
+        return 1
+    return 0
+
+
+def _teardown(stack: BenchStack, workdir: Path, keep: bool, log: Callable[[str], None]) -> None:
+    if keep:
+        log(
+            f"--keep: the stack is still up. Tear it down with: cd {workdir} && "
+            f"RECOVERCTL_PROJECT_NAME={PROJECT} recoverctl down --volumes --yes"
+        )
+        return
+    log("recoverctl down --volumes --yes")
+    # A second Ctrl-C or SIGTERM must not leave the stack half torn down.
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        done = stack.down()
+        if not done.ok:
+            log(f"down failed: {done.stderr.strip()[-500:]}")
+        left = stack.leftovers()
+        if left:
+            log(f"WARNING: containers of {PROJECT} still exist: {', '.join(left)}")
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
