@@ -269,10 +269,6 @@ def dev_project(
     tear_down(project)
 
 
-def dump_json(data: Any) -> str:
-    return json.dumps(data, indent=2)
-
-
 @dataclass
 class FaultReport:
     """Tallied by the fault-injection suite, printed as its last line."""

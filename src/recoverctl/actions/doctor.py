@@ -17,7 +17,7 @@ from typing import Any
 
 from recoverctl.actions import catalog
 from recoverctl.actions.stack import StackRef, status
-from recoverctl.adapters import files, git, http, process, vault
+from recoverctl.adapters import git, http, process, vault
 from recoverctl.adapters.engine import Engine
 from recoverctl.adapters.pgexec import Db, exec_in
 from recoverctl.core import commands, envcheck, pg
@@ -507,7 +507,7 @@ def _migrations(ctx: _Context) -> Check:
     return Check("db.migrations", OK, "no unapplied migration")
 
 
-def _port_or_fail(ctx: _Context, name: str) -> int:
+def _port_or_fail(ctx: _Context) -> int:
     port = ctx.port()
     if port is None:
         raise RecoverctlError(
@@ -518,7 +518,7 @@ def _port_or_fail(ctx: _Context, name: str) -> int:
 
 
 def _admin(ctx: _Context) -> Check:
-    port = _port_or_fail(ctx, "app.admin")
+    port = _port_or_fail(ctx)
     reply = http.get(port, "/admin/login/")
     if reply.status == 200:
         return Check("app.admin", OK, f"http://127.0.0.1:{port}/admin/login/ loads")
@@ -538,7 +538,7 @@ def _admin(ctx: _Context) -> Check:
 
 
 def _key_check_endpoint(ctx: _Context) -> Check:
-    port = _port_or_fail(ctx, "app.key_check")
+    port = _port_or_fail(ctx)
     reply = http.get(port, "/api/key-check")
     # Without a session the vault must refuse with JSON: that proves the route and the app.
     if reply.status in (200, 401, 403, 404) and reply.body.lstrip().startswith("{"):
@@ -641,5 +641,3 @@ _GROUPS: dict[str, Callable[[_Context], list[Check]]] = {
     "stack": stack_checks,
     "backups": backup_checks,
 }
-
-__all__ = ["GROUPS", "DoctorReport", "doctor", "files", "rpo_check", "space_check"]

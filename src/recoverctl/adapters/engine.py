@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from recoverctl.core.stack import ServiceStatus
@@ -114,52 +113,6 @@ class Engine:
 
     def reload(self, container: Container) -> None:
         self._api_call(f"inspect {container.name}", container.reload)
-
-    def exec_stream(
-        self,
-        container: Container,
-        argv: list[str],
-        *,
-        environment: dict[str, str] | None = None,
-        user: str = "",
-        stdin: bool = False,
-    ) -> ExecHandle:
-        """Starts argv in the container. Exit codes come from exec_inspect, as
-        exec_run(stream=True) never reports one."""
-        api = self.client.api
-        created = self._api_call(
-            f"start a command in {container.name}",
-            api.exec_create,
-            container.id,
-            argv,
-            stdout=True,
-            stderr=True,
-            stdin=stdin,
-            environment=environment,
-            user=user,
-        )
-        exec_id = created["Id"]
-        return ExecHandle(self, exec_id)
-
-
-class ExecHandle:
-    def __init__(self, engine: Engine, exec_id: str):
-        self.engine = engine
-        self.exec_id = exec_id
-
-    def stream(self) -> Iterator[tuple[bytes | None, bytes | None]]:
-        api = self.engine.client.api
-        chunks: Iterator[tuple[bytes | None, bytes | None]] = self.engine._api_call(
-            "stream command output", api.exec_start, self.exec_id, stream=True, demux=True
-        )
-        return chunks
-
-    def exit_code(self) -> int | None:
-        info = self.engine._api_call(
-            "read a command's exit code", self.engine.client.api.exec_inspect, self.exec_id
-        )
-        code = info.get("ExitCode")
-        return int(code) if code is not None else None
 
 
 def to_status(container: Container) -> ServiceStatus:

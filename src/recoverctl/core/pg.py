@@ -105,10 +105,6 @@ def psql_query(user: str, db: str, sql: str) -> Argv:
     )
 
 
-def pg_dump_version() -> Argv:
-    return ("pg_dump", "--version")
-
-
 def psql_version() -> Argv:
     return ("psql", "--version")
 
