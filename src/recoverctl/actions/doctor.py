@@ -416,6 +416,15 @@ def stack_checks(ctx: _Context) -> list[Check]:
             checks.append(
                 Check(f"service.{s.service}", OK, f"{s.state}, {s.health or 'no healthcheck'}")
             )
+        elif s.state == "running" and s.health == "starting":
+            checks.append(
+                Check(
+                    f"service.{s.service}",
+                    WARN,
+                    f"{s.service} is running, still starting",
+                    "Run doctor again in a few seconds",
+                )
+            )
         else:
             checks.append(
                 Check(

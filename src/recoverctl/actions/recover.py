@@ -10,7 +10,7 @@ from typing import Any
 
 from recoverctl.actions import catalog, doctor, restore
 from recoverctl.actions.backup import db_of
-from recoverctl.actions.stack import Progress, StackRef, up
+from recoverctl.actions.stack import Progress, StackRef, up, wait_ready
 from recoverctl.adapters import files, http
 from recoverctl.adapters.engine import Engine
 from recoverctl.core import pg
@@ -103,7 +103,7 @@ def recover(
 
     files.require_env_file(settings)
     step("bringing the stack up")
-    ready = up(settings, build=True, progress=progress)
+    up(settings, build=True, progress=progress)
     rows = data_rows(settings)
     restored: Path | None = None
     skipped: str | None = None
@@ -130,14 +130,17 @@ def recover(
             f"the database already holds data ({rows} rows in users, keys and secrets); "
             "to replace it: recoverctl restore FILE"
         )
+    # A restore declares the app ready by its own healthcheck; the checks below read the
+    # engine's view, so let that catch up (and read the port again: a restart may move it).
+    final = wait_ready(Engine.connect(), StackRef.load(settings), settings.up_timeout, progress)
     step("checking the database, migrations, admin and key")
     report = doctor.doctor(settings, groups=("stack", "key"))
     wanted = ("service.", "db.", "app.", "key.")
     checks = tuple(c for c in report.checks if c.name.startswith(wanted))
-    backend = next((s for s in ready.status.services if s.service == "backend"), None)
+    backend = next((s for s in final.services if s.service == "backend"), None)
     port = http.published_port(backend.ports) if backend else None
     return RecoverResult(
-        project=ready.status.project,
+        project=final.project,
         stack=settings.stack,
         restored_from=restored,
         restore_skipped=skipped,
