@@ -467,7 +467,7 @@ def _db_answers(ctx: _Context) -> Check:
 
 def _db_not_empty(ctx: _Context) -> Check:
     db = ctx.db()
-    tables = [r[0] for r in pg.parse_rows(db.query(pg.LIST_TABLES_SQL))]
+    tables = db.tables()
     if not tables:
         return Check(
             "db.not_empty",

@@ -70,7 +70,7 @@ class RecoverResult:
 def data_rows(settings: Settings) -> int:
     ref = StackRef.load(settings)
     db = db_of(Engine.connect(), ref)
-    tables = set(r[0] for r in pg.parse_rows(db.query(pg.LIST_TABLES_SQL)))
+    tables = set(db.tables())
     present = [t for t in DATA_TABLES if t in tables]
     counts = pg.parse_counts(db.query(pg.count_rows_sql(present))) if present else {}
     return sum(counts.values())

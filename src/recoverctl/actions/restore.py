@@ -199,8 +199,7 @@ class _Run:
         return self.compare(plan.scratch)
 
     def compare(self, database: str) -> tuple[int, int]:
-        tables = [r[0] for r in pg.parse_rows(self.sql(pg.LIST_TABLES_SQL, database))]
-        counts = pg.parse_counts(self.sql(pg.count_rows_sql(tables), database))
+        counts = self.db.count_rows(database)
         manifest = self.prep.inspected.manifest
         if manifest is not None:
             problems, _ = compare_counts(manifest.tables, counts)
@@ -276,8 +275,7 @@ class _Run:
         manifest = self.prep.inspected.manifest
         if manifest is None:
             return ()
-        tables = [r[0] for r in pg.parse_rows(self.sql(pg.LIST_TABLES_SQL, self.plan.database))]
-        counts = pg.parse_counts(self.sql(pg.count_rows_sql(tables), self.plan.database))
+        counts = self.db.count_rows(self.plan.database)
         drift, _ = compare_counts(manifest.tables, counts)
         return tuple(drift)
 

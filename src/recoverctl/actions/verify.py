@@ -301,8 +301,7 @@ def deep_check(db: Db, path: Path, found: Inspected, on_bytes: OnBytes) -> list[
 
 
 def _counts_check(db: Db, database: str, manifest: Manifest | None) -> Check:
-    tables = [row[0] for row in pg.parse_rows(db.query(pg.LIST_TABLES_SQL, database))]
-    counts = pg.parse_counts(db.query(pg.count_rows_sql(tables), database))
+    counts = db.count_rows(database)
     if manifest is None:
         return Check(
             "rows",

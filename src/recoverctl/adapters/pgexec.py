@@ -97,6 +97,15 @@ class Db:
         self.check(result, "a query in the db container", "Check `recoverctl logs db`.")
         return result.stdout.decode("utf-8", "replace")
 
+    def tables(self, database: str | None = None) -> list[str]:
+        """The user's tables, as quoted schema-qualified names."""
+        return [row[0] for row in pg.parse_rows(self.query(pg.LIST_TABLES_SQL, database))]
+
+    def count_rows(self, database: str | None = None) -> dict[str, int]:
+        """Exact row counts of every user table."""
+        tables = self.tables(database)
+        return pg.parse_counts(self.query(pg.count_rows_sql(tables), database))
+
     def snapshot(self) -> SnapshotSession:
         return SnapshotSession(self)
 
