@@ -83,6 +83,7 @@ def test_down_keeps_the_volume_and_up_again_finds_the_data(dev_project: Project)
 def test_down_volumes_yes_leaves_nothing_behind(dev_project: Project) -> None:
     result = dev_project.run("down", "--volumes", "--yes")
     assert result.returncode == 0, result.stderr
+    assert "there was no backup in backups/" in result.stdout
     assert dev_project.leftovers() == {"containers": [], "networks": [], "volumes": []}
 
 

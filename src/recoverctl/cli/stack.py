@@ -52,6 +52,11 @@ def down(
     def human() -> None:
         what = "containers, network and database volume" if volumes else "containers and network"
         render.out.print(f"[green]removed[/] {what} of {result.project}")
+        if volumes:
+            newest = result.newest_backup
+            render.out.print(
+                f"newest backup: {newest}" if newest else "there was no backup in backups/"
+            )
 
     render.emit(result, human)
 
