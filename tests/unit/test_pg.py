@@ -73,3 +73,9 @@ def test_which_psql_knows_restrict() -> None:
     assert pg.psql_knows_restrict(pg.PgVersion(18, 0, "18.0"))
     with pytest.raises(ValueError):
         pg.parse_version("no digits")
+
+
+def test_session_argv_reads_stdin() -> None:
+    argv = pg.psql_session("vault", "vault")
+    assert argv[-1] == "--quiet" and "--command" not in argv
+    assert argv[:-1] == pg.psql_query("vault", "vault", "x")[:-2]

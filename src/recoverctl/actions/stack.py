@@ -189,13 +189,7 @@ def down(settings: Settings, *, volumes: bool) -> DownResult:
     # compose reads the env file for interpolation; down works without one.
     target = ref.target()
     if not settings.env_file.is_file():
-        target = commands.ComposeTarget(
-            cli=target.cli,
-            project=target.project,
-            compose_file=target.compose_file,
-            env_file="/dev/null",
-            project_dir=target.project_dir,
-        )
+        target = dataclasses.replace(target, env_file="/dev/null")
     process.run(
         commands.compose_down(target, volumes=volumes),
         cwd=str(settings.project_dir),

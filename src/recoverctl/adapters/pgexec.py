@@ -124,25 +124,9 @@ def exec_in(
     user: str = "",
 ) -> ExecResult:
     """Runs argv in the container; stdout to on_stdout (or captured), stderr's tail kept."""
-    api = engine.client.api
-    created = engine._api_call(
-        f"start {argv[0]} in {container.name}",
-        api.exec_create,
-        container.id,
-        list(argv),
-        stdout=True,
-        stderr=True,
-        stdin=stdin is not None,
-        user=user,
-    )
-    exec_id = created["Id"]
-    sock = engine._api_call(
-        f"start {argv[0]} in {container.name}", api.exec_start, exec_id, socket=True
-    )
-    raw: socket.socket = getattr(sock, "_sock", sock)
-    raw.settimeout(None)
+    exec_id, raw = _open(engine, container, argv, stdin=stdin is not None, user=user)
     captured = bytearray()
-    stderr_lines: deque[str] = deque(maxlen=20)
+    stderr = _Lines()
     stdin_error: list[str] = []
     feeder: threading.Thread | None = None
     if stdin is not None:
@@ -150,7 +134,6 @@ def exec_in(
             target=_feed, args=(raw, stdin, stdin_error), name="exec-stdin", daemon=True
         )
         feeder.start()
-    partial_err = b""
     try:
         for stream, payload in _frames(raw):
             if stream == STDOUT:
@@ -159,22 +142,51 @@ def exec_in(
                 else:
                     captured += payload
             elif stream == STDERR:
-                text = (partial_err + payload).split(b"\n")
-                partial_err = text.pop()
-                stderr_lines.extend(t.decode("utf-8", "replace") for t in text)
+                stderr.add(payload)
     finally:
         _close(raw)
         if feeder is not None:
             feeder.join(timeout=30)
-    if partial_err:
-        stderr_lines.append(partial_err.decode("utf-8", "replace"))
     return ExecResult(
         argv=argv,
         exit_code=_exit_code(engine, exec_id),
         stdout=bytes(captured),
-        stderr_tail="\n".join(stderr_lines).strip(),
+        stderr_tail=stderr.tail(),
         stdin_error=stdin_error[0] if stdin_error else None,
     )
+
+
+def _open(
+    engine: Engine, container: Container, argv: Argv, *, stdin: bool, user: str = ""
+) -> tuple[str, socket.socket]:
+    """Creates and starts an exec; returns its id and the engine's raw, blocking socket."""
+    api = engine.client.api
+    what = f"start {argv[0]} in {container.name}"
+    created = engine._api_call(
+        what, api.exec_create, container.id, list(argv),
+        stdout=True, stderr=True, stdin=stdin, user=user,
+    )  # fmt: skip
+    sock = engine._api_call(what, api.exec_start, created["Id"], socket=True)
+    raw: socket.socket = getattr(sock, "_sock", sock)
+    raw.settimeout(None)
+    return created["Id"], raw
+
+
+class _Lines:
+    """stderr's last lines; frames cut lines anywhere, so the unfinished one waits."""
+
+    def __init__(self, keep: int = 20):
+        self.lines: deque[str] = deque(maxlen=keep)
+        self.partial = b""
+
+    def add(self, payload: bytes) -> None:
+        parts = (self.partial + payload).split(b"\n")
+        self.partial = parts.pop()
+        self.lines.extend(p.decode("utf-8", "replace") for p in parts)
+
+    def tail(self) -> str:
+        rest = [self.partial.decode("utf-8", "replace")] if self.partial else []
+        return "\n".join([*self.lines, *rest]).strip()
 
 
 def _exit_code(engine: Engine, exec_id: str) -> int | None:
@@ -265,24 +277,11 @@ class SnapshotSession:
         self._n = 0
         self._raw: socket.socket | None = None
         self._frames: Iterator[tuple[int, bytes]] | None = None
-        self._stderr: deque[str] = deque(maxlen=20)
-        self._partial_err = b""
+        self._stderr = _Lines()
 
     def __enter__(self) -> SnapshotSession:
-        api = self.db.engine.client.api
-        argv = [*pg.psql_query(self.db.user, self.db.database, "")[:-2], "--quiet"]
-        created = self.db.engine._api_call(
-            "start psql in " + str(self.db.container.name),
-            api.exec_create,
-            self.db.container.id,
-            argv,
-            stdout=True,
-            stderr=True,
-            stdin=True,
-        )
-        sock = self.db.engine._api_call("start psql", api.exec_start, created["Id"], socket=True)
-        self._raw = getattr(sock, "_sock", sock)
-        self._raw.settimeout(None)
+        argv = pg.psql_session(self.db.user, self.db.database)
+        _, self._raw = _open(self.db.engine, self.db.container, argv, stdin=True)
         self._frames = iter(_frames(self._raw))
         return self
 
@@ -302,18 +301,12 @@ class SnapshotSession:
         out = bytearray()
         for stream, payload in self._frames:
             if stream == STDERR:
-                # Frames cut lines anywhere: keep the unfinished one for the next frame.
-                lines = (self._partial_err + payload).split(b"\n")
-                self._partial_err = lines.pop()
-                self._stderr.extend(line.decode("utf-8", "replace") for line in lines)
+                self._stderr.add(payload)
                 continue
             out += payload
             if out.endswith(f"{marker}\n".encode()):
                 return out[: -len(marker) - 1].decode("utf-8", "replace")
-        if self._partial_err:
-            self._stderr.append(self._partial_err.decode("utf-8", "replace"))
-            self._partial_err = b""
-        tail = "\n".join(self._stderr).strip()
+        tail = self._stderr.tail()
         cause = cause_of(tail)
         raise CommandFailed(
             "A query in the db container failed" + (f": {cause}" if cause else " (psql exited)."),

@@ -47,6 +47,25 @@ def pg_restore_list(user: str) -> Argv:
     return ("pg_restore", "--username", user, "--no-password", "--list")
 
 
+def psql_session(user: str, db: str) -> Argv:
+    """A quiet psql reading statements from stdin, tuples only, tab-separated."""
+    return (
+        "psql",
+        "--username",
+        user,
+        "--no-password",
+        "--dbname",
+        db,
+        "--no-psqlrc",
+        "--no-align",
+        "--tuples-only",
+        "--field-separator=\t",
+        "--set",
+        "ON_ERROR_STOP=1",
+        "--quiet",
+    )
+
+
 def pg_restore_to_null(user: str) -> Argv:
     """Reads every data block of an archive from stdin, writing the script nowhere."""
     return ("pg_restore", "--username", user, "--no-password", "--file=/dev/null")
