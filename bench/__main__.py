@@ -290,6 +290,12 @@ class Bench:
             f"-v ON_ERROR_STOP=1 -U {DB_USER} -d {RAW_DB} > /dev/null",
         )
         st.psql(f"DROP DATABASE IF EXISTS {RAW_DB} WITH (FORCE)")
+        self.timed_shell(
+            "restore.byhand.custom",
+            "by hand: stop the backend, drop and create the database, pg_restore, start, "
+            "wait until healthy",
+            self.by_hand(custom),
+        )
         for fmt, path in (("custom", custom), ("sql", sql)):
             _, payload = self.timed_rc(
                 f"restore.{fmt}",
@@ -317,6 +323,28 @@ class Bench:
                 f"{k} {self.series[k].samples[-1]:.2f}s"
                 for k in self.series
                 if k.startswith("restore.")
+            )
+        )
+
+    def by_hand(self, dump: Path) -> str:
+        """What restore does, done with the raw tools the way a careful operator would, minus
+        what only recoverctl does: the live data is dropped first (no scratch copy, no swap,
+        nothing to roll back to), and no hash or row count is checked."""
+        st = self.stack
+        backend = f"{st.project}-backend-1"
+        drop_create = (
+            f"-c 'DROP DATABASE {DB_NAME} WITH (FORCE)' "
+            f"-c 'CREATE DATABASE {DB_NAME} TEMPLATE template0'"
+        )
+        healthy = f"docker exec {backend} /opt/venv/bin/python /app/healthcheck.py 2>/dev/null"
+        return " && ".join(
+            (
+                f"{st.compose_prefix()} stop backend 2>/dev/null",
+                f"docker exec {st.db} psql -X -q -U {DB_USER} -d postgres {drop_create}",
+                f"docker exec -i {st.db} pg_restore -U {DB_USER} -d {DB_NAME} --no-owner "
+                f"--no-acl --exit-on-error < {shlex.quote(self.rel(dump))}",
+                f"{st.compose_prefix()} start backend 2>/dev/null",
+                f"timeout 120 sh -c {shlex.quote(f'until {healthy}; do sleep 0.1; done')}",
             )
         )
 
@@ -385,7 +413,9 @@ def _step_name(text: str) -> str:
     if text.startswith("waiting"):
         return "waiting until the app is healthy"
     if text.startswith("comparing"):
-        return "comparing row counts again"
+        return "comparing row counts again" + (" (+ drop the old copy)" if "drop" in text else "")
+    if text.startswith("checking"):
+        return "checking row counts, ANALYZE" + (" (+ stop the app)" if "stopping" in text else "")
     return text.split()[0]
 
 

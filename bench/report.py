@@ -167,6 +167,8 @@ def targets(
                "restore.custom.safety", "restore.raw.custom", 1.10, informational=True),
         _load_step(series, steps, "custom", "restore.raw.custom"),
         _load_step(series, steps, "sql", "restore.raw.sql"),
+        _ratio(series, "restore custom vs the same restore by hand (stop, drop, load, start)",
+               "restore.custom", "restore.byhand.custom", 1.10, informational=True),
     ]  # fmt: skip
     return [t for t in found if t is not None]
 

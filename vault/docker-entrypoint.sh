@@ -3,6 +3,5 @@
 # `docker exec` does not pass through here, so management commands keep clean stdout.
 set -eu
 
-python manage.py vault_wait_db --timeout "${VAULT_DB_WAIT_SECONDS:-60}"
-python manage.py migrate --noinput
+python manage.py vault_wait_db --timeout "${VAULT_DB_WAIT_SECONDS:-60}" --migrate
 exec "$@"

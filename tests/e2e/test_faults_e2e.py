@@ -400,6 +400,7 @@ def test_bad_inputs_are_refused_by_verify_and_restore(stack: Stack, tmp_path: Pa
     for name, (path, message) in bad_inputs(stack, tmp_path).items():
         before = stack.snapshot()
         verify = stack.project.run("verify", str(path), "--json")
+        assert verify.stdout, (name, verify.stderr)
         report = json.loads(verify.stdout)
         failed = [c for c in report["checks"] if c["status"] == "fail"]
         restore = stack.project.run("restore", str(path), "--yes")

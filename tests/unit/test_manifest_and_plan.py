@@ -58,11 +58,15 @@ def plan(**changes: object) -> RestorePlan:
 
 def test_plan_steps_and_warnings() -> None:
     p = plan()
-    assert p.steps[0] == "take a safety backup of vault (custom format)"
+    # The safety copy comes after the load is proven and before the app stops.
+    assert p.steps[2:4] == ("take a safety backup of vault (custom format)", "stop backend")
+    assert "stop backend meanwhile" not in p.steps[1]
     assert any("swap in one transaction" in s for s in p.steps)
+    assert p.steps[-1] == "compare row counts again; drop vault__pre_restore_x meanwhile"
     assert p.warnings == ()
     empty = plan(current=CurrentDb(False, 0, 0, 0), safety_backup=False)
     assert not any("safety" in s for s in empty.steps)
+    assert empty.steps[1].endswith("; stop backend meanwhile")
     assert "rename vault__restore_x -> vault" in empty.steps
     risky = plan(backup_stack="prod", safety_backup=False, leftovers=("vault__restore_old",))
     assert risky.warnings == (

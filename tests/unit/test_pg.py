@@ -79,3 +79,13 @@ def test_session_argv_reads_stdin() -> None:
     argv = pg.psql_session("vault", "vault")
     assert argv[-1] == "--quiet" and "--command" not in argv
     assert argv[:-1] == pg.psql_query("vault", "vault", "x")[:-2]
+
+
+def test_related_databases_sql_is_one_query_with_quoted_names() -> None:
+    sql = pg.related_databases_sql("va'ult", ("va'ult__", "recoverctl_verify"))
+    assert sql == (
+        "SELECT datname, CASE WHEN datname = 'va''ult' THEN pg_database_size(datname) END "
+        "FROM pg_database WHERE datname = 'va''ult' OR starts_with(datname, 'va''ult__') "
+        "OR starts_with(datname, 'recoverctl_verify') ORDER BY 1"
+    )
+    assert pg.related_databases_sql("v", ()).endswith("WHERE datname = 'v' ORDER BY 1")

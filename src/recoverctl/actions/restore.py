@@ -7,6 +7,7 @@ failure swaps it back. Whatever happens, the message says which database is serv
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from contextlib import suppress
@@ -19,12 +20,18 @@ from recoverctl import failpoints, signals
 from recoverctl.actions import catalog
 from recoverctl.actions.backup import BackupResult, db_of, take_backup
 from recoverctl.actions.stack import StackRef, wait_ready
-from recoverctl.actions.verify import VERIFY_PREFIX, Inspected, quick_checks, restore_stream
+from recoverctl.actions.verify import (
+    VERIFY_PREFIX,
+    Inspected,
+    load_integrity,
+    quick_checks,
+    restore_stream,
+)
 from recoverctl.adapters import fsio
 from recoverctl.adapters.engine import Engine
 from recoverctl.adapters.pgexec import Db
 from recoverctl.core import pg
-from recoverctl.core.checks import FAIL
+from recoverctl.core.checks import FAIL, Check
 from recoverctl.core.manifest import VerifyResult, compare_counts
 from recoverctl.core.restore_plan import (
     FAILED_TAG,
@@ -50,6 +57,28 @@ class RestoreFailed(RecoverctlError):
     pass
 
 
+class _Background(threading.Thread):
+    """A step that overlaps another one; join() hands back its error."""
+
+    def __init__(self, fn: Callable[[], None], name: str):
+        super().__init__(name=name, daemon=True)
+        self.fn = fn
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.fn()
+        except BaseException as exc:
+            self.error = exc
+
+    def finish(self, *, reraise: bool = True) -> None:
+        # No timeout: the steps run here end on their own (engine and psql time limits).
+        self.join()
+        if reraise and self.error is not None:
+            raise self.error
+
+
 @dataclass(frozen=True)
 class Prepared:
     """A plan plus what carrying it out needs; made by prepare(), used by restore()."""
@@ -70,10 +99,12 @@ class RestoreResult:
     seconds: float
     steps: tuple[tuple[str, float], ...]
     drift: tuple[str, ...] = ()  # row count changes made by the app after it started
+    kept: str | None = None  # the previous database, when dropping it failed
 
     def to_json(self) -> dict[str, Any]:
         return {
             "drift_after_start": list(self.drift),
+            "previous_database_kept_as": self.kept,
             "backup": self.plan.backup,
             "database": self.plan.database,
             "stack": self.plan.stack,
@@ -85,21 +116,23 @@ class RestoreResult:
         }
 
 
-def prepare(settings: Settings, spec: str, *, safety_backup: bool = True) -> Prepared:
-    """Quick-verifies the backup (refusing a bad one) and plans; changes nothing."""
+def prepare(
+    settings: Settings, spec: str, *, safety_backup: bool = True, hash_now: bool = False
+) -> Prepared:
+    """Quick-verifies the backup (refusing a bad one) and plans; changes nothing.
+
+    The sha256 is left to the load, which reads every byte anyway and is checked before
+    anything is swapped; hash_now (a dry run) reads the file for it here instead."""
     path = catalog.resolve_backup(settings, spec)
     ref = StackRef.load(settings)
     db = db_of(Engine.connect(), ref)
-    inspected = quick_checks(db, path)
-    catalog_note(path, inspected)
+    inspected = quick_checks(db, path, hash_now=hash_now)
+    if inspected.sha256 is not None or not inspected.ok:
+        catalog_note(path, inspected.ok, inspected.sha256)
     if not inspected.ok or inspected.info is None:
-        bad = [c for c in inspected.checks if c.status == FAIL]
-        raise RestoreFailed(
-            f"Refusing to restore {path.name}: {bad[0].name}: {bad[0].evidence}. "
-            "Nothing was changed.",
-            bad[0].fix or "Use another backup; `recoverctl list` shows them.",
-        )
+        raise _refused(path, inspected.checks)
     m = inspected.manifest
+    related = _related(db)
     scratch, keep_as, _ = names_for(db.database, datetime.now(UTC))
     plan = RestorePlan(
         backup=str(path),
@@ -111,43 +144,52 @@ def prepare(settings: Settings, spec: str, *, safety_backup: bool = True) -> Pre
         project=ref.project,
         stack=settings.stack,
         database=db.database,
-        current=_current(db),
+        current=_current(db, related),
         scratch=scratch,
         keep_as=keep_as,
         app_services=ref.compose.db_clients,
         safety_backup=safety_backup,
-        leftovers=tuple(leftovers(db)),
+        leftovers=tuple(leftovers(db, related)),
     )
     return Prepared(plan, path, inspected, ref, db)
 
 
-def catalog_note(path: Path, inspected: Inspected) -> None:
+def _refused(path: Path, checks: tuple[Check, ...]) -> RestoreFailed:
+    bad = [c for c in checks if c.status == FAIL]
+    return RestoreFailed(
+        f"Refusing to restore {path.name}: {bad[0].name}: {bad[0].evidence}. Nothing was changed.",
+        bad[0].fix or "Use another backup; `recoverctl list` shows them.",
+    )
+
+
+def catalog_note(path: Path, ok: bool, sha256: str | None) -> None:
     with suppress(OSError):
-        catalog.record(
-            path,
-            VerifyResult(
-                kind="quick", ok=inspected.ok, at=datetime.now(UTC), sha256=inspected.sha256
-            ),
-        )
+        catalog.record(path, VerifyResult(kind="quick", ok=ok, at=datetime.now(UTC), sha256=sha256))
 
 
-def _current(db: Db) -> CurrentDb:
-    exists = db.query(pg.database_exists_sql(db.database), database="postgres").strip() == "1"
-    if not exists:
+def _related(db: Db) -> dict[str, str]:
+    """db and the databases named after it or a verification: name -> size (db's only)."""
+    sql = pg.related_databases_sql(db.database, (db.database + "__", VERIFY_PREFIX))
+    return {row[0]: row[1] for row in pg.parse_rows(db.query(sql, database="postgres"))}
+
+
+def _current(db: Db, related: dict[str, str]) -> CurrentDb:
+    if db.database not in related:
         return CurrentDb(False, 0, 0, 0)
     # The plan describes what is replaced; estimates do that without counting every row.
     tables, rows = (int(v) for v in pg.parse_rows(db.query(pg.ESTIMATE_SQL))[0])
-    size = int(db.query(pg.DB_SIZE_SQL).strip() or 0)
-    return CurrentDb(True, tables, rows, size)
+    return CurrentDb(True, tables, rows, int(related[db.database] or 0))
 
 
-def leftovers(db: Db) -> list[str]:
+def leftovers(db: Db, related: dict[str, str] | None = None) -> list[str]:
     """Databases an interrupted (killed) restore or deep verification left behind."""
-    rows = db.query(pg.databases_like_sql(db.database + "__"), database="postgres")
     tags = (SCRATCH_TAG, KEEP_TAG, FAILED_TAG)
-    found = [name for name in rows.splitlines() if any(t in name for t in tags)]
-    scratch = db.query(pg.databases_like_sql(VERIFY_PREFIX), database="postgres")
-    return found + scratch.splitlines()
+    return [
+        name
+        for name in (related if related is not None else _related(db))
+        if name.startswith(VERIFY_PREFIX)
+        or (name.startswith(db.database + "__") and any(t in name for t in tags))
+    ]
 
 
 class _Run:
@@ -183,20 +225,43 @@ class _Run:
 
     # --- the steps -------------------------------------------------------------------------
 
-    def load(self) -> tuple[int, int]:
+    def load(self) -> None:
         plan = self.plan
         self.step(f"creating {plan.scratch}")
         self.sql(pg.create_database_sql(plan.scratch))
         self.step(f"restoring {Path(plan.backup).name} into {plan.scratch}")
-        failed = restore_stream(
+        found = self.prep.inspected
+        loaded = restore_stream(
             self.db, self.prep.path, plan.backup_format, plan.scratch, self.on_bytes
         )
-        if failed is not None:
+        integrity = load_integrity(found, loaded)
+        if integrity is not None:
+            catalog_note(self.prep.path, integrity.status != FAIL, loaded.sha256)
+            if integrity.status == FAIL:  # the bytes explain a failed load best, if they differ
+                raise _refused(self.prep.path, (integrity,))
+        if loaded.failed is not None:
             raise RestoreFailed(
-                f"Loading the backup failed: {failed.evidence}.",
+                f"Loading the backup failed: {loaded.failed.evidence}.",
                 "The backup does not restore; try another one (`recoverctl list`).",
             )
-        return self.compare(plan.scratch)
+
+    def prove(self, *, stop_meanwhile: bool) -> None:
+        """Row counts against the manifest, then planner statistics (they move with the
+        rename), on the loaded copy. The app's stop overlaps them when nothing has to come
+        between; if they fail, the rollback starts it again."""
+        plan = self.plan
+        stopping = ", stopping the app meanwhile" if stop_meanwhile and plan.app_services else ""
+        self.step(f"checking {plan.scratch}: row counts, ANALYZE{stopping}")
+        stopper = _Background(self.stop_apps, "restore-stop") if stopping else None
+        try:
+            self.load_counts = self.compare(plan.scratch)
+            self.sql("ANALYZE", database=plan.scratch)
+        except BaseException:
+            if stopper is not None:
+                stopper.finish(reraise=False)
+            raise
+        if stopper is not None:
+            stopper.finish()
 
     def compare(self, database: str) -> tuple[int, int]:
         counts = self.db.count_rows(database)
@@ -215,7 +280,6 @@ class _Run:
         for service in self.plan.app_services:
             for c in engine.containers(self.plan.project, service):
                 if c.status == "running":
-                    self.step(f"stopping {service}")
                     engine._api_call(f"stop {c.name}", c.stop, timeout=30)
                     if all(c.id != seen.id for seen in self.apps):
                         self.apps.append(c)
@@ -259,30 +323,43 @@ class _Run:
             "Stop whatever else connects to the database, then restore again.",
         )
 
-    def serve(self) -> tuple[str, ...]:
-        """Starts the app on the restored database. Its counts were proven equal to the
-        manifest before the swap; the app's own start (migrations) may change a few since,
-        so differences now are reported, not rolled back."""
-        self.step("starting the app")
-        self.start_apps()
-        # While the app boots: statistics for the planner, before its first real query.
-        self.step(f"ANALYZE {self.plan.database}")
-        self.sql("ANALYZE", database=self.plan.database)
+    def serve(self) -> None:
+        """Starts the app on the restored database and waits until it is healthy."""
+        if self.apps:
+            self.step("starting the app")
+            self.start_apps()
         self.step("waiting until the app is healthy")
         if self.plan.app_services:
             wait_ready(self.db.engine, self.prep.ref, self.timeout, probe=True)
-        self.step("comparing row counts again")
-        manifest = self.prep.inspected.manifest
-        if manifest is None:
-            return ()
-        counts = self.db.count_rows(self.plan.database)
-        drift, _ = compare_counts(manifest.tables, counts)
-        return tuple(drift)
 
     def drop_old(self) -> None:
-        if self.plan.current.exists:
-            self.step(f"dropping the previous database ({self.plan.keep_as})")
-            self.sql(pg.drop_database_sql(self.plan.keep_as))
+        self.sql(pg.drop_database_sql(self.plan.keep_as))
+
+    def settle(self) -> tuple[tuple[str, ...], str | None]:
+        """After success: counts again, and the previous copy dropped meanwhile.
+
+        Counts were proven equal to the manifest before the swap; the app's own start
+        (migrations) may change a few since, so differences now are reported, not rolled
+        back. A previous copy that will not drop is reported too: the restore stands."""
+        plan = self.plan
+        dropping = plan.current.exists
+        self.step(
+            "comparing row counts again" + (", dropping the previous copy" if dropping else "")
+        )
+        dropper = _Background(self.drop_old, "restore-drop") if dropping else None
+        drift: tuple[str, ...] = ()
+        manifest = self.prep.inspected.manifest
+        try:
+            if manifest is not None:
+                counts = self.db.count_rows(plan.database)
+                drift = tuple(compare_counts(manifest.tables, counts)[0])
+        except RecoverctlError as exc:
+            drift = (f"could not count the rows again ({exc.message.rstrip('.')})",)
+        finally:
+            if dropper is not None:
+                dropper.finish(reraise=False)
+        kept = plan.keep_as if dropper is not None and dropper.error is not None else None
+        return drift, kept
 
     # --- rollback --------------------------------------------------------------------------
 
@@ -342,17 +419,20 @@ def restore(
     safety: BackupResult | None = None
     with fsio.project_lock(plan.project, "restore"):
         try:
-            if plan.safety_backup and plan.current.exists:
+            run.load()
+            # The safety copy comes as late as it can, so that it holds what the app wrote
+            # while the backup loaded; the app keeps serving until it is taken.
+            wants_safety = plan.safety_backup and plan.current.exists
+            run.prove(stop_meanwhile=not wants_safety)
+            if wants_safety:
                 run.step(f"safety backup of {plan.database}")
                 safety = take_backup(prep.db, prep.ref, settings.backup_dir, "custom")
-            run.load_counts = run.load()
+                run.step("stopping the app")
+                run.stop_apps()
             failpoints.reach("restore.before-swap")
-            run.stop_apps()
             run.swap()
             failpoints.reach("restore.after-swap")
-            tables, rows = run.load_counts
-            drift = run.serve()
-            run.drop_old()
+            run.serve()
         except KeyboardInterrupt:
             outcome = run.rollback()
             raise Interrupted(
@@ -366,7 +446,12 @@ def restore(
                 exc.hint or _safety_hint(safety),
                 details=exc.details,
             ) from None
+        # The restored copy serves: from here on nothing rolls back, and Ctrl-C only
+        # waits for the report.
+        with signals.deferred(reraise=False):
+            drift, kept = run.settle()
     run.finish_timings()
+    tables, rows = run.load_counts
     return RestoreResult(
         plan=plan,
         safety_backup=safety.path if safety else None,
@@ -375,6 +460,7 @@ def restore(
         seconds=time.monotonic() - started,
         steps=tuple(run.timings),
         drift=drift,
+        kept=kept,
     )
 
 

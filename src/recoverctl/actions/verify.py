@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import secrets
 import time
@@ -66,11 +67,20 @@ class Inspected:
     checks: tuple[Check, ...]
     info: dumpcheck.DumpInfo | None
     manifest: Manifest | None
-    sha256: str | None
+    sha256: str | None  # None when not read yet: a load hashes the bytes it streams
+    size: int = 0
 
     @property
     def ok(self) -> bool:
         return worst(self.checks) != FAIL
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A restore of the file into a database: its failure, if any, and the file's sha256."""
+
+    failed: Check | None
+    sha256: str
 
 
 def verify(
@@ -80,10 +90,16 @@ def verify(
     ref = StackRef.load(settings)
     db = db_of(Engine.connect(), ref)
     started = time.monotonic()
-    found = quick_checks(db, path)
+    # A deep check reads every byte anyway: the sha256 is taken on that pass, not another.
+    found = quick_checks(db, path, hash_now=not deep)
     checks = list(found.checks)
+    sha256 = found.sha256
     if deep and found.ok and found.info is not None:
-        checks.extend(deep_check(db, path, found, on_bytes))
+        deep_checks, sha256 = deep_check(db, path, found, on_bytes)
+        checks = [c for c in checks if c.name != "integrity" or c.status != OK] + deep_checks
+    elif sha256 is None:
+        found = quick_checks(db, path)  # no load after all: hash the file on its own
+        checks, sha256 = list(found.checks), found.sha256
     report = VerifyReport(
         path,
         found.info.format if found.info else None,
@@ -92,7 +108,7 @@ def verify(
         found.manifest,
         time.monotonic() - started,
     )
-    _remember(path, report, found.sha256)
+    _remember(path, report, sha256)
     return report
 
 
@@ -110,7 +126,9 @@ def _remember(path: Path, report: VerifyReport, sha256: str | None) -> None:
         catalog.record(path, result)
 
 
-def quick_checks(db: Db, path: Path) -> Inspected:
+def quick_checks(db: Db, path: Path, *, hash_now: bool = True) -> Inspected:
+    """The checks that need no restore. Without hash_now the sha256 is left to the caller's
+    load (integrity then vouches only for the size and format until load_integrity)."""
     checks: list[Check] = []
     size = path.stat().st_size
     if size == 0:
@@ -134,13 +152,13 @@ def quick_checks(db: Db, path: Path) -> Inspected:
         )
     )
     manifest, manifest_check = _manifest_check(path)
-    sha256, _ = fsio.sha256_file(path)
+    sha256 = fsio.sha256_file(path)[0] if hash_now else None
     checks.append(manifest_check)
     if manifest is not None:
         checks.append(_integrity(manifest, sha256, size, info.format))
     checks.append(_version_check(db, info))
     checks.append(_structure(db, path, info, vouched=_vouched(checks)))
-    return Inspected(tuple(checks), info, manifest, sha256)
+    return Inspected(tuple(checks), info, manifest, sha256, size)
 
 
 def _vouched(checks: list[Check]) -> bool:
@@ -167,13 +185,16 @@ def _manifest_check(path: Path) -> tuple[Manifest | None, Check]:
     )
 
 
-def _integrity(manifest: Manifest, sha256: str, size: int, fmt: Format) -> Check:
-    if manifest.sha256 != sha256 or manifest.size != size:
+def _integrity(manifest: Manifest, sha256: str | None, size: int, fmt: Format) -> Check:
+    if (sha256 is not None and manifest.sha256 != sha256) or manifest.size != size:
+        ours = f"sha256 {sha256[:12]}… and {size} bytes" if sha256 else f"{size} bytes"
+        theirs = (
+            f"{manifest.sha256[:12]}… and {manifest.size} bytes" if sha256 else f"{manifest.size}"
+        )
         return Check(
             "integrity",
             FAIL,
-            f"sha256 {sha256[:12]}… and {size} bytes differ from the manifest's "
-            f"{manifest.sha256[:12]}… and {manifest.size} bytes: the file changed after the backup",
+            f"{ours} differ from the manifest's {theirs}: the file changed after the backup",
             "Use another backup; keep this one aside for inspection.",
         )
     if manifest.format != fmt:
@@ -183,7 +204,16 @@ def _integrity(manifest: Manifest, sha256: str, size: int, fmt: Format) -> Check
             f"content is {fmt} but the manifest says {manifest.format}",
             "The manifest belongs to another file; use another backup.",
         )
+    if sha256 is None:
+        return Check("integrity", OK, "size matches the manifest; sha256 pending (checked on load)")
     return Check("integrity", OK, f"sha256 and size match the manifest ({sha256[:12]}…)")
+
+
+def load_integrity(found: Inspected, loaded: Loaded) -> Check | None:
+    """The integrity check a load makes possible when quick_checks left the sha256 to it."""
+    if found.manifest is None or found.sha256 is not None or found.info is None:
+        return None
+    return _integrity(found.manifest, loaded.sha256, found.size, found.info.format)
 
 
 def _version_check(db: Db, info: dumpcheck.DumpInfo) -> Check:
@@ -231,10 +261,19 @@ def _structure(db: Db, path: Path, info: dumpcheck.DumpInfo, *, vouched: bool) -
 
 def restore_stream(
     db: Db, path: Path, fmt: Format, database: str, on_bytes: OnBytes = _no_progress
-) -> Check | None:
-    """Restores the file into an existing empty database; a failed Check, or None."""
+) -> Loaded:
+    """Restores the file into an existing empty database, hashing the bytes it sends."""
     psql_ok = fmt == "custom" or pg.psql_knows_restrict(db.version_of(pg.psql_version()))
-    chunks = fsio.read_chunks(path, on_bytes)
+    digest = hashlib.sha256()
+    sent = [0]
+
+    def hashed() -> Iterator[bytes]:
+        for chunk in fsio.read_chunks(path, on_bytes):
+            digest.update(chunk)
+            sent[0] += len(chunk)
+            yield chunk
+
+    chunks = hashed()
     if fmt == "custom":
         argv = pg.pg_restore_into(db.user, database)
     else:
@@ -242,12 +281,19 @@ def restore_stream(
         if not psql_ok:
             chunks = strip_restrict(chunks)
     result = db.run(argv, stdin=chunks)
+    # The command may stop reading early (an error, or trailing bytes it ignores): the
+    # sha256 then comes from a pass of its own, since it must cover the whole file.
+    whole = result.stdin_error is None and sent[0] == path.stat().st_size
+    sha256 = digest.hexdigest() if whole else fsio.sha256_file(path)[0]
     if result.ok:
-        return None
+        return Loaded(None, sha256)
     cause = cause_of(result.stderr_tail) or (
         "the container stopped" if result.exit_code is None else f"exit {result.exit_code}"
     )
-    return Check("restore", FAIL, f"{argv[0]}: {cause}", "See the lines above; use another backup.")
+    failed = Check(
+        "restore", FAIL, f"{argv[0]}: {cause}", "See the lines above; use another backup."
+    )
+    return Loaded(failed, sha256)
 
 
 def strip_restrict(chunks: Iterator[bytes]) -> Iterator[bytes]:
@@ -271,16 +317,21 @@ def throwaway_name(prefix: str) -> str:
     return f"{prefix}_{datetime.now(UTC):%Y%m%d_%H%M%S}_{secrets.token_hex(3)}"
 
 
-def deep_check(db: Db, path: Path, found: Inspected, on_bytes: OnBytes) -> list[Check]:
+def deep_check(db: Db, path: Path, found: Inspected, on_bytes: OnBytes) -> tuple[list[Check], str]:
+    """The restore into a throwaway database and its row counts; with the integrity check
+    when quick_checks left the sha256 to this load. Also returns the file's sha256."""
     assert found.info is not None
     scratch = throwaway_name(VERIFY_PREFIX)
     checks: list[Check] = []
     started = time.monotonic()
     try:
         db.query(pg.create_database_sql(scratch), database="postgres")
-        failed = restore_stream(db, path, found.info.format, scratch, on_bytes)
-        if failed is not None:
-            return [failed]
+        loaded = restore_stream(db, path, found.info.format, scratch, on_bytes)
+        integrity = load_integrity(found, loaded)
+        if integrity is not None:
+            checks.append(integrity)
+        if loaded.failed is not None:
+            return [*checks, loaded.failed], loaded.sha256
         checks.append(
             Check(
                 "restore",
@@ -290,7 +341,7 @@ def deep_check(db: Db, path: Path, found: Inspected, on_bytes: OnBytes) -> list[
         )
         checks.append(_counts_check(db, scratch, found.manifest))
         failpoints.reach("verify.restored")
-        return checks
+        return checks, loaded.sha256
     except KeyboardInterrupt:
         raise Interrupted(
             "Deep verification interrupted; its throwaway database was dropped.",

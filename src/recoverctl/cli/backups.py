@@ -139,7 +139,7 @@ def restore(
 
     settings = options.settings(prod, project_dir, json)
     with render.spinner("verifying the backup and planning"):
-        prep = action.prepare(settings, spec, safety_backup=not no_safety_backup)
+        prep = action.prepare(settings, spec, safety_backup=not no_safety_backup, hash_now=dry_run)
     plan = prep.plan
     if dry_run:
         render.emit(plan, lambda: _show_plan(plan, render.out))
@@ -160,6 +160,11 @@ def restore(
             render.out.print(f"  safety backup of the previous data: {result.safety_backup}")
         for line in result.drift:
             render.warn(f"since the app started: {line}")
+        if result.kept:
+            render.warn(
+                f"the previous database could not be dropped and is kept as {result.kept}; "
+                "`recoverctl doctor` lists it"
+            )
 
     render.emit(result, human)
 

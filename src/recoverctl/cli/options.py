@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from recoverctl.cli import render
-from recoverctl.settings import Settings, resolve_settings
+
+if TYPE_CHECKING:
+    from recoverctl.settings import Settings
 
 Prod = Annotated[
     bool,
@@ -27,5 +29,8 @@ Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmat
 
 
 def settings(prod: bool, project_dir: Path | None, json: bool = False) -> Settings:
+    # Here, not at import: pydantic is a fifth of --help's start-up, which needs no settings.
+    from recoverctl.settings import resolve_settings
+
     render.json_mode.set(json)
     return resolve_settings(prod=prod, project_dir=project_dir)

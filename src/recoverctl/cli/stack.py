@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from recoverctl.actions import stack as actions
 from recoverctl.cli import options, render
+
+if TYPE_CHECKING:
+    from recoverctl.actions import stack as actions
 from recoverctl.errors import RecoverctlError, UsageError
 
 
@@ -21,6 +23,8 @@ def up(
     json: options.Json = False,
 ) -> None:
     """Build and start the stack, wait until every service is healthy, show its status."""
+    from recoverctl.actions import stack as actions
+
     settings = options.settings(prod, project_dir, json)
     with render.spinner(f"starting the {settings.stack} stack") as progress:
         result = actions.up(settings, build=not no_build, progress=progress)
@@ -43,6 +47,8 @@ def down(
     json: options.Json = False,
 ) -> None:
     """Stop and remove the stack's containers; --volumes also erases its database."""
+    from recoverctl.actions import stack as actions
+
     settings = options.settings(prod, project_dir, json)
     if volumes and not yes:
         _confirm_erase(actions.plan_down(settings))
@@ -86,6 +92,8 @@ def ps(
     json: options.Json = False,
 ) -> None:
     """Show each service's container, state, health and ports."""
+    from recoverctl.actions import stack as actions
+
     settings = options.settings(prod, project_dir, json)
     result = actions.ps(settings)
     render.emit(result, lambda: render.stack_table(result))
@@ -101,6 +109,8 @@ def logs(
     project_dir: options.ProjectDir = None,
 ) -> None:
     """Show the services' logs."""
+    from recoverctl.actions import stack as actions
+
     settings = options.settings(prod, project_dir)
     width = 0 if service else 10
     stdout = sys.stdout.buffer
@@ -121,6 +131,8 @@ def restart(
     json: options.Json = False,
 ) -> None:
     """Restart the services (or one) and wait until they are healthy."""
+    from recoverctl.actions import stack as actions
+
     settings = options.settings(prod, project_dir, json)
     with render.spinner("restarting") as progress:
         result = actions.restart(settings, service, progress)

@@ -185,6 +185,16 @@ def databases_like_sql(prefix: str) -> str:
     )
 
 
+def related_databases_sql(db: str, prefixes: tuple[str, ...]) -> str:
+    """db itself, with its size, and every database named with one of the prefixes."""
+    named = " OR ".join(f"starts_with(datname, {quote_literal(p)})" for p in prefixes)
+    return (
+        f"SELECT datname, CASE WHEN datname = {quote_literal(db)} "
+        "THEN pg_database_size(datname) END FROM pg_database "
+        f"WHERE datname = {quote_literal(db)}" + (f" OR {named}" if named else "") + " ORDER BY 1"
+    )
+
+
 def parse_rows(output: str) -> list[list[str]]:
     return [line.split("\t") for line in output.splitlines() if line]
 

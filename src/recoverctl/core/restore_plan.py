@@ -42,14 +42,19 @@ class RestorePlan:
     @property
     def steps(self) -> tuple[str, ...]:
         apps = ", ".join(self.app_services) or "no app service"
-        steps = []
-        if self.safety_backup and self.current.exists:
-            steps.append(f"take a safety backup of {self.database} (custom format)")
-        steps += [
-            f"restore {self.backup} into a new database {self.scratch}",
-            "compare its row counts with the manifest",
-            f"stop {apps}; end the remaining connections to {self.database}",
+        safety = self.safety_backup and self.current.exists
+        steps = [
+            f"restore {self.backup} into a new database {self.scratch}; check its sha256 "
+            "against the manifest as it streams",
+            "compare its row counts with the manifest; ANALYZE it"
+            + ("" if safety else f"; stop {apps} meanwhile"),
         ]
+        if safety:
+            steps += [
+                f"take a safety backup of {self.database} (custom format)",
+                f"stop {apps}",
+            ]
+        steps.append(f"end the remaining connections to {self.database}")
         if self.current.exists:
             steps.append(
                 f"swap in one transaction: {self.database} -> {self.keep_as}, "
@@ -57,10 +62,12 @@ class RestorePlan:
             )
         else:
             steps.append(f"rename {self.scratch} -> {self.database}")
-        steps += [
-            f"start {apps}; ANALYZE while it boots; wait until healthy; compare row counts again",
-            f"drop {self.keep_as}" if self.current.exists else "done",
-        ]
+        steps.append(f"start {apps}; wait until healthy")
+        steps.append(
+            f"compare row counts again; drop {self.keep_as} meanwhile"
+            if self.current.exists
+            else "compare row counts again"
+        )
         return tuple(steps)
 
     @property

@@ -114,3 +114,15 @@ class VaultEnvelopesTests(TestCase):
     def test_unknown_fingerprint(self) -> None:
         report = json.loads(run("vault_envelopes", "sha256:" + "0" * 64))
         self.assertEqual((report["total"], report["sample"]), (0, []))
+
+
+class VaultWaitDbTests(TestCase):
+    def test_waits_then_migrates_in_the_same_process(self) -> None:
+        out = io.StringIO()
+        call_command("vault_wait_db", "--timeout", "1", "--migrate", stdout=out)
+        self.assertIn("No migrations to apply", out.getvalue())
+
+    def test_without_migrate_it_only_waits(self) -> None:
+        out = io.StringIO()
+        call_command("vault_wait_db", "--timeout", "1", stdout=out)
+        self.assertEqual(out.getvalue(), "")
