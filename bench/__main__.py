@@ -43,6 +43,7 @@ BYTES_PER_SCALE = 15_100_000  # pgbench -i: about 15 MB of database per unit of 
 RAW_DB = "bench_raw"
 PROJECT = "rctl-bench"
 STARTUP_MIN_REPEAT = 5
+QUIET_WAIT = 120  # seconds an autovacuum worker may take before a measurement starts anyway
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -198,12 +199,25 @@ class Bench:
         except ValueError:
             return str(path)
 
+    def quiet(self) -> None:
+        """Untimed, before each measurement: the vault database vacuumed (a restore leaves
+        millions of new rows, and autovacuum would start on them within a minute, in the
+        middle of whatever runs next), no autovacuum worker busy, dirty pages written."""
+        self.stack.psql("VACUUM", DB_NAME)
+        deadline = time.monotonic() + QUIET_WAIT
+        busy = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
+        while self.stack.psql(busy) != "0" and time.monotonic() < deadline:
+            time.sleep(0.5)
+        self.stack.psql("CHECKPOINT")
+
     def timed_shell(self, key: str, label: str, command: str) -> measure.Run:
+        self.quiet()
         done = self.stack.shell(command)
         self.s(key, label, command).add(done.seconds)
         return done
 
     def timed_rc(self, key: str, label: str, *args: str) -> tuple[measure.Run, Any]:
+        self.quiet()
         done, payload = self.stack.recoverctl_json(*args)
         self.s(key, label, self.rc(*args, "--json"), rss=True).add(done.seconds, done.max_rss_kb)
         return done, payload

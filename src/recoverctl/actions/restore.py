@@ -126,13 +126,15 @@ def prepare(
     path = catalog.resolve_backup(settings, spec)
     ref = StackRef.load(settings)
     db = db_of(Engine.connect(), ref)
-    inspected = quick_checks(db, path, hash_now=hash_now)
-    if inspected.sha256 is not None or not inspected.ok:
-        catalog_note(path, inspected.ok, inspected.sha256)
-    if not inspected.ok or inspected.info is None:
-        raise _refused(path, inspected.checks)
+    with db.session():
+        inspected = quick_checks(db, path, hash_now=hash_now)
+        if inspected.sha256 is not None or not inspected.ok:
+            catalog_note(path, inspected.ok, inspected.sha256)
+        if not inspected.ok or inspected.info is None:
+            raise _refused(path, inspected.checks)
+        related = _related(db)
+        current = _current(db, related)
     m = inspected.manifest
-    related = _related(db)
     scratch, keep_as, _ = names_for(db.database, datetime.now(UTC))
     plan = RestorePlan(
         backup=str(path),
@@ -144,7 +146,7 @@ def prepare(
         project=ref.project,
         stack=settings.stack,
         database=db.database,
-        current=_current(db, related),
+        current=current,
         scratch=scratch,
         keep_as=keep_as,
         app_services=ref.compose.db_clients,
@@ -417,7 +419,7 @@ def restore(
     plan = prep.plan
     run = _Run(prep, step, on_bytes, settings.up_timeout)
     safety: BackupResult | None = None
-    with fsio.project_lock(plan.project, "restore"):
+    with fsio.project_lock(plan.project, "restore"), prep.db.session():
         try:
             run.load()
             # The safety copy comes as late as it can, so that it holds what the app wrote

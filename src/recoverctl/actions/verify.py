@@ -90,16 +90,17 @@ def verify(
     ref = StackRef.load(settings)
     db = db_of(Engine.connect(), ref)
     started = time.monotonic()
-    # A deep check reads every byte anyway: the sha256 is taken on that pass, not another.
-    found = quick_checks(db, path, hash_now=not deep)
-    checks = list(found.checks)
-    sha256 = found.sha256
-    if deep and found.ok and found.info is not None:
-        deep_checks, sha256 = deep_check(db, path, found, on_bytes)
-        checks = [c for c in checks if c.name != "integrity" or c.status != OK] + deep_checks
-    elif sha256 is None:
-        found = quick_checks(db, path)  # no load after all: hash the file on its own
-        checks, sha256 = list(found.checks), found.sha256
+    with db.session():
+        # A deep check reads every byte anyway: the sha256 is taken on that pass, not another.
+        found = quick_checks(db, path, hash_now=not deep)
+        checks = list(found.checks)
+        sha256 = found.sha256
+        if deep and found.ok and found.info is not None:
+            deep_checks, sha256 = deep_check(db, path, found, on_bytes)
+            checks = [c for c in checks if c.name != "integrity" or c.status != OK] + deep_checks
+        elif sha256 is None:
+            found = quick_checks(db, path)  # no load after all: hash the file on its own
+            checks, sha256 = list(found.checks), found.sha256
     report = VerifyReport(
         path,
         found.info.format if found.info else None,
