@@ -161,3 +161,31 @@ def test_restore_rolls_back_when_the_app_cannot_start_on_it(stack: tuple[Project
     project.wait_healthy()
     assert vault.alice_reads() == vault.alice_secrets
     assert [d for d in project.databases() if "__" in d] == []
+
+
+def test_one_psql_session_switches_databases_and_survives_its_errors(
+    stack: tuple[Project, Vault],
+) -> None:
+    """restore and verify route their queries through one psql process (pgexec.Session)."""
+    from recoverctl.adapters.engine import Engine
+    from recoverctl.adapters.pgexec import Db
+    from recoverctl.errors import CommandFailed
+
+    project, _ = stack
+    engine = Engine.connect()
+    db = Db.attach(engine, engine.service_container(project.name, "db"))
+    with db.session():
+        assert db.query("SELECT current_database()").strip() == db.database
+        assert db.query("SELECT current_database()", database="postgres").strip() == "postgres"
+        with pytest.raises(CommandFailed) as failed:
+            db.query("SELECT * FROM no_such_table")
+        # The same message and details an exec per query gives.
+        assert failed.value.message.startswith("a query in the db container failed (exit 3)")
+        assert 'relation "no_such_table" does not exist' in (failed.value.details or "")
+        # The next query opens a new process, on the database it names.
+        assert db.query("SELECT 1", database="postgres").strip() == "1"
+        with pytest.raises(CommandFailed):
+            db.query("SELECT 1", database="no_such_database")
+        assert db.query("SELECT current_database()").strip() == db.database
+    # Outside the block, queries are one exec each again.
+    assert db._session is None and db.query("SELECT 2").strip() == "2"
