@@ -1,54 +1,158 @@
-"""The one error type every layer raises; the CLI catches it in one place."""
+"""The one error type every layer raises; the CLI catches it in one place.
+
+Every error carries a stable code (`ErrorCode`): scripts read it from `--json`, code
+branches on it, and it alone decides the exit status. Messages are for people and may
+change; codes may not (docs/json.md lists them).
+"""
 
 from __future__ import annotations
+
+from enum import StrEnum
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_OFFSITE = 3  # the local part succeeded; an off-site step failed
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+
+class ErrorCode(StrEnum):
+    # usage and settings (exit 2)
+    USAGE = "usage"
+    CONFIG_INVALID = "config_invalid"
+    PROJECT_NOT_FOUND = "project_not_found"
+    CONFIRMATION_REQUIRED = "confirmation_required"
+    # the project's files
+    COMPOSE_INVALID = "compose_invalid"
+    ENV_INVALID = "env_invalid"
+    FILE_EXISTS = "file_exists"
+    # the engine and the stack
+    ENGINE_UNREACHABLE = "engine_unreachable"
+    ENGINE_REFUSED = "engine_refused"
+    COMPOSE_FAILED = "compose_failed"
+    SERVICE_MISSING = "service_missing"
+    DB_NOT_RUNNING = "db_not_running"
+    SERVICE_NOT_RUNNING = "service_not_running"
+    STACK_UNHEALTHY = "stack_unhealthy"
+    COMMAND_FAILED = "command_failed"
+    DB_QUERY_FAILED = "db_query_failed"
+    DB_IN_USE = "db_in_use"
+    LOCKED = "locked"
+    # backups
+    BACKUP_NOT_FOUND = "backup_not_found"
+    UNSAFE_PATH = "unsafe_path"
+    BACKUP_CORRUPT = "backup_corrupt"
+    MANIFEST_DAMAGED = "manifest_damaged"
+    BACKUP_FAILED = "backup_failed"
+    DISK_FULL = "disk_full"
+    WRITE_FAILED = "write_failed"
+    RESTORE_FAILED = "restore_failed"
+    ROLLBACK_INCOMPLETE = "rollback_incomplete"
+    CONFIRMATION_MISMATCH = "confirmation_mismatch"
+    DATA_PRESENT = "data_present"
+    # keys
+    KEY_FILE_INVALID = "key_file_invalid"
+    KEY_MISMATCH = "key_mismatch"
+    # off-site
+    OFFSITE_FAILED = "offsite_failed"
+    TARGET_UNREACHABLE = "target_unreachable"
+    TARGET_REFUSED = "target_refused"
+    TARGET_NOT_FOUND = "target_not_found"
+    OBJECT_CORRUPT = "object_corrupt"
+    ENCRYPTION_REQUIRED = "encryption_required"
+    IDENTITY_INVALID = "identity_invalid"
+    DECRYPT_FAILED = "decrypt_failed"
+    OBJECT_NOT_FOUND = "object_not_found"
+    TARGET_FAILED = "target_failed"  # the target answered, with an error no other code names
+    # the run itself
+    INTERRUPTED = "interrupted"
+    FAILED = "failed"
+    # a result whose own verdict is bad: doctor's or recover's checks (result.checks says which)
+    CHECKS_FAILED = "checks_failed"
+    TERMINATED = "terminated"  # SIGTERM, with the same clean-up as Ctrl-C
+    INTERNAL_ERROR = "internal_error"  # a bug in recoverctl: the traceback is on stderr
+
+
+EXIT_STATUS: dict[ErrorCode, int] = {
+    ErrorCode.USAGE: EXIT_USAGE,
+    ErrorCode.CONFIG_INVALID: EXIT_USAGE,
+    ErrorCode.PROJECT_NOT_FOUND: EXIT_USAGE,
+    ErrorCode.CONFIRMATION_REQUIRED: EXIT_USAGE,
+    ErrorCode.OFFSITE_FAILED: EXIT_OFFSITE,
+    ErrorCode.INTERRUPTED: EXIT_INTERRUPTED,
+    ErrorCode.TERMINATED: EXIT_TERMINATED,
+}
+
+
+def exit_status(code: ErrorCode) -> int:
+    return EXIT_STATUS.get(code, EXIT_FAILED)
 
 
 class RecoverctlError(Exception):
     """A failure a person can act on: what went wrong, and what to do next."""
 
-    exit_code: int = EXIT_FAILED
+    default_code: ErrorCode = ErrorCode.FAILED
 
     def __init__(
         self,
         message: str,
         hint: str | None = None,
         *,
+        code: ErrorCode | None = None,
         details: str | None = None,
-        exit_code: int | None = None,
     ):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.code = code or self.default_code
         # Supporting evidence shown below the message, such as a service's last log lines.
         self.details = details
-        if exit_code is not None:
-            self.exit_code = exit_code
+
+    @property
+    def exit_code(self) -> int:
+        return exit_status(self.code)
+
+    def with_message(self, message: str, hint: str | None = None) -> RecoverctlError:
+        """The same failure, told differently: code and details kept (one class for all)."""
+        return RecoverctlError(
+            message, hint if hint is not None else self.hint, code=self.code, details=self.details
+        )
 
 
 class UsageError(RecoverctlError):
-    exit_code = EXIT_USAGE
+    default_code = ErrorCode.USAGE
 
 
 class ConfigError(RecoverctlError):
     """Settings, env files or compose files are missing or wrong."""
 
+    default_code = ErrorCode.CONFIG_INVALID
+
 
 class EngineError(RecoverctlError):
     """The Docker engine cannot be reached or refused a request."""
+
+    default_code = ErrorCode.ENGINE_UNREACHABLE
 
 
 class CommandFailed(RecoverctlError):
     """An external command exited non-zero; message carries its masked stderr tail."""
 
+    default_code = ErrorCode.COMMAND_FAILED
+
 
 class StackError(RecoverctlError):
     """A service is missing, stopped or unhealthy."""
 
+    default_code = ErrorCode.STACK_UNHEALTHY
+
 
 class Interrupted(RecoverctlError):
-    exit_code = EXIT_INTERRUPTED
+    default_code = ErrorCode.INTERRUPTED
+
+
+class ProjectFileError(RecoverctlError):
+    """The compose file (or another file of the project) is missing or malformed."""
+
+    default_code = ErrorCode.COMPOSE_INVALID

@@ -1,7 +1,7 @@
 import pytest
 
 from recoverctl.core.compose_model import parse_compose
-from recoverctl.errors import ConfigError
+from recoverctl.errors import ProjectFileError
 
 
 def test_reads_name_services_and_db_clients() -> None:
@@ -33,7 +33,7 @@ def test_reads_name_services_and_db_clients() -> None:
     ],
 )
 def test_rejects_what_recoverctl_cannot_drive(data: object, fragment: str) -> None:
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(ProjectFileError) as info:
         parse_compose(data, "c.yml")
     assert fragment in info.value.message
     assert info.value.hint and "docker compose -f c.yml config" in info.value.hint

@@ -1,7 +1,7 @@
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from recoverctl.actions.catalog import BackupEntry, Listing
+from recoverctl.services.catalog import BackupEntry, Listing
 from recoverctl.actions.doctor import rpo_check, space_check
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

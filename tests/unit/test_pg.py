@@ -5,7 +5,7 @@ from recoverctl.core import pg
 
 def test_pg_dump_argv_exact() -> None:
     assert pg.pg_dump("vault", "vault", "custom", "00000003-0000003C-1") == (
-        "pg_dump", "--username", "vault", "--dbname", "vault", "--no-password",
+        "pg_dump", "--username", "vault", "--no-password", "--dbname", "vault",
         "--lock-wait-timeout=120s", "--format=custom", "--compress=1",
         "--snapshot=00000003-0000003C-1",
     )  # fmt: skip
@@ -22,6 +22,14 @@ def test_restore_argv_exact() -> None:
     assert pg.psql_script("vault", "d") == (
         "psql", "--username", "vault", "--no-password", "--dbname", "d", "--no-psqlrc",
         "--quiet", "--set", "ON_ERROR_STOP=1", "--output", "/dev/null",
+    )  # fmt: skip
+
+
+def test_session_argv_exact() -> None:
+    assert pg.psql_session("vault", "d") == (
+        "psql", "--username", "vault", "--no-password", "--dbname", "d", "--no-psqlrc",
+        "--no-align", "--tuples-only", "--field-separator=\t", "--set", "ON_ERROR_STOP=1",
+        "--quiet",
     )  # fmt: skip
 
 

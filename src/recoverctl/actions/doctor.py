@@ -15,8 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from recoverctl.actions import catalog
-from recoverctl.actions.stack import StackRef, status
+from recoverctl.services import catalog
+from recoverctl.services.session import StackRef
+from recoverctl.services.stack import status
 from recoverctl.adapters import git, http, process, vault
 from recoverctl.adapters.engine import Engine
 from recoverctl.adapters.pgexec import Db, exec_in
@@ -489,7 +490,7 @@ def _db_not_empty(ctx: _Context) -> Check:
 
 
 def _leftover_databases(ctx: _Context) -> Check:
-    from recoverctl.actions.restore import leftovers
+    from recoverctl.services.load import leftovers
 
     found = leftovers(ctx.db())
     if found:

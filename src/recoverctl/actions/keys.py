@@ -6,9 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recoverctl.actions.stack import StackRef
 from recoverctl.adapters import vault
-from recoverctl.adapters.engine import Engine
 from recoverctl.core.keyfile import (
     EnvelopeError,
     KeyFileError,
@@ -16,7 +14,8 @@ from recoverctl.core.keyfile import (
     parse_keyfile,
     unwrap_private_key,
 )
-from recoverctl.errors import RecoverctlError, UsageError
+from recoverctl.errors import ErrorCode, RecoverctlError, UsageError
+from recoverctl.services.session import StackSession
 from recoverctl.settings import Settings
 
 SAMPLE = 3
@@ -59,12 +58,13 @@ def key_path(settings: Settings, given: Path | None) -> Path:
         raise RecoverctlError(
             f"No key backup at {path}.",
             "Check the path; export the key again from the vault's Key backup page if it is lost.",
+            code=ErrorCode.KEY_FILE_INVALID,
         )
     return path
 
 
-def check(settings: Settings, given: Path | None, passphrase: str | None) -> KeyCheckResult:
-    path = key_path(settings, given)
+def check(session: StackSession, given: Path | None, passphrase: str | None) -> KeyCheckResult:
+    path = key_path(session.settings, given)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -78,9 +78,8 @@ def check(settings: Settings, given: Path | None, passphrase: str | None) -> Key
     if passphrase is None:
         return base
     private_key = unwrap_private_key(kf, passphrase)
-    ref = StackRef.load(settings)
-    engine = Engine.connect()
-    report = vault.report(engine, ref.project)
+    engine, project = session.engine, session.project
+    report = vault.report(engine, project)
     users = [u for u in report.get("users", []) if u.get("fingerprint") == kf.fingerprint]
     if not users:
         registered = sum(1 for u in report.get("users", []) if u.get("fingerprint"))
@@ -88,8 +87,9 @@ def check(settings: Settings, given: Path | None, passphrase: str | None) -> Key
             f"This key belongs to no user of this vault ({registered} users have registered keys).",
             "It is another vault's key, or an old key replaced since: find the export that "
             "matches. Never register a new key while secrets exist: they would stay unreadable.",
+            code=ErrorCode.KEY_MISMATCH,
         )
-    sample = vault.envelopes(engine, ref.project, kf.fingerprint, SAMPLE)
+    sample = vault.envelopes(engine, project, kf.fingerprint, SAMPLE)
     envelopes = [item["envelope"] for item in sample.get("sample", [])]
     opened = 0
     for envelope in envelopes:
@@ -108,5 +108,6 @@ def check(settings: Settings, given: Path | None, passphrase: str | None) -> Key
             f"Opened {opened} of {len(envelopes)} sampled secrets of {result.user}: the others "
             "were encrypted with another key or are damaged.",
             "Restore them from a backup taken before they broke; keep this key backup.",
+            code=ErrorCode.KEY_MISMATCH,
         )
     return result

@@ -8,15 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recoverctl.actions import catalog, doctor, restore
-from recoverctl.actions.backup import db_of
-from recoverctl.actions.stack import Progress, StackRef, up, wait_ready
-from recoverctl.adapters import files, http
-from recoverctl.adapters.engine import Engine
+from recoverctl.actions import doctor
+from recoverctl.adapters import http
 from recoverctl.core import pg
 from recoverctl.core.checks import FAIL, Check, worst
 from recoverctl.core.restore_plan import RestorePlan
-from recoverctl.errors import RecoverctlError
+from recoverctl.errors import ErrorCode, RecoverctlError
+from recoverctl.services import catalog, restore
+from recoverctl.services.session import StackSession
+from recoverctl.services.stack import Progress, bring_up, wait_ready
 from recoverctl.settings import Settings
 
 # Tables the app fills; migrations alone fill others (permissions, content types).
@@ -67,9 +67,8 @@ class RecoverResult:
         }
 
 
-def data_rows(settings: Settings) -> int:
-    ref = StackRef.load(settings)
-    db = db_of(Engine.connect(), ref)
+def data_rows(session: StackSession) -> int:
+    db = session.db()
     tables = set(db.tables())
     present = [t for t in DATA_TABLES if t in tables]
     counts = pg.parse_counts(db.query(pg.count_rows_sql(present))) if present else {}
@@ -88,42 +87,43 @@ def pick_backup(settings: Settings, spec: str | None) -> str:
 
 
 def recover(
-    settings: Settings,
+    session: StackSession,
     *,
     spec: str | None = None,
     confirm: Confirm = _quiet,
     progress: Progress = _quiet,
 ) -> RecoverResult:
     started = time.monotonic()
+    settings = session.settings
     steps: list[str] = []
 
     def step(text: str) -> None:
         steps.append(text)
         progress(text)
 
-    files.require_env_file(settings)
     step("bringing the stack up")
-    up(settings, build=True, progress=progress)
-    rows = data_rows(settings)
+    bring_up(session, build=True, progress=progress)
+    rows = data_rows(session)
     restored: Path | None = None
     skipped: str | None = None
     if rows == 0 or spec:
         chosen = pick_backup(settings, spec)
         try:
-            prep = restore.prepare(settings, chosen, safety_backup=rows > 0)
+            prep = restore.prepare(session, chosen, safety_backup=rows > 0)
         except RecoverctlError as exc:
-            if spec is None and "No " in exc.message and "backup in" in exc.message:
+            if spec is None and exc.code is ErrorCode.BACKUP_NOT_FOUND:
                 raise RecoverctlError(
                     f"The database is empty and there is no {settings.stack} backup in "
                     f"{settings.backup_dir}.",
                     "Copy your newest backup (and its .json manifest) there, then: "
                     "recoverctl recover --from FILE",
+                    code=ErrorCode.BACKUP_NOT_FOUND,
                 ) from None
             raise
         if rows > 0:
             confirm(prep.plan)  # never over existing data without the typed confirmation
         step(f"restoring {prep.path.name}")
-        restore.restore(prep, settings, step=progress)
+        restore.restore(prep, session, step=progress)
         restored = prep.path
     else:
         skipped = (
@@ -132,9 +132,9 @@ def recover(
         )
     # A restore declares the app ready by its own healthcheck; the checks below read the
     # engine's view, so let that catch up (and read the port again: a restart may move it).
-    final = wait_ready(Engine.connect(), StackRef.load(settings), settings.up_timeout, progress)
+    final = wait_ready(session.engine, session.ref, settings.up_timeout, progress)
     step("checking the database, migrations, admin and key")
-    report = doctor.doctor(settings, groups=("stack", "key"))
+    report = doctor.doctor(session, groups=("stack", "key"))
     wanted = ("service.", "db.", "app.", "key.")
     checks = tuple(c for c in report.checks if c.name.startswith(wanted))
     backend = next((s for s in final.services if s.service == "backend"), None)

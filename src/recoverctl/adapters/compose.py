@@ -7,7 +7,7 @@ import shutil
 
 from recoverctl.adapters import process
 from recoverctl.core.commands import Argv, compose_version
-from recoverctl.errors import ConfigError
+from recoverctl.errors import ConfigError, ErrorCode
 
 COMPOSE_HINT = (
     "Install the compose v2 plugin (`docker compose version` must answer), "
@@ -24,4 +24,4 @@ def detect_cli() -> Argv:
         done = process.run(compose_version(cli), check=False, timeout=30)
         if done.returncode == 0:
             return cli
-    raise ConfigError("No docker compose found.", COMPOSE_HINT)
+    raise ConfigError("No docker compose found.", COMPOSE_HINT, code=ErrorCode.COMPOSE_FAILED)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import socket
+import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from recoverctl.core.stack import ServiceStatus
-from recoverctl.errors import EngineError, StackError
+from recoverctl.errors import EngineError, ErrorCode, StackError
 
 if TYPE_CHECKING:
     import docker
@@ -37,11 +40,7 @@ class Engine:
         try:
             client = docker.from_env(timeout=timeout)
             client.ping()
-        except DockerException as exc:
-            raise EngineError(
-                f"Cannot reach the Docker engine at {_where()}: {_short(exc)}", ENGINE_HINT
-            ) from None
-        except Exception as exc:  # requests' connection errors, socket errors
+        except (DockerException, OSError, Exception) as exc:  # requests' errors too
             raise EngineError(
                 f"Cannot reach the Docker engine at {_where()}: {_short(exc)}", ENGINE_HINT
             ) from None
@@ -54,7 +53,8 @@ class Engine:
             return fn(*args, **kwargs)
         except APIError as exc:
             raise EngineError(
-                f"Docker engine refused to {what}: {exc.explanation or exc}"
+                f"Docker engine refused to {what}: {exc.explanation or exc}",
+                code=ErrorCode.ENGINE_REFUSED,
             ) from None
         except DockerException as exc:
             raise EngineError(f"Could not {what}: {_short(exc)}", ENGINE_HINT) from None
@@ -77,16 +77,19 @@ class Engine:
 
     def service_container(self, project: str, service: str, *, running: bool = True) -> Container:
         found = self.containers(project, service)
+        not_running = ErrorCode.DB_NOT_RUNNING if service == "db" else ErrorCode.SERVICE_NOT_RUNNING
         if not found:
             raise StackError(
                 f"Service {service} has no container in project {project}.",
                 "Bring the stack up first: recoverctl up",
+                code=not_running,
             )
         live = [c for c in found if c.status == "running"]
         if running and not live:
             raise StackError(
                 f"Service {service} is not running ({found[0].status}).",
                 "Start it: recoverctl up (or recoverctl restart " + service + ")",
+                code=not_running,
             )
         return (live or found)[0]
 
@@ -113,6 +116,53 @@ class Engine:
 
     def reload(self, container: Container) -> None:
         self._api_call(f"inspect {container.name}", container.reload)
+
+    def stop(self, container: Container, timeout: int = 30) -> None:
+        self._api_call(f"stop {container.name}", container.stop, timeout=timeout)
+
+    def start(self, container: Container) -> None:
+        self._api_call(f"start {container.name}", container.start)
+
+    def version(self) -> dict[str, Any]:
+        found: dict[str, Any] = self._api_call("read its version", self.client.version)
+        return found
+
+    def exec_open(
+        self, container: Container, argv: Sequence[str], *, stdin: bool, user: str = ""
+    ) -> tuple[str, socket.socket]:
+        """Creates and starts an exec; returns its id and the engine's raw, blocking socket
+        (stdout and stderr multiplexed; stdin when asked for)."""
+        api = self.client.api
+        what = f"start {argv[0]} in {container.name}"
+        created = self._api_call(
+            what, api.exec_create, container.id, list(argv),
+            stdout=True, stderr=True, stdin=stdin, user=user,
+        )  # fmt: skip
+        sock = self._api_call(what, api.exec_start, created["Id"], socket=True)
+        raw: socket.socket = getattr(sock, "_sock", sock)
+        raw.settimeout(None)
+        return str(created["Id"]), raw
+
+    def exec_exit_code(self, exec_id: str, wait: float = 15) -> int | None:
+        """The exit code of a finished exec; None when the engine cannot say (the container
+        or the engine went away, or it still runs after wait seconds)."""
+        api = self.client.api
+        deadline = time.monotonic() + wait
+        # The stream ends a moment before the engine marks the exec done: poll fast at first,
+        # since every query pays this wait.
+        pause = 0.002
+        while True:
+            try:
+                info: dict[str, Any] = api.exec_inspect(exec_id)
+            except Exception:
+                return None  # no code to trust
+            if not info.get("Running"):
+                code = info.get("ExitCode")
+                return int(code) if code is not None else None
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
 
 def to_status(container: Container) -> ServiceStatus:

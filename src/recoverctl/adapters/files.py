@@ -8,7 +8,7 @@ import yaml
 
 from recoverctl.core.compose_model import ComposeModel, parse_compose
 from recoverctl.core.naming import newest
-from recoverctl.errors import ConfigError
+from recoverctl.errors import ErrorCode, ProjectFileError
 from recoverctl.settings import Settings
 
 
@@ -16,7 +16,7 @@ def load_compose(settings: Settings) -> ComposeModel:
     path = settings.compose_file
     rel = settings.compose_rel
     if not path.is_file():
-        raise ConfigError(
+        raise ProjectFileError(
             f"Compose file {rel} is missing in {settings.project_dir}.",
             f"Restore it from git (`git checkout -- {rel}`) or pass --project-dir.",
         )
@@ -25,12 +25,12 @@ def load_compose(settings: Settings) -> ComposeModel:
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 1}" if where is not None else ""
-        raise ConfigError(
+        raise ProjectFileError(
             f"Compose file {rel} is not valid YAML{line}.",
             f"Fix {rel}; `docker compose -f {rel} config` shows the exact problem.",
         ) from None
     except OSError as exc:
-        raise ConfigError(f"Cannot read {rel}: {exc.strerror}.", "Check its permissions.") from None
+        raise ProjectFileError(f"Cannot read {rel}: {exc.strerror}.", "Check its permissions.") from None
     return parse_compose(data, rel)
 
 
@@ -38,10 +38,11 @@ def require_env_file(settings: Settings) -> Path:
     path = settings.env_file
     if not path.is_file():
         rel = settings.env_rel
-        raise ConfigError(
+        raise ProjectFileError(
             f"Env file {rel} is missing: the {settings.stack} stack reads its settings from it.",
             f"Create it from the template: cp .env.example {rel} && chmod 600 {rel}, "
             "then replace every change-me value.",
+            code=ErrorCode.ENV_INVALID,
         )
     return path
 

@@ -11,16 +11,15 @@ import contextlib
 import dataclasses
 import socket
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Self
 
 from recoverctl.adapters.engine import Engine
 from recoverctl.core import pg
 from recoverctl.core.commands import Argv
-from recoverctl.errors import CommandFailed, EngineError
+from recoverctl.errors import CommandFailed, EngineError, ErrorCode
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
@@ -70,14 +69,15 @@ class Db:
         stdin: Iterable[bytes] | None = None,
         on_stdout: Sink | None = None,
     ) -> ExecResult:
-        user = "postgres" if self._runs_as_root() else ""
         return exec_in(
-            self.engine, self.container, argv, stdin=stdin, on_stdout=on_stdout, user=user
+            self.engine, self.container, argv, stdin=stdin, on_stdout=on_stdout, user=self.exec_user
         )
 
-    def _runs_as_root(self) -> bool:
+    @property
+    def exec_user(self) -> str:
         # The official image runs the server as postgres; exec defaults to the image's user.
-        return (self.container.attrs["Config"].get("User") or "root") in ("root", "0", "")
+        as_root = (self.container.attrs["Config"].get("User") or "root") in ("root", "0", "")
+        return "postgres" if as_root else ""
 
     def check(self, result: ExecResult, what: str, hint: str | None = None) -> ExecResult:
         if result.ok:
@@ -91,6 +91,7 @@ class Db:
         raise CommandFailed(
             f"{what} failed ({code})" + (f": {cause}" if cause else "."),
             hint,
+            code=_classify(result.stderr_tail),
             details=result.stderr_tail or None,
         )
 
@@ -144,7 +145,7 @@ def exec_in(
     user: str = "",
 ) -> ExecResult:
     """Runs argv in the container; stdout to on_stdout (or captured), stderr's tail kept."""
-    exec_id, raw = _open(engine, container, argv, stdin=stdin is not None, user=user)
+    exec_id, raw = engine.exec_open(container, argv, stdin=stdin is not None, user=user)
     captured = bytearray()
     stderr = _Lines()
     stdin_error: list[str] = []
@@ -169,27 +170,11 @@ def exec_in(
             feeder.join(timeout=30)
     return ExecResult(
         argv=argv,
-        exit_code=_exit_code(engine, exec_id),
+        exit_code=engine.exec_exit_code(exec_id),
         stdout=bytes(captured),
         stderr_tail=stderr.tail(),
         stdin_error=stdin_error[0] if stdin_error else None,
     )
-
-
-def _open(
-    engine: Engine, container: Container, argv: Argv, *, stdin: bool, user: str = ""
-) -> tuple[str, socket.socket]:
-    """Creates and starts an exec; returns its id and the engine's raw, blocking socket."""
-    api = engine.client.api
-    what = f"start {argv[0]} in {container.name}"
-    created = engine._api_call(
-        what, api.exec_create, container.id, list(argv),
-        stdout=True, stderr=True, stdin=stdin, user=user,
-    )  # fmt: skip
-    sock = engine._api_call(what, api.exec_start, created["Id"], socket=True)
-    raw: socket.socket = getattr(sock, "_sock", sock)
-    raw.settimeout(None)
-    return created["Id"], raw
 
 
 class _Lines:
@@ -209,24 +194,13 @@ class _Lines:
         return "\n".join([*self.lines, *rest]).strip()
 
 
-def _exit_code(engine: Engine, exec_id: str) -> int | None:
-    api = engine.client.api
-    deadline = time.monotonic() + 15
-    # The stream ends a moment before the engine marks the exec done: poll fast at first,
-    # since every query pays this wait.
-    pause = 0.002
-    while True:
-        try:
-            info: dict[str, Any] = api.exec_inspect(exec_id)
-        except Exception:
-            return None  # the container (or the engine) is gone: no code to trust
-        if not info.get("Running"):
-            code = info.get("ExitCode")
-            return int(code) if code is not None else None
-        if time.monotonic() > deadline:
-            return None
-        time.sleep(pause)
-        pause = min(pause * 2, 0.05)
+# PostgreSQL's own wording for SQLSTATE 55006 (object_in_use) on DROP/ALTER DATABASE: the
+# one failure a caller acts on (by retrying), named here so callers branch on a code.
+_IN_USE = "is being accessed by other users"
+
+
+def _classify(stderr: str) -> ErrorCode:
+    return ErrorCode.DB_IN_USE if _IN_USE in stderr else ErrorCode.COMMAND_FAILED
 
 
 def cause_of(stderr: str) -> str | None:
@@ -314,9 +288,8 @@ class Session:
 
     def _open(self, database: str) -> None:
         argv = pg.psql_session(self.db.user, database)
-        user = "postgres" if self.db._runs_as_root() else ""
-        self._exec_id, self._raw = _open(
-            self.db.engine, self.db.container, argv, stdin=True, user=user
+        self._exec_id, self._raw = self.db.engine.exec_open(
+            self.db.container, argv, stdin=True, user=self.db.exec_user
         )
         self._frames = iter(_frames(self._raw))
         self._stderr = _Lines()
@@ -358,7 +331,7 @@ class Session:
         self.close(b"")
         result = ExecResult(
             argv=pg.psql_query(self.db.user, target, sql),
-            exit_code=_exit_code(self.db.engine, self._exec_id),
+            exit_code=self.db.engine.exec_exit_code(self._exec_id),
             stdout=b"",
             stderr_tail=self._stderr.tail(),
             stdin_error=None,

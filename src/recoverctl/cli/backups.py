@@ -6,11 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-from recoverctl.cli import options, render
-from recoverctl.errors import RecoverctlError, UsageError
+from recoverctl.cli import options, plans, render
+from recoverctl.errors import UsageError
 
 FormatOpt = Annotated[
     str,
@@ -36,9 +34,9 @@ def backup(
 
     if fmt not in ("custom", "sql"):
         raise UsageError(f"Unknown format {fmt!r}.", "Use --format custom or --format sql.")
-    settings = options.settings(prod, project_dir, json)
+    session = options.session(prod, project_dir, json)
     with render.transfer(f"pg_dump ({fmt})") as on_bytes:
-        result = action.backup(settings, fmt=fmt, output_dir=output_dir, on_bytes=on_bytes)  # type: ignore[arg-type]
+        result = action.backup(session, fmt=fmt, output_dir=output_dir, on_bytes=on_bytes)  # type: ignore[arg-type]
     for w in result.warnings:
         render.warn(w)
 
@@ -62,10 +60,10 @@ def list_(
     """List this stack's backups: age, size, format and verification state."""
     from rich.table import Table
 
-    from recoverctl.actions import catalog
+    from recoverctl.actions import listing as action
+    from recoverctl.core.naming import age
 
-    settings = options.settings(prod, project_dir, json)
-    listing = catalog.list_backups(settings)
+    listing = action.list_backups(options.settings(prod, project_dir, json))
 
     def human() -> None:
         if not listing.entries:
@@ -76,11 +74,11 @@ def list_(
             for column in ("age", "size", "format", "stack", "verified"):
                 table.add_column(column)
             for e in listing.entries:
-                state = e.state + (f", {catalog.age(e.state_at)} ago" if e.state_at else "")
+                state = e.state + (f", {age(e.state_at)} ago" if e.state_at else "")
                 style = {"failed": "red", "never": "yellow"}.get(e.state, "green")
                 table.add_row(
                     e.path.name,
-                    catalog.age(e.created),
+                    age(e.created),
                     render.size(e.size),
                     e.format,
                     e.stack,
@@ -105,9 +103,9 @@ def verify(
     """Check a backup; exit 0 only when it is good. --deep proves it restores."""
     from recoverctl.actions import verify as action
 
-    settings = options.settings(prod, project_dir, json)
+    session = options.session(prod, project_dir, json)
     with render.transfer("restoring into a throwaway database") as on_bytes:
-        report = action.verify(settings, spec, deep=deep, on_bytes=on_bytes)
+        report = action.verify(session, spec, deep=deep, on_bytes=on_bytes)
 
     def human() -> None:
         kind = "deep" if deep else "quick"
@@ -137,19 +135,19 @@ def restore(
     """Replace the database with a backup: verified first, swapped in whole, or not at all."""
     from recoverctl.actions import restore as action
 
-    settings = options.settings(prod, project_dir, json)
+    session = options.session(prod, project_dir, json)
     with render.spinner("verifying the backup and planning"):
-        prep = action.prepare(settings, spec, safety_backup=not no_safety_backup, hash_now=dry_run)
+        prep = action.prepare(session, spec, safety_backup=not no_safety_backup, dry_run=dry_run)
     plan = prep.plan
     if dry_run:
-        render.emit(plan, lambda: _show_plan(plan, render.out))
+        render.emit(plan, lambda: plans.show(plan, render.out))
         return
     if not json:
-        _show_plan(plan, render.err)
+        plans.show(plan, render.err)
     if not yes:
-        _confirm(plan.database)
+        plans.confirm(plan)
     with render.spinner("restoring") as step:
-        result = action.restore(prep, settings, step=step)
+        result = action.restore(prep, session, step=step)
 
     def human() -> None:
         render.out.print(
@@ -167,49 +165,6 @@ def restore(
             )
 
     render.emit(result, human)
-
-
-def _show_plan(plan: object, console: Console) -> None:
-    from recoverctl.core.restore_plan import RestorePlan
-
-    assert isinstance(plan, RestorePlan)
-    created = f"{plan.backup_created:%Y-%m-%d %H:%M} UTC" if plan.backup_created else "unknown"
-    what = (
-        f"{plan.backup_tables} tables, {plan.backup_rows} rows"
-        if plan.backup_tables is not None
-        else "no manifest"
-    )
-    current = (
-        f"{plan.current.tables} tables, about {plan.current.rows} rows, "
-        f"{render.size(plan.current.size)}"
-        if plan.current.exists
-        else "does not exist"
-    )
-    console.print(
-        f"[bold]Restore plan[/] ({plan.project}, {plan.stack})\n"
-        f"  replace   database {plan.database}: {current}\n"
-        f"  with      {plan.backup} ({plan.backup_format}, {what})\n"
-        f"  from      {created}"
-    )
-    for i, s in enumerate(plan.steps, 1):
-        console.print(f"  {i}. {escape(s)}")
-    for w in plan.warnings:
-        render.warn(w)
-
-
-def _confirm(database: str) -> None:
-    try:
-        typed = typer.prompt(f"Type the database name ({database}) to replace it")
-    except (typer.Abort, EOFError):
-        raise UsageError(
-            "No confirmation given; nothing was changed.",
-            "Run it in a terminal and type the database name, or pass --yes.",
-        ) from None
-    if typed.strip() != database:
-        raise RecoverctlError(
-            f"You typed {typed.strip()!r}, not {database!r}; nothing was changed.",
-            "Type the database name exactly, or pass --yes.",
-        )
 
 
 def register(app: typer.Typer) -> None:

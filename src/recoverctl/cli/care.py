@@ -65,10 +65,10 @@ def keys_check(
     """Validate a key export; with its passphrase, prove it opens the vault's secrets."""
     from recoverctl.actions import keys as action
 
-    settings = options.settings(prod, project_dir, json)
+    session = options.session(prod, project_dir, json)
     passphrase = _passphrase(passphrase_stdin)
     with render.spinner("checking the key backup"):
-        result = action.check(settings, file, passphrase)
+        result = action.check(session, file, passphrase)
 
     def human() -> None:
         render.out.print(
@@ -113,18 +113,18 @@ def recover(
 ) -> None:
     """The playbook's quick recovery: env check, up, restore if the database is empty, checks."""
     from recoverctl.actions import recover as action
-    from recoverctl.cli.backups import _confirm, _show_plan
+    from recoverctl.cli import plans
     from recoverctl.core.restore_plan import RestorePlan
 
-    settings = options.settings(prod, project_dir, json)
+    session = options.session(prod, project_dir, json)
 
     def confirm(plan: RestorePlan) -> None:
-        _show_plan(plan, render.err)
+        plans.show(plan, render.err)
         if not yes:
-            _confirm(plan.database)
+            plans.confirm(plan)
 
     with render.spinner("recovering") as progress:
-        result = action.recover(settings, spec=from_, confirm=confirm, progress=progress)
+        result = action.recover(session, spec=from_, confirm=confirm, progress=progress)
 
     def human() -> None:
         if result.restored_from:

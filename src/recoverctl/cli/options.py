@@ -10,6 +10,7 @@ import typer
 from recoverctl.cli import render
 
 if TYPE_CHECKING:
+    from recoverctl.services.session import StackSession
     from recoverctl.settings import Settings
 
 Prod = Annotated[
@@ -34,3 +35,10 @@ def settings(prod: bool, project_dir: Path | None, json: bool = False) -> Settin
 
     render.json_mode.set(json)
     return resolve_settings(prod=prod, project_dir=project_dir)
+
+
+def session(prod: bool, project_dir: Path | None, json: bool = False) -> StackSession:
+    """The one session a command's action works with (see services/session.py)."""
+    from recoverctl.services.session import StackSession
+
+    return StackSession(settings(prod, project_dir, json))

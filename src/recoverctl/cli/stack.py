@@ -7,11 +7,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from recoverctl.cli import options, render
+from recoverctl.cli import confirm, options, render
 
 if TYPE_CHECKING:
     from recoverctl.actions import stack as actions
-from recoverctl.errors import RecoverctlError, UsageError
 
 
 def up(
@@ -25,9 +24,9 @@ def up(
     """Build and start the stack, wait until every service is healthy, show its status."""
     from recoverctl.actions import stack as actions
 
-    settings = options.settings(prod, project_dir, json)
-    with render.spinner(f"starting the {settings.stack} stack") as progress:
-        result = actions.up(settings, build=not no_build, progress=progress)
+    session = options.session(prod, project_dir, json)
+    with render.spinner(f"starting the {session.settings.stack} stack") as progress:
+        result = actions.up(session, build=not no_build, progress=progress)
 
     def human() -> None:
         render.stack_table(result.status)
@@ -49,11 +48,11 @@ def down(
     """Stop and remove the stack's containers; --volumes also erases its database."""
     from recoverctl.actions import stack as actions
 
-    settings = options.settings(prod, project_dir, json)
+    session = options.session(prod, project_dir, json)
     if volumes and not yes:
-        _confirm_erase(actions.plan_down(settings))
+        _confirm_erase(actions.plan_down(session))
     with render.spinner("stopping the stack"):
-        result = actions.down(settings, volumes=volumes)
+        result = actions.down(session, volumes=volumes)
 
     def human() -> None:
         what = "containers, network and database volume" if volumes else "containers and network"
@@ -72,18 +71,11 @@ def _confirm_erase(plan: actions.DownPlan) -> None:
         render.warn(f"this erases the {plan.stack} database; newest backup: {plan.newest_backup}")
     else:
         render.warn(f"this erases the {plan.stack} database and there is NO backup in backups/")
-    try:
-        typed = typer.prompt(f"Type the project name ({plan.project}) to erase its database")
-    except (typer.Abort, EOFError):
-        raise UsageError(
-            "No confirmation given; nothing was erased.",
-            "Run it in a terminal and type the project name, or pass --yes.",
-        ) from None
-    if typed.strip() != plan.project:
-        raise RecoverctlError(
-            f"You typed {typed.strip()!r}, not {plan.project!r}; nothing was erased.",
-            "Type the project name exactly, or pass --yes.",
-        )
+    confirm.typed(
+        plan.project,
+        f"Type the project name ({plan.project}) to erase its database",
+        "nothing was erased",
+    )
 
 
 def ps(
@@ -94,8 +86,8 @@ def ps(
     """Show each service's container, state, health and ports."""
     from recoverctl.actions import stack as actions
 
-    settings = options.settings(prod, project_dir, json)
-    result = actions.ps(settings)
+    session = options.session(prod, project_dir, json)
+    result = actions.ps(session)
     render.emit(result, lambda: render.stack_table(result))
 
 
@@ -111,7 +103,7 @@ def logs(
     """Show the services' logs."""
     from recoverctl.actions import stack as actions
 
-    settings = options.settings(prod, project_dir)
+    session = options.session(prod, project_dir)
     width = 0 if service else 10
     stdout = sys.stdout.buffer
 
@@ -121,7 +113,7 @@ def logs(
         stdout.write(line if line.endswith(b"\n") else line + b"\n")
         stdout.flush()
 
-    actions.logs(settings, service, follow=follow, tail=tail, sink=sink)
+    actions.logs(session, service, follow=follow, tail=tail, sink=sink)
 
 
 def restart(
@@ -133,9 +125,9 @@ def restart(
     """Restart the services (or one) and wait until they are healthy."""
     from recoverctl.actions import stack as actions
 
-    settings = options.settings(prod, project_dir, json)
+    session = options.session(prod, project_dir, json)
     with render.spinner("restarting") as progress:
-        result = actions.restart(settings, service, progress)
+        result = actions.restart(session, service, progress)
     render.emit(result, lambda: render.stack_table(result))
 
 

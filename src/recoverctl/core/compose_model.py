@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from recoverctl.errors import ConfigError
+from recoverctl.errors import ProjectFileError
 
 PROJECT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
@@ -23,18 +23,18 @@ def parse_compose(data: Any, source: str) -> ComposeModel:
     """Reads the parsed YAML of a compose file; raises ConfigError naming the file."""
     hint = f"Fix {source}; `docker compose -f {source} config` shows the exact problem."
     if not isinstance(data, dict):
-        raise ConfigError(f"{source} is not a compose file (no top-level mapping).", hint)
+        raise ProjectFileError(f"{source} is not a compose file (no top-level mapping).", hint)
     name = data.get("name")
     if not isinstance(name, str) or not PROJECT_NAME_RE.match(name):
-        raise ConfigError(
+        raise ProjectFileError(
             f"{source} has no valid top-level `name:` (lowercase letters, digits, - and _).",
             hint,
         )
     services = data.get("services")
     if not isinstance(services, dict) or not services:
-        raise ConfigError(f"{source} defines no services.", hint)
+        raise ProjectFileError(f"{source} defines no services.", hint)
     if "db" not in services:
-        raise ConfigError(f"{source} has no `db` service; recoverctl backs up that one.", hint)
+        raise ProjectFileError(f"{source} has no `db` service; recoverctl backs up that one.", hint)
     clients = tuple(
         sorted(
             svc

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
-from recoverctl.errors import RecoverctlError
+from recoverctl.errors import ErrorCode, RecoverctlError
 
 FORMAT = "zkkey"
 VERSION = 1
@@ -74,6 +74,8 @@ ENVELOPE_HINT = (
 class KeyFileError(RecoverctlError):
     """A key backup file cannot be read or unwrapped. Never carries key material."""
 
+    default_code = ErrorCode.KEY_FILE_INVALID
+
     def __init__(self, message: str, hint: str | None = None, *, problems: Sequence[str] = ()):
         super().__init__(message, hint)
         # Each problem on its own, for callers that render or test them one by one.
@@ -82,6 +84,8 @@ class KeyFileError(RecoverctlError):
 
 class EnvelopeError(RecoverctlError):
     """A secret envelope is malformed, sealed for another key, or fails to decrypt."""
+
+    default_code = ErrorCode.KEY_MISMATCH
 
     def __init__(self, message: str, hint: str | None = None, *, problems: Sequence[str] = ()):
         super().__init__(message, hint)

@@ -53,3 +53,11 @@ def sort_key(name: str) -> tuple[datetime, int]:
 def newest(names: Iterable[str]) -> str | None:
     candidates = [n for n in names if is_backup_name(n)]
     return max(candidates, key=sort_key) if candidates else None
+
+
+def age(when: datetime, now: datetime | None = None) -> str:
+    seconds = ((now or datetime.now(UTC)) - when).total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{max(0, int(seconds))}s"

@@ -25,14 +25,20 @@ def quote_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _client(tool: str, user: str, db: str | None = None) -> Argv:
+    """What every PostgreSQL client here starts with: the user, no password prompt, the db."""
+    return (tool, "--username", user, "--no-password", *(("--dbname", db) if db else ()))
+
+
+def _psql(user: str, db: str, *, rows: bool) -> Argv:
+    # rows: tuples only, tab-separated, for parse_rows; either way stop at the first error.
+    shape = ("--no-align", "--tuples-only", "--field-separator=\t") if rows else ("--quiet",)
+    return (*_client("psql", user, db), "--no-psqlrc", *shape, "--set", "ON_ERROR_STOP=1")
+
+
 def pg_dump(user: str, db: str, fmt: Format, snapshot: str | None = None) -> Argv:
     return (
-        "pg_dump",
-        "--username",
-        user,
-        "--dbname",
-        db,
-        "--no-password",
+        *_client("pg_dump", user, db),
         f"--lock-wait-timeout={LOCK_WAIT}",
         "--format=custom" if fmt == "custom" else "--format=plain",
         # Level 1: the vault's data is ciphertext, which higher levels cannot shrink; for a
@@ -44,84 +50,32 @@ def pg_dump(user: str, db: str, fmt: Format, snapshot: str | None = None) -> Arg
 
 def pg_restore_list(user: str) -> Argv:
     """Reads an archive's table of contents from stdin: proves its structure, restores nothing."""
-    return ("pg_restore", "--username", user, "--no-password", "--list")
+    return (*_client("pg_restore", user), "--list")
 
 
 def psql_session(user: str, db: str) -> Argv:
     """A quiet psql reading statements from stdin, tuples only, tab-separated."""
-    return (
-        "psql",
-        "--username",
-        user,
-        "--no-password",
-        "--dbname",
-        db,
-        "--no-psqlrc",
-        "--no-align",
-        "--tuples-only",
-        "--field-separator=\t",
-        "--set",
-        "ON_ERROR_STOP=1",
-        "--quiet",
-    )
+    return (*_psql(user, db, rows=True), "--quiet")
 
 
 def pg_restore_to_null(user: str) -> Argv:
     """Reads every data block of an archive from stdin, writing the script nowhere."""
-    return ("pg_restore", "--username", user, "--no-password", "--file=/dev/null")
+    return (*_client("pg_restore", user), "--file=/dev/null")
 
 
 def pg_restore_into(user: str, db: str) -> Argv:
     # --no-owner/--no-acl: a backup restores on a new machine whose roles differ.
-    return (
-        "pg_restore",
-        "--username",
-        user,
-        "--no-password",
-        "--dbname",
-        db,
-        "--exit-on-error",
-        "--no-owner",
-        "--no-acl",
-    )
+    return (*_client("pg_restore", user, db), "--exit-on-error", "--no-owner", "--no-acl")
 
 
 def psql_script(user: str, db: str) -> Argv:
     """Runs SQL from stdin, stopping at the first error, printing nothing but errors."""
-    return (
-        "psql",
-        "--username",
-        user,
-        "--no-password",
-        "--dbname",
-        db,
-        "--no-psqlrc",
-        "--quiet",
-        "--set",
-        "ON_ERROR_STOP=1",
-        "--output",
-        "/dev/null",
-    )
+    return (*_psql(user, db, rows=False), "--output", "/dev/null")
 
 
 def psql_query(user: str, db: str, sql: str) -> Argv:
     """One query, tuples only, fields separated by a tab."""
-    return (
-        "psql",
-        "--username",
-        user,
-        "--no-password",
-        "--dbname",
-        db,
-        "--no-psqlrc",
-        "--no-align",
-        "--tuples-only",
-        "--field-separator=\t",
-        "--set",
-        "ON_ERROR_STOP=1",
-        "--command",
-        sql,
-    )
+    return (*_psql(user, db, rows=True), "--command", sql)
 
 
 def psql_version() -> Argv:
@@ -172,10 +126,6 @@ def swap_sql(live: str, new: str, keep_as: str) -> str:
         f"ALTER DATABASE {quote_ident(new)} RENAME TO {quote_ident(live)}; "
         "COMMIT;"
     )
-
-
-def database_exists_sql(db: str) -> str:
-    return f"SELECT count(*) FROM pg_database WHERE datname = {quote_literal(db)}"
 
 
 def databases_like_sql(prefix: str) -> str:

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from recoverctl.adapters import fsio
 from recoverctl.core import naming
 from recoverctl.core.manifest import Manifest, VerifyRecord, VerifyResult, VerifyState, verify_state
-from recoverctl.errors import RecoverctlError, UsageError
+from recoverctl.errors import ErrorCode, RecoverctlError, UsageError
 from recoverctl.settings import Settings
 
 VERIFY_SUFFIX = ".verify.json"
@@ -28,7 +28,7 @@ def verify_path(backup: Path) -> Path:
 
 
 class ManifestError(RecoverctlError):
-    pass
+    default_code = ErrorCode.MANIFEST_DAMAGED
 
 
 def load_manifest(backup: Path, *, strict: bool = False) -> Manifest | None:
@@ -86,12 +86,14 @@ def resolve_backup(settings: Settings, spec: str, cwd: Path | None = None) -> Pa
         raise RecoverctlError(
             f"No {settings.stack} backup in {settings.backup_dir}.",
             "Make one: recoverctl backup" + (" --prod" if settings.stack == "prod" else ""),
+            code=ErrorCode.BACKUP_NOT_FOUND,
         )
     given = Path(spec)
     path = given if given.is_absolute() else (cwd or Path.cwd()) / given
     if not path.exists() and not path.is_symlink():
         raise UsageError(
-            f"No backup at {spec}.", "Check the path; `recoverctl list` shows backups."
+            f"No backup at {spec}.",
+            "Check the path; `recoverctl list` shows backups.",
         )
     if path.is_symlink():
         target = path.resolve()
@@ -100,6 +102,7 @@ def resolve_backup(settings: Settings, spec: str, cwd: Path | None = None) -> Pa
             raise RecoverctlError(
                 f"{spec} is a symlink to {target}, outside its folder; refusing to follow it.",
                 "Pass the real file's path if you trust it.",
+                code=ErrorCode.UNSAFE_PATH,
             )
         path = target
     if not path.is_file():
@@ -186,11 +189,3 @@ def _strays(folder: Path) -> tuple[str, ...]:
     if mode & 0o077:
         found.append(f"{folder} is mode {oct(mode)}; run chmod 700 {folder}")
     return tuple(found)
-
-
-def age(when: datetime, now: datetime | None = None) -> str:
-    seconds = ((now or datetime.now(UTC)) - when).total_seconds()
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit}"
-    return f"{max(0, int(seconds))}s"

@@ -1,0 +1,243 @@
+"""The checks that prove a backup: quick (no restore) and deep (a restore into a
+throwaway database). verify reports them; restore refuses a file that fails them."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from recoverctl import failpoints, signals
+from recoverctl.adapters import fsio
+from recoverctl.adapters.pgexec import Db, cause_of
+from recoverctl.core import dumpcheck, pg
+from recoverctl.core.checks import FAIL, OK, WARN, Check, worst
+from recoverctl.core.manifest import Manifest, compare_counts
+from recoverctl.core.naming import EXTENSIONS, Format
+from recoverctl.errors import Interrupted, RecoverctlError
+from recoverctl.services import catalog
+from recoverctl.services.load import VERIFY_PREFIX, Loaded, OnBytes, restore_stream, throwaway_name
+
+
+@dataclass(frozen=True)
+class Inspected:
+    """What the quick checks learned, for deep verification and restore to build on."""
+
+    checks: tuple[Check, ...]
+    info: dumpcheck.DumpInfo | None
+    manifest: Manifest | None
+    sha256: str | None  # None when not read yet: a load hashes the bytes it streams
+    size: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return worst(self.checks) != FAIL
+
+
+def quick_checks(db: Db, path: Path, *, hash_now: bool = True) -> Inspected:
+    """The checks that need no restore. Without hash_now the sha256 is left to the caller's
+    load (integrity then vouches only for the size and format until load_integrity)."""
+    checks: list[Check] = []
+    size = path.stat().st_size
+    if size == 0:
+        checks.append(Check("file", FAIL, f"{path.name} is empty", "Use another backup."))
+        return Inspected(tuple(checks), None, None, None)
+    head, tail = fsio.head_and_tail(path, dumpcheck.HEAD_BYTES, dumpcheck.TAIL_BYTES)
+    try:
+        info = dumpcheck.inspect(head, tail)
+    except dumpcheck.NotADump as exc:
+        checks.append(Check("format", FAIL, f"{path.name}: {exc}", "Use another backup."))
+        return Inspected(tuple(checks), None, None, None)
+    named = "custom" if path.suffix == EXTENSIONS["custom"] else "sql" if path.suffix else None
+    checks.append(
+        Check("format", OK, f"{info.format} dump, {size} bytes")
+        if named in (None, info.format)
+        else Check(
+            "format",
+            WARN,
+            f"named {path.suffix} but its content is a {info.format} dump",
+            "Rename it to match; recoverctl reads the content, not the name.",
+        )
+    )
+    manifest, manifest_check = _manifest_check(path)
+    sha256 = fsio.sha256_file(path)[0] if hash_now else None
+    checks.append(manifest_check)
+    if manifest is not None:
+        checks.append(_integrity(manifest, sha256, size, info.format))
+    checks.append(_version_check(db, info))
+    checks.append(_structure(db, path, info, vouched=_vouched(checks)))
+    return Inspected(tuple(checks), info, manifest, sha256, size)
+
+
+def _vouched(checks: list[Check]) -> bool:
+    return any(c.name == "integrity" and c.status == OK for c in checks)
+
+
+def _manifest_check(path: Path) -> tuple[Manifest | None, Check]:
+    try:
+        manifest = catalog.load_manifest(path, strict=True)
+    except catalog.ManifestError as exc:
+        return None, Check("manifest", FAIL, exc.message.split(" (")[0], exc.hint or "")
+    if manifest is None:
+        return None, Check(
+            "manifest",
+            WARN,
+            "no manifest beside it: provenance unverified",
+            "Prefer backups made by recoverctl backup; this one is checked for structure only.",
+        )
+    return manifest, Check(
+        "manifest",
+        OK,
+        f"{manifest.stack} backup of {manifest.database} "
+        f"from {manifest.started_at:%Y-%m-%d %H:%M} UTC",
+    )
+
+
+def _integrity(manifest: Manifest, sha256: str | None, size: int, fmt: Format) -> Check:
+    if (sha256 is not None and manifest.sha256 != sha256) or manifest.size != size:
+        ours = f"sha256 {sha256[:12]}… and {size} bytes" if sha256 else f"{size} bytes"
+        theirs = (
+            f"{manifest.sha256[:12]}… and {manifest.size} bytes" if sha256 else f"{manifest.size}"
+        )
+        return Check(
+            "integrity",
+            FAIL,
+            f"{ours} differ from the manifest's {theirs}: the file changed after the backup",
+            "Use another backup; keep this one aside for inspection.",
+        )
+    if manifest.format != fmt:
+        return Check(
+            "integrity",
+            FAIL,
+            f"content is {fmt} but the manifest says {manifest.format}",
+            "The manifest belongs to another file; use another backup.",
+        )
+    if sha256 is None:
+        return Check("integrity", OK, "size matches the manifest; sha256 pending (checked on load)")
+    return Check("integrity", OK, f"sha256 and size match the manifest ({sha256[:12]}…)")
+
+
+def load_integrity(found: Inspected, loaded: Loaded) -> Check | None:
+    """The integrity check a load makes possible when quick_checks left the sha256 to it."""
+    if found.manifest is None or found.sha256 is not None or found.info is None:
+        return None
+    return _integrity(found.manifest, loaded.sha256, found.size, found.info.format)
+
+
+def _version_check(db: Db, info: dumpcheck.DumpInfo) -> Check:
+    server = pg.parse_version(db.query(pg.SERVER_VERSION_SQL).strip())
+    made_by = info.pg_dump_major
+    if made_by is None:
+        return Check("version", WARN, "the dump does not say which pg_dump made it")
+    if made_by > server.major:
+        return Check(
+            "version",
+            FAIL,
+            f"made by pg_dump {info.pg_dump_version}; this server runs PostgreSQL {server}",
+            f"Restore it into PostgreSQL {made_by} or newer (POSTGRES_IMAGE), not {server.major}.",
+        )
+    return Check("version", OK, f"made by pg_dump {info.pg_dump_version}; server {server}")
+
+
+def _structure(db: Db, path: Path, info: dumpcheck.DumpInfo, *, vouched: bool) -> Check:
+    if info.format == "sql":
+        if info.problems:
+            return Check("structure", FAIL, "; ".join(info.problems), "Use another backup.")
+        return Check("structure", OK, "header, 'dump complete' trailer and \\restrict pairing")
+    listing = db.run(pg.pg_restore_list(db.user), stdin=fsio.read_chunks(path))
+    if not listing.ok:
+        return Check(
+            "structure",
+            FAIL,
+            f"pg_restore --list: {cause_of(listing.stderr_tail)}",
+            "Use another backup.",
+        )
+    entries = len(re.findall(rb"^\d+;", listing.stdout, re.M))
+    if vouched:
+        return Check("structure", OK, f"pg_restore --list reads {entries} entries")
+    # No manifest vouches for the bytes after the table of contents: read them all.
+    full = db.run(pg.pg_restore_to_null(db.user), stdin=fsio.read_chunks(path))
+    if not full.ok:
+        return Check(
+            "structure",
+            FAIL,
+            f"pg_restore reading the data: {cause_of(full.stderr_tail)}",
+            "The file is damaged or truncated; use another backup.",
+        )
+    return Check("structure", OK, f"pg_restore reads all {entries} entries and their data")
+
+
+def deep_check(db: Db, path: Path, found: Inspected, on_bytes: OnBytes) -> tuple[list[Check], str]:
+    """The restore into a throwaway database and its row counts; with the integrity check
+    when quick_checks left the sha256 to this load. Also returns the file's sha256."""
+    assert found.info is not None
+    scratch = throwaway_name(VERIFY_PREFIX)
+    checks: list[Check] = []
+    started = time.monotonic()
+    try:
+        db.query(pg.create_database_sql(scratch), database="postgres")
+        loaded = restore_stream(db, path, found.info.format, scratch, on_bytes)
+        integrity = load_integrity(found, loaded)
+        if integrity is not None:
+            checks.append(integrity)
+        if loaded.failed is not None:
+            return [*checks, loaded.failed], loaded.sha256
+        checks.append(
+            Check(
+                "restore",
+                OK,
+                f"restored into a throwaway database in {time.monotonic() - started:.1f} s",
+            )
+        )
+        checks.append(_counts_check(db, scratch, found.manifest))
+        failpoints.reach("verify.restored")
+        return checks, loaded.sha256
+    except KeyboardInterrupt:
+        raise Interrupted(
+            "Deep verification interrupted; its throwaway database was dropped.",
+            "Run it again when ready; the backup itself was not touched.",
+        ) from None
+    finally:
+        _drop_quietly(db, scratch)
+
+
+def _counts_check(db: Db, database: str, manifest: Manifest | None) -> Check:
+    counts = db.count_rows(database)
+    if manifest is None:
+        return Check(
+            "rows",
+            WARN,
+            f"{len(counts)} tables, {sum(counts.values())} rows; no manifest to compare",
+        )
+    problems, compared = compare_counts(manifest.tables, counts)
+    if problems:
+        return Check(
+            "rows",
+            FAIL,
+            "; ".join(problems[:3]) + (" …" if len(problems) > 3 else ""),
+            "The backup does not hold what the manifest recorded; use another backup.",
+        )
+    return Check("rows", OK, f"{compared} tables, {sum(counts.values())} rows, as in the manifest")
+
+
+def _drop_quietly(db: Db, database: str) -> None:
+    """Best effort, and never interrupted half-way by a second Ctrl-C."""
+    # On failure, restore --dry-run lists the leftover; the verification result stands.
+    with signals.deferred(reraise=False), contextlib.suppress(RecoverctlError):
+        db.query(pg.drop_database_sql(database), database="postgres")
+
+
+def with_sha256(found: Inspected, path: Path) -> Inspected:
+    """The sha256 a load was to take, when no load follows (the quick checks failed): the
+    file is hashed and its integrity judged again; no other check is repeated."""
+    if found.sha256 is not None:
+        return found
+    sha256 = fsio.sha256_file(path)[0]
+    checks = found.checks
+    if found.manifest is not None and found.info is not None:
+        judged = _integrity(found.manifest, sha256, found.size, found.info.format)
+        checks = tuple(judged if c.name == "integrity" else c for c in checks)
+    return dataclasses.replace(found, checks=checks, sha256=sha256)

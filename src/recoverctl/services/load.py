@@ -1,0 +1,145 @@
+"""Loading a dump into a database of the db service: the stream in, hashed as it goes, and
+the throwaway databases such loads use."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from recoverctl.adapters import fsio
+from recoverctl.adapters.pgexec import Db, cause_of
+from recoverctl.core import dumpcheck, pg
+from recoverctl.core.checks import FAIL, Check
+from recoverctl.core.naming import Format
+from recoverctl.core.restore_plan import FAILED_TAG, KEEP_TAG, SCRATCH_TAG
+
+OnBytes = Callable[[int], None]
+VERIFY_PREFIX = "recoverctl_verify"
+_RESTRICT = re.compile(rb"^\\(?:un)?restrict \S+[ \t]*\r?$")
+
+
+def _no_progress(_: int) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A restore of the file into a database: its failure, if any, and the file's sha256."""
+
+    failed: Check | None
+    sha256: str
+
+
+def restore_stream(
+    db: Db, path: Path, fmt: Format, database: str, on_bytes: OnBytes = _no_progress
+) -> Loaded:
+    """Restores the file into an existing empty database, hashing the bytes it sends."""
+    psql_ok = fmt == "custom" or pg.psql_knows_restrict(db.version_of(pg.psql_version()))
+    digest = hashlib.sha256()
+    sent = [0]
+
+    def hashed() -> Iterator[bytes]:
+        for chunk in fsio.read_chunks(path, on_bytes):
+            digest.update(chunk)
+            sent[0] += len(chunk)
+            yield chunk
+
+    chunks = hashed()
+    if fmt == "custom":
+        argv = pg.pg_restore_into(db.user, database)
+    else:
+        argv = pg.psql_script(db.user, database)
+        if not psql_ok:
+            chunks = strip_restrict(chunks)
+    result = db.run(argv, stdin=chunks)
+    # The command may stop reading early (an error, or trailing bytes it ignores): the
+    # sha256 then comes from a pass of its own, since it must cover the whole file.
+    whole = result.stdin_error is None and sent[0] == path.stat().st_size
+    sha256 = digest.hexdigest() if whole else fsio.sha256_file(path)[0]
+    if result.ok:
+        return Loaded(None, sha256)
+    cause = cause_of(result.stderr_tail) or (
+        "the container stopped" if result.exit_code is None else f"exit {result.exit_code}"
+    )
+    failed = Check(
+        "restore", FAIL, f"{argv[0]}: {cause}", "See the lines above; use another backup."
+    )
+    return Loaded(failed, sha256)
+
+
+def strip_restrict(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Drops \\restrict and \\unrestrict for a psql older than them.
+
+    pg_dump writes \\restrict as the first line after the header comments and \\unrestrict
+    near the end: only the leading comment lines, the first line after them and the last
+    TAIL_BYTES are searched (a full scan would cost a pass over every row). Both are read
+    as whole lines, wherever the reads happen to cut them."""
+    pending = b""
+    in_head = True
+    for chunk in chunks:
+        pending += chunk
+        if in_head:
+            pending, in_head, head = _strip_head(pending, final=False)
+            if head:
+                yield head
+            if in_head:
+                continue
+        # Keep the last TAIL_BYTES and the line they start in; send the rest unsearched.
+        keep_from = pending.rfind(b"\n", 0, max(0, len(pending) - dumpcheck.TAIL_BYTES)) + 1
+        if keep_from:
+            yield pending[:keep_from]
+            pending = pending[keep_from:]
+    if in_head:
+        pending, _, head = _strip_head(pending, final=True)
+        if head:
+            yield head
+    lines = pending.split(b"\n")
+    tail = b"\n".join(line for line in lines if not _RESTRICT.match(line))
+    if tail:
+        yield tail
+
+
+def _strip_head(data: bytes, *, final: bool) -> tuple[bytes, bool, bytes]:
+    """Over the complete lines of data (and, when final, the unfinished last one): skips
+    header comments and blank lines, then drops the first other line if it is \\restrict.
+    Returns (the rest, still in the head, the bytes to send now)."""
+    pos = 0
+    while True:
+        end = data.find(b"\n", pos)
+        if end < 0:
+            if not final or pos >= len(data):
+                return data[pos:], True, data[:pos]
+            end = len(data)
+        line = data[pos:end]
+        if line.startswith(b"--") or not line.strip():
+            pos = end + 1
+            continue
+        if _RESTRICT.match(line):
+            return data[end + 1 :], False, data[:pos]
+        return data[pos:], False, data[:pos]
+
+
+def throwaway_name(prefix: str) -> str:
+    return f"{prefix}_{datetime.now(UTC):%Y%m%d_%H%M%S}_{secrets.token_hex(3)}"
+
+
+def related_databases(db: Db) -> dict[str, str]:
+    """db and the databases named after it or a verification: name -> size (db's only)."""
+    sql = pg.related_databases_sql(db.database, (db.database + "__", VERIFY_PREFIX))
+    return {row[0]: row[1] for row in pg.parse_rows(db.query(sql, database="postgres"))}
+
+
+def leftovers(db: Db, related: dict[str, str] | None = None) -> list[str]:
+    """Databases an interrupted (killed) restore or deep verification left behind."""
+    tags = (SCRATCH_TAG, KEEP_TAG, FAILED_TAG)
+    return [
+        name
+        for name in (related if related is not None else related_databases(db))
+        if name.startswith(VERIFY_PREFIX)
+        or (name.startswith(db.database + "__") and any(t in name for t in tags))
+    ]

@@ -1,0 +1,427 @@
+"""The swap-in restore (restore, recover): load a verified backup into a new database,
+then swap it in by rename.
+
+At every point before the swap the live database is untouched; after it, the previous
+database is kept under a dated name until the restored one serves and is checked, and a
+failure swaps it back. Whatever happens, the message says which database is serving.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from recoverctl import failpoints, signals
+from recoverctl.adapters import fsio
+from recoverctl.adapters.pgexec import Db
+from recoverctl.core import pg
+from recoverctl.core.checks import FAIL, Check
+from recoverctl.core.manifest import VerifyResult, compare_counts
+from recoverctl.core.restore_plan import CurrentDb, RestorePlan, names_for
+from recoverctl.errors import ErrorCode, Interrupted, RecoverctlError
+from recoverctl.services import catalog
+from recoverctl.services.background import Background
+from recoverctl.services.checks import Inspected, load_integrity, quick_checks
+from recoverctl.services.dump import BackupResult, take_backup
+from recoverctl.services.load import leftovers, related_databases, restore_stream
+from recoverctl.services.session import StackRef, StackSession
+from recoverctl.services.stack import wait_ready
+
+Step = Callable[[str], None]
+OnBytes = Callable[[int], None]
+SWAP_ATTEMPTS = 5
+
+
+def _quiet(_: object) -> None:
+    return None
+
+
+class RestoreFailed(RecoverctlError):
+    default_code = ErrorCode.RESTORE_FAILED
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A plan plus what carrying it out needs; made by prepare(), used by restore()."""
+
+    plan: RestorePlan
+    path: Path
+    inspected: Inspected
+    ref: StackRef
+    db: Db
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    plan: RestorePlan
+    safety_backup: Path | None
+    tables: int
+    rows: int
+    seconds: float
+    steps: tuple[tuple[str, float], ...]
+    drift: tuple[str, ...] = ()  # row count changes made by the app after it started
+    kept: str | None = None  # the previous database, when dropping it failed
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "drift_after_start": list(self.drift),
+            "previous_database_kept_as": self.kept,
+            "backup": self.plan.backup,
+            "database": self.plan.database,
+            "stack": self.plan.stack,
+            "safety_backup": str(self.safety_backup) if self.safety_backup else None,
+            "tables": self.tables,
+            "rows": self.rows,
+            "seconds": round(self.seconds, 2),
+            "steps": [{"step": s, "seconds": round(t, 2)} for s, t in self.steps],
+        }
+
+
+def prepare(
+    session: StackSession, spec: str, *, safety_backup: bool = True, hash_now: bool = False
+) -> Prepared:
+    """Quick-verifies the backup (refusing a bad one) and plans; changes nothing.
+
+    The sha256 is left to the load, which reads every byte anyway and is checked before
+    anything is swapped; hash_now (a dry run) reads the file for it here instead."""
+    settings = session.settings
+    path = catalog.resolve_backup(settings, spec)
+    ref = session.ref
+    db = session.db()
+    with db.session():
+        inspected = quick_checks(db, path, hash_now=hash_now)
+        if inspected.sha256 is not None or not inspected.ok:
+            catalog_note(path, inspected.ok, inspected.sha256)
+        if not inspected.ok or inspected.info is None:
+            raise _refused(path, inspected.checks)
+        related = related_databases(db)
+        current = _current(db, related)
+    m = inspected.manifest
+    scratch, keep_as, _ = names_for(db.database, datetime.now(UTC))
+    plan = RestorePlan(
+        backup=str(path),
+        backup_format=inspected.info.format,
+        backup_created=m.started_at if m else None,
+        backup_stack=m.stack if m else None,
+        backup_tables=len(m.tables) if m else None,
+        backup_rows=sum(v for v in m.tables.values() if v) if m else None,
+        project=ref.project,
+        stack=settings.stack,
+        database=db.database,
+        current=current,
+        scratch=scratch,
+        keep_as=keep_as,
+        app_services=ref.compose.db_clients,
+        safety_backup=safety_backup,
+        leftovers=tuple(leftovers(db, related)),
+    )
+    return Prepared(plan, path, inspected, ref, db)
+
+
+def _refused(path: Path, checks: tuple[Check, ...]) -> RestoreFailed:
+    bad = [c for c in checks if c.status == FAIL]
+    return RestoreFailed(
+        f"Refusing to restore {path.name}: {bad[0].name}: {bad[0].evidence}. Nothing was changed.",
+        bad[0].fix or "Use another backup; `recoverctl list` shows them.",
+        code=ErrorCode.BACKUP_CORRUPT,
+    )
+
+
+def catalog_note(path: Path, ok: bool, sha256: str | None) -> None:
+    with suppress(OSError):
+        catalog.record(path, VerifyResult(kind="quick", ok=ok, at=datetime.now(UTC), sha256=sha256))
+
+
+def _current(db: Db, related: dict[str, str]) -> CurrentDb:
+    if db.database not in related:
+        return CurrentDb(False, 0, 0, 0)
+    # The plan describes what is replaced; estimates do that without counting every row.
+    tables, rows = (int(v) for v in pg.parse_rows(db.query(pg.ESTIMATE_SQL))[0])
+    return CurrentDb(True, tables, rows, int(related[db.database] or 0))
+
+
+class _Run:
+    def __init__(self, prep: Prepared, step: Step, on_bytes: OnBytes, timeout: float):
+        self.prep = prep
+        self.plan = prep.plan
+        self.db = prep.db
+        self.step_cb = step
+        self.on_bytes = on_bytes
+        self.timeout = timeout
+        self.timings: list[tuple[str, float]] = []
+        self.apps: list[Any] = []  # app containers this run stopped, to start again
+        self.swapped = False
+        self.load_counts = (0, 0)
+        self.t = time.monotonic()
+
+    def step(self, text: str) -> None:
+        now = time.monotonic()
+        if self.timings:
+            name, _ = self.timings[-1]
+            self.timings[-1] = (name, now - self.t)
+        self.timings.append((text, 0.0))
+        self.t = now
+        self.step_cb(text)
+
+    def finish_timings(self) -> None:
+        if self.timings:
+            name, _ = self.timings[-1]
+            self.timings[-1] = (name, time.monotonic() - self.t)
+
+    def sql(self, statement: str, database: str = "postgres") -> str:
+        return self.db.query(statement, database=database)
+
+    # --- the steps -------------------------------------------------------------------------
+
+    def load(self) -> None:
+        plan = self.plan
+        self.step(f"creating {plan.scratch}")
+        self.sql(pg.create_database_sql(plan.scratch))
+        self.step(f"restoring {Path(plan.backup).name} into {plan.scratch}")
+        found = self.prep.inspected
+        loaded = restore_stream(
+            self.db, self.prep.path, plan.backup_format, plan.scratch, self.on_bytes
+        )
+        integrity = load_integrity(found, loaded)
+        if integrity is not None:
+            catalog_note(self.prep.path, integrity.status != FAIL, loaded.sha256)
+            if integrity.status == FAIL:  # the bytes explain a failed load best, if they differ
+                raise _refused(self.prep.path, (integrity,))
+        if loaded.failed is not None:
+            raise RestoreFailed(
+                f"Loading the backup failed: {loaded.failed.evidence}.",
+                "The backup does not restore; try another one (`recoverctl list`).",
+                code=ErrorCode.BACKUP_CORRUPT,
+            )
+
+    def prove(self, *, stop_meanwhile: bool) -> None:
+        """Row counts against the manifest, then planner statistics (they move with the
+        rename), on the loaded copy. The app's stop overlaps them when nothing has to come
+        between; if they fail, the rollback starts it again."""
+        plan = self.plan
+        stopping = ", stopping the app meanwhile" if stop_meanwhile and plan.app_services else ""
+        self.step(f"checking {plan.scratch}: row counts, ANALYZE{stopping}")
+        stopper = Background(self.stop_apps, "restore-stop") if stopping else None
+        try:
+            self.load_counts = self.compare(plan.scratch)
+            self.sql("ANALYZE", database=plan.scratch)
+        except BaseException:
+            if stopper is not None:
+                stopper.finish(reraise=False)
+            raise
+        if stopper is not None:
+            stopper.finish()
+
+    def compare(self, database: str) -> tuple[int, int]:
+        counts = self.db.count_rows(database)
+        manifest = self.prep.inspected.manifest
+        if manifest is not None:
+            problems, _ = compare_counts(manifest.tables, counts)
+            if problems:
+                raise RestoreFailed(
+                    f"The restored data does not match the manifest: {'; '.join(problems[:3])}.",
+                    "The backup is inconsistent; try another one (`recoverctl list`).",
+                    code=ErrorCode.BACKUP_CORRUPT,
+                )
+        return len(counts), sum(counts.values())
+
+    def stop_apps(self) -> None:
+        engine = self.db.engine
+        for service in self.plan.app_services:
+            for c in engine.containers(self.plan.project, service):
+                if c.status == "running":
+                    engine.stop(c, timeout=30)
+                    if all(c.id != seen.id for seen in self.apps):
+                        self.apps.append(c)
+
+    def start_apps(self) -> None:
+        """Starts every app container this run stopped, whatever state it is in now."""
+        engine = self.db.engine
+        for c in self.apps:
+            engine.reload(c)
+            if c.status != "running":
+                engine.start(c)
+
+    def swap(self) -> None:
+        plan = self.plan
+        self.step(f"swapping {plan.scratch} in as {plan.database}")
+        if plan.current.exists:
+            statement = pg.swap_sql(plan.database, plan.scratch, plan.keep_as)
+        else:
+            statement = (
+                f"ALTER DATABASE {pg.quote_ident(plan.scratch)} RENAME TO "
+                f"{pg.quote_ident(plan.database)}"
+            )
+        last: RecoverctlError | None = None
+        for attempt in range(SWAP_ATTEMPTS):
+            try:
+                # Ctrl-C here acts once the swap is whole; the rollback then undoes it.
+                with signals.deferred():
+                    self.sql(pg.terminate_sql(plan.database))
+                    failpoints.reach("restore.swap")
+                    self.sql(statement)
+                    self.swapped = True
+                return
+            except RecoverctlError as exc:
+                last = exc
+                if exc.code is not ErrorCode.DB_IN_USE:
+                    raise
+                time.sleep(0.5 * (attempt + 1))
+        assert last is not None
+        raise RestoreFailed(
+            f"Could not swap the databases: clients kept reconnecting to {plan.database}.",
+            "Stop whatever else connects to the database, then restore again.",
+            code=ErrorCode.DB_IN_USE,
+        )
+
+    def serve(self) -> None:
+        """Starts the app on the restored database and waits until it is healthy."""
+        if self.apps:
+            self.step("starting the app")
+            self.start_apps()
+        self.step("waiting until the app is healthy")
+        if self.plan.app_services:
+            wait_ready(self.db.engine, self.prep.ref, self.timeout, probe=True)
+
+    def drop_old(self) -> None:
+        self.sql(pg.drop_database_sql(self.plan.keep_as))
+
+    def settle(self) -> tuple[tuple[str, ...], str | None]:
+        """After success: counts again, and the previous copy dropped meanwhile.
+
+        Counts were proven equal to the manifest before the swap; the app's own start
+        (migrations) may change a few since, so differences now are reported, not rolled
+        back. A previous copy that will not drop is reported too: the restore stands."""
+        plan = self.plan
+        dropping = plan.current.exists
+        self.step(
+            "comparing row counts again" + (", dropping the previous copy" if dropping else "")
+        )
+        dropper = Background(self.drop_old, "restore-drop") if dropping else None
+        drift: tuple[str, ...] = ()
+        manifest = self.prep.inspected.manifest
+        try:
+            if manifest is not None:
+                counts = self.db.count_rows(plan.database)
+                drift = tuple(compare_counts(manifest.tables, counts)[0])
+        except RecoverctlError as exc:
+            drift = (f"could not count the rows again ({exc.message.rstrip('.')})",)
+        finally:
+            if dropper is not None:
+                dropper.finish(reraise=False)
+        kept = plan.keep_as if dropper is not None and dropper.error is not None else None
+        return drift, kept
+
+    # --- rollback --------------------------------------------------------------------------
+
+    def rollback(self) -> tuple[str, bool]:
+        """Back to the previous database, from whatever point the run reached. Says what
+        is serving now, and whether the rollback finished."""
+        plan = self.plan
+        with signals.deferred(reraise=False):
+            try:
+                existing = set(self.sql(pg.databases_like_sql(plan.database)).splitlines())
+                if plan.keep_as in existing:
+                    # The swap happened: put the previous database back under its name.
+                    _, _, failed = names_for(plan.database, datetime.now(UTC))
+                    self.stop_apps()  # the app may be up, or crash-looping, on the bad copy
+                    self.sql(pg.terminate_sql(plan.database))
+                    self.sql(pg.swap_sql(plan.database, plan.keep_as, failed))
+                    self.sql(pg.drop_database_sql(failed))
+                elif not plan.current.exists and plan.database in existing and self.swapped:
+                    self.sql(pg.terminate_sql(plan.database))
+                    self.sql(pg.drop_database_sql(plan.database))
+                if plan.scratch in existing:
+                    self.sql(pg.drop_database_sql(plan.scratch))
+            except RecoverctlError as exc:
+                self.start_apps_quietly()
+                state = (
+                    f"{plan.database} may be the restored copy; the previous one is {plan.keep_as}"
+                    if self.swapped
+                    else f"{plan.database} still holds the previous data"
+                )
+                return (
+                    f"Rolling back could not finish ({exc.message.rstrip('.')}): {state}. Once the "
+                    "database answers: recoverctl up, then recoverctl restore latest --dry-run lists "
+                    "the leftovers.",
+                    False,
+                )
+            self.start_apps_quietly()
+        if not self.swapped:
+            return f"Nothing was changed: {plan.database} is as it was.", True
+        if plan.current.exists:
+            return f"The previous database is serving again as {plan.database}.", True
+        return f"{plan.database} did not exist before and still does not.", True
+
+    def start_apps_quietly(self) -> None:
+        with suppress(RecoverctlError):
+            self.start_apps()
+
+
+def restore(
+    prep: Prepared,
+    session: StackSession,
+    *,
+    step: Step = _quiet,
+    on_bytes: OnBytes = _quiet,
+) -> RestoreResult:
+    started = time.monotonic()
+    plan = prep.plan
+    settings = session.settings
+    run = _Run(prep, step, on_bytes, settings.up_timeout)
+    safety: BackupResult | None = None
+    with fsio.project_lock(plan.project, "restore"), prep.db.session():
+        try:
+            run.load()
+            # The safety copy comes as late as it can, so that it holds what the app wrote
+            # while the backup loaded; the app keeps serving until it is taken.
+            wants_safety = plan.safety_backup and plan.current.exists
+            run.prove(stop_meanwhile=not wants_safety)
+            if wants_safety:
+                run.step(f"safety backup of {plan.database}")
+                safety = take_backup(prep.db, prep.ref, settings.backup_dir, "custom")
+                run.step("stopping the app")
+                run.stop_apps()
+            failpoints.reach("restore.before-swap")
+            run.swap()
+            failpoints.reach("restore.after-swap")
+            run.serve()
+        except KeyboardInterrupt:
+            outcome, _ = run.rollback()
+            raise Interrupted(
+                f"Restore interrupted. {outcome}",
+                _safety_hint(safety) or "Run the restore again when ready.",
+            ) from None
+        except RecoverctlError as exc:
+            outcome, whole = run.rollback()
+            raise RestoreFailed(
+                f"{exc.message.rstrip('.')}. {outcome}",
+                exc.hint or _safety_hint(safety),
+                code=exc.code if whole else ErrorCode.ROLLBACK_INCOMPLETE,
+                details=exc.details,
+            ) from None
+        # The restored copy serves: from here on nothing rolls back, and Ctrl-C only
+        # waits for the report.
+        with signals.deferred(reraise=False):
+            drift, kept = run.settle()
+    run.finish_timings()
+    tables, rows = run.load_counts
+    return RestoreResult(
+        plan=plan,
+        safety_backup=safety.path if safety else None,
+        tables=tables,
+        rows=rows,
+        seconds=time.monotonic() - started,
+        steps=tuple(run.timings),
+        drift=drift,
+        kept=kept,
+    )
+
+
+def _safety_hint(safety: BackupResult | None) -> str | None:
+    return f"The safety backup is {safety.path}." if safety else None

@@ -1,0 +1,105 @@
+"""One session per command: the settings, the compose project, the engine and the database,
+each made on first use and kept for the rest of the command."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from recoverctl.adapters import compose, files
+from recoverctl.core import commands
+from recoverctl.core.compose_model import ComposeModel
+from recoverctl.errors import ConfigError, ErrorCode
+from recoverctl.settings import Settings, project_name
+
+if TYPE_CHECKING:
+    from recoverctl.adapters.engine import Engine
+    from recoverctl.adapters.pgexec import Db
+
+
+@dataclass(frozen=True)
+class StackRef:
+    """The compose project a command works on: settings, parsed compose file, project name."""
+
+    settings: Settings
+    compose: ComposeModel
+    project: str
+
+    @classmethod
+    def load(cls, settings: Settings) -> StackRef:
+        model = files.load_compose(settings)
+        return cls(settings=settings, compose=model, project=project_name(settings, model))
+
+    def target(self) -> commands.ComposeTarget:
+        s = self.settings
+        return commands.ComposeTarget(
+            cli=compose.detect_cli(),
+            project=self.project,
+            compose_file=str(s.compose_file),
+            env_file=str(s.env_file),
+            project_dir=str(s.project_dir),
+        )
+
+    def require_service(self, service: str) -> None:
+        if service not in self.compose.services:
+            raise ConfigError(
+                f"No service {service!r} in {self.settings.compose_rel}.",
+                "Services: " + ", ".join(self.compose.services) + ".",
+                code=ErrorCode.USAGE,
+            )
+
+
+def _connect() -> Engine:
+    # Imported here: the SDK is slow to import and commands such as `list` never need it.
+    from recoverctl.adapters.engine import Engine
+
+    return Engine.connect()
+
+
+class StackSession:
+    """Built once per command by the CLI and handed to the action.
+
+    Nothing is connected until asked for, so a command that only reads the backups folder
+    never needs an engine; whatever is asked for twice is made once."""
+
+    def __init__(self, settings: Settings, *, connect: Callable[[], Engine] = _connect):
+        self.settings = settings
+        self._connect = connect
+        self._ref: StackRef | None = None
+        self._engine: Engine | None = None
+        self._db: Db | None = None
+
+    @property
+    def ref(self) -> StackRef:
+        if self._ref is None:
+            self._ref = StackRef.load(self.settings)
+        return self._ref
+
+    @property
+    def compose(self) -> ComposeModel:
+        return self.ref.compose
+
+    @property
+    def project(self) -> str:
+        return self.ref.project
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = self._connect()
+        return self._engine
+
+    def db(self) -> Db:
+        """The running db service, attached on first use."""
+        if self._db is None:
+            from recoverctl.adapters.pgexec import Db
+
+            project = self.project  # a broken compose file is reported before a missing engine
+            container = self.engine.service_container(project, "db")
+            self._db = Db.attach(self.engine, container)
+        return self._db
+
+    def forget_db(self) -> None:
+        """After the stack was (re)created: the next db() finds the new container."""
+        self._db = None
