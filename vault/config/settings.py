@@ -121,6 +121,16 @@ CSRF_COOKIE_SAMESITE = "Lax"
 CSRF_FAILURE_VIEW = "vault.views.csrf_failure"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# The browser pages (vault/pages.py): the one script and stylesheet from this origin, no
+# inline code, fetch() to this origin only, forms posting here only, no framing.
+VAULT_PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "secrets"
+LOGOUT_REDIRECT_URL = "login"
 
 # A rotation re-sends every envelope in one request; leave room for that.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
