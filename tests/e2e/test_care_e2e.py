@@ -11,9 +11,9 @@ import docker
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from recoverctl.core.keyfile import make_keyfile, seal_envelope
 from tests.e2e.conftest import Project, make_project, tear_down, up_seeded
 from tests.e2e.vaultclient import Vault, spki
+from tests.keywriter import make_keyfile, seal_envelope
 
 pytestmark = pytest.mark.e2e
 

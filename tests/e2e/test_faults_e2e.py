@@ -20,9 +20,9 @@ from pathlib import Path
 import docker
 import pytest
 
-from recoverctl.core.keyfile import make_keyfile
 from tests.e2e.conftest import FAULTS, Project, make_project, tear_down, up_seeded
 from tests.e2e.vaultclient import Vault
+from tests.keywriter import make_keyfile
 
 pytestmark = pytest.mark.e2e
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import docker
 import pytest
 
-from recoverctl.core.keyfile import make_keyfile
 from tests.e2e.conftest import Project, init_git, make_project, tear_down
 from tests.e2e.vaultclient import Vault
+from tests.keywriter import make_keyfile
 from tests.playbook import playbook_commands
 
 pytestmark = pytest.mark.e2e

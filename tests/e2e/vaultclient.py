@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from recoverctl.core.keyfile import fingerprint_of, open_envelope, seal_envelope
+from recoverctl.core.keyfile import fingerprint_of, open_envelope
+from tests.keywriter import seal_envelope
 
 if TYPE_CHECKING:
     from tests.e2e.conftest import Project

@@ -24,13 +24,12 @@ from recoverctl.core.keyfile import (
     KeyFileError,
     envelope_kid,
     fingerprint_of,
-    make_keyfile,
     open_envelope,
     parse_keyfile,
-    seal_envelope,
     unwrap_private_key,
 )
 from recoverctl.errors import RecoverctlError
+from tests.keywriter import make_keyfile, seal_envelope
 
 VECTOR = Path(__file__).parent.parent / "vectors" / "zkkey-v1.json"
 # No English words in it: the leak check looks for any 12 characters of it in messages.

@@ -22,8 +22,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-
-from recoverctl.core.keyfile import make_keyfile, seal_envelope
+from tests.keywriter import make_keyfile, seal_envelope
 
 VECTOR = Path(__file__).with_name("zkkey-v1.json")
 PASSPHRASE = "correct horse battery staple"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from recoverctl.adapters import vault
 from recoverctl.core.keyfile import (
@@ -33,18 +32,6 @@ class KeyCheckResult:
     sampled: int = 0
     opened: int = 0
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "path": str(self.path),
-            "fingerprint": self.fingerprint,
-            "modulus": self.modulus,
-            "iterations": self.iterations,
-            "passphrase_checked": self.passphrase_checked,
-            "user": self.user,
-            "secrets_total": self.secrets_total,
-            "sampled": self.sampled,
-            "opened": self.opened,
-        }
 
 
 def key_path(settings: Settings, given: Path | None) -> Path:

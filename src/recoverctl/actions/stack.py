@@ -47,13 +47,6 @@ class DownResult:
     volumes_removed: bool
     newest_backup: Path | None
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "project": self.project,
-            "stack": self.stack,
-            "volumes_removed": self.volumes_removed,
-            "newest_backup": str(self.newest_backup) if self.newest_backup else None,
-        }
 
 
 def ps(session: StackSession) -> StackStatus:
@@ -82,6 +75,7 @@ def down(session: StackSession, *, volumes: bool) -> DownResult:
     process.run(
         commands.compose_down(target, volumes=volumes),
         cwd=str(settings.project_dir),
+        secrets=session.secrets(),
         what=f"docker compose down ({ref.project})",
         hint="Its last lines are above; check `recoverctl ps` and try again.",
     )

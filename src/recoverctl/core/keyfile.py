@@ -16,7 +16,6 @@ import binascii
 import hashlib
 import json
 import re
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -305,77 +304,6 @@ def open_envelope(private_key: rsa.RSAPrivateKey, envelope: Mapping[str, Any]) -
             "damaged envelope: the ciphertext fails its integrity check (ct or iv was altered)",
             ENVELOPE_HINT,
         ) from None
-
-
-# --- writing (tests, drills): exactly what the browser produces --------------------------
-
-
-def make_keyfile(
-    private_key: rsa.RSAPrivateKey,
-    passphrase: str,
-    *,
-    iterations: int = DEFAULT_ITERATIONS,
-    created: datetime | None = None,
-    salt: bytes | None = None,
-    iv: bytes | None = None,
-) -> dict[str, Any]:
-    """The zkkey v1 object the browser exports; salt and iv are random unless given.
-
-    Refuses (ValueError) anything parse_keyfile would reject: a writer that can produce
-    unreadable files would make drills lie.
-    """
-    if private_key.key_size not in MODULUS_LENGTHS:
-        raise ValueError(f"RSA-{private_key.key_size} keys are not accepted (2048 or 3072)")
-    if not MIN_ITERATIONS <= iterations <= MAX_ITERATIONS:
-        raise ValueError(f"iterations must be {MIN_ITERATIONS} to {MAX_ITERATIONS}")
-    if not passphrase:
-        raise ValueError("an empty passphrase protects nothing")
-    salt = secrets.token_bytes(SALT_BYTES) if salt is None else salt
-    iv = secrets.token_bytes(IV_BYTES) if iv is None else iv
-    if len(salt) != SALT_BYTES or len(iv) != IV_BYTES:
-        raise ValueError(f"salt must be {SALT_BYTES} bytes and iv {IV_BYTES} bytes")
-    created = datetime.now(UTC) if created is None else created
-    if created.utcoffset() is None:
-        raise ValueError("created must be timezone-aware")
-    spki = _spki(private_key.public_key())
-    pkcs8 = private_key.private_bytes(
-        serialization.Encoding.DER,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    # WebCrypto wrapKey with AES-GCM returns ciphertext || tag, as AESGCM.encrypt does.
-    wrapped = AESGCM(_kek(passphrase.encode("utf-8"), salt, iterations)).encrypt(iv, pkcs8, None)
-    return {
-        "format": FORMAT,
-        "version": VERSION,
-        "created": _iso(created),
-        "algorithm": {"name": KEY_ALGORITHM, "modulusLength": private_key.key_size, "hash": HASH},
-        "publicKey": _b64(spki),
-        "fingerprint": fingerprint_of(spki),
-        "kdf": {"name": KDF_NAME, "hash": HASH, "iterations": iterations, "salt": _b64(salt)},
-        "wrap": {"name": WRAP_NAME, "iv": _b64(iv)},
-        "wrappedKey": _b64(wrapped),
-    }
-
-
-def seal_envelope(public_key_der: bytes, plaintext: bytes) -> dict[str, Any]:
-    """A v1 envelope for this SPKI public key, as the browser seals a secret."""
-    try:
-        public_key = serialization.load_der_public_key(public_key_der)
-    except (ValueError, UnsupportedAlgorithm):
-        raise ValueError("public_key_der is not a DER SubjectPublicKeyInfo") from None
-    if not isinstance(public_key, rsa.RSAPublicKey) or public_key.key_size not in MODULUS_LENGTHS:
-        raise ValueError("public_key_der must be an RSA-2048 or RSA-3072 public key")
-    aes_key = secrets.token_bytes(AES_KEY_BYTES)
-    iv = secrets.token_bytes(IV_BYTES)
-    return {
-        "v": ENVELOPE_VERSION,
-        "alg": ENVELOPE_ALG,
-        "kid": fingerprint_of(public_key_der),
-        "ek": _b64(public_key.encrypt(aes_key, _OAEP)),
-        "iv": _b64(iv),
-        "ct": _b64(AESGCM(aes_key).encrypt(iv, plaintext, None)),
-    }
 
 
 # --- helpers -------------------------------------------------------------------------------

@@ -3,9 +3,13 @@ each made on first use and kept for the rest of the command."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from dotenv import dotenv_values
 
 from recoverctl.adapters import compose, files
 from recoverctl.core import commands
@@ -50,6 +54,21 @@ class StackRef:
             )
 
 
+# Variables whose values are secret by their name, whatever the project adds later.
+_SECRET_NAME = re.compile(r"(PASSWORD|SECRET|TOKEN|_KEY)($|_)", re.I)
+_MIN_MASKED = 6  # shorter values (a port, "1") would mask ordinary text
+
+
+def env_secrets(path: Path) -> tuple[str, ...]:
+    try:
+        values = dotenv_values(path)
+    except (OSError, UnicodeDecodeError):
+        return ()
+    return tuple(
+        v for k, v in values.items() if v and len(v) >= _MIN_MASKED and _SECRET_NAME.search(k)
+    )
+
+
 def _connect() -> Engine:
     # Imported here: the SDK is slow to import and commands such as `list` never need it.
     from recoverctl.adapters.engine import Engine
@@ -69,6 +88,7 @@ class StackSession:
         self._ref: StackRef | None = None
         self._engine: Engine | None = None
         self._db: Db | None = None
+        self._secrets: tuple[str, ...] | None = None
 
     @property
     def ref(self) -> StackRef:
@@ -99,6 +119,13 @@ class StackSession:
             container = self.engine.service_container(project, "db")
             self._db = Db.attach(self.engine, container)
         return self._db
+
+    def secrets(self) -> tuple[str, ...]:
+        """The env file's secret values, to mask in whatever a command reports or logs
+        (compose echoes them back in some of its errors)."""
+        if self._secrets is None:
+            self._secrets = env_secrets(self.settings.env_file)
+        return self._secrets
 
     def forget_db(self) -> None:
         """After the stack was (re)created: the next db() finds the new container."""

@@ -108,6 +108,7 @@ def bring_up(session: StackSession, *, build: bool = True, progress: Progress = 
     process.run(
         commands.compose_up(ref.target(), build=build),
         cwd=str(settings.project_dir),
+        secrets=session.secrets(),
         what=f"docker compose up ({ref.project})",
         hint="Its last lines are above; fix the cause and run recoverctl up again.",
     )
