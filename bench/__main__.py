@@ -33,9 +33,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from tests.projectcopy import REPO
+
 from bench import measure, report
 from bench.measure import Series
-from bench.stack import DB_NAME, DB_USER, REPO, BenchStack
+from bench.stack import DB_NAME, DB_USER, BenchStack
 
 SCALES = {"small": 5, "large": 60}
 DEFAULT_REPEAT = {"small": 5, "large": 3}

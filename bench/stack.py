@@ -1,15 +1,12 @@
 """A throwaway copy of the vault project under its own compose project, driven by recoverctl.
 
-Made the way tests/e2e/conftest.py makes its stacks: the compose files, .env.example and
-vault/ copied to a temporary folder, a .env with fresh secrets and the local images, and a
-free loopback port for the backend.
+Made as the e2e tests make theirs (tests/projectcopy.py).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import secrets
 import shlex
 import shutil
 import sys
@@ -17,10 +14,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from tests.projectcopy import copy_project, env_values, write_env_file
+
 from bench import measure
 
-REPO = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ("docker-compose.yml", "docker-compose.dev.yml", ".env.example")
 COMPOSE_FILE = "docker-compose.dev.yml"
 DB_USER = "vault"
 DB_NAME = "vault"
@@ -49,34 +46,10 @@ class BenchStack:
 
     @classmethod
     def create(cls, root: Path, project: str, images: Mapping[str, str]) -> BenchStack:
-        for name in PROJECT_FILES:
-            shutil.copy(REPO / name, root / name)
-        shutil.copytree(
-            REPO / "vault",
-            root / "vault",
-            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".env*", "db.sqlite3"),
-        )
+        copy_project(root)
         stack = cls(root, project, images)
-        stack.write_env()
+        write_env_file(root / ".env", env_values(images, debug=True))
         return stack
-
-    def write_env(self) -> None:
-        values = {
-            "POSTGRES_DB": DB_NAME,
-            "POSTGRES_USER": DB_USER,
-            "POSTGRES_PASSWORD": secrets.token_urlsafe(24),
-            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-            "DJANGO_DEBUG": "true",
-            "DJANGO_ALLOWED_HOSTS": "localhost,127.0.0.1",
-            "DJANGO_CSRF_TRUSTED_ORIGINS": "http://localhost:8000,http://127.0.0.1:8000",
-            "DJANGO_CORS_ALLOWED_ORIGINS": "http://localhost:5173",
-            "DJANGO_SECURE_COOKIES": "false",
-            "VAULT_HTTP_PORT": "",  # a free loopback port: never collides with a user's stack
-            **self.images,
-        }
-        path = self.root / ".env"
-        path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
-        path.chmod(0o600)
 
     @property
     def env(self) -> dict[str, str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -24,11 +23,12 @@ from typing import TYPE_CHECKING, Any
 import docker
 import pytest
 
+from tests.projectcopy import copy_project, env_values, write_env_file
+
 if TYPE_CHECKING:
     from tests.e2e.vaultclient import Vault
 
 REPO = Path(__file__).resolve().parents[2]
-PROJECT_FILES = ("docker-compose.yml", "docker-compose.dev.yml", ".env.example")
 
 
 @pytest.fixture(scope="session")
@@ -86,26 +86,10 @@ class Project:
         )
 
     def write_env(self, name: str, **overrides: str) -> Path:
-        values = {
-            "POSTGRES_DB": "vault",
-            "POSTGRES_USER": "vault",
-            "POSTGRES_PASSWORD": secrets.token_urlsafe(24),
-            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-            "DJANGO_DEBUG": "true" if name == ".env" else "false",
-            "DJANGO_ALLOWED_HOSTS": "localhost,127.0.0.1",
-            "DJANGO_CSRF_TRUSTED_ORIGINS": "http://localhost:8000,http://127.0.0.1:8000",
-            "DJANGO_CORS_ALLOWED_ORIGINS": "http://localhost:5173",
-            "DJANGO_SECURE_COOKIES": "false",
-            "VAULT_HTTP_PORT": "",  # a free port, so tests never collide with a user's stack
-            "POSTGRES_IMAGE": os.environ["POSTGRES_IMAGE"],
-            "PYTHON_IMAGE": os.environ["PYTHON_IMAGE"],
-            **overrides,
-        }
-        path = self.root / name
-        path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
-        path.chmod(0o600)
+        images = {v: os.environ[v] for v in ("POSTGRES_IMAGE", "PYTHON_IMAGE")}
+        values = {**env_values(images, debug=name == ".env"), **overrides}
         self.env = values
-        return path
+        return write_env_file(self.root / name, values)
 
     def leftovers(self) -> dict[str, list[str]]:
         label: dict[str, Any] = {"label": f"com.docker.compose.project={self.name}"}
@@ -216,15 +200,7 @@ class Project:
 
 
 def make_project(tmp: Path, name: str, client: docker.DockerClient) -> Project:
-    tmp.mkdir(parents=True, exist_ok=True)
-    for f in PROJECT_FILES:
-        shutil.copy(REPO / f, tmp / f)
-    shutil.copytree(
-        REPO / "vault",
-        tmp / "vault",
-        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".env*", "db.sqlite3"),
-    )
-    return Project(root=tmp, name=name, client=client)
+    return Project(root=copy_project(tmp), name=name, client=client)
 
 
 def init_git(project: Project) -> None:
