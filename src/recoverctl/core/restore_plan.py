@@ -46,14 +46,12 @@ class RestorePlan:
         steps = [
             f"restore {self.backup} into a new database {self.scratch}; check its sha256 "
             "against the manifest as it streams",
-            "compare its row counts with the manifest; ANALYZE it"
-            + ("" if safety else f"; stop {apps} meanwhile"),
+            "compare its row counts with the manifest; ANALYZE it",
         ]
         if safety:
-            steps += [
-                f"take a safety backup of {self.database} (custom format)",
-                f"stop {apps}",
-            ]
+            steps.append(f"take a safety backup of {self.database} (custom format)")
+        if self.app_services:
+            steps.append(f"stop {apps}")
         steps.append(f"end the remaining connections to {self.database}")
         if self.current.exists:
             steps.append(

@@ -66,6 +66,7 @@ class RestoreResult:
     steps: tuple[tuple[str, float], ...]
     drift: tuple[str, ...] = ()  # row count changes made by the app after it started
     kept: str | None = None  # the previous database, when dropping it failed
+    app_downtime: float | None = None  # seconds the app was stopped; None: no app to stop
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -78,6 +79,9 @@ class RestoreResult:
             "tables": self.tables,
             "rows": self.rows,
             "seconds": round(self.seconds, 2),
+            "app_downtime_seconds": (
+                round(self.app_downtime, 2) if self.app_downtime is not None else None
+            ),
             "steps": [{"step": s, "seconds": round(t, 2)} for s, t in self.steps],
         }
 
@@ -157,6 +161,9 @@ class _Run:
         self.apps: list[Any] = []  # app containers this run stopped, to start again
         self.swapped = False
         self.load_counts = (0, 0)
+        # The app's downtime: from the first stop asked of the engine to healthy again.
+        self.stopping_at: float | None = None
+        self.serving_at: float | None = None
         self.t = time.monotonic()
 
     def step(self, text: str) -> None:
@@ -199,23 +206,14 @@ class _Run:
                 code=ErrorCode.BACKUP_CORRUPT,
             )
 
-    def prove(self, *, stop_meanwhile: bool) -> None:
+    def prove(self) -> None:
         """Row counts against the manifest, then planner statistics (they move with the
-        rename), on the loaded copy. The app's stop overlaps them when nothing has to come
-        between; if they fail, the rollback starts it again."""
+        rename), on the loaded copy, while the app still serves: both take longer as the
+        database grows, and the app's downtime must not."""
         plan = self.plan
-        stopping = ", stopping the app meanwhile" if stop_meanwhile and plan.app_services else ""
-        self.step(f"checking {plan.scratch}: row counts, ANALYZE{stopping}")
-        stopper = Background(self.stop_apps, "restore-stop") if stopping else None
-        try:
-            self.load_counts = self.compare(plan.scratch)
-            self.sql("ANALYZE", database=plan.scratch)
-        except BaseException:
-            if stopper is not None:
-                stopper.finish(reraise=False)
-            raise
-        if stopper is not None:
-            stopper.finish()
+        self.step(f"checking {plan.scratch}: row counts, ANALYZE")
+        self.load_counts = self.compare(plan.scratch)
+        self.sql("ANALYZE", database=plan.scratch)
 
     def compare(self, database: str) -> tuple[int, int]:
         counts = self.db.count_rows(database)
@@ -232,6 +230,8 @@ class _Run:
 
     def stop_apps(self) -> None:
         engine = self.db.engine
+        if self.stopping_at is None:
+            self.stopping_at = time.monotonic()
         for service in self.plan.app_services:
             for c in engine.containers(self.plan.project, service):
                 if c.status == "running":
@@ -287,6 +287,7 @@ class _Run:
         self.step("waiting until the app is healthy")
         if self.plan.app_services:
             wait_ready(self.db.engine, self.prep.ref, self.timeout, probe=True)
+        self.serving_at = time.monotonic()
 
     def drop_old(self) -> None:
         self.sql(pg.drop_database_sql(self.plan.keep_as))
@@ -380,11 +381,11 @@ def restore(
             run.load()
             # The safety copy comes as late as it can, so that it holds what the app wrote
             # while the backup loaded; the app keeps serving until it is taken.
-            wants_safety = plan.safety_backup and plan.current.exists
-            run.prove(stop_meanwhile=not wants_safety)
-            if wants_safety:
+            run.prove()
+            if plan.safety_backup and plan.current.exists:
                 run.step(f"safety backup of {plan.database}")
                 safety = take_backup(prep.db, prep.ref, settings.backup_dir, "custom")
+            if plan.app_services:
                 run.step("stopping the app")
                 run.stop_apps()
             failpoints.reach("restore.before-swap")
@@ -420,6 +421,11 @@ def restore(
         steps=tuple(run.timings),
         drift=drift,
         kept=kept,
+        app_downtime=(
+            run.serving_at - run.stopping_at
+            if run.stopping_at is not None and run.serving_at is not None
+            else None
+        ),
     )
 
 
