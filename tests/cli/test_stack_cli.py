@@ -66,7 +66,8 @@ def test_engine_unreachable_as_json(runner: CliRunner, project: Path) -> None:
     assert result.exit_code == 1
     payload = json.loads(result.stdout)
     assert payload["ok"] is False and payload["exit_code"] == 1
-    assert payload["error"].startswith("Cannot reach the Docker engine")
+    assert payload["error"]["code"] == "engine_unreachable"
+    assert payload["error"]["message"].startswith("Cannot reach the Docker engine")
 
 
 def test_missing_compose_file(runner: CliRunner, project: Path) -> None:

@@ -1,34 +1,160 @@
-"""The Typer application: every command is registered here, and errors are caught here."""
+"""The Typer application: every command is registered here, and every way a command can
+end (a result, an error, a usage error, Ctrl-C, SIGTERM, a bug) becomes its stderr lines,
+its log lines, its --json envelope and its exit status here, in one place."""
 
 from __future__ import annotations
 
+import logging
+import shlex
 import signal
+import traceback
+from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Annotated, Any, NoReturn
 
 import typer
+from typer import _click
+
+# Typer 0.29 vendors click (pyproject pins <0.30); its usage errors have no public name.
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
 from recoverctl import __version__
+from recoverctl import log as logs
 from recoverctl.cli import render
-from recoverctl.errors import EXIT_INTERRUPTED, RecoverctlError
+from recoverctl.errors import EXIT_OK, ErrorCode, Interrupted, RecoverctlError
+
+log = logging.getLogger("recoverctl")
 
 
 class _Group(TyperGroup):
-    """Turns every RecoverctlError into its message, hint and exit code: the one catch."""
-
-    def invoke(self, ctx: Any) -> Any:
+    def parse_args(self, ctx: _click.Context, args: list[str]) -> list[str]:
+        # Only the root's own options (--log-file FILE, --verbose) fail to parse here.
         try:
-            return super().invoke(ctx)
+            return super().parse_args(ctx, args)
+        except NoArgsIsHelpError:
+            raise
+        except UsageError as exc:
+            if not _wants_json(args):
+                raise
+            render.begin(None, json=True)
+            _end(_usage_error(exc, None))
+
+    def resolve_command(
+        self, ctx: _click.Context, args: list[str]
+    ) -> tuple[str | None, _click.Command | None, list[str]]:
+        # The first point where both the command and its arguments are known.
+        _begin(self, ctx, args)
+        return super().resolve_command(ctx, args)
+
+    def invoke(self, ctx: _click.Context) -> Any:
+        try:
+            super().invoke(ctx)
+        except typer.Exit as exc:
+            if exc.exit_code == EXIT_OK:  # --help and the like: their own text, no envelope
+                logs.stop()
+                raise
+            # A command should raise a RecoverctlError, whose code scripts can read; this
+            # keeps a bare Exit working, as code `failed` in the envelope and the log.
+            stopped = RecoverctlError(f"Stopped with exit status {exc.exit_code}.")
+            if not render.json_mode.get():
+                _log_end(stopped)
+                raise
+            _end(stopped)
+        except NoArgsIsHelpError:
+            logs.stop()
+            raise
+        except UsageError as exc:
+            error = _usage_error(exc, render.current_command())
+            if not render.json_mode.get():
+                render.error(error, show=False)  # click prints it, in its own box
+                _log_end(error)
+                raise
+            _end(error)
         except RecoverctlError as exc:
-            render.error(exc)
-            code = exc.exit_code
-            if code == EXIT_INTERRUPTED and _terminated_by is not None:
-                code = 128 + _terminated_by
-            raise typer.Exit(code) from None
-        except KeyboardInterrupt:
-            render.err.print("[bold red]interrupted[/]: stopped before finishing.")
-            raise typer.Exit(128 + (_terminated_by or signal.SIGINT)) from None
+            _end(exc)
+        except (KeyboardInterrupt, typer.Abort):
+            _end(Interrupted("Interrupted before finishing."))
+        except Exception as exc:
+            # A bug. Its traceback goes to stderr and the log; --json still gets its envelope.
+            trace = traceback.format_exc()
+            log.error(trace.rstrip(), extra={"tag": "traceback"})
+            if not render.json_mode.get():
+                _log_end(RecoverctlError(str(exc), code=ErrorCode.INTERNAL_ERROR))
+                raise
+            render.err.print(trace, markup=False, highlight=False)
+            _end(
+                RecoverctlError(
+                    f"recoverctl failed unexpectedly: {type(exc).__name__}: {exc}",
+                    "This is a bug: report it with the traceback printed above.",
+                    code=ErrorCode.INTERNAL_ERROR,
+                )
+            )
+        _end(None)
+
+
+def _wants_json(args: list[str]) -> bool:
+    return "--json" in (args[: args.index("--")] if "--" in args else args)
+
+
+def _command_path(group: TyperGroup, ctx: _click.Context, args: list[str]) -> str | None:
+    names: list[str] = []
+    command: _click.Command | None = group
+    for token in args:
+        if not isinstance(command, TyperGroup) or token.startswith("-"):
+            break
+        command = command.get_command(ctx, token)
+        if command is None:
+            break
+        names.append(token)
+    return " ".join(names) or None
+
+
+def _begin(group: TyperGroup, ctx: _click.Context, args: list[str]) -> None:
+    before = args[: args.index("--")] if "--" in args else args
+    render.begin(_command_path(group, ctx, args), json=_wants_json(args))
+    if "--help" in before or "-h" in before:
+        return  # a help text is not a run worth a log line
+    log_file: Path | None = ctx.params.get("log_file")
+    logs.start(
+        render.current_command(),
+        file=log_file.expanduser() if log_file is not None else None,
+        verbose=bool(ctx.params.get("verbose")),
+        echo=render.echo,
+        warn=render.warn,
+    )
+    log.info(f"start: recoverctl {__version__}: {shlex.join(args)}")
+
+
+def _usage_error(exc: UsageError, command: str | None) -> RecoverctlError:
+    where = f"recoverctl {command} --help" if command else "recoverctl --help"
+    return RecoverctlError(
+        exc.format_message(), f"`{where}` lists the options and arguments.", code=ErrorCode.USAGE
+    )
+
+
+def _end(error: RecoverctlError | None) -> NoReturn:
+    """Every run ends here: the error's lines, the envelope, the log's last line, the status."""
+    if error is not None and error.code == ErrorCode.INTERRUPTED and _terminated_by is not None:
+        error = RecoverctlError(
+            error.message, error.hint, code=ErrorCode.TERMINATED, details=error.details
+        )
+    if error is not None:
+        render.error(error)
+    status = error.exit_code if error is not None else EXIT_OK
+    if render.json_mode.get():
+        render.write_envelope(error, status)
+    _log_end(error)
+    raise typer.Exit(status)
+
+
+def _log_end(error: RecoverctlError | None) -> None:
+    seconds = f"{render.elapsed():.1f} s"
+    if error is None:
+        log.info(f"done: ok in {seconds}")
+    else:
+        log.info(f"done: failed, {error.code} (exit {error.exit_code}) after {seconds}")
+    logs.stop()
 
 
 app = typer.Typer(
@@ -50,11 +176,31 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
-    ),
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Also print each step, with its time, on stderr.")
+    ] = False,
+    log_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--log-file",
+            envvar="RECOVERCTL_LOG_FILE",
+            dir_okay=False,
+            metavar="FILE",
+            help="Append a timestamped line per step, warning and error to FILE (made 0600). "
+            "Default: log_file in the settings file.",
+        ),
+    ] = None,
 ) -> None:
-    """Backups, restores and crash recovery for the vault's docker compose stacks."""
+    """Backups, restores and crash recovery for the vault's docker compose stacks.
+
+    Global options go before the command: recoverctl --verbose --log-file FILE backup."""
+    # The options are read by _Group when the command starts: nothing to do here.
 
 
 def _register() -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from recoverctl.cli import options, plans, render
-from recoverctl.errors import UsageError
+from recoverctl.errors import ErrorCode, RecoverctlError, UsageError
 
 FormatOpt = Annotated[
     str,
@@ -84,7 +84,7 @@ def list_(
                     e.stack,
                     f"[{style}]{state}[/]",
                 )
-            render.out.print(table)
+            render.print_table(table)
         for stray in listing.strays:
             render.warn(stray)
 
@@ -115,7 +115,11 @@ def verify(
 
     render.emit(report, human)
     if not report.ok:
-        raise typer.Exit(1)
+        raise RecoverctlError(
+            f"{report.path.name} failed verification: {render.failing(report.checks)}.",
+            "Do not rely on it: each failing check says why; take or pick another backup.",
+            code=ErrorCode.BACKUP_CORRUPT,
+        )
 
 
 def restore(

@@ -1,0 +1,387 @@
+"""The --json contract: the envelope and each command's result, as pydantic models.
+
+docs/json.md describes these fields for people; tests/cli/test_json_contract.py and the
+e2e tests hold every command's real output to them; `python -m recoverctl.cli.contract`
+prints them as one JSON Schema for other programs. A field added to a result must be added
+here and in docs/json.md (the tests say so); a field changed or removed raises SCHEMA.
+
+Nothing imports this module at run time: the CLI writes plain dicts (cli/render.py).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+from recoverctl.errors import ErrorCode, exit_status
+
+Stack = Literal["dev", "prod"]
+Format = Literal["custom", "sql"]
+Status = Literal["ok", "warn", "fail"]
+
+
+class _Strict(BaseModel):
+    # Every field documented: an undocumented one fails the tests, not a script later.
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- shared parts -------------------------------------------------------------------
+
+
+class Check(_Strict):
+    name: str
+    status: Status
+    evidence: str
+    fix: str | None
+
+
+class Service(_Strict):
+    service: str
+    container: str | None
+    state: str
+    health: str | None
+    ports: list[str]
+    exit_code: int | None
+
+
+# --- results, one per command ---------------------------------------------------------
+
+
+class StackStatus(_Strict):
+    """ps and restart."""
+
+    project: str
+    stack: Stack
+    ready: bool
+    services: list[Service]
+
+
+class UpResult(StackStatus):
+    built: bool
+    seconds: float
+
+
+class DownResult(_Strict):
+    project: str
+    stack: Stack
+    volumes_removed: bool
+    newest_backup: str | None
+
+
+class BackupResult(_Strict):
+    path: str
+    manifest: str
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    size: int
+    format: Format
+    database: str
+    stack: Stack
+    tables: dict[str, int | None]
+    duration_seconds: float
+    warnings: list[str]
+
+
+class BackupEntry(_Strict):
+    path: str
+    name: str
+    size: int
+    created: str
+    format: Format
+    stack: str
+    verification: Literal["never", "quick ok", "deep ok", "failed"]
+    verified_at: str | None
+
+
+class ListResult(_Strict):
+    folder: str
+    stack: Stack
+    backups: list[BackupEntry]
+    strays: list[str]
+
+
+class VerifyResult(_Strict):
+    path: str
+    ok: bool
+    format: Format | None
+    deep: bool
+    provenance: Literal["manifest", "unverified"]
+    checks: list[Check]
+    seconds: float
+
+
+class CurrentDatabase(_Strict):
+    exists: bool
+    tables: int
+    rows: int
+    size: int
+
+
+class RestorePlan(_Strict):
+    """restore --dry-run."""
+
+    backup: str
+    backup_format: Format
+    backup_created: str | None
+    backup_stack: str | None
+    backup_tables: int | None
+    backup_rows: int | None
+    project: str
+    stack: Stack
+    database: str
+    current: CurrentDatabase
+    steps: list[str]
+    warnings: list[str]
+
+
+class StepTime(_Strict):
+    step: str
+    seconds: float
+
+
+class RestoreResult(_Strict):
+    backup: str
+    database: str
+    stack: Stack
+    safety_backup: str | None
+    tables: int
+    rows: int
+    seconds: float
+    steps: list[StepTime]
+    drift_after_start: list[str]
+    previous_database_kept_as: str | None
+
+
+class Summary(_Strict):
+    ok: int
+    warn: int
+    fail: int
+
+
+class DoctorResult(_Strict):
+    project: str
+    stack: Stack
+    ok: bool
+    summary: Summary
+    checks: list[Check]
+    seconds: float
+
+
+class DeclaredCheck(_Strict):
+    name: str
+    group: Literal["env", "git", "key", "stack", "backups"]
+    needs: list[str]
+    about: str
+
+
+class DoctorList(_Strict):
+    """doctor --list."""
+
+    checks: list[DeclaredCheck]
+
+
+class KeyCheckResult(_Strict):
+    path: str
+    fingerprint: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
+    modulus: int
+    iterations: int
+    passphrase_checked: bool
+    user: str | None
+    secrets_total: int
+    sampled: int
+    opened: int
+
+
+class RecoverResult(_Strict):
+    project: str
+    stack: Stack
+    ok: bool
+    restored_from: str | None
+    restore_skipped: str | None
+    checks: list[Check]
+    url: str | None
+    manual_step: str
+    seconds: float
+    steps: list[str]
+
+
+# --- the envelope -------------------------------------------------------------------
+
+
+class Error(_Strict):
+    code: ErrorCode
+    message: str
+    hint: str | None
+    details: str | None
+
+
+class _Envelope(_Strict):
+    schema_: Literal[1] = Field(alias="schema")
+    command: str | None
+    ok: bool
+    exit_code: int
+    result: Any
+    error: Error | None
+    warnings: list[str]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> _Envelope:
+        # ok, error and exit_code say one thing three ways; a script may read any of them.
+        if self.ok != (self.error is None):
+            raise ValueError("ok must be true exactly when error is null")
+        expected = 0 if self.error is None else exit_status(self.error.code)
+        if self.exit_code != expected:
+            raise ValueError(f"exit_code {self.exit_code} does not follow the error's code")
+        return self
+
+
+class UsageEnvelope(_Envelope):
+    """A command line that names no command recoverctl knows."""
+
+    command: None
+    ok: Literal[False]
+    result: None
+
+
+class UpEnvelope(_Envelope):
+    command: Literal["up"]
+    result: UpResult | None
+
+
+class DownEnvelope(_Envelope):
+    command: Literal["down"]
+    result: DownResult | None
+
+
+class PsEnvelope(_Envelope):
+    command: Literal["ps"]
+    result: StackStatus | None
+
+
+class RestartEnvelope(_Envelope):
+    command: Literal["restart"]
+    result: StackStatus | None
+
+
+class LogsEnvelope(_Envelope):
+    """logs prints the services' own lines and takes no --json: only its usage errors."""
+
+    command: Literal["logs"]
+    ok: Literal[False]
+    result: None
+
+
+class BackupEnvelope(_Envelope):
+    command: Literal["backup"]
+    result: BackupResult | None
+
+
+class ListEnvelope(_Envelope):
+    command: Literal["list"]
+    result: ListResult | None
+
+
+class VerifyEnvelope(_Envelope):
+    command: Literal["verify"]
+    result: VerifyResult | None
+
+
+class RestoreEnvelope(_Envelope):
+    command: Literal["restore"]
+    result: RestorePlan | RestoreResult | None
+
+
+class DoctorEnvelope(_Envelope):
+    command: Literal["doctor"]
+    result: DoctorResult | DoctorList | None
+
+
+class KeysCheckEnvelope(_Envelope):
+    command: Literal["keys check"]
+    result: KeyCheckResult | None
+
+
+class KeysEnvelope(_Envelope):
+    """`keys` without a subcommand: only usage errors."""
+
+    command: Literal["keys"]
+    ok: Literal[False]
+    result: None
+
+
+class RecoverEnvelope(_Envelope):
+    command: Literal["recover"]
+    result: RecoverResult | None
+
+
+ENVELOPES: dict[str | None, type[_Envelope]] = {
+    None: UsageEnvelope,
+    "up": UpEnvelope,
+    "down": DownEnvelope,
+    "ps": PsEnvelope,
+    "restart": RestartEnvelope,
+    "logs": LogsEnvelope,
+    "backup": BackupEnvelope,
+    "list": ListEnvelope,
+    "verify": VerifyEnvelope,
+    "restore": RestoreEnvelope,
+    "doctor": DoctorEnvelope,
+    "keys": KeysEnvelope,
+    "keys check": KeysCheckEnvelope,
+    "recover": RecoverEnvelope,
+}
+
+# What a command's successful result is: restore's is the plan with --dry-run, doctor's
+# the declared checks with --list.
+RESULTS: dict[str, tuple[type[BaseModel], ...]] = {
+    "up": (UpResult,),
+    "down": (DownResult,),
+    "ps": (StackStatus,),
+    "restart": (StackStatus,),
+    "backup": (BackupResult,),
+    "list": (ListResult,),
+    "verify": (VerifyResult,),
+    "restore": (RestorePlan, RestoreResult),
+    "doctor": (DoctorResult, DoctorList),
+    "keys check": (KeyCheckResult,),
+    "recover": (RecoverResult,),
+}
+
+
+def validate(document: object) -> _Envelope:
+    """The envelope, checked against its command's model; raises pydantic's ValidationError."""
+    if not isinstance(document, dict):
+        raise TypeError(f"an envelope is a JSON object, not {type(document).__name__}")
+    command = document.get("command")
+    model = ENVELOPES.get(command) if command is None or isinstance(command, str) else None
+    if model is None:
+        raise ValueError(f"unknown command {command!r} in the envelope")
+    return model.model_validate(document)
+
+
+def json_schema() -> dict[str, Any]:
+    union = Annotated[
+        UsageEnvelope
+        | UpEnvelope
+        | DownEnvelope
+        | PsEnvelope
+        | RestartEnvelope
+        | LogsEnvelope
+        | BackupEnvelope
+        | ListEnvelope
+        | VerifyEnvelope
+        | RestoreEnvelope
+        | DoctorEnvelope
+        | KeysEnvelope
+        | KeysCheckEnvelope
+        | RecoverEnvelope,
+        Field(title="recoverctl --json envelope"),
+    ]
+    schema: dict[str, Any] = TypeAdapter(union).json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema
+
+
+if __name__ == "__main__":
+    print(json.dumps(json_schema(), indent=2))
