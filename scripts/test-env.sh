@@ -57,6 +57,13 @@ ensure_compose() {
     log "$(docker compose version)"
 }
 
+# The browser e2e test drives Debian's chromium through Playwright: no browser download works here.
+ensure_browser() {
+    if [ -x /usr/bin/chromium ]; then log "chromium is installed"; return; fi
+    apt_install chromium
+    [ -x /usr/bin/chromium ] || die "apt-get install chromium left no /usr/bin/chromium"
+}
+
 recipe_hash() {  # name, debootstrap packages
     { printf '%s\n' "$2"; cat "$here/images/$1"/*; } | sha256sum | cut -c1-16
 }
@@ -97,6 +104,7 @@ ensure_engine
 ensure_compose
 # Before the two builds run side by side: two apt-get runs at once would fight for the dpkg lock.
 command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
+ensure_browser
 build_image postgres "$POSTGRES_IMAGE" postgresql-15 &
 pg=$!
 build_image python "$PYTHON_IMAGE" python3,python3-venv,ca-certificates &
