@@ -111,13 +111,16 @@ def good_env(project: Path) -> Path:
 def doctor_json(runner: CliRunner, *args: str) -> tuple[int, dict[str, dict[str, str]]]:
     result = runner.invoke(app, ["doctor", "--json", *args])
     data = json.loads(result.stdout)
-    return result.exit_code, {c["name"]: c for c in data["checks"]}
+    return result.exit_code, {c["name"]: c for c in data["result"]["checks"]}
 
 
 def test_doctor_runs_every_check_when_the_engine_is_down(runner: CliRunner, project: Path) -> None:
     good_env(project)
-    code, checks = doctor_json(runner)
-    assert code == 1
+    result = runner.invoke(app, ["doctor", "--json"])
+    assert result.exit_code == 1
+    envelope = json.loads(result.stdout)
+    assert envelope["error"]["code"] == "checks_failed"
+    checks = {c["name"]: c for c in envelope["result"]["checks"]}
     assert checks["engine"]["status"] == "fail"
     assert checks["engine"]["evidence"].startswith("Cannot reach the Docker engine")
     # The engine's failure stopped none of the other groups.
@@ -125,6 +128,20 @@ def test_doctor_runs_every_check_when_the_engine_is_down(runner: CliRunner, proj
         assert name in checks
     assert checks["env.secret_key"]["status"] == "ok"
     assert checks["backups.rpo"]["status"] == "fail"
+    # Told once, by the engine's row: not again by each check that needs the engine.
+    assert not [n for n in checks if n.startswith(("db.", "app.", "service"))]
+    assert "env.running" not in checks and "backups.space" not in checks
+    # Asked without the engine's row, a check that needs it says why it could not run.
+    _, alone = doctor_json(runner, "--only", "env.running", "--only", "db")
+    assert set(alone) == {
+        "env.running",
+        "db.answers",
+        "db.not_empty",
+        "db.leftovers",
+        "db.migrations",
+    }
+    assert {c["status"] for c in alone.values()} == {"fail"}
+    assert alone["db.answers"]["evidence"].startswith("Cannot reach the Docker engine")
 
 
 def test_doctor_never_prints_a_secret(runner: CliRunner, project: Path) -> None:
@@ -153,7 +170,27 @@ def test_doctor_key_in_env_file(runner: CliRunner, project: Path) -> None:
 
 def test_doctor_unknown_group(runner: CliRunner, project: Path) -> None:
     result = runner.invoke(app, ["doctor", "--only", "gut"])
-    assert result.exit_code == 2 and "Unknown check group 'gut'" in result.stderr
+    assert result.exit_code == 2 and "Unknown check or group 'gut'" in result.stderr
+    assert "recoverctl doctor --list" in result.stderr
+
+
+def test_doctor_list(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no project: the list needs none
+    result = runner.invoke(app, ["doctor", "--list"])
+    assert result.exit_code == 0, result.output
+    for line in ("env.file", "service.<service>", "backups.space", "app port"):
+        assert line in result.stdout
+
+    listed = runner.invoke(app, ["doctor", "--list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    checks = json.loads(listed.stdout)["result"]["checks"]
+    assert {c["name"]: c["needs"] for c in checks}["db.answers"] == ["db"]
+    assert set(checks[0]) == {"name", "group", "needs", "about"}
+    assert [c["group"] for c in checks].count("git") == 5
+
+    only = runner.invoke(app, ["doctor", "--list", "--json", "--only", "key", "--only", "engine"])
+    names = [c["name"] for c in json.loads(only.stdout)["result"]["checks"]]
+    assert names[-1] == "engine" and all(n.startswith("key.") for n in names[:-1])
 
 
 def configure_key(project: Path, key: Path) -> None:
@@ -223,6 +260,17 @@ def test_doctor_git_hygiene(runner: CliRunner, project: Path) -> None:
     assert checks["git.tracked"]["status"] == "ok"
     assert checks["git.history"]["status"] == "fail"
     assert f".env in {leaked}" in checks["git.history"]["evidence"]
+
+    # A plain-format backup outside backups/ is as much a leak as a custom-format one.
+    (project / "data").mkdir()
+    (project / "data" / "vault.sql").write_text("-- PostgreSQL database dump\n")
+    git(project, "add", "-f", "data/vault.sql")
+    git(project, "commit", "-qm", "a plain dump")
+    sql = git(project, "rev-parse", "--short", "HEAD")
+    _, checks = doctor_json(runner, "--only", "git")
+    assert checks["git.tracked"]["status"] == "fail"
+    assert "data/vault.sql" in checks["git.tracked"]["evidence"]
+    assert f"data/vault.sql in {sql}" in checks["git.history"]["evidence"]
 
     (project / ".gitignore").write_text("*.pyc\n")
     _, checks = doctor_json(runner, "--only", "git")

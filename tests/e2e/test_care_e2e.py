@@ -31,7 +31,7 @@ class Care:
             result = self.project.run("doctor", "--json", *args)
         else:
             result = self.project.run("doctor", "--json", *args, RECOVERCTL_RPO_HOURS=rpo)
-        data = json.loads(result.stdout)
+        data = json.loads(result.stdout)["result"]
         return result.returncode, {c["name"]: c for c in data["checks"]}
 
     def configure(self, key: Path | None) -> None:

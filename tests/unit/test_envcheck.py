@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 from dotenv import dotenv_values
 
-from recoverctl.core.checks import Check, exit_code, worst
+from recoverctl.actions import doctor
+from recoverctl.core.checks import Check, Finding, exit_code, worst
 from recoverctl.core.envcheck import (
     Stack,
-    check_env,
     check_env_mode,
+    env_file_name,
     estimate_entropy_bits,
 )
 
@@ -47,7 +48,7 @@ DJANGO_SECURE_COOKIES=true
 """
 
 
-def assert_no_secret(check: Check) -> None:
+def assert_no_secret(check: Check | Finding) -> None:
     """Not the value, and not any 6 characters of it, in what a person or a log sees."""
     text = check.evidence + " " + check.fix
     for secret in SECRETS:
@@ -59,13 +60,38 @@ def example() -> dict[str, str | None]:
     return dict(dotenv_values(EXAMPLE_PATH))
 
 
+class EnvOnly(doctor.Context):
+    """A doctor context that knows an env file and a port: all the file's rules read."""
+
+    def __init__(self, env: doctor.EnvFile, port: str) -> None:
+        self._env = env
+        self._port = port
+
+    def env(self) -> doctor.EnvFile:
+        return self._env
+
+    def env_port(self) -> str:
+        return self._port
+
+
+# The env group's rules on the file alone, as doctor runs and names them.
+FILE_RULES = [
+    s for s in doctor.REGISTRY if s.group == "env" and set(s.all_needs) <= {doctor.Need.ENV_FILE}
+]
+
+
 def run(
     text: str, stack: Stack = "dev", port: str = "8000", *, ex: dict[str, str | None] | None = None
 ) -> dict[str, Check]:
-    values = dotenv_values(stream=io.StringIO(text))
-    checks = check_env(
-        values, text, stack=stack, example=example() if ex is None else ex, port=port
+    env = doctor.EnvFile(
+        source=env_file_name(stack),
+        text=text,
+        values=dotenv_values(stream=io.StringIO(text)),
+        example=example() if ex is None else ex,
+        mode=0o100600,
+        stack=stack,
     )
+    checks = doctor.run_checks(EnvOnly(env, port), FILE_RULES)
     for check in checks:
         assert_no_secret(check)
     names = [c.name for c in checks]
@@ -91,6 +117,8 @@ def replace(text: str, name: str, line: str | None) -> str:
 def test_good_dev_file_passes_every_check() -> None:
     checks = run(GOOD_DEV)
     assert {name: c.status for name, c in checks.items()} == {
+        "env.file": "ok",
+        "env.mode": "ok",
         "env.line_endings": "ok",
         "env.syntax": "ok",
         "env.duplicates": "ok",
@@ -101,6 +129,7 @@ def test_good_dev_file_passes_every_check() -> None:
         "env.allowed_hosts": "ok",
         "env.csrf_origins": "ok",
         "env.cors_origins": "ok",
+        "env.key_location": "ok",
     }
     assert exit_code(checks.values()) == 0
     assert worst(checks.values()) == "ok"

@@ -9,30 +9,52 @@ from typing import Annotated
 import typer
 
 from recoverctl.cli import options, render
-from recoverctl.errors import UsageError
+from recoverctl.errors import ErrorCode, RecoverctlError, UsageError
 
 
 def doctor(
     prod: options.Prod = False,
     only: Annotated[
         list[str] | None,
-        typer.Option("--only", help="Only these groups: env, git, key, stack, backups."),
+        typer.Option(
+            "--only",
+            help="Only these checks, repeatable: a group (env, git, key, stack, backups), "
+            "a check's name, or the start of names (db). See --list.",
+        ),
     ] = None,
+    list_: Annotated[
+        bool,
+        typer.Option("--list", help="List the checks (name, group, what each needs); run none."),
+    ] = False,
     project_dir: options.ProjectDir = None,
     json: options.Json = False,
 ) -> None:
     """Check env files, git hygiene, the key backup, the stack and the backups."""
     from recoverctl.actions import doctor as action
 
-    settings = options.settings(prod, project_dir, json)
-    groups = tuple(only or action.GROUPS)
-    unknown = [g for g in groups if g not in action.GROUPS]
-    if unknown:
-        raise UsageError(
-            f"Unknown check group {unknown[0]!r}.", "Groups: " + ", ".join(action.GROUPS) + "."
-        )
+    if list_:
+        # No settings: the list is the same for every project, and needs none.
+        render.json_mode.set(json)
+        listing = action.CheckList(action.select(only=only))
+
+        def show_list() -> None:
+            from rich.markup import escape
+            from rich.table import Table
+
+            table = Table(title="doctor's checks", title_justify="left")
+            for column in ("check", "group", "needs", "what it checks"):
+                table.add_column(column)
+            for spec in listing.checks:
+                needs = ", ".join(spec.needs) or "nothing"
+                table.add_row(spec.label, spec.group, needs, escape(spec.about))
+            render.print_table(table)
+
+        render.emit(listing, show_list)
+        return
+
+    session = options.session(prod, project_dir, json)
     with render.spinner("checking"):
-        report = action.doctor(settings, groups)
+        report = action.doctor(session, only=only)
 
     def human() -> None:
         render.checks_table(f"doctor: {report.project} ({report.stack})", report.checks)
@@ -44,7 +66,11 @@ def doctor(
 
     render.emit(report, human)
     if not report.ok:
-        raise typer.Exit(1)
+        raise RecoverctlError(
+            f"doctor found problems: {render.failing(report.checks)}.",
+            "Each failing row says what to do; run doctor again once done.",
+            code=ErrorCode.CHECKS_FAILED,
+        )
 
 
 keys_app = typer.Typer(help="Key backup (*.zkkey.json) checks.", no_args_is_help=True)

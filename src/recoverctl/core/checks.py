@@ -39,6 +39,19 @@ class Check:
         }
 
 
+@dataclass(frozen=True)
+class Finding:
+    """A check's result before it has a name: doctor's registry names each check once, so
+    the rules that judge (env file, key file, stack) do not repeat the name."""
+
+    status: Status
+    evidence: str
+    fix: str = ""
+
+    def named(self, name: str) -> Check:
+        return Check(name, self.status, self.evidence, self.fix)
+
+
 def worst(checks: Iterable[Check]) -> Status:
     """The most severe status; "ok" when there are no checks at all."""
     return max((c.status for c in checks), key=_RANK.__getitem__, default=OK)

@@ -2,6 +2,8 @@
 
 Pure: the caller reads the file (python-dotenv's dotenv_values for the mapping, the
 raw text for what the parser hides: line endings, bad lines, duplicates) and stats it.
+Each rule returns an unnamed Finding: doctor's registry (actions/doctor.py) names it and
+decides when it applies. `port` is the published one ("" if unknown).
 Rules mirror what the vault's settings (vault/config/env.py) and Django enforce, so a
 check fails here exactly when the backend would refuse to start or misbehave.
 
@@ -19,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Literal
 from urllib.parse import SplitResult, urlsplit
 
-from recoverctl.core.checks import FAIL, OK, WARN, Check
+from recoverctl.core.checks import FAIL, OK, WARN, Finding
 
 Stack = Literal["dev", "prod"]
 EnvValues = Mapping[str, str | None]
@@ -55,81 +57,49 @@ def env_file_name(stack: Stack) -> str:
     return ENV_FILES[stack]
 
 
-def check_env(
-    values: EnvValues,
-    text: str,
-    *,
-    stack: Stack,
-    example: EnvValues,
-    port: str,
-    host: str = "127.0.0.1",
-    source: str | None = None,
-) -> tuple[Check, ...]:
-    """Every env file check, file format first. port is the published one ("" if unknown)."""
-    source = source or env_file_name(stack)
-    checks = [
-        check_line_endings(text, source),
-        check_syntax(text, source),
-        check_duplicates(text, source),
-        check_required(values, stack, source),
-        check_placeholders(values, example, stack, source),
-        check_secret_key(values, stack, source),
-        check_debug(values, stack, source),
-        check_allowed_hosts(values, host, port, source),
-        check_csrf_origins(values, host, port, source),
-    ]
-    if stack == "dev":
-        # Prod serves the front end from its own origin: CORS is a dev-only concern.
-        checks.append(check_cors_origins(values, source))
-    return tuple(checks)
-
-
-def check_env_mode(mode: int, source: str = ".env") -> Check:
+def check_env_mode(mode: int, source: str = ".env") -> Finding:
     """The file holds the database password and Django's key: owner-only access."""
     perms = mode & 0o777
     who = [name for name, bits in (("group", 0o070), ("others", 0o007)) if mode & bits]
     if who:
-        return Check(
-            "env.mode",
+        return Finding(
             FAIL,
             f"{source} is mode {perms:04o}: {' and '.join(who)} can access it, and it holds "
             "the database password and DJANGO_SECRET_KEY",
             f"chmod 600 {source}",
         )
-    return Check("env.mode", OK, f"{source} is mode {perms:04o} (owner only)")
+    return Finding(OK, f"{source} is mode {perms:04o} (owner only)")
 
 
 # --- file format -----------------------------------------------------------------------
 
 
-def check_line_endings(text: str, source: str) -> Check:
+def check_line_endings(text: str, source: str) -> Finding:
     crlf = text.count("\r\n")
     if crlf:
         total = len(text.splitlines())
-        return Check(
-            "env.line_endings",
+        return Finding(
             FAIL,
             f"{crlf} of {total} lines end in CRLF (Windows line endings): "
             "a stray \\r can end up at the end of values",
             f"convert {source} to LF line endings: sed -i 's/\\r$//' {source}",
         )
-    return Check("env.line_endings", OK, "LF line endings")
+    return Finding(OK, "LF line endings")
 
 
-def check_syntax(text: str, source: str) -> Check:
+def check_syntax(text: str, source: str) -> Finding:
     bad, _ = _scan(text)
     if bad:
         # Line numbers only: a malformed line may well be a half-typed password.
-        return Check(
-            "env.syntax",
+        return Finding(
             FAIL,
             f"{_line_list(bad)} not NAME=value, a comment or blank",
             f"fix or remove those lines in {source} (one NAME=value per line)",
         )
-    return Check("env.syntax", OK, "every line is NAME=value, a comment or blank")
+    return Finding(OK, "every line is NAME=value, a comment or blank")
 
 
-def check_duplicates(text: str, source: str) -> Check:
+def check_duplicates(text: str, source: str) -> Finding:
     _, assignments = _scan(text)
     lines_of: dict[str, list[int]] = {}
     for name, line in assignments:
@@ -140,33 +110,31 @@ def check_duplicates(text: str, source: str) -> Check:
             f"{name} on lines {', '.join(map(str, lines))}"
             for name, lines in sorted(duplicated.items())
         )
-        return Check(
-            "env.duplicates",
+        return Finding(
             WARN,
             f"set more than once: {listed} (the last one wins)",
             f"keep one line per variable in {source}",
         )
-    return Check("env.duplicates", OK, "no variable is set twice")
+    return Finding(OK, "no variable is set twice")
 
 
 # --- contents --------------------------------------------------------------------------
 
 
-def check_required(values: EnvValues, stack: Stack, source: str) -> Check:
+def check_required(values: EnvValues, stack: Stack, source: str) -> Finding:
     required = REQUIRED_DEV if stack == "dev" else REQUIRED
     missing = [name for name in required if not _value(values, name)]
     if missing:
         names = ", ".join(missing)
-        return Check(
-            "env.required",
+        return Finding(
             FAIL,
             f"missing or empty: {names}",
             f"set {names} in {source} (see .env.example)",
         )
-    return Check("env.required", OK, f"all {len(required)} required variables are set")
+    return Finding(OK, f"all {len(required)} required variables are set")
 
 
-def check_placeholders(values: EnvValues, example: EnvValues, stack: Stack, source: str) -> Check:
+def check_placeholders(values: EnvValues, example: EnvValues, stack: Stack, source: str) -> Finding:
     found = []
     for name in sorted(values):
         value = _value(values, name)
@@ -177,16 +145,15 @@ def check_placeholders(values: EnvValues, example: EnvValues, stack: Stack, sour
         if copied or any(marker in lowered for marker in PLACEHOLDER_MARKERS):
             found.append(name)
     if found:
-        return Check(
-            "env.placeholders",
+        return Finding(
             FAIL if stack == "prod" else WARN,
             f"still a .env.example placeholder: {', '.join(found)}",
             f"put real values for them in {source} (random ones for passwords and keys)",
         )
-    return Check("env.placeholders", OK, "no .env.example placeholder left")
+    return Finding(OK, "no .env.example placeholder left")
 
 
-def check_secret_key(values: EnvValues, stack: Stack, source: str) -> Check:
+def check_secret_key(values: EnvValues, stack: Stack, source: str) -> Finding:
     key = _value(values, "DJANGO_SECRET_KEY")
     debug = _debug_flag(values)
     # With DEBUG off the backend applies the production rules even in dev and refuses to
@@ -210,8 +177,7 @@ def check_secret_key(values: EnvValues, stack: Stack, source: str) -> Check:
         if not problems and bits < MIN_SECRET_KEY_BITS:
             problems.append(f"has about {bits} bits of entropy, {MIN_SECRET_KEY_BITS} needed")
     if not problems:
-        return Check(
-            "env.secret_key",
+        return Finding(
             OK,
             f"DJANGO_SECRET_KEY is {len(key)} characters, "
             f"about {int(estimate_entropy_bits(key))} bits of entropy",
@@ -222,8 +188,7 @@ def check_secret_key(values: EnvValues, stack: Stack, source: str) -> Check:
         why = "DJANGO_DEBUG is off, so the backend applies production rules and refuses it"
     else:
         why = "tolerated in dev with DJANGO_DEBUG on; production refuses it"
-    return Check(
-        "env.secret_key",
+    return Finding(
         FAIL if strict else WARN,
         f"DJANGO_SECRET_KEY {'; '.join(problems)} ({why})",
         'generate one with python3 -c "import secrets; print(secrets.token_urlsafe(50))", '
@@ -231,21 +196,19 @@ def check_secret_key(values: EnvValues, stack: Stack, source: str) -> Check:
     )
 
 
-def check_debug(values: EnvValues, stack: Stack, source: str) -> Check:
+def check_debug(values: EnvValues, stack: Stack, source: str) -> Finding:
     raw = values.get("DJANGO_DEBUG")
     flag = _debug_flag(values)
     shown = _short(raw.strip()) if raw is not None else ""
     if flag is None:
         evidence = f"DJANGO_DEBUG={shown} is not true/false or 1/0"
         if stack == "prod":
-            return Check(
-                "env.debug",
+            return Finding(
                 WARN,
                 f"{evidence} (the prod compose file forces it off anyway)",
                 f"set DJANGO_DEBUG=false in {source}",
             )
-        return Check(
-            "env.debug",
+        return Finding(
             FAIL,
             f"{evidence}: the backend refuses to start",
             f"set DJANGO_DEBUG=true in {source}",
@@ -254,58 +217,53 @@ def check_debug(values: EnvValues, stack: Stack, source: str) -> Check:
         if flag:
             # The compose file overrides it, but a file that says debug is on misleads
             # whoever reads it, and is one copy-paste away from a debug deployment.
-            return Check(
-                "env.debug",
+            return Finding(
                 FAIL,
                 f"DJANGO_DEBUG={shown} in {source}: the prod compose file forces it off, "
                 "but the file says otherwise",
                 f"set DJANGO_DEBUG=false in {source}",
             )
-        return Check("env.debug", OK, "DJANGO_DEBUG is off")
+        return Finding(OK, "DJANGO_DEBUG is off")
     if flag:
-        return Check("env.debug", OK, "DJANGO_DEBUG is on (dev)")
-    return Check(
-        "env.debug",
+        return Finding(OK, "DJANGO_DEBUG is on (dev)")
+    return Finding(
         OK,
         "DJANGO_DEBUG is off: the dev backend applies production rules to DJANGO_SECRET_KEY",
     )
 
 
-def check_allowed_hosts(values: EnvValues, host: str, port: str, source: str) -> Check:
+def check_allowed_hosts(values: EnvValues, host: str, port: str, source: str) -> Finding:
     hosts = _list(values, "DJANGO_ALLOWED_HOSTS")
     names = _host_names(host)
     matched = [h for h in hosts if any(_allowed_host_matches(h, name) for name in names)]
     if matched:
         what = "every host (*)" if matched[0] == "*" else matched[0]
-        return Check(
-            "env.allowed_hosts",
+        return Finding(
             OK,
             f"DJANGO_ALLOWED_HOSTS allows {what}, the published address",
         )
     listed = " nor ".join(names)
     seen = "is empty" if not hosts else f"has neither {listed}"
-    return Check(
-        "env.allowed_hosts",
+    return Finding(
         FAIL,
         f"DJANGO_ALLOWED_HOSTS {seen}: requests to {_url(host, port)} get 400 Bad Request",
         f"add {','.join(names)} to DJANGO_ALLOWED_HOSTS in {source}",
     )
 
 
-def check_csrf_origins(values: EnvValues, host: str, port: str, source: str) -> Check:
+def check_csrf_origins(values: EnvValues, host: str, port: str, source: str) -> Finding:
     origins = _list(values, "DJANGO_CSRF_TRUSTED_ORIGINS")
     fix = f"add {_url(host, port)} to DJANGO_CSRF_TRUSTED_ORIGINS in {source}"
     no_scheme = [o for o in origins if "://" not in o]
     if no_scheme:
         # Django 4.0+ refuses to start (4_0.E001) rather than guess a scheme.
-        return Check(
-            "env.csrf_origins",
+        return Finding(
             FAIL,
             f"origins without a scheme: {', '.join(no_scheme)} (Django 4+ needs scheme://host)",
             f"write each origin as http://host:port in DJANGO_CSRF_TRUSTED_ORIGINS in {source}",
         )
     if not origins:
-        return Check("env.csrf_origins", FAIL, "DJANGO_CSRF_TRUSTED_ORIGINS is empty", fix)
+        return Finding(FAIL, "DJANGO_CSRF_TRUSTED_ORIGINS is empty", fix)
     names = _host_names(host)
     host_only: list[str] = []
     for origin in origins:
@@ -313,25 +271,22 @@ def check_csrf_origins(values: EnvValues, host: str, port: str, source: str) -> 
         if parts.scheme not in ("http", "https") or (parts.hostname or "") not in names:
             continue
         if not port.isdigit():
-            return Check(
-                "env.csrf_origins",
+            return Finding(
                 OK,
                 f"DJANGO_CSRF_TRUSTED_ORIGINS has {origin} (the published port is unknown, "
                 "so only the host was compared)",
             )
         if _origin_port(parts) == int(port):
-            return Check("env.csrf_origins", OK, f"DJANGO_CSRF_TRUSTED_ORIGINS has {origin}")
+            return Finding(OK, f"DJANGO_CSRF_TRUSTED_ORIGINS has {origin}")
         host_only.append(origin)
     if host_only:
-        return Check(
-            "env.csrf_origins",
+        return Finding(
             WARN,
             f"DJANGO_CSRF_TRUSTED_ORIGINS has {', '.join(host_only)}, but the stack publishes "
             f"on port {port}: POSTs through {_url(host, port)} get 403",
             fix,
         )
-    return Check(
-        "env.csrf_origins",
+    return Finding(
         FAIL,
         f"no trusted origin for the published address {_url(host, port)}: "
         "admin logins and API POSTs get 403 (CSRF)",
@@ -339,14 +294,11 @@ def check_csrf_origins(values: EnvValues, host: str, port: str, source: str) -> 
     )
 
 
-def check_cors_origins(values: EnvValues, source: str) -> Check:
+def check_cors_origins(values: EnvValues, source: str) -> Finding:
     # django-cors-headers compares origins as exact strings.
     if DEV_FRONTEND_ORIGIN in _list(values, "DJANGO_CORS_ALLOWED_ORIGINS"):
-        return Check(
-            "env.cors_origins", OK, f"DJANGO_CORS_ALLOWED_ORIGINS has {DEV_FRONTEND_ORIGIN}"
-        )
-    return Check(
-        "env.cors_origins",
+        return Finding(OK, f"DJANGO_CORS_ALLOWED_ORIGINS has {DEV_FRONTEND_ORIGIN}")
+    return Finding(
         WARN,
         f"DJANGO_CORS_ALLOWED_ORIGINS lacks {DEV_FRONTEND_ORIGIN} (the dev front end): "
         "its API calls are blocked by CORS",
