@@ -148,6 +148,7 @@ class RestoreResult(_Strict):
     tables: int
     rows: int
     seconds: float
+    app_downtime_seconds: float | None
     steps: list[StepTime]
     drift_after_start: list[str]
     previous_database_kept_as: str | None
