@@ -146,8 +146,8 @@ def restore(
     if dry_run:
         render.emit(plan, lambda: plans.show(plan, render.out))
         return
-    if not json:
-        plans.show(plan, render.err)
+    # On stderr with --json too: its warnings then reach the envelope, and a log the person.
+    plans.show(plan, render.err)
     if not yes:
         plans.confirm(plan)
     with render.spinner("restoring") as step:
