@@ -911,6 +911,13 @@ def _migrations(ctx: Context) -> Finding:
     engine = ctx.engine()
     backend = engine.service_container(ctx.ref().project, "backend")
     result = exec_in(engine, backend, ("python", "manage.py", "migrate", "--check", "--no-input"))
+    if result.exit_code is None:
+        # No exit code is no verdict: saying "unapplied migrations" here would mislead.
+        raise RecoverctlError(
+            "manage.py migrate --check did not report how it ended",
+            "recoverctl logs backend; then run doctor again",
+            code=ErrorCode.COMMAND_FAILED,
+        )
     if result.exit_code != 0:
         return Finding(
             FAIL,
