@@ -36,6 +36,9 @@ class Settings(BaseModel):
     up_timeout: float = Field(default=300.0, gt=0, le=3600)
     rpo_hours: float = Field(default=24.0, gt=0)
     key_file: Path | None = None
+    # From the settings file only: --log-file and RECOVERCTL_LOG_FILE win, and are read by the
+    # CLI before the settings are resolved, so that a settings error is logged too.
+    log_file: Path | None = None
 
     @field_validator("project_name")
     @classmethod
@@ -43,6 +46,14 @@ class Settings(BaseModel):
         if value is not None and not PROJECT_NAME_RE.match(value):
             raise ValueError("must be lowercase letters, digits, '-' and '_'")
         return value
+
+    @field_validator("log_file")
+    @classmethod
+    def _absolute_log_file(cls, value: Path | None) -> Path | None:
+        # A timer's or cron's current folder is nobody's choice: only an absolute path is clear.
+        if value is not None and not value.expanduser().is_absolute():
+            raise ValueError("must be an absolute path (or start with ~/)")
+        return value.expanduser() if value is not None else None
 
     @property
     def compose_rel(self) -> str:
@@ -60,7 +71,7 @@ def _rel(path: Path, base: Path) -> str:
         return str(path)
 
 
-CONFIG_KEYS = ("key_file", "backup_dir", "up_timeout", "rpo_hours")
+CONFIG_KEYS = ("key_file", "backup_dir", "up_timeout", "rpo_hours", "log_file")
 
 
 def config_path(env: Mapping[str, str]) -> Path:
