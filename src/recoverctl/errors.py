@@ -72,6 +72,9 @@ class ErrorCode(StrEnum):
     CHECKS_FAILED = "checks_failed"
     TERMINATED = "terminated"  # SIGTERM, with the same clean-up as Ctrl-C
     INTERNAL_ERROR = "internal_error"  # a bug in recoverctl: the traceback is on stderr
+    # unattended operation
+    ROUTINE_RUNNING = "routine_running"  # another routine holds this stack: this one did nothing
+    PRUNE_REFUSED = "prune_refused"  # the plan would leave no verified backup: nothing deleted
 
 
 EXIT_STATUS: dict[ErrorCode, int] = {
