@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from recoverctl.actions import doctor
-from recoverctl.actions.doctor import REGISTRY, CheckSpec, Context, Group, Need
 from recoverctl.adapters.engine import Engine
 from recoverctl.core.checks import FAIL, OK, WARN, Finding
 from recoverctl.errors import EngineError, ErrorCode, RecoverctlError, UsageError
+from recoverctl.services import health as doctor
+from recoverctl.services.health import REGISTRY, CheckSpec, Context, Group, Need
 from recoverctl.services.session import StackSession
 from recoverctl.settings import Settings
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from dotenv import dotenv_values
 
-from recoverctl.actions import doctor
 from recoverctl.core.checks import Check, Finding, exit_code, worst
 from recoverctl.core.envcheck import (
     Stack,
@@ -16,6 +15,7 @@ from recoverctl.core.envcheck import (
     env_file_name,
     estimate_entropy_bits,
 )
+from recoverctl.services import health as doctor
 
 EXAMPLE_PATH = Path(__file__).parents[2] / ".env.example"
 PG_PASSWORD = "Pg9-qL2x-Vt7w-Rz4k-Hs8m"

@@ -8,13 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recoverctl.actions import doctor
 from recoverctl.adapters import http
 from recoverctl.core import pg
 from recoverctl.core.checks import FAIL, Check, worst
 from recoverctl.core.restore_plan import RestorePlan
 from recoverctl.errors import ErrorCode, RecoverctlError
-from recoverctl.services import catalog, restore
+from recoverctl.services import catalog, health, restore
 from recoverctl.services.session import StackSession
 from recoverctl.services.stack import Progress, bring_up, wait_ready
 from recoverctl.settings import Settings
@@ -134,9 +133,7 @@ def recover(
     # engine's view, so let that catch up (and read the port again: a restart may move it).
     final = wait_ready(session.engine, session.ref, settings.up_timeout, progress)
     step("checking the database, migrations, admin and key")
-    report = doctor.doctor(session, groups=("stack", "key"))
-    wanted = ("service.", "db.", "app.", "key.")
-    checks = tuple(c for c in report.checks if c.name.startswith(wanted))
+    checks = health.doctor(session, only=("service", "db", "app", "key")).checks
     backend = next((s for s in final.services if s.service == "backend"), None)
     port = http.published_port(backend.ports) if backend else None
     return RecoverResult(

@@ -35,7 +35,7 @@ def doctor(
     if list_:
         # No settings: the list is the same for every project, and needs none.
         render.json_mode.set(json)
-        listing = action.CheckList(action.select(only=only))
+        listing = action.check_list(only)
 
         def show_list() -> None:
             from rich.markup import escape
@@ -123,7 +123,7 @@ def _passphrase(from_stdin: bool) -> str | None:
             )
         return line.rstrip("\r\n")
     if sys.stdin.isatty():
-        return str(typer.prompt("Passphrase", hide_input=True))
+        return str(typer.prompt("Passphrase", hide_input=True, err=True))
     return None
 
 
@@ -164,7 +164,11 @@ def recover(
 
     render.emit(result, human)
     if not result.ok:
-        raise typer.Exit(1)
+        raise RecoverctlError(
+            f"recovered with problems: {render.failing(result.checks)}.",
+            "Each failing row says what to do; `recoverctl doctor` checks again.",
+            code=ErrorCode.CHECKS_FAILED,
+        )
 
 
 def register(app: typer.Typer) -> None:
