@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from recoverctl.errors import RecoverctlError
+from recoverctl.errors import ErrorCode, RecoverctlError
 
 PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
@@ -115,6 +115,7 @@ def project_lock(project: str, operation: str) -> Iterator[None]:
             raise RecoverctlError(
                 f"Another operation is running on {project}: {holder}.",
                 "Wait for it to finish, then try again.",
+                code=ErrorCode.LOCKED,
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{operation} (pid {os.getpid()})".encode(), 0)
