@@ -130,7 +130,10 @@ def test_the_docs_describe_the_envelope_and_every_error_code() -> None:
     for name in (*_fields(contract.UsageEnvelope), *_fields(contract.Error)):
         assert f"`{name}`" in envelope_doc, name
     rows = dict(re.findall(r"^\| `([a-z_]+)` \| (\d+) \|", _section("Error codes"), re.M))
-    assert rows == {str(code): str(exit_status(code)) for code in ErrorCode}
+    expected = {str(code): str(exit_status(code)) for code in ErrorCode}
+    assert rows == expected, (
+        "docs/json.md's error codes table: one row per ErrorCode, with its exit"
+    )
     statuses = set(re.findall(r"^\| `?(\d+)`? \|", _section("Exit status"), re.M))
     assert statuses == {"0", *(str(exit_status(code)) for code in ErrorCode)}
 
