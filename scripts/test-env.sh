@@ -27,6 +27,18 @@ apt_install() {
 
 engine_answers() { timeout 10 docker info >/dev/null 2>&1; }
 
+# The off-site tests run real servers on loopback: sshd (SFTP), and Debian's age to check
+# that sealed files open without recoverctl. (The S3 server, moto, comes from pip.)
+ensure_offsite_tools() {
+    local missing=()
+    command -v age >/dev/null 2>&1 || missing+=(age)
+    [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+    command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
+    command -v mount >/dev/null 2>&1 || missing+=(mount)
+    if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
+    log "off-site tools: $(age --version) (age), $(/usr/sbin/sshd -V 2>&1 | head -n 1)"
+}
+
 ensure_engine() {
     command -v docker >/dev/null 2>&1 || apt_install docker.io
     if engine_answers; then log "docker engine answers"; return; fi
@@ -105,6 +117,7 @@ ensure_compose
 # Before the two builds run side by side: two apt-get runs at once would fight for the dpkg lock.
 command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
 ensure_browser
+ensure_offsite_tools
 build_image postgres "$POSTGRES_IMAGE" postgresql-15 &
 pg=$!
 build_image python "$PYTHON_IMAGE" python3,python3-venv,ca-certificates &

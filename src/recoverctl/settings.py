@@ -6,21 +6,139 @@ Every validation problem is reported at once, in one ConfigError.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from recoverctl.core.compose_model import PROJECT_NAME_RE, ComposeModel
-from recoverctl.errors import ConfigError
+from recoverctl.errors import ConfigError, ErrorCode
 
 Stack = Literal["dev", "prod"]
 
 COMPOSE_FILES: dict[str, str] = {"dev": "docker-compose.dev.yml", "prod": "docker-compose.yml"}
 ENV_FILES: dict[str, str] = {"dev": ".env", "prod": ".env.production"}
 ENV_PREFIX = "RECOVERCTL_"
+
+
+# Off-site copies: [encryption] and [targets.NAME] in the settings file (never variables:
+# a list of servers does not fit one). Public keys only; credentials stay in their own
+# chains (AWS's, the SSH key file), never in these tables.
+AGE_RECIPIENT_RE = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
+TARGET_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+S3_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+FILE_TABLES = ("recoverctl", "encryption", "targets")
+
+
+def check_recipient(value: str) -> str:
+    """An age X25519 public key; a private key pasted by mistake is named, never echoed."""
+    value = value.strip()
+    if value.upper().startswith("AGE-SECRET-KEY-"):
+        raise ValueError("this is a private key: only public keys (age1...) belong here")
+    if not AGE_RECIPIENT_RE.match(value):
+        raise ValueError("not an age public key (age1 followed by 58 characters)")
+    return value
+
+
+def _absolute(value: Path) -> Path:
+    # A timer's or cron's current folder is nobody's choice: only an absolute path is clear.
+    value = value.expanduser()
+    if not value.is_absolute():
+        raise ValueError("must be an absolute path (or start with ~/)")
+    return value
+
+
+AbsolutePath = Annotated[Path, AfterValidator(_absolute)]
+
+
+class EncryptionSettings(BaseModel):
+    """[encryption]: who can open the off-site copies (age recipients, public keys)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    recipients: tuple[Annotated[str, AfterValidator(check_recipient)], ...] = ()
+    # One recipient per line, as `age -R` reads it (# comments allowed); read when sealing.
+    recipients_file: AbsolutePath | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EncryptionSettings:
+        if self.recipients and self.recipients_file is not None:
+            raise ValueError("set recipients or recipients_file, not both")
+        return self
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.recipients) or self.recipients_file is not None
+
+
+class _TargetSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # "none" writes this target in clear: an explicit opt-out, which doctor warns about.
+    encryption: Literal["age", "none"] = "age"
+
+
+class DirTargetSettings(_TargetSettings):
+    type: Literal["dir"]
+    path: AbsolutePath
+
+
+class S3TargetSettings(_TargetSettings):
+    type: Literal["s3"]
+    bucket: str
+    prefix: str = ""
+    endpoint_url: str | None = None  # omit for AWS
+    region: str | None = None
+    profile: str | None = None  # an AWS profile; credentials come from the AWS chain
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, value: str) -> str:
+        if not S3_BUCKET_RE.match(value):
+            raise ValueError("not a bucket name (3-63 of a-z, 0-9, '.', '-')")
+        return value
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError(
+                "must not carry credentials: use the AWS chain (environment, "
+                "~/.aws/credentials, profile)"
+            )
+        return value
+
+
+class SftpTargetSettings(_TargetSettings):
+    type: Literal["sftp"]
+    host: str = Field(min_length=1)
+    port: int = Field(default=22, ge=1, le=65535)
+    user: str = Field(min_length=1)
+    path: str = Field(min_length=1)  # relative paths are under the user's home
+    key_file: AbsolutePath
+    known_hosts: AbsolutePath = Field(default=Path("~/.ssh/known_hosts"), validate_default=True)
+
+
+TargetSettings = Annotated[
+    DirTargetSettings | S3TargetSettings | SftpTargetSettings, Field(discriminator="type")
+]
 
 
 class Settings(BaseModel):
@@ -38,7 +156,10 @@ class Settings(BaseModel):
     key_file: Path | None = None
     # From the settings file only: --log-file and RECOVERCTL_LOG_FILE win, and are read by the
     # CLI before the settings are resolved, so that a settings error is logged too.
-    log_file: Path | None = None
+    log_file: AbsolutePath | None = None
+    # From the settings file only: [encryption] and [targets.NAME] (off-site copies).
+    encryption: EncryptionSettings = EncryptionSettings()
+    targets: dict[str, TargetSettings] = Field(default_factory=dict)
 
     @field_validator("project_name")
     @classmethod
@@ -47,13 +168,15 @@ class Settings(BaseModel):
             raise ValueError("must be lowercase letters, digits, '-' and '_'")
         return value
 
-    @field_validator("log_file")
+    @field_validator("targets")
     @classmethod
-    def _absolute_log_file(cls, value: Path | None) -> Path | None:
-        # A timer's or cron's current folder is nobody's choice: only an absolute path is clear.
-        if value is not None and not value.expanduser().is_absolute():
-            raise ValueError("must be an absolute path (or start with ~/)")
-        return value.expanduser() if value is not None else None
+    def _target_names(cls, value: dict[str, TargetSettings]) -> dict[str, TargetSettings]:
+        bad = sorted(name for name in value if not TARGET_NAME_RE.match(name))
+        if bad:
+            raise ValueError(
+                f"target names must be lowercase letters, digits, '-' and '_': {', '.join(bad)}"
+            )
+        return value
 
     @property
     def compose_rel(self) -> str:
@@ -93,19 +216,26 @@ def read_config(path: Path) -> dict[str, object]:
         raise ConfigError(
             f"Settings file {path} is unreadable: {exc}.",
             "Fix it (TOML, keys under [recoverctl]) or move it away.",
-            exit_code=2,
         ) from None
     table = data.get("recoverctl", {})
     if not isinstance(table, dict):
-        raise ConfigError(f"Settings file {path}: [recoverctl] must be a table.", None, exit_code=2)
+        raise ConfigError(f"Settings file {path}: [recoverctl] must be a table.")
+    problems: list[str] = []
     unknown = sorted(set(table) - set(CONFIG_KEYS))
     if unknown:
+        problems.append(f"unknown keys {', '.join(unknown)}")
+    # A mistyped [target.nas] silently ignored would mean no off-site copy at all.
+    strangers = sorted(set(data) - set(FILE_TABLES))
+    if strangers:
+        problems.append(f"unknown tables or keys {', '.join(strangers)} at the top level")
+    if problems:
         raise ConfigError(
-            f"Settings file {path}: unknown keys {', '.join(unknown)}.",
-            "Known keys: " + ", ".join(CONFIG_KEYS) + ".",
-            exit_code=2,
+            f"Settings file {path}: {'; '.join(problems)}.",
+            "Known keys: " + ", ".join(CONFIG_KEYS) + " under [recoverctl]; other tables: "
+            "[encryption], [targets.NAME].",
         )
-    return dict(table)
+    # [encryption] and [targets.*] are checked by the model, with every other value.
+    return {**table, **{key: data[key] for key in ("encryption", "targets") if key in data}}
 
 
 def find_project_dir(start: Path) -> Path | None:
@@ -134,7 +264,7 @@ def resolve_settings(
             raise ConfigError(
                 f"Project folder {root} does not exist.",
                 "Pass --project-dir (or RECOVERCTL_PROJECT_DIR) pointing at the vault's checkout.",
-                exit_code=2,
+                code=ErrorCode.PROJECT_NOT_FOUND,
             )
     else:
         found = find_project_dir(base)
@@ -143,7 +273,7 @@ def resolve_settings(
                 f"No vault project here: no docker-compose.yml or docker-compose.dev.yml in "
                 f"{base} or its parents.",
                 "Run recoverctl inside the vault's checkout, or pass --project-dir.",
-                exit_code=2,
+                code=ErrorCode.PROJECT_NOT_FOUND,
             )
         root = found
 
@@ -171,8 +301,7 @@ def resolve_settings(
     except ValidationError as exc:
         raise ConfigError(
             "Invalid settings:\n" + "\n".join(_describe(err) for err in exc.errors()),
-            "Fix the RECOVERCTL_* variables named above.",
-            exit_code=2,
+            "Fix the RECOVERCTL_* variables or the settings file entries named above.",
         ) from None
     # Relative paths from the environment are relative to the project, not to the cwd.
     updates: dict[str, object] = {}
@@ -185,9 +314,36 @@ def resolve_settings(
 
 def _describe(err: object) -> str:
     assert isinstance(err, dict)
-    loc = ".".join(str(p) for p in err.get("loc", ()))
+    path = tuple(str(p) for p in err.get("loc", ()))
+    if path and path[0] in ("encryption", "targets"):
+        return "  " + _describe_file_entry(path, err)
+    loc = ".".join(path)
     var = ENV_PREFIX + loc.upper()
     return f"  {var}: {err.get('msg')} (got {err.get('input')!r})"
+
+
+def _describe_file_entry(path: tuple[str, ...], err: dict[str, object]) -> str:
+    """`[targets.nas] path: ...` for an entry of the settings file's own tables."""
+    if path[0] == "targets" and len(path) >= 2:
+        table, rest = f"[targets.{path[1]}]", path[2:]
+        # A tagged union puts the tag ("dir", "s3", "sftp") in the location: not a key.
+        if rest and rest[0] in ("dir", "s3", "sftp"):
+            rest = rest[1:]
+    else:
+        table, rest = f"[{path[0]}]", path[1:]
+    key = ".".join(rest)
+    where = f"{table} {key}" if key else table
+    if err.get("type") in ("union_tag_not_found", "union_tag_invalid"):
+        return f'{table} type: must be "dir", "s3" or "sftp"'
+    value = err.get("input")
+    # Only short plain values are echoed: never a table, never what could be a secret.
+    shown = ""
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        text = str(value)
+        if "SECRET" not in text.upper() and "endpoint_url" not in rest and len(text) <= 100:
+            shown = f" (got {value!r})"
+    message = str(err.get("msg", "")).removeprefix("Value error, ")
+    return f"{where}: {message}{shown}"
 
 
 def project_name(settings: Settings, compose: ComposeModel) -> str:
