@@ -460,6 +460,15 @@ def test_playbook_section_1_in_a_real_browser(
     print(f"browser walk of playbook section 1: {took:.1f} s, {len(watch.requests)} requests recorded")
 
 
+def test_the_playbook_names_what_the_pages_show() -> None:
+    """playbook.md's clicks are the labels the walk above uses; either side changing fails."""
+    section = (REPO / "playbook.md").read_text().split("## 1)")[1].split("\n## ")[0]
+    for label in ("Log in", "Key backup → Import", "Key file", "Passphrase", "Import",
+                  "Key check", "Key OK", "Secrets → Reveal", "Hide", "Generate a key"):  # fmt: skip
+        assert f"**{label}**" in section, label
+    assert "`/key-check`" in section
+
+
 @pytest.fixture(scope="module")
 def prod_stack(
     tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient
