@@ -9,6 +9,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -24,6 +25,8 @@ from pydantic import (
 )
 
 from recoverctl.core.compose_model import PROJECT_NAME_RE, ComposeModel
+from recoverctl.core.retention import Policy
+from recoverctl.core.schedule import parse_duration
 from recoverctl.errors import ConfigError, ErrorCode
 
 Stack = Literal["dev", "prod"]
@@ -39,7 +42,7 @@ ENV_PREFIX = "RECOVERCTL_"
 AGE_RECIPIENT_RE = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
 TARGET_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 S3_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-FILE_TABLES = ("recoverctl", "encryption", "targets")
+FILE_TABLES = ("recoverctl", "encryption", "targets", "retention", "monitoring")
 
 
 def check_recipient(value: str) -> str:
@@ -141,6 +144,72 @@ TargetSettings = Annotated[
 ]
 
 
+class RetentionSettings(BaseModel):
+    """[retention]: how many backups each rule keeps (restic's rules; README: Retention).
+    Every rule at 0 is no policy: prune refuses it, the routine skips pruning."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    keep_last: int = Field(default=0, ge=0)
+    keep_hourly: int = Field(default=0, ge=0)
+    keep_daily: int = Field(default=0, ge=0)
+    keep_weekly: int = Field(default=0, ge=0)
+    keep_monthly: int = Field(default=0, ge=0)
+    keep_yearly: int = Field(default=0, ge=0)
+
+    def policy(self) -> Policy:
+        return Policy(
+            last=self.keep_last,
+            hourly=self.keep_hourly,
+            daily=self.keep_daily,
+            weekly=self.keep_weekly,
+            monthly=self.keep_monthly,
+            yearly=self.keep_yearly,
+        )
+
+
+class MonitoringSettings(BaseModel):
+    """[monitoring]: who hears how the routine ended. The URLs carry tokens: never echoed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    healthchecks_url: str | None = None  # any Healthchecks-compatible ping URL
+    notify: tuple[str, ...] = ()  # apprise URLs
+    notify_on: tuple[Literal["fail", "success"], ...] = ("fail",)
+    prometheus_textfile: Path | None = None  # node_exporter's textfile collector reads *.prom
+
+    @field_validator("healthchecks_url")
+    @classmethod
+    def _ping_url(cls, value: str | None) -> str | None:
+        if value is not None and (
+            urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname
+        ):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/") if value else None
+
+    @field_validator("notify")
+    @classmethod
+    def _apprise_urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [i for i, url in enumerate(value, 1) if "://" not in url]
+        if bad:
+            raise ValueError(
+                f"entry {', '.join(map(str, bad))} is not an apprise URL (scheme://...)"
+            )
+        return value
+
+    @field_validator("prometheus_textfile")
+    @classmethod
+    def _textfile(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        value = value.expanduser()
+        if not value.is_absolute():
+            raise ValueError("must be an absolute path (or start with ~/)")
+        if value.suffix != ".prom":
+            raise ValueError("must end in .prom: node_exporter reads only those")
+        return value
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -154,6 +223,11 @@ class Settings(BaseModel):
     up_timeout: float = Field(default=300.0, gt=0, le=3600)
     rpo_hours: float = Field(default=24.0, gt=0)
     key_file: Path | None = None
+    # The routine deep-verifies its new backup when the last deep verification is older.
+    deep_every: timedelta = timedelta(hours=24)
+    # From the settings file only: [retention] and [monitoring] (unattended operation).
+    retention: RetentionSettings = RetentionSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
     # From the settings file only: --log-file and RECOVERCTL_LOG_FILE win, and are read by the
     # CLI before the settings are resolved, so that a settings error is logged too.
     log_file: AbsolutePath | None = None
@@ -167,6 +241,11 @@ class Settings(BaseModel):
         if value is not None and not PROJECT_NAME_RE.match(value):
             raise ValueError("must be lowercase letters, digits, '-' and '_'")
         return value
+
+    @field_validator("deep_every", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> timedelta:
+        return parse_duration(value)
 
     @field_validator("targets")
     @classmethod
@@ -194,7 +273,7 @@ def _rel(path: Path, base: Path) -> str:
         return str(path)
 
 
-CONFIG_KEYS = ("key_file", "backup_dir", "up_timeout", "rpo_hours", "log_file")
+CONFIG_KEYS = ("key_file", "backup_dir", "up_timeout", "rpo_hours", "log_file", "deep_every")
 
 
 def config_path(env: Mapping[str, str]) -> Path:
@@ -232,10 +311,10 @@ def read_config(path: Path) -> dict[str, object]:
         raise ConfigError(
             f"Settings file {path}: {'; '.join(problems)}.",
             "Known keys: " + ", ".join(CONFIG_KEYS) + " under [recoverctl]; other tables: "
-            "[encryption], [targets.NAME].",
+            "[encryption], [targets.NAME], [retention], [monitoring].",
         )
     # [encryption] and [targets.*] are checked by the model, with every other value.
-    return {**table, **{key: data[key] for key in ("encryption", "targets") if key in data}}
+    return {**table, **{key: data[key] for key in FILE_TABLES[1:] if key in data}}
 
 
 def find_project_dir(start: Path) -> Path | None:
@@ -291,6 +370,7 @@ def resolve_settings(
         ("backup_dir", "BACKUP_DIR"),
         ("up_timeout", "UP_TIMEOUT"),
         ("rpo_hours", "RPO_HOURS"),
+        ("deep_every", "DEEP_EVERY"),
         ("key_file", "KEY_FILE"),
     ):
         value = env.get(ENV_PREFIX + var)
@@ -315,7 +395,7 @@ def resolve_settings(
 def _describe(err: object) -> str:
     assert isinstance(err, dict)
     path = tuple(str(p) for p in err.get("loc", ()))
-    if path and path[0] in ("encryption", "targets"):
+    if path and path[0] in ("encryption", "targets", "retention", "monitoring"):
         return "  " + _describe_file_entry(path, err)
     loc = ".".join(path)
     var = ENV_PREFIX + loc.upper()
@@ -338,6 +418,9 @@ def _describe_file_entry(path: tuple[str, ...], err: dict[str, object]) -> str:
     value = err.get("input")
     # Only short plain values are echoed: never a table, never what could be a secret.
     shown = ""
+    # [monitoring] holds ping URLs and apprise URLs: tokens and passwords, never shown.
+    if path[0] == "monitoring":
+        value = None
     if isinstance(value, (str, int, float)) and not isinstance(value, bool):
         text = str(value)
         if "SECRET" not in text.upper() and "endpoint_url" not in rest and len(text) <= 100:
