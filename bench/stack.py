@@ -72,7 +72,7 @@ class BenchStack:
 
     def recoverctl_json(self, *args: str, timeout: float = 3600) -> tuple[measure.Run, Any]:
         done = self.recoverctl(*args, "--json", timeout=timeout)
-        return done, json.loads(done.stdout)
+        return done, json.loads(done.stdout)["result"]
 
     def shell(self, command: str, *, check: bool = True, timeout: float = 3600) -> measure.Run:
         """A playbook command line, run by bash (pipefail) in the project folder."""

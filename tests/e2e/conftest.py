@@ -174,7 +174,7 @@ class Project:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             ps = self.run("ps", "--json")
-            if ps.returncode == 0 and json.loads(ps.stdout)["ready"]:
+            if ps.returncode == 0 and json.loads(ps.stdout)["result"]["ready"]:
                 return
             time.sleep(1)
         raise AssertionError(f"{self.name} did not become healthy")
@@ -182,7 +182,7 @@ class Project:
     def http_port(self) -> int:
         ps = self.run("ps", "--json")
         assert ps.returncode == 0, ps.stderr
-        status = json.loads(ps.stdout)
+        status = json.loads(ps.stdout)["result"]
         backend = next(s for s in status["services"] if s["service"] == "backend")
         # "127.0.0.1:49153->8000/tcp"
         first = backend["ports"][0]

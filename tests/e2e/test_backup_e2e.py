@@ -15,6 +15,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from recoverctl.cli import contract
 from tests.e2e.conftest import Project, make_project, tear_down, up_seeded
 from tests.e2e.vaultclient import ALICE_PW, Vault
 
@@ -31,10 +32,17 @@ def stack(
     tear_down(project)
 
 
+def result_of(project: Project, *args: str) -> dict[str, object]:
+    """A real success's envelope, valid against docs/json.md's contract: its result."""
+    done = project.run(*args, "--json")
+    assert done.returncode == 0, done.stderr
+    envelope = contract.validate(json.loads(done.stdout))
+    assert envelope.ok and envelope.command == args[0]
+    return dict(envelope.result.model_dump())
+
+
 def backup(project: Project, *args: str) -> dict[str, object]:
-    result = project.run("backup", "--json", *args)
-    assert result.returncode == 0, result.stderr
-    return dict(json.loads(result.stdout))
+    return result_of(project, "backup", *args)
 
 
 def mode(path: Path) -> int:
@@ -56,8 +64,9 @@ def test_round_trip_through_the_vault(stack: tuple[Project, Vault], fmt: str) ->
     assert manifest["migrations"]["vault"].startswith("0001")
     assert manifest["stack"] == "dev" and manifest["project"] == "rctl-e2e-bk"
 
-    deep = project.run("verify", str(path), "--deep")
-    assert deep.returncode == 0, deep.stdout + deep.stderr
+    deep = result_of(project, "verify", str(path), "--deep")
+    assert deep["ok"] and deep["deep"] and deep["provenance"] == "manifest"
+    assert result_of(project, "ps")["ready"] is True
 
     # Change and delete data through the vault and behind its back.
     client = vault.client()
@@ -102,11 +111,11 @@ def test_list_shows_verification_states(stack: tuple[Project, Vault]) -> None:
     backup(project)
     listing = project.run("list", "--json")
     assert listing.returncode == 0, listing.stderr
-    states = {b["verification"] for b in json.loads(listing.stdout)["backups"]}
+    states = {b["verification"] for b in json.loads(listing.stdout)["result"]["backups"]}
     assert "never" in states and "deep ok" in states
     verify = project.run("verify", "latest")
     assert verify.returncode == 0, verify.stdout
-    latest = json.loads(project.run("list", "--json").stdout)["backups"][0]
+    latest = json.loads(project.run("list", "--json").stdout)["result"]["backups"][0]
     assert latest["verification"] == "quick ok" and latest["verified_at"]
 
 

@@ -94,7 +94,7 @@ def test_keys_check_proves_the_key_reads_the_data(care: Care) -> None:
         "keys", "check", "--passphrase-stdin", "--json", input=PASSPHRASE + "\n"
     )
     assert result.returncode == 0, result.stderr
-    data = json.loads(result.stdout)
+    data = json.loads(result.stdout)["result"]
     assert (data["user"], data["opened"], data["sampled"], data["secrets_total"]) == (
         "alice",
         3,
@@ -205,7 +205,7 @@ def test_secrets_encrypted_with_another_key(care: Care) -> None:
         care.project.run(
             "keys", "check", "--passphrase-stdin", "--json", input=PASSPHRASE + "\n"
         ).stdout
-    )["fingerprint"]
+    )["result"]["fingerprint"]
     envelope = seal_envelope(spki(care.vault.bob_key), b"not for alice")
     envelope["kid"] = fp
     care.project.sql(

@@ -72,7 +72,7 @@ def stack(
     for fmt in ("custom", "sql"):
         made = project.run("backup", "--format", fmt, "--json")
         assert made.returncode == 0, made.stderr
-        path = Path(json.loads(made.stdout)["path"])
+        path = Path(json.loads(made.stdout)["result"]["path"])
         if fmt == "custom":
             s.good_dump = path
         else:
@@ -401,7 +401,7 @@ def test_bad_inputs_are_refused_by_verify_and_restore(stack: Stack, tmp_path: Pa
         before = stack.snapshot()
         verify = stack.project.run("verify", str(path), "--json")
         assert verify.stdout, (name, verify.stderr)
-        report = json.loads(verify.stdout)
+        report = json.loads(verify.stdout)["result"]
         failed = [c for c in report["checks"] if c["status"] == "fail"]
         restore = stack.project.run("restore", str(path), "--yes")
         stack.outcome(before, code=verify.returncode)
@@ -487,7 +487,7 @@ def test_env_file_faults(stack: Stack, fault: str) -> None:
         stack.outcome(before, code=result.returncode)
     finally:
         env.unlink()
-    statuses = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    statuses = {c["name"]: c for c in json.loads(result.stdout)["result"]["checks"]}
     assert result.returncode == 1
     assert statuses[check]["status"] in ("fail", "warn"), statuses[check]
     assert any(c["status"] == "fail" for c in statuses.values())

@@ -25,7 +25,7 @@ def test_up_brings_the_dev_stack_to_healthy(dev_project: Project) -> None:
 def test_ps_shows_both_services_running_and_healthy(dev_project: Project) -> None:
     result = dev_project.run("ps", "--json")
     assert result.returncode == 0, result.stderr
-    status = json.loads(result.stdout)
+    status = json.loads(result.stdout)["result"]
     assert status["ready"] is True
     rows = {s["service"]: s for s in status["services"]}
     assert set(rows) == {"backend", "db"}
@@ -60,7 +60,7 @@ def test_logs_of_all_services_are_prefixed(dev_project: Project) -> None:
 def test_restart_one_service_comes_back_healthy(dev_project: Project) -> None:
     result = dev_project.run("restart", "backend", "--json")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["ready"] is True
+    assert json.loads(result.stdout)["result"]["ready"] is True
 
 
 def test_down_volumes_without_confirmation_erases_nothing(dev_project: Project) -> None:
