@@ -14,7 +14,7 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -332,8 +332,8 @@ def test_s3_corrupt_object_is_caught_by_sha256(
     identity = tmp_path / "id"
     recipient = seal.new_identity(identity)
     plain = blob(3 * MiB, seed=7)
-    stream = seal.sealed_chunks(io.BytesIO(plain), [seal.parse_recipient(recipient)])
-    t.put("b.age", stream)
+    with seal.sealed_chunks(io.BytesIO(plain), [seal.parse_recipient(recipient)]) as stream:
+        t.put("b.age", stream)
     sealed = stream.result
     raw = bytearray(b"".join(t.get("b.age")))
     raw[len(raw) // 2] ^= 0x01
@@ -615,9 +615,29 @@ def test_memory_stays_flat_with_file_size(tmp_path: Path) -> None:
 def test_seal_stream_closed_early_stops_its_thread(tmp_path: Path) -> None:
     recipient = seal.parse_recipient(seal.new_identity(tmp_path / "id"))
     before = {t.name for t in threading.enumerate()}
-    stream = iter(seal.sealed_chunks(io.BytesIO(blob(20 * MiB)), [recipient]))
-    assert isinstance(stream, Generator)
-    next(stream)
-    stream.close()
+    with seal.sealed_chunks(io.BytesIO(blob(20 * MiB)), [recipient]) as stream:
+        next(iter(stream))
+        assert [t for t in threading.enumerate() if t.name == "recoverctl-seal"]
     assert not [t for t in threading.enumerate() if t.name == "recoverctl-seal"]
     assert {t.name for t in threading.enumerate()} <= before | {"MainThread"}
+
+    # And when the upload fails, whatever still holds the iterator.
+    target = FailingAfter(2)
+    with (
+        pytest.raises(SourceFailed),
+        seal.sealed_chunks(io.BytesIO(blob(20 * MiB)), [recipient]) as stream,
+    ):
+        target.put(stream)
+    assert not [t for t in threading.enumerate() if t.name == "recoverctl-seal"]
+
+
+class FailingAfter:
+    """An upload that fails after a few chunks, as a dropped connection would."""
+
+    def __init__(self, chunks: int):
+        self.chunks = chunks
+
+    def put(self, source: Iterable[bytes]) -> None:
+        for i, _ in enumerate(source):
+            if i == self.chunks:
+                raise SourceFailed("connection dropped")

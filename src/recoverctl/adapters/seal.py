@@ -26,7 +26,7 @@ import os
 import queue
 import stat as stat_mod
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -426,9 +426,14 @@ class SealStream:
     """Sealed bytes as an iterator of chunks, for `Target.put`, without a sealed file on
     disk: a thread runs the encryption into a bounded queue (depth x 1 MiB at most).
 
-    `result` is known once the iterator is exhausted. Closing the iterator early (the
-    upload failed, Ctrl-C) stops the thread. An error of the source is raised here, in
-    the consumer, as it was raised.
+    `result` is known once the iterator is exhausted. An error of the source is raised
+    here, in the consumer, as it was raised. Use it as a context manager: when the upload
+    fails, the exception's traceback keeps the iterator alive, and only `close()` (run by
+    the `with`) stops the thread at once:
+
+        with seal.sealed_chunks(src, recipients) as stream:
+            target.put(name, stream)
+        sealed = stream.result
     """
 
     def __init__(self, src: Source, recipients: Sequence[Recipient], *, depth: int = 8):
@@ -436,7 +441,17 @@ class SealStream:
         self._recipients = list(recipients)
         self._depth = depth
         self._result: Sealed | None = None
-        self._started = False
+        self._chunks: Generator[bytes] | None = None
+
+    def __enter__(self) -> SealStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._chunks is not None:
+            self._chunks.close()
 
     @property
     def result(self) -> Sealed:
@@ -445,9 +460,12 @@ class SealStream:
         return self._result
 
     def __iter__(self) -> Iterator[bytes]:
-        if self._started:
+        if self._chunks is not None:
             raise RuntimeError("a SealStream can be read once")
-        self._started = True
+        self._chunks = self._run()
+        return self._chunks
+
+    def _run(self) -> Generator[bytes]:
         cancel = threading.Event()
         sink = _ChunkQueue(self._depth, cancel)
         outcome: list[Sealed] = []

@@ -129,6 +129,14 @@ class Target(ABC):
     @abstractmethod
     def stat(self, name: str) -> ObjectInfo | None: ...
 
+    def discard_unfinished(self) -> int:
+        """Removes what crashed uploads left that `list` cannot show; returns how many.
+
+        Only S3 has such things (multipart uploads never completed nor aborted, because
+        the connection was gone): a folder's or an SFTP server's leftovers are `.partial`
+        objects, which `list` shows and `delete` removes."""
+        return 0
+
     def close(self) -> None:  # noqa: B027 (a target with nothing to close needs no override)
         """Releases connections; the target may be used again afterwards (it reconnects)."""
 

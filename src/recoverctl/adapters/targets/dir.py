@@ -12,6 +12,7 @@ import stat as stat_mod
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from recoverctl.adapters import fsio
 from recoverctl.adapters.targets.base import (
@@ -102,12 +103,11 @@ class DirTarget(Target):
             raise self._os_error(exc, "opening", name) from None
         return self._read(f, name)
 
-    def _read(self, f: object, name: str) -> Iterator[bytes]:
-        assert hasattr(f, "read") and hasattr(f, "close")
+    def _read(self, f: BinaryIO, name: str) -> Iterator[bytes]:
         try:
             while True:
                 try:
-                    chunk: bytes = f.read(CHUNK)
+                    chunk = f.read(CHUNK)
                 except OSError as exc:
                     raise self._os_error(exc, "reading", name) from None
                 if not chunk:
