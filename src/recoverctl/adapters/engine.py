@@ -123,6 +123,48 @@ class Engine:
     def start(self, container: Container) -> None:
         self._api_call(f"start {container.name}", container.start)
 
+    def remove_project(self, project: str) -> list[str]:
+        """Removes every container (with its anonymous volumes), network, volume and built
+        image labelled with a compose project: a drill's throwaway stack. Returns what is
+        still there afterwards. Images are untagged by name, never forced: one another tag
+        or container uses stays."""
+        from docker.errors import NotFound
+
+        def gone(fn: Any, *args: Any, **kwargs: Any) -> None:
+            try:
+                fn(*args, **kwargs)
+            except NotFound:
+                pass  # removed meanwhile: what was asked for
+
+        labels = {"label": [f"{PROJECT_LABEL}={project}"]}
+        client = self.client
+        for c in self._api_call("list containers", client.containers.list, all=True, filters=labels):
+            self._api_call(f"remove {c.name}", gone, c.remove, force=True, v=True)
+        for n in self._api_call("list networks", client.networks.list, filters=labels):
+            self._api_call(f"remove network {n.name}", gone, n.remove)
+        for v in self._api_call("list volumes", client.volumes.list, filters=labels):
+            self._api_call(f"remove volume {v.name}", gone, v.remove, force=True)
+        for image in self._api_call("list images", client.images.list, filters=labels):
+            for tag in image.tags:
+                self._api_call(f"remove image {tag}", gone, client.images.remove, tag)
+        return self.project_leftovers(project)
+
+    def project_leftovers(self, project: str) -> list[str]:
+        """What the engine still holds of a compose project, as "container NAME" and the like."""
+        labels = {"label": [f"{PROJECT_LABEL}={project}"]}
+        client = self.client
+        found = [
+            *(f"container {c.name}" for c in self._api_call(
+                "list containers", client.containers.list, all=True, filters=labels)),
+            *(f"network {n.name}" for n in self._api_call(
+                "list networks", client.networks.list, filters=labels)),
+            *(f"volume {v.name}" for v in self._api_call(
+                "list volumes", client.volumes.list, filters=labels)),
+            *(f"image {t}" for i in self._api_call(
+                "list images", client.images.list, filters=labels) for t in i.tags),
+        ]  # fmt: skip
+        return found
+
     def version(self) -> dict[str, Any]:
         found: dict[str, Any] = self._api_call("read its version", self.client.version)
         return found
@@ -163,6 +205,30 @@ class Engine:
                 return None
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
+
+    def has_image(self, name: str) -> bool:
+        from docker.errors import NotFound
+
+        api: Any = self.client.api
+
+        def inspect() -> bool:
+            try:
+                api.inspect_image(name)
+            except NotFound:
+                return False
+            return True
+
+        return bool(self._api_call(f"look up image {name}", inspect))
+
+    def can_pull(self, name: str) -> bool:
+        """Whether the engine reaches a registry that has the image: asks for its manifest
+        the way a pull would (the engine's mirrors and proxy included), and pulls nothing."""
+        api: Any = self.client.api
+        try:
+            api.inspect_distribution(name)
+        except Exception:  # no DNS, no route, refused, unknown image: no registry for it
+            return False
+        return True
 
 
 def to_status(container: Container) -> ServiceStatus:

@@ -204,8 +204,9 @@ def _root(
 
 
 def _register() -> None:
-    from recoverctl.cli import backups, care, stack
+    from recoverctl.cli import backups, care, init, stack
 
+    init.register(app)
     stack.register(app)
     backups.register(app)
     care.register(app)

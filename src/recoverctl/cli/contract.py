@@ -207,6 +207,20 @@ class RecoverResult(_Strict):
     steps: list[str]
 
 
+class InitResult(_Strict):
+    path: str
+    stack: Stack
+    mode: Literal["0600"]
+    secrets: list[str]
+    images: dict[str, str | None]
+    image_source: Literal["official", "local", "unknown"]
+    allowed_hosts: list[str]
+    csrf_trusted_origins: list[str]
+    port: int
+    next_steps: list[str]
+    warnings: list[str]
+
+
 # --- the envelope -------------------------------------------------------------------
 
 
@@ -316,6 +330,11 @@ class RecoverEnvelope(_Envelope):
     result: RecoverResult | None
 
 
+class InitEnvelope(_Envelope):
+    command: Literal["init"]
+    result: InitResult | None
+
+
 ENVELOPES: dict[str | None, type[_Envelope]] = {
     None: UsageEnvelope,
     "up": UpEnvelope,
@@ -331,6 +350,7 @@ ENVELOPES: dict[str | None, type[_Envelope]] = {
     "keys": KeysEnvelope,
     "keys check": KeysCheckEnvelope,
     "recover": RecoverEnvelope,
+    "init": InitEnvelope,
 }
 
 # What a command's successful result is: restore's is the plan with --dry-run, doctor's
@@ -347,6 +367,7 @@ RESULTS: dict[str, tuple[type[BaseModel], ...]] = {
     "doctor": (DoctorResult, DoctorList),
     "keys check": (KeyCheckResult,),
     "recover": (RecoverResult,),
+    "init": (InitResult,),
 }
 
 
@@ -376,7 +397,8 @@ def json_schema() -> dict[str, Any]:
         | DoctorEnvelope
         | KeysEnvelope
         | KeysCheckEnvelope
-        | RecoverEnvelope,
+        | RecoverEnvelope
+        | InitEnvelope,
         Field(title="recoverctl --json envelope"),
     ]
     schema: dict[str, Any] = TypeAdapter(union).json_schema(by_alias=True)
