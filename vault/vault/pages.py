@@ -18,7 +18,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from vault.models import Secret, UserKey
 
@@ -39,7 +39,7 @@ def with_csp(view: View) -> View:
 
 def page(view: View) -> View:
     # A signed-in page: its HTML names the user's secrets, so it is never cached.
-    return with_csp(never_cache(require_GET(login_required(view))))
+    return with_csp(never_cache(require_safe(login_required(view))))
 
 
 def _key_state(request: HttpRequest) -> dict[str, Any]:
@@ -51,7 +51,7 @@ def _key_state(request: HttpRequest) -> dict[str, Any]:
 
 
 @with_csp
-@require_GET
+@require_safe
 def home(request: HttpRequest) -> HttpResponse:
     return redirect("secrets" if request.user.is_authenticated else "login")
 

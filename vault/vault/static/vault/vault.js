@@ -614,6 +614,7 @@ function addListItem(list, id, name) {
   item.dataset.id = String(id);
   const label = document.createElement("span");
   label.className = "name";
+  label.id = `name-${id}`;
   label.textContent = name;
   const button = document.createElement("button");
   button.type = "button";
@@ -621,6 +622,7 @@ function addListItem(list, id, name) {
   button.textContent = "Reveal";
   button.setAttribute("aria-expanded", "false");
   button.setAttribute("aria-controls", `value-${id}`);
+  button.setAttribute("aria-describedby", `name-${id}`);
   const output = document.createElement("output");
   output.id = `value-${id}`;
   output.className = "value";
