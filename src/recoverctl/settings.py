@@ -225,6 +225,12 @@ class Settings(BaseModel):
     key_file: Path | None = None
     # The routine deep-verifies its new backup when the last deep verification is older.
     deep_every: timedelta = timedelta(hours=24)
+    # Recovery drills: the routine drills when the last passed drill is older than
+    # drill_every days (None: never); doctor warns when none passed within drill_days, and
+    # when the last drill's recovery time exceeded rto_minutes (None: no target).
+    drill_every: float | None = Field(default=None, gt=0)
+    drill_days: float = Field(default=30.0, gt=0)
+    rto_minutes: float | None = Field(default=None, gt=0)
     # From the settings file only: [retention] and [monitoring] (unattended operation).
     retention: RetentionSettings = RetentionSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
@@ -273,7 +279,17 @@ def _rel(path: Path, base: Path) -> str:
         return str(path)
 
 
-CONFIG_KEYS = ("key_file", "backup_dir", "up_timeout", "rpo_hours", "log_file", "deep_every")
+CONFIG_KEYS = (
+    "key_file",
+    "backup_dir",
+    "up_timeout",
+    "rpo_hours",
+    "log_file",
+    "deep_every",
+    "drill_every",
+    "drill_days",
+    "rto_minutes",
+)
 
 
 def config_path(env: Mapping[str, str]) -> Path:
@@ -371,6 +387,9 @@ def resolve_settings(
         ("up_timeout", "UP_TIMEOUT"),
         ("rpo_hours", "RPO_HOURS"),
         ("deep_every", "DEEP_EVERY"),
+        ("drill_every", "DRILL_EVERY"),
+        ("drill_days", "DRILL_DAYS"),
+        ("rto_minutes", "RTO_MINUTES"),
         ("key_file", "KEY_FILE"),
     ):
         value = env.get(ENV_PREFIX + var)

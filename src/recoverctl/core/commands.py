@@ -49,6 +49,17 @@ def compose_down(t: ComposeTarget, *, volumes: bool) -> Argv:
     return (*compose_base(t), "down", *(("--volumes",) if volumes else ()), "--remove-orphans")
 
 
+# The compose files publish the app on 127.0.0.1:${VAULT_HTTP_PORT-…}; empty picks a free port.
+PORT_VARIABLE = "VAULT_HTTP_PORT"
+
+
+def port_env(port: int | None = None) -> dict[str, str]:
+    """Variables for a compose run that publishes the app on another loopback port than the
+    env file's (None: a free one, as a drill's stack does). Compose's interpolation takes the
+    process's variables over the env file's."""
+    return {PORT_VARIABLE: "" if port is None else str(port)}
+
+
 def compose_config_check(t: ComposeTarget) -> Argv:
     return (*compose_base(t), "config", "--quiet")
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from recoverctl.adapters import files, process
 from recoverctl.adapters.engine import Engine
@@ -98,8 +99,15 @@ def _tail_of(engine: Engine, ref: StackRef, service: str) -> str | None:
     return f"last log lines of {service}:\n{tail}" if tail else None
 
 
-def bring_up(session: StackSession, *, build: bool = True, progress: Progress = _quiet) -> StackStatus:
-    """docker compose up, then wait until every service is healthy."""
+def bring_up(
+    session: StackSession,
+    *,
+    build: bool = True,
+    progress: Progress = _quiet,
+    env: Mapping[str, str] | None = None,
+) -> StackStatus:
+    """docker compose up, then wait until every service is healthy. env: variables for
+    compose's interpolation over the env file's (a drill's free port: commands.port_env)."""
     settings = session.settings
     files.require_env_file(settings)
     ref = session.ref
@@ -108,6 +116,7 @@ def bring_up(session: StackSession, *, build: bool = True, progress: Progress = 
     process.run(
         commands.compose_up(ref.target(), build=build),
         cwd=str(settings.project_dir),
+        env={**os.environ, **env} if env else None,
         secrets=session.secrets(),
         what=f"docker compose up ({ref.project})",
         hint="Its last lines are above; fix the cause and run recoverctl up again.",
