@@ -397,6 +397,17 @@ def test_playbook_section_1_in_a_real_browser(
             "This is not a valid key backup file:\n- not JSON",
         ),
         "another user's key": (dave_file, DAVE_PASSPHRASE, f"fingerprint is {fingerprint_of(_spki(dave_key))}"),
+        # A damaged digit must not hang the tab for hours: refused as recoverctl refuses it.
+        "absurd iterations": (
+            _edited(exported, tmp_path / "slow.json", kdf={**json.loads(exported.read_text())["kdf"], "iterations": 60_000_000}),
+            PASSPHRASE,
+            "kdf.iterations is 60000000, above the maximum",
+        ),
+        "spliced file": (
+            _edited(exported, tmp_path / "spliced.json", publicKey=base64.b64encode(_spki(dave_key)).decode()),
+            PASSPHRASE,
+            "does not match publicKey",
+        ),
     }
     for what, (file, passphrase, expected) in refused.items():
         message = second.import_key(file, passphrase)
@@ -507,6 +518,10 @@ def test_pages_on_the_prod_stack(prod_stack: Project, browsing: Browsing, tmp_pa
     person.page.goto(person.base + "/secrets/")
     assert urllib.parse.urlsplit(person.page.url).path == "/login/"
     assert not browsing.watch.problems, browsing.watch.problems
+
+
+def _edited(source: Path, into: Path, **fields: Any) -> Path:
+    return _write(into, json.dumps({**json.loads(source.read_text()), **fields}))
 
 
 def _write(path: Path, text: str) -> Path:
