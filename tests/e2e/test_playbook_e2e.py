@@ -94,7 +94,7 @@ def test_every_playbook_command_runs(drill: tuple[Project, Path]) -> None:
 
     # 1) ...and recovered in one command, on an empty volume.
     out = step("recover")
-    assert "restored from" in out and "one step left" in out and "Key backup -> Import" in out
+    assert "restored from" in out and "one step left" in out and "/key-backup/ and sign in, then Import" in out
     assert vault.alice_reads() == vault.alice_secrets
 
     # Every command the playbook shows was run above.

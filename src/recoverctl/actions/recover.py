@@ -46,9 +46,10 @@ class RecoverResult:
     def manual_step(self) -> str:
         where = self.url or "the vault's address"
         return (
-            f"In the browser, open {where}/ and sign in, then Key backup -> Import: choose your "
-            ".zkkey.json export and type its passphrase. Check /key-check, then reveal one "
-            "password. Never generate a new key: existing data would stay unreadable."
+            f"In the browser, open {where}/key-backup/ and sign in, then Import: choose your "
+            f".zkkey.json export as Key file and type its Passphrase. Open {where}/key-check, "
+            "then reveal one password. Never generate a new key: existing data would stay "
+            "unreadable."
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -91,6 +92,7 @@ def recover(
     spec: str | None = None,
     confirm: Confirm = _quiet,
     progress: Progress = _quiet,
+    allow_newer_data: bool = False,
 ) -> RecoverResult:
     started = time.monotonic()
     settings = session.settings
@@ -108,7 +110,9 @@ def recover(
     if rows == 0 or spec:
         chosen = pick_backup(settings, spec)
         try:
-            prep = restore.prepare(session, chosen, safety_backup=rows > 0)
+            prep = restore.prepare(
+                session, chosen, safety_backup=rows > 0, allow_newer_data=allow_newer_data
+            )
         except RecoverctlError as exc:
             if spec is None and exc.code is ErrorCode.BACKUP_NOT_FOUND:
                 raise RecoverctlError(
