@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 import typer.main
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from typer import _click
 from typer.core import TyperGroup
 from typer.testing import CliRunner, Result
@@ -66,7 +66,14 @@ def envelope(result: Result) -> dict[str, Any]:
     """The one document on stdout, valid against its command's model."""
     assert result.stdout.lstrip().startswith("{"), (result.stdout, result.stderr)
     document = json.loads(result.stdout)  # raises on anything after the document
-    contract.validate(document)
+    try:
+        contract.validate(document)
+    except ValidationError as exc:
+        pytest.fail(
+            f"{exc}\nA result field added, renamed or removed? Change its model in "
+            "src/recoverctl/cli/contract.py and its row in docs/json.md with it.",
+            pytrace=False,
+        )
     assert document["exit_code"] == result.exit_code, (document, result.stderr)
     assert "Traceback" not in result.stderr or document["error"]["code"] == "internal_error"
     return dict(document)
@@ -397,7 +404,7 @@ def _recover(*statuses: str) -> Any:
 
 
 def _doctor(*statuses: str) -> Any:
-    from recoverctl.actions.doctor import DoctorReport
+    from recoverctl.services.health import DoctorReport
 
     checks = tuple(_check(n, s) for n, s in zip(("engine", "db.answers"), statuses, strict=False))
     return DoctorReport("vault-dev", "dev", checks, 0.3)
