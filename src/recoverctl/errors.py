@@ -78,6 +78,8 @@ class ErrorCode(StrEnum):
     # recovery drills
     NOT_AVAILABLE = "not_available"  # this build cannot do it yet (drill --target before pulls)
     CLEANUP_INCOMPLETE = "cleanup_incomplete"  # a drill's throwaway stack was not all removed
+    # the code and the data
+    CODE_BEHIND_DATA = "code_behind_data"  # the backup's data has a migration the checkout lacks
 
 
 EXIT_STATUS: dict[ErrorCode, int] = {

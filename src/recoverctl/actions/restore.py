@@ -14,11 +14,22 @@ def _quiet(_: object) -> None:
 
 
 def prepare(
-    session: StackSession, spec: str, *, safety_backup: bool = True, dry_run: bool = False
+    session: StackSession,
+    spec: str,
+    *,
+    safety_backup: bool = True,
+    dry_run: bool = False,
+    allow_newer_data: bool = False,
 ) -> Prepared:
     """Verifies and plans; changes nothing. A dry run hashes the file now, since no load
     will."""
-    return swap.prepare(session, spec, safety_backup=safety_backup, hash_now=dry_run)
+    return swap.prepare(
+        session,
+        spec,
+        safety_backup=safety_backup,
+        hash_now=dry_run,
+        allow_newer_data=allow_newer_data,
+    )
 
 
 def restore(

@@ -46,3 +46,21 @@ def added_in_history(repo: Path, pathspecs: list[str]) -> list[tuple[str, str]]:
         elif line.strip():
             found.append((commit, line.strip()))
     return found
+
+
+def code_state(repo: Path, pathspec: str) -> tuple[str, bool] | None:
+    """HEAD's commit, and whether pathspec has uncommitted changes (untracked files
+    included: a new migration not yet committed is one); None unless repo's git tracks
+    pathspec (a project copied somewhere under another repository is not its checkout)."""
+    try:
+        tracked = _git(repo, "ls-files", "--", pathspec)
+    except CommandFailed:
+        return None  # git is not installed
+    if tracked.returncode != 0 or not tracked.stdout.strip():
+        return None
+    head = _git(repo, "rev-parse", "--verify", "HEAD")
+    status = _git(repo, "status", "--porcelain", "--untracked-files=all", "--", pathspec)
+    if head.returncode != 0 or status.returncode != 0:
+        return None
+    changed = [line for line in status.stdout.splitlines() if not line.endswith(".pyc")]
+    return head.stdout.strip(), bool(changed)

@@ -17,6 +17,14 @@ FormatOpt = Annotated[
     ),
 ]
 Spec = Annotated[str, typer.Argument(help="A backup file, or `latest` for this stack's newest.")]
+AllowNewerData = Annotated[
+    bool,
+    typer.Option(
+        "--allow-newer-data",
+        help="Restore even when the backup's data has a migration this checkout lacks "
+        "(refused otherwise: check out the commit the error names).",
+    ),
+]
 
 
 def backup(
@@ -133,6 +141,7 @@ def restore(
         bool,
         typer.Option("--no-safety-backup", help="Skip the backup of the current database."),
     ] = False,
+    allow_newer_data: AllowNewerData = False,
     project_dir: options.ProjectDir = None,
     json: options.Json = False,
 ) -> None:
@@ -141,7 +150,13 @@ def restore(
 
     session = options.session(prod, project_dir, json)
     with render.spinner("verifying the backup and planning"):
-        prep = action.prepare(session, spec, safety_backup=not no_safety_backup, dry_run=dry_run)
+        prep = action.prepare(
+            session,
+            spec,
+            safety_backup=not no_safety_backup,
+            dry_run=dry_run,
+            allow_newer_data=allow_newer_data,
+        )
     plan = prep.plan
     if dry_run:
         render.emit(plan, lambda: plans.show(plan, render.out))

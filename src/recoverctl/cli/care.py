@@ -134,6 +134,13 @@ def recover(
         typer.Option("--from", help="A backup file or `latest` (default: newest verified)."),
     ] = None,
     yes: options.Yes = False,
+    allow_newer_data: Annotated[
+        bool,
+        typer.Option(
+            "--allow-newer-data",
+            help="Restore even when the backup's data has a migration this checkout lacks.",
+        ),
+    ] = False,
     project_dir: options.ProjectDir = None,
     json: options.Json = False,
 ) -> None:
@@ -150,7 +157,13 @@ def recover(
             plans.confirm(plan)
 
     with render.spinner("recovering") as progress:
-        result = action.recover(session, spec=from_, confirm=confirm, progress=progress)
+        result = action.recover(
+            session,
+            spec=from_,
+            confirm=confirm,
+            progress=progress,
+            allow_newer_data=allow_newer_data,
+        )
 
     def human() -> None:
         if result.restored_from:

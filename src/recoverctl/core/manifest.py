@@ -18,6 +18,17 @@ MANIFEST_VERSION = 1
 VerifyState = Literal["never", "quick ok", "deep ok", "failed"]
 
 
+class CodeInfo(BaseModel):
+    """The vault code a backup was taken with, so that a restore can tell when the checkout
+    is older than the data (core/codematch.py)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    commit: str = "unknown"  # git HEAD of the project; "unknown" outside a git checkout
+    dirty: bool | None = None  # uncommitted changes under vault/; None: not a git checkout
+    migrations: dict[str, str] = Field(default_factory=dict)  # latest file per app, vault/*/migrations
+
+
 class Manifest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -34,10 +45,11 @@ class Manifest(BaseModel):
     # Exact row counts, taken in the same snapshot as the dump where the engine allows,
     # else before and after it: None marks a table that changed while the dump ran.
     tables: dict[str, int | None]
-    migrations: dict[str, str]
+    migrations: dict[str, str]  # the database's latest applied migration per app
     started_at: datetime
     duration_seconds: float
     recoverctl_version: str
+    code: CodeInfo | None = None  # None: a manifest from before the code was recorded
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -38,6 +38,7 @@ class RestorePlan:
     app_services: tuple[str, ...]
     safety_backup: bool
     leftovers: tuple[str, ...]  # databases an earlier, killed restore left behind
+    notes: tuple[str, ...] = ()  # more warnings, decided by the caller (the code's age)
 
     @property
     def steps(self) -> tuple[str, ...]:
@@ -81,6 +82,7 @@ class RestorePlan:
             found.append("no safety backup: the current data cannot be brought back")
         for name in self.leftovers:
             found.append(f"database {name} was left by an interrupted run; inspect or drop it")
+        found.extend(self.notes)
         return tuple(found)
 
     def to_json(self) -> dict[str, Any]:

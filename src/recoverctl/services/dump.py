@@ -24,6 +24,7 @@ from recoverctl.core.manifest import Manifest
 from recoverctl.errors import ErrorCode, Interrupted, RecoverctlError
 from recoverctl.services.background import Background
 from recoverctl.services.catalog import load_manifest
+from recoverctl.services.code import code_info
 from recoverctl.services.session import StackRef
 
 OnBytes = Callable[[int], None]
@@ -122,6 +123,8 @@ def take_backup(
         with f, db.snapshot() as session:
             snapshot = session.export()
             reading = Background(lambda: _read_facts(session), "backup-facts")
+            # git's few milliseconds run beside pg_dump, not before it.
+            coding = Background(lambda: code_info(ref.settings.project_dir), "backup-code")
             sink = _Sink(f, fmt, on_bytes)
             result = db.run(pg.pg_dump(db.user, db.database, fmt, snapshot), on_stdout=sink)
             db.check(
@@ -133,6 +136,7 @@ def take_backup(
             os.fsync(f.fileno())
             facts = reading.finish()
             assert facts is not None
+            code = coding.finish()
             failpoints.reach("backup.written")
         info = _check_written(sink, fmt)
         manifest = Manifest(
@@ -150,6 +154,7 @@ def take_backup(
             started_at=started,
             duration_seconds=round(time.monotonic() - t0, 3),
             recoverctl_version=__version__,
+            code=code,
         )
         # The manifest lands first: a manifest without its dump is an orphan that list
         # reports; a dump without its manifest would pass for one of unknown provenance.

@@ -21,10 +21,11 @@ from recoverctl.adapters import fsio
 from recoverctl.adapters.pgexec import Db
 from recoverctl.core import pg
 from recoverctl.core.checks import FAIL, Check
+from recoverctl.core.codematch import CodeMatch
 from recoverctl.core.manifest import VerifyResult, compare_counts
 from recoverctl.core.restore_plan import CurrentDb, RestorePlan, names_for
 from recoverctl.errors import ErrorCode, Interrupted, RecoverctlError
-from recoverctl.services import catalog
+from recoverctl.services import catalog, code
 from recoverctl.services.background import Background
 from recoverctl.services.checks import Inspected, load_integrity, quick_checks
 from recoverctl.services.dump import BackupResult, take_backup
@@ -87,9 +88,15 @@ class RestoreResult:
 
 
 def prepare(
-    session: StackSession, spec: str, *, safety_backup: bool = True, hash_now: bool = False
+    session: StackSession,
+    spec: str,
+    *,
+    safety_backup: bool = True,
+    hash_now: bool = False,
+    allow_newer_data: bool = False,
 ) -> Prepared:
-    """Quick-verifies the backup (refusing a bad one) and plans; changes nothing.
+    """Quick-verifies the backup (refusing a bad one, and one whose data is newer than
+    this checkout's code unless allow_newer_data) and plans; changes nothing.
 
     The sha256 is left to the load, which reads every byte anyway and is checked before
     anything is swapped; hash_now (a dry run) reads the file for it here instead."""
@@ -106,6 +113,7 @@ def prepare(
         related = related_databases(db)
         current = _current(db, related)
     m = inspected.manifest
+    notes = _code_notes(code.match(m, settings.project_dir), path, allow_newer_data)
     scratch, keep_as, _ = names_for(db.database, datetime.now(UTC))
     plan = RestorePlan(
         backup=str(path),
@@ -123,8 +131,23 @@ def prepare(
         app_services=ref.compose.db_clients,
         safety_backup=safety_backup,
         leftovers=tuple(leftovers(db, related)),
+        notes=notes,
     )
     return Prepared(plan, path, inspected, ref, db)
+
+
+def _code_notes(found: CodeMatch, path: Path, allowed: bool) -> tuple[str, ...]:
+    """Django would start over data whose schema its models do not know: refused before
+    anything changes, unless the person said to."""
+    if found.ok:
+        return ()
+    if not allowed:
+        raise RestoreFailed(
+            f"Refusing to restore {found.message(path.name)}. Nothing was changed.",
+            found.hint("--allow-newer-data"),
+            code=ErrorCode.CODE_BEHIND_DATA,
+        )
+    return (f"{found.message(path.name)} (--allow-newer-data)",)
 
 
 def _refused(path: Path, checks: tuple[Check, ...]) -> RestoreFailed:
