@@ -32,7 +32,7 @@ LOGGER.addHandler(logging.NullHandler())
 _LEVEL_TAGS = {logging.WARNING: "warning: ", logging.ERROR: "error: ", logging.CRITICAL: "error: "}
 
 
-def tag_of(record: logging.LogRecord) -> str:
+def _tag_of(record: logging.LogRecord) -> str:
     tag = getattr(record, "tag", None)
     return f"{tag}: " if tag else _LEVEL_TAGS.get(record.levelno, "")
 
@@ -49,7 +49,7 @@ class _FileFormatter(logging.Formatter):
         when = datetime.fromtimestamp(record.created).astimezone()
         prefix = (
             f"{when.isoformat(timespec='milliseconds')} recoverctl[{record.process}] "
-            f"{self.command}: {tag_of(record)}"
+            f"{self.command}: {_tag_of(record)}"
         )
         return "\n".join(prefix + line for line in record.getMessage().splitlines() or [""])
 
@@ -68,27 +68,40 @@ class _AppendFile(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if self._given_up:
             return
+        notice = None
         if self._fd is None:
             try:
-                self._fd = self._open()
+                opened = self._open()
             except OSError as exc:
-                # Set first: the warning below is logged too, and must not come back here.
-                self._given_up = True
-                self._warn(f"not logging to a file: {exc}")
+                self._give_up(f"not logging to a file: {exc}")
                 return
-            if self._fd is None:
+            if opened is None:  # no log file configured: the usual case
                 self._given_up = True
                 return
-        # One write per record: O_APPEND keeps concurrent runs' lines whole.
-        os.write(self._fd, (self.format(record) + "\n").encode("utf-8", "replace"))
+            self._fd, notice = opened
+        try:
+            # One write per record: O_APPEND keeps concurrent runs' lines whole.
+            os.write(self._fd, (self.format(record) + "\n").encode("utf-8", "replace"))
+        except OSError as exc:
+            # A full or gone log disk must not fail the backup it was logging.
+            self._give_up(f"stopped logging to a file: {exc}")
+            return
+        if notice:
+            self._warn(notice)  # logged too, now that the file is open
 
-    def _open(self) -> int | None:
+    def _give_up(self, why: str) -> None:
+        # First: the warning is logged as well, and must not come back here.
+        self._given_up = True
+        self._warn(why)
+
+    def _open(self) -> tuple[int, str | None] | None:
         path = self._locate()
         if path is None:
             return None
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK
         fd = os.open(path, flags, 0o600)
+        notice = None
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
@@ -100,11 +113,11 @@ class _AppendFile(logging.Handler):
                     os.fchmod(fd, stat.S_IMODE(st.st_mode) & 0o770)
                 except OSError as exc:
                     raise OSError(f"{path} is readable by everyone and cannot be fixed") from exc
-                self._warn(f"log file {path} was readable by everyone; it no longer is")
+                notice = f"log file {path} was readable by everyone; it no longer is"
         except BaseException:
             os.close(fd)
             raise
-        return fd
+        return fd, notice
 
     def close(self) -> None:
         if self._fd is not None:
@@ -127,7 +140,7 @@ class _Echo(logging.Handler):
             )
 
 
-def configured_file() -> Path | None:
+def _configured_file() -> Path | None:
     """`log_file` from the settings file, when it is usable; when it is not, the command
     reports why as it resolves its settings, so nothing is said here."""
     from recoverctl.errors import RecoverctlError
@@ -157,7 +170,7 @@ def start(
     """Begins a command's run: where its lines go. `file` is the --log-file flag (or its
     variable); without it the settings file's `log_file` is looked up at the first line."""
     stop()
-    file_handler = _AppendFile(lambda: file if file is not None else configured_file(), warn)
+    file_handler = _AppendFile(lambda: file if file is not None else _configured_file(), warn)
     file_handler.setFormatter(_FileFormatter(command))
     _handlers.append(file_handler)
     if verbose:

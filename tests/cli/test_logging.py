@@ -3,6 +3,7 @@ output that reads well off a terminal."""
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -148,6 +149,21 @@ def test_a_world_readable_log_is_closed_to_others(
     assert result.exit_code == 0
     assert stat.S_IMODE(log.stat().st_mode) == 0o640
     assert "was readable by everyone; it no longer is" in result.stderr
+    logged = [text for _, text in lines(log)]
+    assert logged[0].startswith("start: ") and logged[1].startswith("warning: log file ")
+
+
+def test_a_full_log_disk_does_not_fail_the_command(
+    runner: CliRunner, project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(_fd: int, _data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full)
+    result = runner.invoke(app, ["--log-file", str(tmp_path / "full.log"), "list", "--json"])
+    assert result.exit_code == 0, result.output
+    warnings = json.loads(result.stdout)["warnings"]
+    assert warnings == ["stopped logging to a file: [Errno 28] No space left on device"]
 
 
 def test_help_writes_no_log(runner: CliRunner, project: Path, tmp_path: Path) -> None:
