@@ -41,6 +41,8 @@ restore
   rollback: fails before the swap                          -> test_rollback_fails_before_the_swap
   rollback: engine gone for good after the swap            -> test_engine_gone_after_the_swap
   rollback with a long database name (names cut at 63)     -> test_rollback_with_a_long_database_name (xfail: bug)
+  rollback: Ctrl-C during it is held off; it finishes       -> test_sigint_during_the_rollback
+  settle: Ctrl-C only waits for the report                 -> test_sigint_while_settling
   settle: drift / recount fails / previous copy will not drop
                                                            -> test_drift_after_start, test_recount_fails,
                                                               test_previous_copy_will_not_drop
@@ -638,3 +640,22 @@ def test_rollback_with_a_long_database_name(
     st.engine.crash_on_start("backend")
     err = _fails(st, path)
     assert st.db.databases[name] is original, err.message
+
+
+def test_sigint_during_the_rollback(st: FakeStack, path: Path) -> None:
+    original = st.db.databases["vault"]
+    st.engine.crash_on_start("backend")
+    st.db.fail("databases_like", sigint=True)  # the rollback's first query
+    err = _fails(st, path)
+    assert err.code is ErrorCode.STACK_UNHEALTHY  # the failure, not the Ctrl-C
+    assert err.message.endswith(SERVING_AGAIN)
+    _unchanged(st, original)
+
+
+def test_sigint_while_settling(st: FakeStack, path: Path) -> None:
+    def ctrl_c() -> None:
+        st.db.fail("count_rows", database="vault", sigint=True)
+
+    result = _run(st, path, step=_on_step("comparing", ctrl_c))
+    assert result.drift == () and result.kept is None
+    assert st.db.databases["vault"] == BACKUP and st.db.names() == {"vault"}
