@@ -69,12 +69,12 @@ def elapsed() -> float:
 def emit(result: object, human: Callable[[], None]) -> None:
     """A command's result: printed by `human` for a person, or kept for the envelope."""
     if json_mode.get():
-        _run.result = jsonable(result)
+        _run.result = _jsonable(result)
     else:
         human()
 
 
-def jsonable(result: object) -> Any:
+def _jsonable(result: object) -> Any:
     to_json = getattr(result, "to_json", None)
     if callable(to_json):
         return to_json()
@@ -94,7 +94,7 @@ def _plain(value: object) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
-def envelope(error: RecoverctlError | None, exit_code: int) -> dict[str, Any]:
+def _envelope(error: RecoverctlError | None, exit_code: int) -> dict[str, Any]:
     """The one document --json prints; its fields are documented in docs/json.md."""
     return {
         "schema": SCHEMA,
@@ -116,7 +116,7 @@ def envelope(error: RecoverctlError | None, exit_code: int) -> dict[str, Any]:
 
 
 def write_envelope(error: RecoverctlError | None, exit_code: int) -> None:
-    text = json.dumps(envelope(error, exit_code), indent=2, default=_plain)
+    text = json.dumps(_envelope(error, exit_code), indent=2, default=_plain)
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
 
