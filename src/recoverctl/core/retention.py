@@ -109,7 +109,7 @@ class RetentionRefused(RecoverctlError):
     default_code = ErrorCode.PRUNE_REFUSED
 
 
-def _periods(tz: tzinfo) -> dict[Rule, Callable[[datetime, int], str]]:
+def _periods(tz: tzinfo | None) -> dict[Rule, Callable[[datetime, int], str]]:
     def local(when: datetime) -> datetime:
         return when.astimezone(tz)
 
@@ -132,9 +132,10 @@ def newest_first(backups: Iterable[Backup]) -> list[Backup]:
     return sorted(backups, key=lambda b: (b.created, b.name), reverse=True)
 
 
-def plan(backups: Iterable[Backup], policy: Policy, *, tz: tzinfo = UTC) -> Plan:
+def plan(backups: Iterable[Backup], policy: Policy, *, tz: tzinfo | None = UTC) -> Plan:
     """The plan for these backups (one stack's, on one storage); raises RetentionRefused or
-    a settings error rather than return a plan that breaks an invariant."""
+    a settings error rather than return a plan that breaks an invariant. tz None is the
+    system's own zone, daylight saving time included, at each backup's moment."""
     if policy.empty:
         raise RecoverctlError(
             "The retention policy is empty: refusing to prune (no rule says what to keep).",

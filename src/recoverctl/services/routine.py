@@ -1,0 +1,284 @@
+"""What the routine shares with `up`, `schedule` and doctor: the one-routine-at-a-time lock,
+verify-and-record, the off-site push hook, a verified backup taken before an update, and the
+record of how the last routine ended (routine-STACK.json in the backups folder)."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from recoverctl.adapters import fsio
+from recoverctl.core.checks import FAIL, OK, Check, worst
+from recoverctl.core.manifest import VerifyResult
+from recoverctl.errors import ErrorCode, RecoverctlError
+from recoverctl.services import catalog
+from recoverctl.services.checks import deep_check, quick_checks, with_sha256
+from recoverctl.services.dump import BackupResult, take_backup
+from recoverctl.services.load import OnBytes
+from recoverctl.services.session import StackSession
+from recoverctl.settings import Settings
+
+log = logging.getLogger(__name__)
+# Where the off-site push lives (issue 12): push_backup(session, path) uploads one local
+# backup to every configured target and raises a RecoverctlError when a target failed.
+PUSH_SERVICE = "recoverctl.services.offsite"
+PUSH_FUNCTION = "push_backup"
+RECORD_VERSION = 1
+Status = Literal["ok", "failed", "skipped"]
+
+
+def _no_progress(_: int) -> None:
+    return None
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+# --- one routine at a time ---------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def routine_lock(project: str, stack: str) -> Iterator[None]:
+    """Held for a whole routine. Its own file, not the project lock: the routine's steps take
+    the project lock one by one (a manual restore can wait between them), while a second
+    routine must stop at once, before it pings anyone."""
+    path = fsio.lock_dir() / f"{project}.routine.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, fsio.PRIVATE_FILE)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+            raise RecoverctlError(
+                f"A routine is already running on {project}: {holder}; this one did nothing.",
+                "Nothing to do: the running one reports when it ends (recoverctl schedule "
+                "status). A schedule more frequent than a routine lasts skips runs like this.",
+                code=ErrorCode.ROUTINE_RUNNING,
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"routine --{stack} (pid {os.getpid()})".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+# --- verification ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verified:
+    deep: bool
+    checks: tuple[Check, ...]
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return worst(self.checks) != FAIL
+
+
+def verify_and_record(
+    session: StackSession, path: Path, *, deep: bool, on_bytes: OnBytes = _no_progress
+) -> Verified:
+    """verify's checks on one file, remembered in its verification record as verify does."""
+    db = session.db()
+    started = time.monotonic()
+    with db.session():
+        found = quick_checks(db, path, hash_now=not deep)
+        checks, sha256 = list(found.checks), found.sha256
+        if deep and found.ok and found.info is not None:
+            deep_checks, sha256 = deep_check(db, path, found, on_bytes)
+            checks = [c for c in checks if c.name != "integrity" or c.status != OK] + deep_checks
+        else:
+            found = with_sha256(found, path)
+            checks, sha256 = list(found.checks), found.sha256
+    result = Verified(deep and found.ok, tuple(checks), time.monotonic() - started)
+    failed = [c for c in checks if c.status == FAIL]
+    with contextlib.suppress(OSError):
+        catalog.record(
+            path,
+            VerifyResult(
+                kind="deep" if result.deep else "quick",
+                ok=result.ok,
+                at=datetime.now(UTC),
+                sha256=sha256,
+                detail="; ".join(f"{c.name}: {c.evidence}" for c in failed),
+            ),
+        )
+    return result
+
+
+def last_deep_verification(settings: Settings) -> datetime | None:
+    """When a backup of this stack last passed a deep verification."""
+    newest: datetime | None = None
+    for path in catalog.candidates(settings):
+        m = catalog.load_manifest(path)
+        if m is None or m.stack != settings.stack:
+            continue
+        record = catalog.load_record(path)
+        for r in record.results if record else ():
+            if r.kind == "deep" and r.ok and (newest is None or r.at > newest):
+                newest = r.at
+    return newest
+
+
+def deep_due(settings: Settings, now: datetime | None = None) -> bool:
+    last = last_deep_verification(settings)
+    return last is None or (now or datetime.now(UTC)) - last >= settings.deep_every
+
+
+# --- the off-site push hook --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pushed:
+    targets: tuple[str, ...]  # empty: skipped, no target configured
+    detail: Any = None  # what the push service returned, for the report
+
+
+def push(session: StackSession, path: Path) -> Pushed:
+    """Pushes one backup to every target through the off-site service. With no target it is
+    skipped; with targets and no push service in this recoverctl it FAILS (exit 3): a
+    configured copy that is silently not made is the failure this hook must never hide."""
+    targets = tuple(sorted(session.settings.targets))
+    if not targets:
+        return Pushed(())
+    push_backup = _push_service()
+    try:
+        detail = push_backup(session, path)
+    except RecoverctlError as exc:
+        if exc.code in (ErrorCode.INTERRUPTED, ErrorCode.TERMINATED, ErrorCode.OFFSITE_FAILED):
+            raise
+        # The local backup is good: a target's failure is an off-site failure (exit 3),
+        # whatever the target said; its own words are kept.
+        raise RecoverctlError(
+            exc.message, exc.hint, code=ErrorCode.OFFSITE_FAILED, details=exc.details
+        ) from None
+    return Pushed(targets, detail)
+
+
+def _push_service() -> Callable[[StackSession, Path], Any]:
+    try:
+        module = importlib.import_module(PUSH_SERVICE)
+    except ModuleNotFoundError as exc:
+        if exc.name != PUSH_SERVICE:
+            raise
+        module = None
+    function = getattr(module, PUSH_FUNCTION, None) if module is not None else None
+    if not callable(function):
+        raise RecoverctlError(
+            "Targets are configured, but this recoverctl cannot push to them yet; the local "
+            "backup is kept and nothing was pruned.",
+            "Upgrade recoverctl, or remove the [targets] tables until it can push.",
+            code=ErrorCode.OFFSITE_FAILED,
+        )
+    return function  # type: ignore[no-any-return]
+
+
+# --- a backup before an update -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SafetyBackup:
+    backup: BackupResult
+    verified: Verified
+    pushed: Pushed
+
+
+def backup_verified(
+    session: StackSession, *, step: Callable[[str], None] = _quiet, on_bytes: OnBytes = _no_progress
+) -> SafetyBackup:
+    """A backup, quick-verified, and pushed when targets exist: what `up --prod` takes
+    before it rebuilds anything. Raises when any of the three fails."""
+    step("backing up before the update")
+    db = session.db()
+    with fsio.project_lock(session.project, "backup before up"):
+        made = take_backup(db, session.ref, session.settings.backup_dir, "custom", on_bytes)
+    step(f"verifying {made.path.name}")
+    verified = verify_and_record(session, made.path, deep=False)
+    if not verified.ok:
+        bad = ", ".join(c.name for c in verified.checks if c.status == FAIL)
+        raise RecoverctlError(
+            f"The backup taken before the update failed verification ({bad}); nothing was "
+            "rebuilt or recreated.",
+            f"Run recoverctl verify {made.path} to see why, fix it, then run up again.",
+            code=ErrorCode.BACKUP_CORRUPT,
+        )
+    pushed = push(session, made.path) if session.settings.targets else Pushed(())
+    return SafetyBackup(made, verified, pushed)
+
+
+# --- how the last routine ended ----------------------------------------------------------
+
+
+class StepRecord(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    status: Status
+    seconds: float = 0.0
+    detail: str = ""
+
+
+class TargetState(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    ok: bool
+    at: datetime
+    last_success_at: datetime | None = None
+
+
+class RoutineRecord(BaseModel):
+    """routine-STACK.json: how the last routine ended, and what monitoring carries over
+    from earlier runs (the last success, per-target state)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    record_version: int = RECORD_VERSION
+    project: str
+    stack: str
+    started_at: datetime
+    finished_at: datetime
+    ok: bool
+    exit_status: int
+    error_code: str | None = None
+    message: str | None = None
+    steps: tuple[StepRecord, ...] = ()
+    backup: str | None = None
+    backup_size: int | None = None
+    backup_seconds: float | None = None
+    last_success_at: datetime | None = None
+    last_backup_at: datetime | None = None
+    last_deep_verify_at: datetime | None = None
+    pruned: int = 0
+    targets: dict[str, TargetState] = {}
+
+
+def record_path(settings: Settings) -> Path:
+    return settings.backup_dir / f"routine-{settings.stack}.json"
+
+
+def load_record(settings: Settings) -> RoutineRecord | None:
+    try:
+        return RoutineRecord.model_validate_json(record_path(settings).read_bytes())
+    except (OSError, ValidationError, ValueError):
+        return None
+
+
+def save_record(settings: Settings, record: RoutineRecord) -> None:
+    path = record_path(settings)
+    fsio.ensure_private_dir(path.parent)
+    fsio.remove_quietly(path.with_name(path.name + ".partial"))
+    fsio.write_atomic(path, json.dumps(record.model_dump(mode="json"), indent=2).encode())
