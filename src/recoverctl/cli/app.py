@@ -204,12 +204,13 @@ def _root(
 
 
 def _register() -> None:
-    from recoverctl.cli import backups, care, init, stack
+    from recoverctl.cli import backups, care, init, stack, unattended
 
     init.register(app)
     stack.register(app)
     backups.register(app)
     care.register(app)
+    unattended.register(app)
 
 
 _register()
