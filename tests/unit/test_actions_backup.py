@@ -10,7 +10,7 @@ actions/backup.py
   output_dir given / default backup_dir                       -> test_output_dir_is_used, test_custom_backup
 services/dump.py take_backup
   ensure_private_dir fails (WRITE_FAILED)                     -> test_unusable_output_dir
-  the folder refuses the .partial (open_partial OSError)      -> test_folder_refuses_new_files (xfail: bug)
+  the folder refuses the .partial (open_partial OSError)      -> test_folder_refuses_new_files
   name taken this second: numbered                            -> test_two_backups_in_one_second_and_the_shrink_warning
   BEGIN / pg_export_snapshot fails                            -> test_snapshot_cannot_start
   the facts thread fails (query error / Ctrl-C)               -> test_row_counts_fail, test_ctrl_c_while_counting_rows
@@ -24,7 +24,7 @@ services/dump.py take_backup
   publish fails after the manifest landed (manifest removed)  -> test_publish_fails_after_manifest
   Ctrl-C after the manifest landed (manifest removed)         -> test_ctrl_c_after_manifest
   another BaseException (not a gzip stream): nothing left     -> test_plain_stream_not_gzip_leaves_nothing
-                                            (its code: xfail) -> test_plain_stream_not_gzip_is_backup_failed
+                                            -> test_plain_stream_not_gzip_is_backup_failed
 _check_written
   gzip stream cut (sink incomplete)                           -> test_plain_stream_cut_mid_gzip
   not a dump at all                                           -> test_output_not_a_dump
@@ -231,14 +231,12 @@ def test_unusable_output_dir(st: FakeStack, tmp_path: Path) -> None:
     a_file.write_text("")
     err = _fails(st, output_dir=a_file)
     assert err.code is ErrorCode.WRITE_FAILED
-    assert err.message == f"Cannot use {a_file} for backups: File exists."
-    assert err.hint == "Create it (mode 0700) or pass --output-dir."
+    assert err.message == f"Cannot use {a_file} for backups: File exists; no backup was written."
+    assert err.hint == (
+        "Check that the folder is writable (mode 0700, yours) and has room, or pass --output-dir."
+    )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: open_partial is outside take_backup's try; its OSError escapes uncoded",
-)
 def test_folder_refuses_new_files(st: FakeStack, monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(final: Path) -> Any:
         raise PermissionError(errno.EACCES, "Permission denied", str(final) + ".partial")
@@ -362,7 +360,7 @@ def test_plain_stream_not_gzip_leaves_nothing(st: FakeStack) -> None:
     _nothing_left(st)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: zlib.error from the sink escapes as an internal error")
+
 def test_plain_stream_not_gzip_is_backup_failed(st: FakeStack) -> None:
     st.db.fail("pg_dump", output=plain_dump(app_tables()), exit_code=0)
     with pytest.raises(BaseException) as info:

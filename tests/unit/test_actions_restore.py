@@ -40,7 +40,7 @@ restore
   rollback: swap back fails (ROLLBACK_INCOMPLETE, after swap) -> test_rollback_cannot_swap_back
   rollback: fails before the swap                          -> test_rollback_fails_before_the_swap
   rollback: engine gone for good after the swap            -> test_engine_gone_after_the_swap
-  rollback with a long database name (names cut at 63)     -> test_rollback_with_a_long_database_name (xfail: bug)
+  rollback with a long database name (names cut at 63)     -> test_rollback_with_a_long_database_name
   rollback: Ctrl-C during it is held off; it finishes       -> test_sigint_during_the_rollback
   settle: Ctrl-C only waits for the report                 -> test_sigint_while_settling
   settle: drift / recount fails / previous copy will not drop
@@ -626,10 +626,6 @@ def test_engine_gone_after_the_swap(
     assert st.db.databases["vault"] == BACKUP
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: names_for cuts long names, so rollback's databases_like(database) misses them",
-)
 def test_rollback_with_a_long_database_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

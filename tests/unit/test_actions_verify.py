@@ -21,7 +21,7 @@ quick_checks
   version: unknown pg_dump (WARN) / newer pg_dump (FAIL)    -> test_unknown_pg_dump_version, test_newer_pg_dump_is_refused
   version query fails (raised, nothing recorded)            -> test_version_query_fails
   structure sql: problems                                   -> test_truncated_plain_dump
-  structure custom: --list fails / fails without stderr     -> test_list_fails, test_list_fails_without_stderr (xfail: bug)
+  structure custom: --list fails / fails without stderr     -> test_list_fails, test_list_fails_without_stderr
   structure custom vouched (no full read) / unvouched read  -> test_quick_custom, test_no_manifest_custom_reads_all_data,
     fails                                                      test_no_manifest_truncated_custom
 deep_check
@@ -300,7 +300,6 @@ def test_list_fails(st: FakeStack) -> None:
     )
 
 
-@pytest.mark.xfail(strict=True, reason="bug: evidence reads 'pg_restore --list: None'")
 def test_list_fails_without_stderr(st: FakeStack) -> None:
     path = write_backup(st.backups, app_tables())
     st.db.fail("pg_restore_list", exit_code=None)  # the container stopped: no stderr, no code

@@ -107,10 +107,20 @@ class RestorePlan:
         }
 
 
+STAMP = "%Y%m%d_%H%M%S"
+STAMP_LEN = len("20260101_000000")
+
+
+def name_base(database: str) -> str:
+    """What a restore's databases are named after: the database's name, cut so that the
+    longest of them fits PostgreSQL's 63 bytes (it would cut them itself, silently)."""
+    return database[: 63 - len(FAILED_TAG) - STAMP_LEN]
+
+
 def names_for(database: str, stamp: datetime) -> tuple[str, str, str]:
-    """Scratch, keep-as and failed names; PostgreSQL cuts identifiers at 63 bytes."""
-    suffix = f"{stamp:%Y%m%d_%H%M%S}"
-    base = database[: 63 - len(FAILED_TAG) - len(suffix)]
+    """Scratch, keep-as and failed names."""
+    suffix = f"{stamp:{STAMP}}"
+    base = name_base(database)
     return (
         f"{base}{SCRATCH_TAG}{suffix}",
         f"{base}{KEEP_TAG}{suffix}",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from recoverctl import failpoints, signals
 from recoverctl.adapters import fsio
-from recoverctl.adapters.pgexec import Db, cause_of
+from recoverctl.adapters.pgexec import Db, ExecResult, cause_of
 from recoverctl.core import dumpcheck, pg
 from recoverctl.core.checks import FAIL, OK, WARN, Check, worst
 from recoverctl.core.manifest import Manifest, compare_counts
@@ -152,7 +152,7 @@ def _structure(db: Db, path: Path, info: dumpcheck.DumpInfo, *, vouched: bool) -
         return Check(
             "structure",
             FAIL,
-            f"pg_restore --list: {cause_of(listing.stderr_tail)}",
+            f"pg_restore --list: {_cause(listing)}",
             "Use another backup.",
         )
     entries = len(re.findall(rb"^\d+;", listing.stdout, re.M))
@@ -164,7 +164,7 @@ def _structure(db: Db, path: Path, info: dumpcheck.DumpInfo, *, vouched: bool) -
         return Check(
             "structure",
             FAIL,
-            f"pg_restore reading the data: {cause_of(full.stderr_tail)}",
+            f"pg_restore reading the data: {_cause(full)}",
             "The file is damaged or truncated; use another backup.",
         )
     return Check("structure", OK, f"pg_restore reads all {entries} entries and their data")
@@ -241,3 +241,12 @@ def with_sha256(found: Inspected, path: Path) -> Inspected:
         judged = _integrity(found.manifest, sha256, found.size, found.info.format)
         checks = tuple(judged if c.name == "integrity" else c for c in checks)
     return dataclasses.replace(found, checks=checks, sha256=sha256)
+
+
+def _cause(result: ExecResult) -> str:
+    """What a failed command said, or, when it said nothing, how it ended."""
+    if said := cause_of(result.stderr_tail):
+        return said
+    if result.exit_code is None:
+        return "no exit code and no message: the container stopped"
+    return f"exit {result.exit_code} with no message"

@@ -77,7 +77,14 @@ class _Sink:
 
     def __call__(self, chunk: bytes) -> None:
         if self.inflate is not None:
-            chunk = self.inflate.decompress(chunk)
+            try:
+                chunk = self.inflate.decompress(chunk)
+            except zlib.error as exc:
+                raise RecoverctlError(
+                    f"pg_dump's compressed output is damaged ({exc}).",
+                    "Check `recoverctl logs db` and run the backup again.",
+                    code=ErrorCode.BACKUP_FAILED,
+                ) from None
             if not chunk:
                 return
         self.f.write(chunk)
@@ -109,15 +116,16 @@ def take_backup(
     t0 = time.monotonic()
     try:
         fsio.ensure_private_dir(out)
+        final = out / naming.backup_name(started, fmt, (p.name for p in out.iterdir()))
+        partial, f = fsio.open_partial(final)
     except OSError as exc:
         raise RecoverctlError(
-            f"Cannot use {out} for backups: {exc.strerror}.",
-            "Create it (mode 0700) or pass --output-dir.",
-            code=ErrorCode.WRITE_FAILED,
+            f"Cannot use {out} for backups: {exc.strerror or exc}{NOTHING_WRITTEN}.",
+            "Check that the folder is writable (mode 0700, yours) and has room, "
+            "or pass --output-dir.",
+            code=ErrorCode.DISK_FULL if exc.errno == errno.ENOSPC else ErrorCode.WRITE_FAILED,
         ) from None
-    final = out / naming.backup_name(started, fmt, (p.name for p in out.iterdir()))
     manifest_path = final.with_name(naming.manifest_name(final.name))
-    partial, f = fsio.open_partial(final)
     manifest_written = False
     try:
         with f, db.snapshot() as session:

@@ -16,7 +16,7 @@ from recoverctl.adapters.pgexec import Db, cause_of
 from recoverctl.core import dumpcheck, pg
 from recoverctl.core.checks import FAIL, Check
 from recoverctl.core.naming import Format
-from recoverctl.core.restore_plan import FAILED_TAG, KEEP_TAG, SCRATCH_TAG
+from recoverctl.core.restore_plan import FAILED_TAG, KEEP_TAG, SCRATCH_TAG, name_base
 
 OnBytes = Callable[[int], None]
 VERIFY_PREFIX = "recoverctl_verify"
@@ -130,7 +130,7 @@ def throwaway_name(prefix: str) -> str:
 
 def related_databases(db: Db) -> dict[str, str]:
     """db and the databases named after it or a verification: name -> size (db's only)."""
-    sql = pg.related_databases_sql(db.database, (db.database + "__", VERIFY_PREFIX))
+    sql = pg.related_databases_sql(db.database, (name_base(db.database) + "__", VERIFY_PREFIX))
     return {row[0]: row[1] for row in pg.parse_rows(db.query(sql, database="postgres"))}
 
 
@@ -141,5 +141,5 @@ def leftovers(db: Db, related: dict[str, str] | None = None) -> list[str]:
         name
         for name in (related if related is not None else related_databases(db))
         if name.startswith(VERIFY_PREFIX)
-        or (name.startswith(db.database + "__") and any(t in name for t in tags))
+        or (name.startswith(name_base(db.database) + "__") and any(t in name for t in tags))
     ]

@@ -23,7 +23,7 @@ from recoverctl.core import pg
 from recoverctl.core.checks import FAIL, Check
 from recoverctl.core.codematch import CodeMatch
 from recoverctl.core.manifest import VerifyResult, compare_counts
-from recoverctl.core.restore_plan import CurrentDb, RestorePlan, names_for
+from recoverctl.core.restore_plan import CurrentDb, RestorePlan, name_base, names_for
 from recoverctl.errors import ErrorCode, Interrupted, RecoverctlError
 from recoverctl.services import catalog, code
 from recoverctl.services.background import Background
@@ -349,7 +349,7 @@ class _Run:
         plan = self.plan
         with signals.deferred(reraise=False):
             try:
-                existing = set(self.sql(pg.databases_like_sql(plan.database)).splitlines())
+                existing = set(self.sql(pg.databases_like_sql(name_base(plan.database))).splitlines())
                 if plan.keep_as in existing:
                     # The swap happened: put the previous database back under its name.
                     _, _, failed = names_for(plan.database, datetime.now(UTC))
