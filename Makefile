@@ -1,14 +1,61 @@
-# The README's test command is `make test`: it needs nothing prepared but Python 3.11+
-# and root (to install and start a Docker engine when none answers).
+# The README's quick start is `make up` then `make test`. Both need nothing prepared but
+# Python 3.11+ and, on a fresh machine, root (to install and start a Docker engine).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 TEST_ENV := $(VENV)/test-env.sh
+SIZE ?= small
 
-.PHONY: all install venv test test-env lint unit e2e vault-test bench clean
+.PHONY: all help up install venv test test-env lint unit e2e vault-test bench clean
 
 all: test
+
+## What each target does.
+help:
+	@awk '/^## / { doc = doc (doc ? " " : "") substr($$0, 4); next } \
+		/^[a-z0-9 -]+:/ && doc { split($$0, t, ":"); printf "  make %-11s %s\n", t[1], doc } \
+		{ doc = "" }' $(MAKEFILE_LIST)
+
+## The dev stack from nothing, up and healthy; then its URL and what next. [PORT=8000]
+# Installs and starts what is missing (a Docker engine and compose: root), takes the official
+# images where a registry answers and builds local ones where none does, makes the
+# virtualenv, and writes .env with `recoverctl init` when there is none (PORT: its port).
+up:
+	@bash scripts/test-env.sh --up
+	@$(MAKE) --no-print-directory $(BIN)/.runtime
+	@if [ -e .env ]; then echo "make up: .env exists: kept as it is"; \
+	else $(BIN)/recoverctl init $(if $(PORT),--port $(PORT)); fi
+	@bash scripts/test-env.sh --images .env
+	@$(BIN)/recoverctl up
+	@$(BIN)/recoverctl ps --json | $(BIN)/python -c "$$UP_NEXT"
+
+# What `make up` prints last: where the vault answers, and what to do next.
+define UP_NEXT
+import json, sys
+status = json.load(sys.stdin)["result"]
+ports = [p for s in status["services"] if s["service"] == "backend" for p in s["ports"]]
+url = f"http://{ports[0].split('->')[0]}/" if ports else "(no published port: see recoverctl ps)"
+compose = f"docker compose -p {status['project']} -f docker-compose.dev.yml"
+print(f"""
+make up: the vault's dev stack is up at {url}
+next:
+  make test
+      the whole test suite: lint, unit, CLI and end-to-end tests
+  {compose} exec backend python manage.py createsuperuser
+      your first account; then sign in at {url}
+  $(BIN)/recoverctl doctor
+      what is left to keep it safe: the key export, backups
+  $(BIN)/recoverctl down
+      stops the stack; the data stays in its volume""")
+endef
+export UP_NEXT
+
+# Enough to run recoverctl; `make venv` adds the test and vault tools on top.
+$(BIN)/.runtime: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -e .
+	touch $@
 
 $(BIN)/.installed: pyproject.toml vault/requirements.txt vault/requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,20 +63,24 @@ $(BIN)/.installed: pyproject.toml vault/requirements.txt vault/requirements-dev.
 	$(BIN)/pip install -q -e '.[dev]' -r vault/requirements.txt -r vault/requirements-dev.txt
 	touch $@
 
+## The virtualenv with every test and lint tool.
 venv install: $(BIN)/.installed
 
-## Docker engine, compose plugin and local images; prints POSTGRES_IMAGE=… and PYTHON_IMAGE=…
+## Docker engine, compose plugin, the tests' tools and local images; prints POSTGRES_IMAGE=… and PYTHON_IMAGE=…
 test-env:
 	@bash scripts/test-env.sh
 
+## ruff and mypy (strict).
 lint: venv
 	$(BIN)/ruff check src tests $(wildcard bench)
 	$(BIN)/mypy
 
+## The vault's own Django tests (SQLite, no engine).
 vault-test: venv
 	cd vault && VAULT_TEST_SQLITE=1 DJANGO_SECRET_KEY=test-only-not-a-real-secret-key-0123456789abcdefghij \
 		../$(BIN)/python manage.py test --noinput -v 1
 
+## Unit and CLI tests (no engine).
 unit: venv
 	$(BIN)/pytest tests/unit tests/cli
 
@@ -39,15 +90,16 @@ test: venv lint vault-test
 	set -a && source <(grep -E '^(POSTGRES|PYTHON)_IMAGE=' $(TEST_ENV).out) && set +a && \
 		RECOVERCTL_E2E=required $(BIN)/pytest tests
 
+## The e2e tests alone.
 e2e: venv
 	set -a && source <(bash scripts/test-env.sh) && set +a && \
 		RECOVERCTL_E2E=required $(BIN)/pytest tests/e2e
 
 ## Benchmarks against the raw playbook and the physical limit: make bench [SIZE=large]
-SIZE ?= small
 bench: venv
 	set -a && source <(bash scripts/test-env.sh) && set +a && \
 		$(BIN)/python -m bench --size $(SIZE)
 
+## Remove the virtualenv and the tools' caches.
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

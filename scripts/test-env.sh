@@ -1,14 +1,27 @@
 #!/usr/bin/env bash
-# Prepares a machine for the e2e tests, with nothing assumed: a Docker engine, the compose
-# v2 plugin and the two local base images (built from Debian packages, no registry).
-# Idempotent; images are rebuilt only when their recipe changes.
-# Prints, last, the two variables that point the stacks at the local images.
+# Prepares a machine, with nothing assumed. Idempotent; images are rebuilt only when their
+# recipe changes.
+#   test-env.sh             for the e2e tests: a Docker engine, the compose v2 plugin, the
+#                           tests' tools and the two local base images (built from Debian
+#                           packages, no registry); prints, last, the two variables that
+#                           point the stacks at the local images.
+#   test-env.sh --up        for `make up`, before its virtualenv: python3 with venv, a
+#                           Docker engine and the compose v2 plugin.
+#   test-env.sh --images F  for `make up`, after `recoverctl init`: builds the local images
+#                           the env file F names (init names them where no registry answers).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
-log() { printf 'test-env: %s\n' "$*" >&2; }
-die() { printf 'test-env: error: %s\n' "$*" >&2; exit 1; }
+mode=${1:-tests}
+case $mode in
+    tests) me=test-env ;;
+    --up) me="make up" ;;
+    --images) me="make up"; env_file=${2:?usage: test-env.sh --images ENV_FILE} ;;
+    *) printf 'usage: %s [--up | --images ENV_FILE]\n' "$0" >&2; exit 2 ;;
+esac
+log() { printf '%s: %s\n' "$me" "$*" >&2; }
+die() { printf '%s: error: %s\n' "$me" "$*" >&2; exit 1; }
 
 POSTGRES_IMAGE=recoverctl-test/postgres:15
 PYTHON_IMAGE=recoverctl-test/python:3.11
@@ -17,7 +30,7 @@ SUITE=bookworm
 apt_updated=
 
 apt_install() {
-    [ "$(id -u)" = 0 ] || die "need root to install $*; run as root or install them yourself"
+    [ "$(id -u)" = 0 ] || die "need root to install $* (apt-get): run this again as root, or install them yourself"
     if [ -z "$apt_updated" ]; then
         apt-get update -qq >&2 || die "apt-get update failed"
         apt_updated=1
@@ -42,6 +55,9 @@ ensure_offsite_tools() {
 ensure_engine() {
     command -v docker >/dev/null 2>&1 || apt_install docker.io
     if engine_answers; then log "docker engine answers"; return; fi
+    if timeout 10 docker info 2>&1 | grep -qi 'permission denied'; then
+        die "the Docker engine refuses you: add yourself to the docker group (usermod -aG docker $(id -un), as root), log in again, and run this again"
+    fi
     command -v dockerd >/dev/null 2>&1 || apt_install docker.io
     [ "$(id -u)" = 0 ] || die "no Docker engine answers and starting dockerd needs root"
     log "starting dockerd in the background (log: /var/log/recoverctl-dockerd.log)"
@@ -89,6 +105,9 @@ build_image() {  # name, tag, debootstrap packages, extra files to copy into the
     hash=$(recipe_hash "$name" "$pkgs")
     if [ "$(image_recipe "$tag")" = "$hash" ]; then log "$tag is up to date"; return; fi
     local work rootfs_tag="recoverctl-test/${name}-rootfs:$hash"
+    if ! docker image inspect "$rootfs_tag" >/dev/null 2>&1; then
+        [ "$(id -u)" = 0 ] || die "building $tag needs root (debootstrap): run this again as root"
+    fi
     work=$(mktemp -d /var/tmp/recoverctl-image.XXXXXX)
     # shellcheck disable=SC2064
     trap "rm -rf '$work'" RETURN
@@ -111,6 +130,39 @@ build_image() {  # name, tag, debootstrap packages, extra files to copy into the
     docker build -q --build-arg ROOTFS_IMAGE="$rootfs_tag" --label "org.recoverctl.recipe=$hash" \
         -t "$tag" "$work/ctx" >/dev/null || die "docker build of $tag failed"
 }
+
+# make up's virtualenv: Debian's python3 lacks ensurepip until python3-venv is installed.
+ensure_python() {
+    command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv
+    python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+        || die "recoverctl needs Python 3.11 or newer; python3 is $(python3 -V 2>&1)"
+    python3 -c 'import ensurepip, venv' 2>/dev/null || apt_install python3-venv
+    log "$(python3 -V) with venv"
+}
+
+# The local images an env file names: recoverctl init chose them, as no registry answers.
+build_named_images() {
+    local file=$1 wanted pids=()
+    [ -r "$file" ] || die "no $file to read the images from"
+    wanted=$(grep -E '^(POSTGRES|PYTHON)_IMAGE=' "$file" | cut -d= -f2- || true)
+    if ! grep -qxF -e "$POSTGRES_IMAGE" -e "$PYTHON_IMAGE" <<<"$wanted"; then
+        log "$file names the official images: the engine pulls them"
+        return
+    fi
+    command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
+    if grep -qxF "$POSTGRES_IMAGE" <<<"$wanted"; then
+        build_image postgres "$POSTGRES_IMAGE" postgresql-15 & pids+=($!)
+    fi
+    if grep -qxF "$PYTHON_IMAGE" <<<"$wanted"; then
+        build_image python "$PYTHON_IMAGE" python3,python3-venv,ca-certificates & pids+=($!)
+    fi
+    for pid in "${pids[@]}"; do wait "$pid" || die "building the local images failed"; done
+}
+
+case $mode in
+    --up) ensure_python; ensure_engine; ensure_compose; exit 0 ;;
+    --images) build_named_images "$env_file"; exit 0 ;;
+esac
 
 ensure_engine
 ensure_compose
