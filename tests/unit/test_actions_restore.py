@@ -485,7 +485,10 @@ def test_clients_keep_reconnecting(st: FakeStack, path: Path) -> None:
     assert err.message == (
         f"Could not swap the databases: clients kept reconnecting to vault. {UNCHANGED}"
     )
-    assert err.hint == "Stop whatever else connects to the database, then restore again."
+    # The safety backup stays named beside the cause's own hint.
+    assert err.hint is not None and err.hint.startswith(
+        "Stop whatever else connects to the database, then restore again. The safety backup is "
+    )
     assert st.clock.sleeps == [0.5, 1.0, 1.5, 2.0, 2.5]
     _unchanged(st, original)
 
@@ -537,8 +540,9 @@ def test_app_fails_on_the_restored_database(st: FakeStack, path: Path) -> None:
     assert err.message == (
         f"Service backend exited with code 1; the stack is not healthy. {SERVING_AGAIN}"
     )
-    assert err.hint == (
-        "Read its logs (recoverctl logs backend), fix the cause, then run up again."
+    assert err.hint is not None and err.hint.startswith(
+        "Read its logs (recoverctl logs backend), fix the cause, then run up again. "
+        "The safety backup is "
     )
     assert err.details == (
         "last log lines of backend:\ndjango.db.utils.ProgrammingError: no such column"

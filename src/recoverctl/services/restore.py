@@ -150,10 +150,13 @@ def _code_notes(found: CodeMatch, path: Path, allowed: bool) -> tuple[str, ...]:
     return (f"{found.message(path.name)} (--allow-newer-data)",)
 
 
-def _refused(path: Path, checks: tuple[Check, ...]) -> RestoreFailed:
+def _refused(path: Path, checks: tuple[Check, ...], *, unchanged: bool = True) -> RestoreFailed:
+    """The refusal of a backup that failed a check; `unchanged` says so in the message
+    (a refusal during the run leaves that to the rollback's own report)."""
     bad = [c for c in checks if c.status == FAIL]
     return RestoreFailed(
-        f"Refusing to restore {path.name}: {bad[0].name}: {bad[0].evidence}. Nothing was changed.",
+        f"Refusing to restore {path.name}: {bad[0].name}: {bad[0].evidence}"
+        + (". Nothing was changed." if unchanged else ""),
         bad[0].fix or "Use another backup; `recoverctl list` shows them.",
         code=ErrorCode.BACKUP_CORRUPT,
     )
@@ -221,7 +224,7 @@ class _Run:
         if integrity is not None:
             catalog_note(self.prep.path, integrity.status != FAIL, loaded.sha256)
             if integrity.status == FAIL:  # the bytes explain a failed load best, if they differ
-                raise _refused(self.prep.path, (integrity,))
+                raise _refused(self.prep.path, (integrity,), unchanged=False)
         if loaded.failed is not None:
             raise RestoreFailed(
                 f"Loading the backup failed: {loaded.failed.evidence}.",
@@ -425,7 +428,7 @@ def restore(
             outcome, whole = run.rollback()
             raise RestoreFailed(
                 f"{exc.message.rstrip('.')}. {outcome}",
-                exc.hint or _safety_hint(safety),
+                " ".join(h for h in (exc.hint, _safety_hint(safety)) if h) or None,
                 code=exc.code if whole else ErrorCode.ROLLBACK_INCOMPLETE,
                 details=exc.details,
             ) from None
