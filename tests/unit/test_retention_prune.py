@@ -1,0 +1,208 @@
+"""Pruning on disk: the local folder (dump, manifest and record go together, dump first,
+leftovers finished) and a folder target (the remote manifest first)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import pytest
+
+from recoverctl.adapters.targets.dir import DirTarget
+from recoverctl.core import offsite
+from recoverctl.core.manifest import Manifest, VerifyRecord, VerifyResult
+from recoverctl.errors import ErrorCode, RecoverctlError
+from recoverctl.services import retention
+from recoverctl.settings import Settings, resolve_settings
+
+T0 = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
+
+
+def make_settings(tmp_path: Path, toml: str = "[retention]\nkeep_last = 2\n") -> Settings:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "docker-compose.dev.yml").write_text("name: x\n")
+    config = tmp_path / "config.toml"
+    config.write_text(toml)
+    return resolve_settings(environ={"RECOVERCTL_CONFIG": str(config)}, cwd=tmp_path)
+
+
+def make_backup(folder: Path, when: datetime, state: str = "quick ok", stack: str = "dev") -> Path:
+    folder.mkdir(mode=0o700, exist_ok=True)
+    name = f"backup_{when:%Y-%m-%d_%H%M%S}.dump"
+    data = b"PGDMP" + name.encode()
+    (folder / name).write_bytes(data)
+    manifest = Manifest(
+        file=name,
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+        format="custom",
+        database="vault",
+        project="x",
+        stack=stack,  # type: ignore[arg-type]
+        server_version="15",
+        pg_dump_version="15",
+        tables={},
+        migrations={},
+        started_at=when,
+        duration_seconds=1.0,
+        recoverctl_version="test",
+    )
+    (folder / f"{name}.json").write_text(json.dumps(manifest.to_json()))
+    if state != "never":
+        kind: Literal["quick", "deep"] = "deep" if state == "deep ok" else "quick"
+        result = VerifyResult(kind=kind, ok=state != "failed", at=when, sha256=manifest.sha256)
+        record = VerifyRecord(file=name, results=(result,))
+        (folder / f"{name}.verify.json").write_text(record.model_dump_json())
+    return folder / name
+
+
+def history(settings: Settings, states: list[str]) -> list[Path]:
+    return [
+        make_backup(settings.backup_dir, T0 - timedelta(days=i), state)
+        for i, state in enumerate(states)
+    ]
+
+
+def test_local_prune_deletes_the_three_files_of_each_backup(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    paths = history(settings, ["never", "quick ok", "quick ok", "deep ok", "failed"])
+    other = make_backup(settings.backup_dir, T0 - timedelta(days=9), stack="prod")
+    stranger = settings.backup_dir / "backup_2020-01-01_000000.dump"  # no manifest: not ours
+    stranger.write_bytes(b"?")
+    plan = retention.plan_local(settings)
+    assert [i.keep for i in plan.items] == [True, True, False, True, False]
+    assert plan.items[3].reasons == ("newest deep-verified",)
+    done = retention.delete_local(settings, plan)
+    assert done.deleted == (paths[2].name, paths[4].name)
+    left = sorted(p.name for p in settings.backup_dir.iterdir())
+    for gone in (paths[2], paths[4]):
+        assert not any(n.startswith(gone.name) for n in left)
+    assert other.exists() and stranger.exists()
+    assert retention.plan_local(settings).doomed == ()
+
+
+def test_an_interrupted_deletion_never_leaves_a_complete_looking_backup(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    paths = history(settings, ["quick ok", "quick ok", "quick ok"])
+    # What a crash after the first unlink leaves: the dump is gone, its manifest and record not.
+    paths[2].unlink()
+    from recoverctl.services import catalog
+
+    listing = catalog.list_backups(settings)
+    assert paths[2].name not in [e.path.name for e in listing.entries]
+    assert any("manifest whose backup is missing" in s for s in listing.strays)
+    plan = retention.plan_local(settings)
+    assert plan.leftovers == (f"{paths[2].name}.json", f"{paths[2].name}.verify.json")
+    done = retention.delete_local(settings, plan)
+    assert done.removed_leftovers == plan.leftovers
+    assert not catalog.list_backups(settings).strays
+
+
+def test_the_other_stack_s_orphan_manifest_is_left_alone(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    history(settings, ["quick ok"])
+    orphan = make_backup(settings.backup_dir, T0 - timedelta(days=3), stack="prod")
+    orphan.unlink()
+    assert retention.plan_local(settings).leftovers == ()
+
+
+def test_empty_policy_and_no_verified_backup_are_refused(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, "")
+    history(settings, ["quick ok", "quick ok"])
+    with pytest.raises(RecoverctlError) as caught:
+        retention.plan_local(settings)
+    assert caught.value.code == ErrorCode.CONFIG_INVALID
+    settings = make_settings(tmp_path / "b", "[retention]\nkeep_last = 1\n")
+    history(settings, ["never", "failed", "never"])
+    with pytest.raises(RecoverctlError) as caught:
+        retention.plan_local(settings)
+    assert caught.value.code == ErrorCode.PRUNE_REFUSED
+    assert len(list(settings.backup_dir.iterdir())) == 7  # 3 dumps, 3 manifests, 1 record
+
+
+class RecordingTarget(DirTarget):
+    """A folder target that remembers the order of its deletions."""
+
+    deletions: list[str]
+
+    def __init__(self, name: str, path: Path):
+        super().__init__(name, path)
+        self.deletions = []
+
+    def delete(self, name: str) -> None:
+        self.deletions.append(name)
+        super().delete(name)
+
+
+def upload(target: DirTarget, backup: Path, created: datetime) -> None:
+    names = offsite.object_names(backup.name, "none")
+    data = target.put(names.data, [backup.read_bytes()])
+    man = target.put(names.manifest, [backup.with_name(backup.name + ".json").read_bytes()])
+
+    def stored(info: Any, path_bytes: bytes) -> offsite.StoredObject:
+        return offsite.StoredObject(
+            name=info.name, size=info.size, sha256=hashlib.sha256(path_bytes).hexdigest()
+        )
+
+    remote = offsite.new_remote_manifest(
+        backup=backup.name,
+        fmt="custom",
+        created_at=created,
+        plain_size=backup.stat().st_size,
+        encryption="none",
+        recipients=(),
+        data=stored(data, backup.read_bytes()),
+        manifest=stored(man, backup.with_name(backup.name + ".json").read_bytes()),
+        recoverctl_version="test",
+    )
+    target.put(names.remote_manifest, [remote.to_bytes()])
+
+
+def test_target_prune_removes_the_remote_manifest_first(tmp_path: Path) -> None:
+    remote_dir = tmp_path / "nas"
+    remote_dir.mkdir()
+    settings = make_settings(
+        tmp_path,
+        "[retention]\nkeep_last = 2\n"
+        f'[targets.nas]\ntype = "dir"\npath = "{remote_dir}"\nencryption = "none"\n',
+    )
+    paths = history(settings, ["quick ok", "deep ok", "quick ok", "quick ok"])
+    target = RecordingTarget("nas", remote_dir)
+    for i, path in enumerate(paths):
+        upload(target, path, T0 - timedelta(days=i))
+    # An upload that never finished: not a copy, never counted, left to the next push.
+    (remote_dir / "backup_2026-11-29_090000.dump").write_bytes(b"half")
+    (settings.backup_dir / paths[3].name).unlink()  # gone locally: its copy counts as unverified
+
+    def opener(_s: Settings, _name: str) -> RecordingTarget:
+        return target
+
+    plan = retention.plan_target(settings, "nas", opener=opener)
+    assert [(i.name, i.keep) for i in plan.items] == [
+        (paths[0].name, True),
+        (paths[1].name, True),
+        (paths[2].name, False),
+        (paths[3].name, False),
+    ]
+    assert plan.items[3].state == "never"
+    done = retention.delete_target(settings, plan, opener=opener)
+    assert done.deleted == (paths[2].name, paths[3].name)
+    for path in (paths[2], paths[3]):
+        mine = [d for d in target.deletions if d.startswith(path.name)]
+        assert mine[0] == f"{path.name}.manifest.json"
+        assert set(mine) == set(offsite.object_names(path.name, "none").all())
+    left = sorted(p.name for p in remote_dir.iterdir())
+    assert "backup_2026-11-29_090000.dump" in left
+    assert not any(n.startswith(paths[2].name) for n in left)
+
+
+def test_target_names() -> None:
+    settings = Settings.model_construct(targets={"a": None, "b": None})
+    assert retention.target_names(settings, None, False) == ()
+    assert retention.target_names(settings, "a", False) == ("a",)
+    assert retention.target_names(settings, None, True) == ("a", "b")
+    with pytest.raises(RecoverctlError, match="No target 'c'"):
+        retention.target_names(settings, "c", False)
