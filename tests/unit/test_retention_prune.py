@@ -23,7 +23,7 @@ T0 = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
 
 def make_settings(tmp_path: Path, toml: str = "[retention]\nkeep_last = 2\n") -> Settings:
     tmp_path.mkdir(parents=True, exist_ok=True)
-    (tmp_path / "docker-compose.dev.yml").write_text("name: x\n")
+    (tmp_path / "docker-compose.dev.yml").write_text("name: x\nservices:\n  db:\n    image: pg\n")
     config = tmp_path / "config.toml"
     config.write_text(toml)
     return resolve_settings(environ={"RECOVERCTL_CONFIG": str(config)}, cwd=tmp_path)

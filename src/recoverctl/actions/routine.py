@@ -69,12 +69,8 @@ def _prune(session: StackSession, step: Callable[[str], None]) -> tuple[int, lis
                     settings, retention.plan_target(settings, name), step
                 )
             except RecoverctlError as exc:
-                if exc.code in (ErrorCode.INTERRUPTED, ErrorCode.TERMINATED):
-                    raise
                 # The local part is done: a target's failure is an off-site one (exit 3).
-                raise RecoverctlError(
-                    exc.message, exc.hint, code=ErrorCode.OFFSITE_FAILED, details=exc.details
-                ) from None
+                raise service.as_offsite(exc) from None
             deleted += len(done.deleted)
             lines.append(f"{name}: kept {len(done.plan.kept)}, deleted {len(done.deleted)}")
     return deleted, lines
@@ -240,7 +236,10 @@ def _run(
                 d["text"] += f"; deep every {format_duration(settings.deep_every)}"
         if settings.targets:
             with run.step("push") as d:
-                pushed = steps.push(session, made.path)
+                try:
+                    pushed = steps.push(session, made.path)
+                except RecoverctlError as exc:
+                    raise service.as_offsite(exc) from None
                 d["text"] = "to " + ", ".join(pushed.targets)
         else:
             run.skip("push", "no target configured")

@@ -159,14 +159,16 @@ def push(session: StackSession, path: Path) -> Pushed:
     try:
         detail = push_backup(session, path)
     except RecoverctlError as exc:
-        if exc.code in (ErrorCode.INTERRUPTED, ErrorCode.TERMINATED, ErrorCode.OFFSITE_FAILED):
-            raise
-        # The local backup is good: a target's failure is an off-site failure (exit 3),
-        # whatever the target said; its own words are kept.
-        raise RecoverctlError(
-            exc.message, exc.hint, code=ErrorCode.OFFSITE_FAILED, details=exc.details
-        ) from None
+        raise as_offsite(exc) from None
     return Pushed(targets, detail)
+
+
+def as_offsite(exc: RecoverctlError) -> RecoverctlError:
+    """A target's failure once the local backup is good: an off-site failure (exit 3),
+    whatever the target said, in its own words. An interruption stays one."""
+    if exc.code in (ErrorCode.INTERRUPTED, ErrorCode.TERMINATED, ErrorCode.OFFSITE_FAILED):
+        return exc
+    return RecoverctlError(exc.message, exc.hint, code=ErrorCode.OFFSITE_FAILED, details=exc.details)
 
 
 def _push_service() -> Callable[[StackSession, Path], Any]:
