@@ -101,7 +101,7 @@ def test_make_up_on_a_clean_clone(clone: Path, tmp_path: Path) -> None:
     assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
     url = f"http://127.0.0.1:{port}/"
     assert f"make up: the vault's dev stack is up at {url}" in up.stdout
-    assert "make test" in up.stdout.split("next:")[1]
+    assert "make test" in up.stdout.rsplit("next:", 1)[1]
     assert healthz(port) == (200, {"status": "ok", "database": "ok", "migrations": "ok"})
 
     # init wrote .env: private, random, and doctor's env checks pass with the stack running.
