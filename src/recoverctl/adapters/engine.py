@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -131,10 +132,8 @@ class Engine:
         from docker.errors import NotFound
 
         def gone(fn: Any, *args: Any, **kwargs: Any) -> None:
-            try:
+            with contextlib.suppress(NotFound):  # removed meanwhile: what was asked for
                 fn(*args, **kwargs)
-            except NotFound:
-                pass  # removed meanwhile: what was asked for
 
         labels = {"label": [f"{PROJECT_LABEL}={project}"]}
         client = self.client

@@ -204,13 +204,14 @@ def _root(
 
 
 def _register() -> None:
-    from recoverctl.cli import backups, care, init, stack, unattended
+    from recoverctl.cli import backups, care, drill, init, stack, unattended
 
     init.register(app)
     stack.register(app)
     backups.register(app)
     care.register(app)
     unattended.register(app)
+    drill.register(app)
 
 
 _register()

@@ -93,6 +93,16 @@ def list_(
                     f"[{style}]{state}[/]",
                 )
             render.print_table(table)
+        drill = listing.last_drill
+        if drill is not None:
+            took = f"{drill.recovery_seconds:.0f} s" if drill.recovery_seconds is not None else "-"
+            style = "green" if drill.passed else "red"
+            render.out.print(
+                f"last drill: [{style}]{drill.result}[/] {age(drill.started_at)} ago, "
+                f"{drill.backup} ({drill.source}) back in {took}"
+            )
+        elif listing.entries:
+            render.out.print("no recovery drill yet: recoverctl drill")
         for stray in listing.strays:
             render.warn(stray)
 

@@ -94,11 +94,22 @@ class BackupEntry(_Strict):
     verified_at: str | None
 
 
+class LastDrill(_Strict):
+    result: Literal["passed", "failed", "interrupted"]
+    started_at: str
+    backup: str
+    source: str
+    recovery_seconds: float | None
+    failed_checks: list[str]
+    error: str | None
+
+
 class ListResult(_Strict):
     folder: str
     stack: Stack
     backups: list[BackupEntry]
     strays: list[str]
+    last_drill: LastDrill | None
 
 
 class VerifyResult(_Strict):
@@ -221,6 +232,33 @@ class InitResult(_Strict):
     warnings: list[str]
 
 
+class DrillError(_Strict):
+    code: ErrorCode
+    message: str
+    hint: str | None
+
+
+class DrillResult(_Strict):
+    ok: bool
+    result: Literal["passed", "failed", "interrupted"]
+    project: str
+    drill_project: str
+    stack: Stack
+    source: str
+    backup: str
+    backup_sha256: str | None
+    backup_created: str | None
+    started_at: str
+    finished_at: str
+    recovery_seconds: float | None
+    seconds: float
+    steps: list[StepTime]
+    checks: list[Check]
+    error: DrillError | None
+    leftovers: list[str]
+    record: str | None
+
+
 # --- the envelope -------------------------------------------------------------------
 
 
@@ -335,6 +373,11 @@ class InitEnvelope(_Envelope):
     result: InitResult | None
 
 
+class DrillEnvelope(_Envelope):
+    command: Literal["drill"]
+    result: DrillResult | None
+
+
 ENVELOPES: dict[str | None, type[_Envelope]] = {
     None: UsageEnvelope,
     "up": UpEnvelope,
@@ -351,6 +394,7 @@ ENVELOPES: dict[str | None, type[_Envelope]] = {
     "keys check": KeysCheckEnvelope,
     "recover": RecoverEnvelope,
     "init": InitEnvelope,
+    "drill": DrillEnvelope,
 }
 
 # What a command's successful result is: restore's is the plan with --dry-run, doctor's
@@ -368,6 +412,7 @@ RESULTS: dict[str, tuple[type[BaseModel], ...]] = {
     "keys check": (KeyCheckResult,),
     "recover": (RecoverResult,),
     "init": (InitResult,),
+    "drill": (DrillResult,),
 }
 
 
@@ -398,7 +443,8 @@ def json_schema() -> dict[str, Any]:
         | KeysEnvelope
         | KeysCheckEnvelope
         | RecoverEnvelope
-        | InitEnvelope,
+        | InitEnvelope
+        | DrillEnvelope,
         Field(title="recoverctl --json envelope"),
     ]
     schema: dict[str, Any] = TypeAdapter(union).json_schema(by_alias=True)

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from recoverctl.adapters import fsio
 from recoverctl.core import naming
+from recoverctl.core.drill import DRILL_DIR, DrillRecord, is_record_name, newest
 from recoverctl.core.manifest import Manifest, VerifyRecord, VerifyResult, VerifyState, verify_state
 from recoverctl.errors import ErrorCode, RecoverctlError, UsageError
 from recoverctl.settings import Settings
@@ -139,6 +140,7 @@ class Listing:
     stack: str
     entries: tuple[BackupEntry, ...]
     strays: tuple[str, ...]  # leftovers that need a person's attention
+    last_drill: DrillRecord | None = None  # this stack's newest recovery drill
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -146,7 +148,49 @@ class Listing:
             "stack": self.stack,
             "backups": [e.to_json() for e in self.entries],
             "strays": list(self.strays),
+            "last_drill": _drill_summary(self.last_drill),
         }
+
+
+def drill_dir(settings: Settings) -> Path:
+    return settings.backup_dir / DRILL_DIR
+
+
+def drill_records(settings: Settings) -> list[DrillRecord]:
+    """This stack's drill records (backups/drills/DRILL-*.json); unreadable ones are skipped."""
+    folder = drill_dir(settings)
+    if not folder.is_dir():
+        return []
+    found: list[DrillRecord] = []
+    for path in folder.iterdir():
+        if not is_record_name(path.name):
+            continue
+        try:
+            record = DrillRecord.model_validate_json(path.read_bytes())
+        except (OSError, ValidationError, ValueError):
+            continue
+        if record.stack == settings.stack:
+            found.append(record)
+    return found
+
+
+def last_drill(settings: Settings, *, passed: bool = False) -> DrillRecord | None:
+    """This stack's newest drill (the newest that passed, with passed)."""
+    return newest(drill_records(settings), passed=passed)
+
+
+def _drill_summary(record: DrillRecord | None) -> dict[str, Any] | None:
+    if record is None:
+        return None
+    return {
+        "result": record.result,
+        "started_at": record.started_at.isoformat(),
+        "backup": record.backup,
+        "source": record.source,
+        "recovery_seconds": record.recovery_seconds,
+        "failed_checks": [c.name for c in record.checks if c.status == "fail"],
+        "error": record.error.message if record.error else None,
+    }
 
 
 def list_backups(settings: Settings) -> Listing:
@@ -170,7 +214,11 @@ def list_backups(settings: Settings) -> Listing:
             )
         )
     return Listing(
-        settings.backup_dir, settings.stack, tuple(entries), _strays(settings.backup_dir)
+        settings.backup_dir,
+        settings.stack,
+        tuple(entries),
+        _strays(settings.backup_dir),
+        last_drill(settings),
     )
 
 

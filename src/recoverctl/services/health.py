@@ -30,6 +30,8 @@ from recoverctl.adapters import git, http, process, vault
 from recoverctl.adapters.pgexec import exec_in
 from recoverctl.core import commands, envcheck, pg
 from recoverctl.core.checks import FAIL, OK, WARN, Check, Finding, worst
+from recoverctl.core.drill import freshness as drill_freshness
+from recoverctl.core.drill import rto as drill_rto
 from recoverctl.core.keyfile import KeyFile, KeyFileError, parse_keyfile
 from recoverctl.core.stack import ServiceStatus, StackStatus, describe_problem
 from recoverctl.errors import ErrorCode, RecoverctlError, UsageError
@@ -1034,6 +1036,20 @@ def space_check(free: int, size: int, folder: Path) -> Finding:
     if free < size * SPACE_MARGIN + 100 * mib:
         return Finding(WARN, text, "Free space soon: a backup needs up to the database's size")
     return Finding(OK, text)
+
+
+@check("backups.drill", Group.BACKUPS)
+def _drill(ctx: Context) -> Finding:
+    """A recovery drill passed within drill_days (default 30), and the last one did not
+    fail."""
+    s = ctx.settings
+    return drill_freshness(catalog.drill_records(s), s.drill_days, s.stack, datetime.now(UTC))
+
+
+@check("backups.rto", Group.BACKUPS)
+def _rto(ctx: Context) -> Finding | None:
+    """When rto_minutes is set: the last drill brought the vault back within it."""
+    return drill_rto(catalog.drill_records(ctx.settings), ctx.settings.rto_minutes)
 
 
 REGISTRY: tuple[CheckSpec, ...] = tuple(_declared)

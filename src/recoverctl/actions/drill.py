@@ -1,0 +1,42 @@
+"""drill: prove a backup brings the vault back, in a throwaway copy of the stack, timed.
+
+The machinery is services/drill.py, which the scheduled routine calls too."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from recoverctl.errors import UsageError
+from recoverctl.services import drill as drills
+from recoverctl.services.drill import DrillResult, Progress
+from recoverctl.services.session import StackSession
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def drill(
+    session: StackSession,
+    *,
+    spec: str = "latest",
+    target: str | None = None,
+    identity: Path | None = None,
+    key_file: Path | None = None,
+    passphrase: str | None = None,
+    progress: Progress = _quiet,
+) -> DrillResult:
+    """Everything that can be refused is refused before the drill stack starts: the backup,
+    the target, the key export and its passphrase."""
+    settings = session.settings
+    if target is not None:
+        if identity is None:
+            raise UsageError(
+                "--target needs --identity: the age private key that opens the off-site copy.",
+                "Pass --identity FILE (or set RECOVERCTL_IDENTITY_FILE).",
+            )
+        source = drills.target_source(settings, target, identity, spec)
+    else:
+        source = drills.local_source(settings, spec)
+    key = drills.key_proof(settings, key_file, passphrase)
+    return drills.run_drill(session, source=source, key=key, progress=progress)

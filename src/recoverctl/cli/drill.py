@@ -1,0 +1,131 @@
+"""drill: a backup restored into a throwaway copy of the stack, checked, timed, removed."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from recoverctl.cli import options, render
+from recoverctl.errors import ErrorCode, RecoverctlError, UsageError
+
+if TYPE_CHECKING:
+    from recoverctl.services.drill import DrillResult
+
+
+def drill(
+    prod: options.Prod = False,
+    from_: Annotated[
+        str,
+        typer.Option("--from", help="The backup to drill: a file, or `latest` (the default)."),
+    ] = "latest",
+    target: Annotated[
+        str | None,
+        typer.Option("--target", help="Drill the newest backup of this off-site target instead."),
+    ] = None,
+    identity: Annotated[
+        Path | None,
+        typer.Option(
+            "--identity",
+            envvar="RECOVERCTL_IDENTITY_FILE",
+            dir_okay=False,
+            help="The age private key that opens the target's copy (with --target).",
+        ),
+    ] = None,
+    key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--key-file",
+            dir_okay=False,
+            help="The key export whose secrets the drill opens (default: key_file from settings).",
+        ),
+    ] = None,
+    passphrase_stdin: Annotated[
+        bool,
+        typer.Option("--passphrase-stdin", help="Read the key export's passphrase from stdin."),
+    ] = False,
+    project_dir: options.ProjectDir = None,
+    json: options.Json = False,
+) -> None:
+    """Prove a backup brings the vault back: restore it into a throwaway copy of the stack
+    (<project>-drill), check it, time it, then remove the copy. The live stack is never
+    touched."""
+    from recoverctl.actions import drill as action
+
+    session = options.session(prod, project_dir, json)
+    known_key = key_file is not None or session.settings.key_file is not None
+    passphrase = _passphrase(passphrase_stdin, ask=known_key)
+    with render.spinner("drilling") as step:
+        result = action.drill(
+            session,
+            spec=from_,
+            target=target,
+            identity=identity,
+            key_file=key_file,
+            passphrase=passphrase,
+            progress=step,
+        )
+    for warning in result.warnings:
+        render.warn(warning)
+    render.emit(result, lambda: _show(result))
+    if not result.ok:
+        raise _failure(result)
+
+
+def _passphrase(from_stdin: bool, *, ask: bool) -> str | None:
+    if from_stdin:
+        line = sys.stdin.readline()
+        if not line:
+            raise UsageError(
+                "--passphrase-stdin given but stdin is empty.", "Pipe the passphrase in."
+            )
+        return line.rstrip("\r\n")
+    if ask and sys.stdin.isatty():
+        return str(typer.prompt("Key export passphrase", hide_input=True, err=True))
+    return None
+
+
+def _show(result: DrillResult) -> None:
+    from rich.table import Table
+
+    r = result.record
+    render.checks_table(f"drill: {r.backup} in {r.drill_project} ({r.stack})", result.checks)
+    table = Table(title="steps", title_justify="left")
+    table.add_column("step", overflow="fold")
+    table.add_column("seconds", justify="right")
+    for s in r.steps:
+        table.add_row(s.step, f"{s.seconds:.1f}")
+    render.print_table(table)
+    took = f"{r.recovery_seconds:.1f} s" if r.recovery_seconds is not None else "not reached"
+    verdict = "[green]drill passed[/]" if r.passed else "[red]drill FAILED[/]"
+    render.out.print(
+        f"{verdict}: recovery time {took} (start to the restored vault serving its data), "
+        f"{r.seconds:.1f} s in all"
+    )
+    if result.path is not None:
+        render.out.print(f"  record: {result.path}")
+
+
+def _failure(result: DrillResult) -> RecoverctlError:
+    r = result.record
+    if r.error is not None:
+        return RecoverctlError(r.error.message, r.error.hint, code=ErrorCode(r.error.code))
+    if r.leftovers:
+        return RecoverctlError(
+            f"The drill passed, but its stack {r.drill_project} is not all removed: "
+            + ", ".join(r.leftovers[:4])
+            + ".",
+            f"Remove it by hand: docker compose -p {r.drill_project} down --volumes --rmi local",
+            code=ErrorCode.CLEANUP_INCOMPLETE,
+        )
+    return RecoverctlError(
+        f"The drill brought the vault back with problems: {render.failing(result.checks)}.",
+        "Each failing row says what to fix; run the drill again once done.",
+        code=ErrorCode.CHECKS_FAILED,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(drill)
