@@ -96,8 +96,8 @@ def failed(document: dict[str, Any], code: ErrorCode) -> dict[str, Any]:
 def test_the_contract_names_every_command() -> None:
     assert set(contract.ENVELOPES) - {None} == set(COMMANDS)
     assert set(contract.RESULTS) == set(JSON_COMMANDS)
-    # logs streams the services' own lines; everything else answers --json.
-    assert set(COMMANDS) - set(JSON_COMMANDS) == {"logs", "keys"}
+    # logs streams the services' own lines; keys and schedule are groups; the rest --json.
+    assert set(COMMANDS) - set(JSON_COMMANDS) == {"logs", "keys", "schedule"}
 
 
 def _fields(model: type[BaseModel]) -> Iterator[str]:

@@ -259,6 +259,86 @@ class DrillResult(_Strict):
     record: str | None
 
 
+class PruneBackup(_Strict):
+    name: str
+    created: str
+    verification: Literal["never", "quick ok", "deep ok", "failed"]
+    size: int
+    keep: bool
+    reasons: list[str]
+
+
+class PruneScope(_Strict):
+    where: str
+    location: str
+    policy: str
+    backups: list[PruneBackup]
+    kept: int
+    to_delete: int
+    deleted: list[str]
+    leftovers: list[str]
+    removed_leftovers: list[str]
+
+
+class PruneResult(_Strict):
+    stack: Stack
+    dry_run: bool
+    deleted: int
+    scopes: list[PruneScope]
+
+
+class RoutineStep(_Strict):
+    name: Literal["backup", "verify", "push", "prune", "report"]
+    status: Literal["ok", "failed", "skipped"]
+    seconds: float
+    detail: str
+
+
+class RoutineResult(_Strict):
+    project: str
+    stack: Stack
+    ok: bool
+    started_at: str
+    seconds: float
+    backup: str | None
+    steps: list[RoutineStep]
+    warnings: list[str]
+
+
+class ScheduleInstallation(_Strict):
+    kind: Literal["systemd", "cron.d", "crontab"]
+    files: list[str]
+    when: str
+    next_run: str | None
+    active: bool | None
+
+
+class LastRoutine(_Strict):
+    ok: bool
+    exit_status: int
+    error_code: str | None
+    message: str | None
+    started_at: str
+    finished_at: str
+    backup: str | None
+    last_success_at: str | None
+
+
+class ScheduleResult(_Strict):
+    """schedule install, status and remove."""
+
+    action: Literal["install", "print", "status", "remove"]
+    project: str
+    stack: Stack
+    name: str
+    installed: list[ScheduleInstallation]
+    command: list[str]
+    units: dict[str, str]
+    removed: list[str]
+    last_routine: LastRoutine | None
+    warnings: list[str]
+
+
 # --- the envelope -------------------------------------------------------------------
 
 
@@ -378,6 +458,39 @@ class DrillEnvelope(_Envelope):
     result: DrillResult | None
 
 
+class PruneEnvelope(_Envelope):
+    command: Literal["prune"]
+    result: PruneResult | None
+
+
+class RoutineEnvelope(_Envelope):
+    command: Literal["routine"]
+    result: RoutineResult | None
+
+
+class ScheduleEnvelope(_Envelope):
+    """`schedule` without a subcommand: only usage errors."""
+
+    command: Literal["schedule"]
+    ok: Literal[False]
+    result: None
+
+
+class ScheduleInstallEnvelope(_Envelope):
+    command: Literal["schedule install"]
+    result: ScheduleResult | None
+
+
+class ScheduleStatusEnvelope(_Envelope):
+    command: Literal["schedule status"]
+    result: ScheduleResult | None
+
+
+class ScheduleRemoveEnvelope(_Envelope):
+    command: Literal["schedule remove"]
+    result: ScheduleResult | None
+
+
 ENVELOPES: dict[str | None, type[_Envelope]] = {
     None: UsageEnvelope,
     "up": UpEnvelope,
@@ -395,6 +508,12 @@ ENVELOPES: dict[str | None, type[_Envelope]] = {
     "recover": RecoverEnvelope,
     "init": InitEnvelope,
     "drill": DrillEnvelope,
+    "prune": PruneEnvelope,
+    "routine": RoutineEnvelope,
+    "schedule": ScheduleEnvelope,
+    "schedule install": ScheduleInstallEnvelope,
+    "schedule status": ScheduleStatusEnvelope,
+    "schedule remove": ScheduleRemoveEnvelope,
 }
 
 # What a command's successful result is: restore's is the plan with --dry-run, doctor's
@@ -413,6 +532,11 @@ RESULTS: dict[str, tuple[type[BaseModel], ...]] = {
     "recover": (RecoverResult,),
     "init": (InitResult,),
     "drill": (DrillResult,),
+    "prune": (PruneResult,),
+    "routine": (RoutineResult,),
+    "schedule install": (ScheduleResult,),
+    "schedule status": (ScheduleResult,),
+    "schedule remove": (ScheduleResult,),
 }
 
 
@@ -444,7 +568,13 @@ def json_schema() -> dict[str, Any]:
         | KeysCheckEnvelope
         | RecoverEnvelope
         | InitEnvelope
-        | DrillEnvelope,
+        | DrillEnvelope
+        | PruneEnvelope
+        | RoutineEnvelope
+        | ScheduleEnvelope
+        | ScheduleInstallEnvelope
+        | ScheduleStatusEnvelope
+        | ScheduleRemoveEnvelope,
         Field(title="recoverctl --json envelope"),
     ]
     schema: dict[str, Any] = TypeAdapter(union).json_schema(by_alias=True)
