@@ -154,6 +154,7 @@ def checkout(tmp_path: Path, docker_client: docker.DockerClient) -> Iterator[Pro
     init_git(project)
     yield project
     tear_down(project)
+    remove_project(docker_client, project.name)  # and the backend image it built
 
 
 def git(project: Project, *args: str) -> str:
