@@ -14,7 +14,7 @@ from typing import Any
 from recoverctl.adapters import files, process
 from recoverctl.core import commands
 from recoverctl.core.stack import StackStatus
-from recoverctl.errors import StackError
+from recoverctl.errors import ErrorCode, RecoverctlError, StackError
 from recoverctl.services.session import StackSession
 from recoverctl.services.stack import Progress, bring_up, status, wait_ready
 
@@ -28,9 +28,15 @@ class UpResult:
     status: StackStatus
     built: bool
     seconds: float
+    backup: Path | None = None  # taken (and verified) before the update, when one was
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.status.to_json(), "built": self.built, "seconds": round(self.seconds, 1)}
+        return {
+            **self.status.to_json(),
+            "built": self.built,
+            "seconds": round(self.seconds, 1),
+            "backup": str(self.backup) if self.backup else None,
+        }
 
 
 @dataclass(frozen=True)
@@ -54,10 +60,35 @@ def ps(session: StackSession) -> StackStatus:
     return status(session.engine, ref)
 
 
-def up(session: StackSession, *, build: bool = True, progress: Progress = _quiet) -> UpResult:
+def up(
+    session: StackSession,
+    *,
+    build: bool = True,
+    progress: Progress = _quiet,
+    backup: bool | None = None,
+) -> UpResult:
+    """backup None: on for prod, off for dev. A backup is taken only from a running stack,
+    before compose rebuilds or recreates anything; if it fails, nothing is touched."""
     started = time.monotonic()
+    taken = None
+    if backup if backup is not None else session.settings.stack == "prod":
+        files.require_env_file(session.settings)  # the same first complaint as without it
+        taken = _backup_before_update(session, progress)
     ready = bring_up(session, build=build, progress=progress)
-    return UpResult(status=ready, built=build, seconds=time.monotonic() - started)
+    return UpResult(status=ready, built=build, seconds=time.monotonic() - started, backup=taken)
+
+
+def _backup_before_update(session: StackSession, progress: Progress) -> Path | None:
+    from recoverctl.services.routine import backup_verified
+
+    try:
+        session.db()
+    except RecoverctlError as exc:
+        if exc.code == ErrorCode.DB_NOT_RUNNING:
+            progress("no running database: nothing to back up before the update")
+            return None
+        raise
+    return backup_verified(session, step=progress).backup.path
 
 
 def plan_down(session: StackSession) -> DownPlan:

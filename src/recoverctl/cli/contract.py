@@ -61,6 +61,7 @@ class StackStatus(_Strict):
 class UpResult(StackStatus):
     built: bool
     seconds: float
+    backup: str | None
 
 
 class DownResult(_Strict):

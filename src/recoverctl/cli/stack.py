@@ -18,6 +18,15 @@ def up(
     no_build: Annotated[
         bool, typer.Option("--no-build", help="Start without rebuilding images.")
     ] = False,
+    backup: Annotated[
+        bool | None,
+        typer.Option(
+            "--backup/--no-backup",
+            help="Back up a running stack first (quick-verified, pushed when targets exist); "
+            "stops if that fails. Default: on with --prod, off for dev.",
+            show_default=False,
+        ),
+    ] = None,
     project_dir: options.ProjectDir = None,
     json: options.Json = False,
 ) -> None:
@@ -26,9 +35,11 @@ def up(
 
     session = options.session(prod, project_dir, json)
     with render.spinner(f"starting the {session.settings.stack} stack") as progress:
-        result = actions.up(session, build=not no_build, progress=progress)
+        result = actions.up(session, build=not no_build, progress=progress, backup=backup)
 
     def human() -> None:
+        if result.backup is not None:
+            render.out.print(f"backup before the update: {result.backup}")
         render.stack_table(result.status)
         render.out.print(f"[green]ready[/] in {result.seconds:.0f} s")
 
