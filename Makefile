@@ -7,13 +7,13 @@ BIN := $(VENV)/bin
 TEST_ENV := $(VENV)/test-env.sh
 SIZE ?= small
 
-.PHONY: all help up install venv test test-env lint unit e2e vault-test bench clean
+.PHONY: all help up tools install venv test test-env lint unit e2e vault-test bench clean
 
 all: test
 
 ## What each target does.
 help:
-	@awk '/^## / { doc = doc (doc ? " " : "") substr($$0, 4); next } \
+	@awk '/^## / { doc = doc (doc ? " " : "") substr($$0, 4); next } /^# / { next } \
 		/^[a-z0-9 -]+:/ && doc { split($$0, t, ":"); printf "  make %-11s %s\n", t[1], doc } \
 		{ doc = "" }' $(MAKEFILE_LIST)
 
@@ -22,8 +22,7 @@ help:
 # images where a registry answers and builds local ones where none does, makes the
 # virtualenv, and writes .env with `recoverctl init` when there is none (PORT: its port).
 up:
-	@bash scripts/test-env.sh --up
-	@$(MAKE) --no-print-directory $(BIN)/.runtime
+	@$(MAKE) --no-print-directory tools
 	@if [ -e .env ]; then echo "make up: .env exists: kept as it is"; \
 	else $(BIN)/recoverctl init $(if $(PORT),--port $(PORT)); fi
 	@bash scripts/test-env.sh --images .env
@@ -50,6 +49,13 @@ next:
       stops the stack; the data stays in its volume""")
 endef
 export UP_NEXT
+
+## What recoverctl needs here, no stack started (a recovery, playbook.md section 1): a
+## Docker engine and compose (root, when missing), .venv, the local images env files name.
+tools:
+	@bash scripts/test-env.sh --up
+	@$(MAKE) --no-print-directory $(BIN)/.runtime
+	@for f in .env .env.production; do if [ -e "$$f" ]; then bash scripts/test-env.sh --images "$$f"; fi; done
 
 # Enough to run recoverctl; `make venv` adds the test and vault tools on top.
 $(BIN)/.runtime: pyproject.toml

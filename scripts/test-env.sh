@@ -16,8 +16,8 @@ root=$(dirname "$here")
 mode=${1:-tests}
 case $mode in
     tests) me=test-env ;;
-    --up) me="make up" ;;
-    --images) me="make up"; env_file=${2:?usage: test-env.sh --images ENV_FILE} ;;
+    --up) me=setup ;;
+    --images) me=setup; env_file=${2:?usage: test-env.sh --images ENV_FILE} ;;
     *) printf 'usage: %s [--up | --images ENV_FILE]\n' "$0" >&2; exit 2 ;;
 esac
 log() { printf '%s: %s\n' "$me" "$*" >&2; }

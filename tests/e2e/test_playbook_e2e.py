@@ -92,6 +92,10 @@ def test_every_playbook_command_runs(drill: tuple[Project, Path]) -> None:
     step("down", "--volumes", input="rctl-e2e-drill\n")
     assert project.leftovers()["volumes"] == []
 
+    # 1) no env file left: init writes one, and never over the one that is there.
+    assert "init never overwrites it" in step("init", expect=1)
+    assert "created" in step("init", "--prod", "--host", "vault.example.com")
+
     # 1) ...and recovered in one command, on an empty volume.
     out = step("recover")
     assert "restored from" in out and "one step left" in out and "/key-backup/ and sign in, then Import" in out
