@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from recoverctl.errors import ErrorCode, RecoverctlError
+from recoverctl.errors import ErrorCode, Interrupted, RecoverctlError
 
 
 def typed(expected: str, prompt: str, unchanged: str) -> None:
     """Asks the person to type `expected`; `unchanged` says what was left alone otherwise."""
     try:
         answer = typer.prompt(prompt, err=True)
-    except (typer.Abort, EOFError):
+    except (typer.Abort, EOFError) as exc:
+        # click turns Ctrl-C and end of input alike into Abort; the context tells them apart.
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            raise Interrupted(
+                f"Stopped at the confirmation; {unchanged}.", "Run it again when ready."
+            ) from None
         raise RecoverctlError(
             f"No confirmation given; {unchanged}.",
             f"Run it in a terminal and type {expected}, or pass --yes.",

@@ -6,8 +6,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from recoverctl.errors import EXIT_FAILED, EXIT_OK
-
 Status = Literal["ok", "warn", "fail"]
 STATUSES: tuple[Status, ...] = get_args(Status)
 OK: Status = "ok"
@@ -55,8 +53,3 @@ class Finding:
 def worst(checks: Iterable[Check]) -> Status:
     """The most severe status; "ok" when there are no checks at all."""
     return max((c.status for c in checks), key=_RANK.__getitem__, default=OK)
-
-
-def exit_code(checks: Iterable[Check]) -> int:
-    # Warnings are advice: only a failure makes a doctor run exit non-zero.
-    return EXIT_FAILED if worst(checks) == FAIL else EXIT_OK
