@@ -52,6 +52,13 @@ ensure_offsite_tools() {
     log "off-site tools: $(age --version) (age), $(/usr/sbin/sshd -V 2>&1 | head -n 1)"
 }
 
+# The schedule's tests check the generated units with systemd-analyze verify (the systemd
+# package; no running systemd needed).
+ensure_systemd_analyze() {
+    command -v systemd-analyze >/dev/null 2>&1 || apt_install systemd
+    log "schedule tools: $(systemd-analyze --version | head -n 1) (systemd-analyze)"
+}
+
 ensure_engine() {
     command -v docker >/dev/null 2>&1 || apt_install docker.io
     if engine_answers; then log "docker engine answers"; return; fi
@@ -170,6 +177,7 @@ ensure_compose
 command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
 ensure_browser
 ensure_offsite_tools
+ensure_systemd_analyze
 build_image postgres "$POSTGRES_IMAGE" postgresql-15 &
 pg=$!
 build_image python "$PYTHON_IMAGE" python3,python3-venv,ca-certificates &
