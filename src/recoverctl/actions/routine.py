@@ -372,8 +372,10 @@ def _record(
     targets = dict(previous.targets) if previous else {}
     push_step = next((s for s in report.steps if s.name == "push"), None)
     if push_step is not None and push_step.status != "skipped":
-        ok = push_step.status == "ok"
+        # Per target when the push service says so; else the step's verdict for all.
+        said = service.copy_states(pushed.detail if pushed else None, report.error)
         for name in sorted(settings.targets):
+            ok = said.get(name, push_step.status == "ok")
             before = targets.get(name)
             targets[name] = TargetState(
                 ok=ok,

@@ -157,10 +157,24 @@ def push(session: StackSession, path: Path) -> Pushed:
         return Pushed(())
     push_backup = _push_service()
     try:
-        detail = push_backup(session, path)
+        # Under the project lock, as `push` and `backup` push: one writer per target.
+        with fsio.project_lock(session.project, "push"):
+            detail = push_backup(session, path)
     except RecoverctlError as exc:
         raise as_offsite(exc) from None
     return Pushed(targets, detail)
+
+
+def copy_states(*sources: object) -> dict[str, bool]:
+    """Per target, whether its copy succeeded, from what the push service returned or
+    raised (its results' copies); empty when it said nothing per target."""
+    states: dict[str, bool] = {}
+    for source in sources:
+        results = getattr(source, "results", None) or (source,)
+        for result in results:
+            for copy in getattr(result, "copies", ()) or ():
+                states[str(copy.target)] = getattr(copy, "status", "failed") != "failed"
+    return states
 
 
 def as_offsite(exc: RecoverctlError) -> RecoverctlError:
@@ -284,3 +298,26 @@ def save_record(settings: Settings, record: RoutineRecord) -> None:
     fsio.ensure_private_dir(path.parent)
     fsio.remove_quietly(path.with_name(path.name + ".partial"))
     fsio.write_atomic(path, json.dumps(record.model_dump(mode="json"), indent=2).encode())
+
+
+# --- is it scheduled (doctor) --------------------------------------------------------------
+
+
+def scheduled(settings: Settings, project: str) -> str | None:
+    """Where the routine of this stack is scheduled (the first form found), or None."""
+    from recoverctl.adapters.scheduler import Host
+    from recoverctl.core.schedule import cron_block_of, job_name
+
+    host = Host()
+    name = job_name(project, settings.stack)
+    timer = host.unit_dir() / f"{name}.timer"
+    if timer.exists():
+        return f"systemd timer {timer}"
+    cron_file = host.cron_dir() / name
+    if cron_file.exists():
+        return f"cron entry {cron_file}"
+    if host.uses_crontab():
+        with contextlib.suppress(RecoverctlError):
+            if cron_block_of(host.read_crontab(), name) is not None:
+                return f"crontab of {host.user}"
+    return None
