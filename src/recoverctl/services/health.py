@@ -989,7 +989,8 @@ def rpo_check(
         return Finding(
             FAIL,
             f"newest verified backup is {age_h:.0f} h old, over the {rpo_hours:g} h allowed",
-            f"recoverctl backup{flag} && recoverctl verify latest --deep{flag}; schedule it",
+            f"recoverctl backup{flag} && recoverctl verify latest --deep{flag}; schedule the "
+            f"routine: recoverctl schedule install{flag}",
         )
     return Finding(OK, f"newest verified backup {good[0].path.name} is {age_h:.1f} h old")
 
@@ -1036,6 +1037,50 @@ def space_check(free: int, size: int, folder: Path) -> Finding:
     if free < size * SPACE_MARGIN + 100 * mib:
         return Finding(WARN, text, "Free space soon: a backup needs up to the database's size")
     return Finding(OK, text)
+
+
+@check("backups.schedule", Group.BACKUPS)
+def _schedule(ctx: Context) -> Finding:
+    """The routine is scheduled: a systemd timer or a cron entry (recoverctl schedule
+    install)."""
+    from recoverctl.services.routine import scheduled
+
+    flag = " --prod" if ctx.settings.stack == "prod" else ""
+    where = scheduled(ctx.settings, ctx.session.project)
+    if where is None:
+        return Finding(
+            WARN,
+            f"no scheduled routine for the {ctx.settings.stack} stack: backups run only by hand",
+            f"recoverctl schedule install{flag}",
+        )
+    return Finding(OK, f"routine scheduled: {where}")
+
+
+@check("backups.routine", Group.BACKUPS)
+def _routine(ctx: Context) -> Finding | None:
+    """The last routine ended well, within rpo_hours."""
+    from recoverctl.services.routine import load_record
+
+    record = load_record(ctx.settings)
+    if record is None:
+        return None  # never ran: backups.schedule says whether one will
+    flag = " --prod" if ctx.settings.stack == "prod" else ""
+    age_h = (datetime.now(UTC) - record.finished_at).total_seconds() / 3600
+    when = f"{age_h:.1f} h ago"
+    if not record.ok:
+        return Finding(
+            FAIL,
+            f"the last routine failed {when} ({record.error_code}): {record.message}"
+            .replace("\n", " "),
+            f"recoverctl schedule status{flag}; run it by hand to see: recoverctl routine{flag}",
+        )
+    if age_h > ctx.settings.rpo_hours:
+        return Finding(
+            WARN,
+            f"the last routine ended {when}, over the {ctx.settings.rpo_hours:g} h allowed",
+            f"Is the timer running? recoverctl schedule status{flag}",
+        )
+    return Finding(OK, f"the last routine ended well {when} ({record.backup})")
 
 
 @check("backups.drill", Group.BACKUPS)
