@@ -91,3 +91,17 @@ def test_no_retention_policy_is_warned_about(tmp_path: Path) -> None:
     (host.root / "etc/cron.d").mkdir(parents=True)
     result = action.install(session, host=host)
     assert any("no [retention] policy" in w for w in result.warnings)
+
+
+def test_doctor_sees_what_install_wrote(tmp_path: Path, session: StackSession) -> None:
+    from recoverctl.services.routine import scheduled
+
+    host = Host(root=tmp_path / "machine", run_programs=False)
+    (host.root / "etc/cron.d").mkdir(parents=True)
+    assert scheduled(session.settings, session.project, host) is None
+    action.install(session, host=host)
+    assert scheduled(session.settings, session.project, host) == (
+        f"cron entry {host.cron_dir() / 'recoverctl-x-dev'}"
+    )
+    action.remove(session, host=host)
+    assert scheduled(session.settings, session.project, host) is None

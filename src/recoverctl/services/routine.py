@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from recoverctl.adapters import fsio
+from recoverctl.adapters.scheduler import Host
 from recoverctl.core.checks import FAIL, OK, Check, worst
 from recoverctl.core.manifest import VerifyResult
 from recoverctl.errors import ErrorCode, RecoverctlError
@@ -303,12 +304,11 @@ def save_record(settings: Settings, record: RoutineRecord) -> None:
 # --- is it scheduled (doctor) --------------------------------------------------------------
 
 
-def scheduled(settings: Settings, project: str) -> str | None:
+def scheduled(settings: Settings, project: str, host: Host | None = None) -> str | None:
     """Where the routine of this stack is scheduled (the first form found), or None."""
-    from recoverctl.adapters.scheduler import Host
     from recoverctl.core.schedule import cron_block_of, job_name
 
-    host = Host()
+    host = host or Host()
     name = job_name(project, settings.stack)
     timer = host.unit_dir() / f"{name}.timer"
     if timer.exists():
