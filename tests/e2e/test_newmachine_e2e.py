@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import stat
 import subprocess
+import tempfile
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -142,6 +144,28 @@ def test_make_up_on_a_clean_clone(clone: Path, tmp_path: Path) -> None:
     assert healthz(port)[0] == 200
 
 
+def test_without_root_the_step_that_needs_it_is_named() -> None:
+    """No Docker on the machine, and no root to install it: make up says so and stops."""
+    with tempfile.TemporaryDirectory() as tmp:
+        # A PATH with no docker: what the script needs before it finds Docker missing.
+        bin_dir = Path(tmp)
+        bin_dir.chmod(0o755)
+        for tool in ("dirname", "id", "python3"):
+            found = Path("/usr/bin", tool)
+            (bin_dir / tool).symlink_to(found if found.exists() else str(shutil.which(tool)))
+        argv = [str(shutil.which("bash")), str(REPO / "scripts/test-env.sh"), "--up"]
+        if os.getuid() == 0:
+            argv = [str(shutil.which("runuser")), "-u", "nobody", "--", *argv]
+        done = subprocess.run(
+            argv, env={"PATH": tmp}, capture_output=True, text=True, timeout=60, check=False
+        )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        "setup: error: need root to install docker.io (apt-get): run this again as root, "
+        "or install them yourself"
+    )
+
+
 # --- the code that matches the data ------------------------------------------------------
 
 
@@ -187,8 +211,8 @@ def test_a_checkout_older_than_the_data_is_refused(checkout: Project) -> None:
     assert (refused.returncode, document["error"]["code"]) == (1, "code_behind_data")
     name = Path(backup).name
     assert document["error"]["message"] == (
-        f"Refusing to restore {name}'s data has migration vault.{FUTURE}, which this checkout "
-        "lacks: the data is newer than the code. Nothing was changed."
+        f"Refusing to restore {name}: its data has migration vault.{FUTURE}, which this "
+        "checkout lacks: the data is newer than the code. Nothing was changed."
     )
     assert f"git checkout {commit[:12]}" in document["error"]["hint"]
     assert "--allow-newer-data" in document["error"]["hint"]

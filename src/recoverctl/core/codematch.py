@@ -65,11 +65,12 @@ class CodeMatch:
     def names(self) -> str:
         return ", ".join(f"{app}.{name}" for app, name in self.missing)
 
-    def message(self, backup: str) -> str:
+    @property
+    def message(self) -> str:
         one = len(self.missing) == 1
         return (
-            f"{backup}'s data has migration{'' if one else 's'} {self.names}, which this "
-            "checkout lacks: the data is newer than the code"
+            f"its data has migration{'' if one else 's'} {self.names}, which this checkout "
+            "lacks: the data is newer than the code"
         )
 
     def hint(self, flag: str) -> str:

@@ -143,11 +143,11 @@ def _code_notes(found: CodeMatch, path: Path, allowed: bool) -> tuple[str, ...]:
         return ()
     if not allowed:
         raise RestoreFailed(
-            f"Refusing to restore {found.message(path.name)}. Nothing was changed.",
+            f"Refusing to restore {path.name}: {found.message}. Nothing was changed.",
             found.hint("--allow-newer-data"),
             code=ErrorCode.CODE_BEHIND_DATA,
         )
-    return (f"{found.message(path.name)} (--allow-newer-data)",)
+    return (f"{path.name}: {found.message} (--allow-newer-data)",)
 
 
 def _refused(path: Path, checks: tuple[Check, ...], *, unchanged: bool = True) -> RestoreFailed:
