@@ -77,6 +77,10 @@ def test_every_playbook_command_runs(drill: tuple[Project, Path]) -> None:
     out = step("keys", "check", str(key_file), "--passphrase-stdin", input=PASSPHRASE + "\n")
     assert "opened 3 of 3 sampled secrets" in out
     assert "passphrase not checked" in step("keys", "check")
+
+    # 3) test your recovery: the backup brought back beside the live stack, then removed
+    out = step("drill", "--key-file", str(key_file), "--passphrase-stdin", input=PASSPHRASE + "\n")
+    assert "drill passed" in out and "opened 3 of 3 sampled secrets of alice" in out
     step("doctor", "--only", "git")
     step("doctor", "--only", "env", "--only", "stack")
 

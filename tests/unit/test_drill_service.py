@@ -236,10 +236,29 @@ def test_a_failed_step_is_recorded_and_the_stack_removed(stage: Stage, where: st
     assert r.result == "failed" and r.error is not None and r.error.code == "backup_corrupt"
     assert r.error.message.startswith("The drill failed while ")
     assert "Loading the backup failed: bad" in r.error.message
-    assert r.error.message.endswith("the drill stack vault-dev-drill was removed.")
+    assert r.error.message.endswith("The drill stack vault-dev-drill was removed.")
     if where != "up":  # a stack that did not come up has its own hint (below)
         assert r.error.hint == "Try another one."
     assert (r.recovery_seconds is None) == (where != "checks")
+
+
+def test_a_restore_failure_is_told_for_the_drill(stage: Stage) -> None:
+    """What a restore adds after the cause (its rollback, what to run on the live stack) is
+    moot once the drill stack is gone: the cause, where it happened, and the drill's advice."""
+    stage.fail["restore"] = RecoverctlError(
+        "a query in the db container failed (exit 137). Rolling back could not finish (gone): "
+        "vault still holds the previous data. Once the database answers: recoverctl up.",
+        "Check `recoverctl logs db`.",
+        code=ErrorCode.ROLLBACK_INCOMPLETE,
+        details="psql: server closed the connection",
+    )
+    error = stage.run().record.error
+    assert error is not None and error.code == "rollback_incomplete"
+    assert error.message == (
+        "The drill failed while restore: creating vault__restore_x: a query in the db container "
+        "failed (exit 137). The drill stack vault-dev-drill was removed."
+    )
+    assert error.hint == drills.DRILL_HINT and error.details == "psql: server closed the connection"
 
 
 def test_a_stack_that_does_not_come_up_says_so(stage: Stage) -> None:

@@ -237,6 +237,7 @@ class DrillError(_Strict):
     code: ErrorCode
     message: str
     hint: str | None
+    details: str | None
 
 
 class DrillResult(_Strict):

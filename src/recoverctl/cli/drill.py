@@ -111,7 +111,9 @@ def _show(result: DrillResult) -> None:
 def _failure(result: DrillResult) -> RecoverctlError:
     r = result.record
     if r.error is not None:
-        return RecoverctlError(r.error.message, r.error.hint, code=ErrorCode(r.error.code))
+        return RecoverctlError(
+            r.error.message, r.error.hint, code=ErrorCode(r.error.code), details=r.error.details
+        )
     if r.leftovers:
         return RecoverctlError(
             f"The drill passed, but its stack {r.drill_project} is not all removed: "

@@ -78,6 +78,7 @@ class DrillError(BaseModel):
     code: str
     message: str
     hint: str | None = None
+    details: str | None = None  # supporting evidence: a service's last log lines
 
 
 class DrillRecord(BaseModel):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import shutil
 import tempfile
 import time
@@ -316,10 +317,12 @@ def _start(drill: StackSession, progress: Progress) -> None:
     try:
         bring_up(drill, build=True, progress=progress, env=commands.port_env(None))
     except RecoverctlError as exc:
-        raise exc.with_message(
+        raise _StepFailed(
             f"The drill stack did not come up: {exc.message}",
             "Its last log lines are above; fix the cause (recoverctl up shows the same on the "
             "live stack), then run the drill again.",
+            code=exc.code,
+            details=exc.details,
         ) from None
 
 
@@ -421,10 +424,38 @@ def _cleanup_hint(project: str) -> str:
     )
 
 
-def _teardown_outcome(project: str, leftovers: tuple[str, ...]) -> str:
+def _teardown_outcome(project: str, leftovers: tuple[str, ...], start: str = "the") -> str:
     if not leftovers:
-        return f"the drill stack {project} was removed."
-    return f"the drill stack {project} is not all removed: {', '.join(leftovers[:4])}."
+        return f"{start} drill stack {project} was removed."
+    return f"{start} drill stack {project} is not all removed: {', '.join(leftovers[:4])}."
+
+
+# Failures whose own hint is about the backup or the key, which the drill did not change.
+KEEP_HINT = frozenset(
+    {
+        ErrorCode.BACKUP_NOT_FOUND,
+        ErrorCode.BACKUP_CORRUPT,
+        ErrorCode.MANIFEST_DAMAGED,
+        ErrorCode.UNSAFE_PATH,
+        ErrorCode.KEY_FILE_INVALID,
+        ErrorCode.KEY_MISMATCH,
+    }
+)
+DRILL_HINT = (
+    "The live stack was not touched. Fix the cause, then run the drill again; its record "
+    "in backups/drills has each step's time."
+)
+_SENTENCE_END = re.compile(r"\.\s+(?=[A-Z])")
+
+
+class _StepFailed(RecoverctlError):
+    """A failure the drill told in its own words (its hint is for the drill)."""
+
+
+def _cause(message: str) -> str:
+    """The failure's first sentence: what a restore adds after it (how it rolled back, what
+    to run on the live stack) is moot once the drill stack is removed."""
+    return _SENTENCE_END.split(message.strip(), maxsplit=1)[0].rstrip(".")
 
 
 def _as_failure(
@@ -435,10 +466,16 @@ def _as_failure(
     if isinstance(error, RecoverctlError):
         if error.code is ErrorCode.INTERRUPTED:
             return None
+        if leftovers:
+            hint: str | None = _cleanup_hint(project)
+        elif isinstance(error, _StepFailed) or error.code in KEEP_HINT:
+            hint = error.hint
+        else:  # the step's own advice is for the live stack: this one is gone already
+            hint = DRILL_HINT
         return RecoverctlError(
-            f"The drill failed while {step}: {error.message.rstrip('.')}. "
-            + _teardown_outcome(project, leftovers),
-            error.hint if not leftovers else _cleanup_hint(project),
+            f"The drill failed while {step}: {_cause(error.message)}. "
+            + _teardown_outcome(project, leftovers, start="The"),
+            hint,
             code=error.code,
             details=error.details,
         )
@@ -481,7 +518,12 @@ def _record(
         steps=tuple(StepTime(step=s, seconds=round(t, 2)) for s, t in clock.steps),
         checks=tuple(CheckRow.of(c) for c in run.checks),
         error=(
-            DrillError(code=str(failure.code), message=failure.message, hint=failure.hint)
+            DrillError(
+                code=str(failure.code),
+                message=failure.message,
+                hint=failure.hint,
+                details=failure.details,
+            )
             if failure is not None
             else None
         ),
