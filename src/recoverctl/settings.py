@@ -240,6 +240,9 @@ class Settings(BaseModel):
     # From the settings file only: [encryption] and [targets.NAME] (off-site copies).
     encryption: EncryptionSettings = EncryptionSettings()
     targets: dict[str, TargetSettings] = Field(default_factory=dict)
+    # The age private key that opens them (pull, restore and recover from a target); the
+    # --identity flag wins, then RECOVERCTL_IDENTITY_FILE, then this.
+    identity_file: AbsolutePath | None = None
 
     @field_validator("project_name")
     @classmethod
@@ -289,6 +292,7 @@ CONFIG_KEYS = (
     "drill_every",
     "drill_days",
     "rto_minutes",
+    "identity_file",
 )
 
 
@@ -391,6 +395,7 @@ def resolve_settings(
         ("drill_days", "DRILL_DAYS"),
         ("rto_minutes", "RTO_MINUTES"),
         ("key_file", "KEY_FILE"),
+        ("identity_file", "IDENTITY_FILE"),
     ):
         value = env.get(ENV_PREFIX + var)
         if value:

@@ -59,7 +59,12 @@ JSON_COMMANDS = sorted(
     path for path, c in COMMANDS.items() if any(p.name == "json" for p in c.params)
 )
 # The least each command needs to get past its own argument parsing.
-ARGS: dict[str, list[str]] = {"verify": ["latest"], "restore": ["latest"]}
+ARGS: dict[str, list[str]] = {
+    "verify": ["latest"],
+    "restore": ["latest"],
+    "pull": ["latest", "--target", "nas"],
+    "keys new-identity": ["/nonexistent/identity.txt"],
+}
 
 
 def envelope(result: Result) -> dict[str, Any]:

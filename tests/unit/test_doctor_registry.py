@@ -51,7 +51,7 @@ def test_every_check_is_declared_once() -> None:
 
 
 def test_every_group_has_checks_in_registry_order() -> None:
-    assert doctor.GROUPS == tuple(Group) == ("env", "git", "key", "stack", "backups")
+    assert doctor.GROUPS == tuple(Group) == ("env", "git", "key", "stack", "backups", "targets")
     groups = [s.group for s in REGISTRY]
     assert sorted(set(groups), key=groups.index) == list(Group)
     # Grouped: a group's checks are not scattered through the registry.

@@ -13,7 +13,7 @@ from recoverctl.core import pg
 from recoverctl.core.checks import FAIL, Check, worst
 from recoverctl.core.restore_plan import RestorePlan
 from recoverctl.errors import ErrorCode, RecoverctlError
-from recoverctl.services import catalog, health, restore
+from recoverctl.services import catalog, health, offsite, restore
 from recoverctl.services.session import StackSession
 from recoverctl.services.stack import Progress, bring_up, wait_ready
 from recoverctl.settings import Settings
@@ -93,10 +93,18 @@ def recover(
     confirm: Confirm = _quiet,
     progress: Progress = _quiet,
     allow_newer_data: bool = False,
+    target: str | None = None,
+    identity: Path | None = None,
 ) -> RecoverResult:
+    """With target, the backup comes from that off-site target (spec names the copy there,
+    default its newest complete one): a machine with no local backup recovers from it."""
     started = time.monotonic()
     settings = session.settings
     steps: list[str] = []
+    identity = identity or settings.identity_file
+    if target is not None:
+        # Before the stack comes up: a wrong key or target name is told in a second.
+        offsite.check_source(session, target, identity)
 
     def step(text: str) -> None:
         steps.append(text)
@@ -108,7 +116,11 @@ def recover(
     restored: Path | None = None
     skipped: str | None = None
     if rows == 0 or spec:
-        chosen = pick_backup(settings, spec)
+        if target is not None:
+            step(f"pulling {spec or 'the newest copy'} from target {target}")
+            chosen = str(offsite.fetch(session, target, spec or offsite.LATEST, identity))
+        else:
+            chosen = pick_backup(settings, spec)
         try:
             prep = restore.prepare(
                 session, chosen, safety_backup=rows > 0, allow_newer_data=allow_newer_data
@@ -119,7 +131,13 @@ def recover(
                     f"The database is empty and there is no {settings.stack} backup in "
                     f"{settings.backup_dir}.",
                     "Copy your newest backup (and its .json manifest) there, then: "
-                    "recoverctl recover --from FILE",
+                    "recoverctl recover --from FILE"
+                    + (
+                        "; or recover from an off-site copy: recoverctl recover --target "
+                        f"{sorted(settings.targets)[0]} --identity FILE"
+                        if settings.targets
+                        else ""
+                    ),
                     code=ErrorCode.BACKUP_NOT_FOUND,
                 ) from None
             raise

@@ -4,6 +4,9 @@ The machinery lives in services/restore.py, which recover shares."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from recoverctl.services import offsite
 from recoverctl.services import restore as swap
 from recoverctl.services.restore import OnBytes, Prepared, RestoreResult, Step
 from recoverctl.services.session import StackSession
@@ -20,9 +23,14 @@ def prepare(
     safety_backup: bool = True,
     dry_run: bool = False,
     allow_newer_data: bool = False,
+    target: str | None = None,
+    identity: Path | None = None,
 ) -> Prepared:
     """Verifies and plans; changes nothing. A dry run hashes the file now, since no load
-    will."""
+    will. With target, the file is pulled from that off-site target first (services/
+    offsite.py:fetch): spec names the copy there, or latest."""
+    if target is not None:
+        spec = str(offsite.fetch(session, target, spec, identity or session.settings.identity_file))
     return swap.prepare(
         session,
         spec,

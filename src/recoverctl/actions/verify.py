@@ -12,7 +12,8 @@ from typing import Any
 from recoverctl.core.checks import FAIL, OK, Check, worst
 from recoverctl.core.manifest import Manifest, VerifyResult
 from recoverctl.core.naming import Format
-from recoverctl.services import catalog
+from recoverctl.errors import ErrorCode, RecoverctlError
+from recoverctl.services import catalog, offsite
 from recoverctl.services.checks import deep_check, quick_checks, with_sha256
 from recoverctl.services.load import OnBytes
 from recoverctl.services.session import StackSession
@@ -45,6 +46,91 @@ class VerifyReport:
             "checks": [c.to_json() for c in self.checks],
             "seconds": round(self.seconds, 2),
         }
+
+
+@dataclass(frozen=True)
+class OffsiteReport:
+    """verify --target: a copy on an off-site target. Without an identity its sealed
+    objects are read back and compared with what was uploaded; with one it is pulled to a
+    scratch folder and verified as a local backup (quick or deep)."""
+
+    target: str
+    location: str
+    backup: str
+    decrypted: bool
+    deep: bool
+    format: Format | None
+    checks: tuple[Check, ...]
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return worst(self.checks) != FAIL
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "location": self.location,
+            "backup": self.backup,
+            "ok": self.ok,
+            "decrypted": self.decrypted,
+            "deep": self.deep,
+            "format": self.format,
+            "checks": [c.to_json() for c in self.checks],
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def verify_offsite(
+    session: StackSession,
+    spec: str,
+    *,
+    target: str,
+    identity: Path | None = None,
+    deep: bool = False,
+    on_bytes: OnBytes = _no_progress,
+) -> OffsiteReport:
+    identity = identity or session.settings.identity_file
+    started = time.monotonic()
+    if identity is None:
+        if deep:
+            raise RecoverctlError(
+                "--deep restores the copy, which needs the private key to open it.",
+                "Pass --identity FILE (or set RECOVERCTL_IDENTITY_FILE); without it, "
+                "verify --target checks the sealed objects only.",
+                code=ErrorCode.IDENTITY_INVALID,
+            )
+        sealed = offsite.check_sealed(session, target, spec, on_bytes=on_bytes)
+        return OffsiteReport(
+            sealed.target,
+            sealed.location,
+            sealed.backup,
+            False,
+            False,
+            sealed.manifest.format if sealed.manifest else None,
+            sealed.checks,
+            sealed.seconds,
+        )
+    pulled = offsite.pull(session, target, spec, identity, offsite.scratch_dir(session))
+    local = verify(session, str(pulled.path), deep=deep, on_bytes=on_bytes)
+    fetched = Check(
+        "offsite",
+        OK,
+        f"pulled from target {target}: sealed bytes as uploaded (sha256 "
+        f"{pulled.remote.data.sha256[:12]}…), "
+        + ("decrypted, " if pulled.remote.encryption == "age" else "in clear, ")
+        + "the backup's sha256 as in its manifest",
+    )
+    return OffsiteReport(
+        target,
+        pulled.location,
+        pulled.path.name,
+        True,
+        deep,
+        local.format,
+        (fetched, *local.checks),
+        time.monotonic() - started,
+    )
 
 
 def verify(

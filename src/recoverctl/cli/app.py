@@ -204,12 +204,13 @@ def _root(
 
 
 def _register() -> None:
-    from recoverctl.cli import backups, care, drill, init, stack, unattended
+    from recoverctl.cli import backups, care, drill, init, offsite, stack, unattended
 
     init.register(app)
     stack.register(app)
     backups.register(app)
     care.register(app)
+    offsite.register(app)
     unattended.register(app)
     drill.register(app)
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from recoverctl.cli import options, plans, render
+from recoverctl.cli import offsite, options, plans, render
 from recoverctl.errors import ErrorCode, RecoverctlError, UsageError
 
 FormatOpt = Annotated[
@@ -47,6 +47,7 @@ def backup(
         result = action.backup(session, fmt=fmt, output_dir=output_dir, on_bytes=on_bytes)  # type: ignore[arg-type]
     for w in result.warnings:
         render.warn(w)
+    done, failed = offsite.push_after_backup(session, result)
 
     def human() -> None:
         m = result.manifest
@@ -56,16 +57,25 @@ def backup(
             f"  {render.size(m.size)}, {m.format}, {len(m.tables)} tables, {rows} rows, "
             f"{m.duration_seconds:.1f} s\n  sha256 {m.sha256}"
         )
+        offsite.show_copies(done)
 
-    render.emit(result, human)
+    render.emit(done, human)
+    if failed is not None:
+        raise failed
 
 
 def list_(
     prod: options.Prod = False,
+    target: offsite.Target = None,
     project_dir: options.ProjectDir = None,
     json: options.Json = False,
 ) -> None:
-    """List this stack's backups: age, size, format and verification state."""
+    """List this stack's backups: age, size, format and verification state.
+
+    With --target, what that off-site target holds, each backup complete or not."""
+    if target:
+        offsite.list_target(options.session(prod, project_dir, json), target)
+        return
     from rich.table import Table
 
     from recoverctl.actions import listing as action
@@ -115,13 +125,20 @@ def verify(
         bool, typer.Option("--deep", help="Also restore it into a throwaway database.")
     ] = False,
     prod: options.Prod = False,
+    target: offsite.Target = None,
+    identity: offsite.Identity = None,
     project_dir: options.ProjectDir = None,
     json: options.Json = False,
 ) -> None:
-    """Check a backup; exit 0 only when it is good. --deep proves it restores."""
+    """Check a backup; exit 0 only when it is good. --deep proves it restores.
+
+    With --target, a copy there: its sealed objects, or with an identity the backup itself."""
     from recoverctl.actions import verify as action
 
     session = options.session(prod, project_dir, json)
+    if target:
+        offsite.verify_target(session, spec, target=target, identity=identity, deep=deep)
+        return
     with render.transfer("restoring into a throwaway database") as on_bytes:
         report = action.verify(session, spec, deep=deep, on_bytes=on_bytes)
 
@@ -152,10 +169,14 @@ def restore(
         typer.Option("--no-safety-backup", help="Skip the backup of the current database."),
     ] = False,
     allow_newer_data: AllowNewerData = False,
+    target: offsite.Target = None,
+    identity: offsite.Identity = None,
     project_dir: options.ProjectDir = None,
     json: options.Json = False,
 ) -> None:
-    """Replace the database with a backup: verified first, swapped in whole, or not at all."""
+    """Replace the database with a backup: verified first, swapped in whole, or not at all.
+
+    With --target, the backup is pulled from that off-site target first."""
     from recoverctl.actions import restore as action
 
     session = options.session(prod, project_dir, json)
@@ -166,6 +187,8 @@ def restore(
             safety_backup=not no_safety_backup,
             dry_run=dry_run,
             allow_newer_data=allow_newer_data,
+            target=target or None,
+            identity=identity,
         )
     plan = prep.plan
     if dry_run:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from recoverctl.cli import options, render
+from recoverctl.cli import offsite, options, render
 from recoverctl.errors import ErrorCode, RecoverctlError, UsageError
 
 
@@ -18,8 +18,8 @@ def doctor(
         list[str] | None,
         typer.Option(
             "--only",
-            help="Only these checks, repeatable: a group (env, git, key, stack, backups), "
-            "a check's name, or the start of names (db). See --list.",
+            help="Only these checks, repeatable: a group (env, git, key, stack, backups, "
+            "targets), a check's name, or the start of names (db). See --list.",
         ),
     ] = None,
     list_: Annotated[
@@ -141,10 +141,14 @@ def recover(
             help="Restore even when the backup's data has a migration this checkout lacks.",
         ),
     ] = False,
+    target: offsite.Target = None,
+    identity: offsite.Identity = None,
     project_dir: options.ProjectDir = None,
     json: options.Json = False,
 ) -> None:
-    """The playbook's quick recovery: env check, up, restore if the database is empty, checks."""
+    """The playbook's quick recovery: env check, up, restore if the database is empty, checks.
+
+    With --target, the backup comes from that off-site target (--from names the copy)."""
     from recoverctl.actions import recover as action
     from recoverctl.cli import plans
     from recoverctl.core.restore_plan import RestorePlan
@@ -163,6 +167,8 @@ def recover(
             confirm=confirm,
             progress=progress,
             allow_newer_data=allow_newer_data,
+            target=target or None,
+            identity=identity,
         )
 
     def human() -> None:

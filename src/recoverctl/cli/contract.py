@@ -71,6 +71,92 @@ class DownResult(_Strict):
     newest_backup: str | None
 
 
+class CopyError(_Strict):
+    code: ErrorCode
+    message: str
+    hint: str | None
+
+
+class OffsiteCopy(_Strict):
+    """One backup on one target, after a push (backup's `offsite`, push's `copies`)."""
+
+    target: str
+    location: str
+    backup: str
+    status: Literal["pushed", "present", "failed"]
+    encryption: Literal["age", "none"]
+    size: int
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None
+    seconds: float
+    removed: list[str]
+    error: CopyError | None
+
+
+class PushResult(_Strict):
+    ok: bool
+    copies: list[OffsiteCopy]
+
+
+class RemoteBackup(_Strict):
+    name: str
+    complete: bool
+    created: str | None
+    uploaded: str | None
+    size: int
+    plain_size: int | None
+    format: Format | None
+    encryption: Literal["age", "none"] | None
+    objects: list[str]
+    problems: list[str]
+
+
+class TargetListResult(_Strict):
+    """list --target."""
+
+    target: str
+    location: str
+    encryption: Literal["age", "none"]
+    backups: list[RemoteBackup]
+    foreign: list[str]
+
+
+class OffsiteVerifyResult(_Strict):
+    """verify --target."""
+
+    target: str
+    location: str
+    backup: str
+    ok: bool
+    decrypted: bool
+    deep: bool
+    format: Format | None
+    checks: list[Check]
+    seconds: float
+
+
+class PullResult(_Strict):
+    target: str
+    location: str
+    backup: str
+    path: str
+    manifest: str
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    size: int
+    format: Format
+    stack: Stack
+    created: str
+    encryption: Literal["age", "none"]
+    sealed_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    seconds: float
+
+
+class NewIdentityResult(_Strict):
+    path: str
+    recipient: Annotated[str, Field(pattern=r"^age1[02-9ac-hj-np-z]{58}$")]
+    mode: Literal["0600"]
+    next_steps: list[str]
+
+
 class BackupResult(_Strict):
     path: str
     manifest: str
@@ -82,6 +168,7 @@ class BackupResult(_Strict):
     tables: dict[str, int | None]
     duration_seconds: float
     warnings: list[str]
+    offsite: list[OffsiteCopy] = Field(default_factory=list)
 
 
 class BackupEntry(_Strict):
@@ -183,7 +270,7 @@ class DoctorResult(_Strict):
 
 class DeclaredCheck(_Strict):
     name: str
-    group: Literal["env", "git", "key", "stack", "backups"]
+    group: Literal["env", "git", "key", "stack", "backups", "targets"]
     needs: list[str]
     about: str
 
@@ -414,12 +501,27 @@ class BackupEnvelope(_Envelope):
 
 class ListEnvelope(_Envelope):
     command: Literal["list"]
-    result: ListResult | None
+    result: ListResult | TargetListResult | None
 
 
 class VerifyEnvelope(_Envelope):
     command: Literal["verify"]
-    result: VerifyResult | None
+    result: VerifyResult | OffsiteVerifyResult | None
+
+
+class PushEnvelope(_Envelope):
+    command: Literal["push"]
+    result: PushResult | None
+
+
+class PullEnvelope(_Envelope):
+    command: Literal["pull"]
+    result: PullResult | None
+
+
+class KeysNewIdentityEnvelope(_Envelope):
+    command: Literal["keys new-identity"]
+    result: NewIdentityResult | None
 
 
 class RestoreEnvelope(_Envelope):
@@ -516,6 +618,9 @@ ENVELOPES: dict[str | None, type[_Envelope]] = {
     "schedule install": ScheduleInstallEnvelope,
     "schedule status": ScheduleStatusEnvelope,
     "schedule remove": ScheduleRemoveEnvelope,
+    "push": PushEnvelope,
+    "pull": PullEnvelope,
+    "keys new-identity": KeysNewIdentityEnvelope,
 }
 
 # What a command's successful result is: restore's is the plan with --dry-run, doctor's
@@ -526,8 +631,8 @@ RESULTS: dict[str, tuple[type[BaseModel], ...]] = {
     "ps": (StackStatus,),
     "restart": (StackStatus,),
     "backup": (BackupResult,),
-    "list": (ListResult,),
-    "verify": (VerifyResult,),
+    "list": (ListResult, TargetListResult),
+    "verify": (VerifyResult, OffsiteVerifyResult),
     "restore": (RestorePlan, RestoreResult),
     "doctor": (DoctorResult, DoctorList),
     "keys check": (KeyCheckResult,),
@@ -539,6 +644,9 @@ RESULTS: dict[str, tuple[type[BaseModel], ...]] = {
     "schedule install": (ScheduleResult,),
     "schedule status": (ScheduleResult,),
     "schedule remove": (ScheduleResult,),
+    "push": (PushResult,),
+    "pull": (PullResult,),
+    "keys new-identity": (NewIdentityResult,),
 }
 
 
@@ -576,7 +684,10 @@ def json_schema() -> dict[str, Any]:
         | ScheduleEnvelope
         | ScheduleInstallEnvelope
         | ScheduleStatusEnvelope
-        | ScheduleRemoveEnvelope,
+        | ScheduleRemoveEnvelope
+        | PushEnvelope
+        | PullEnvelope
+        | KeysNewIdentityEnvelope,
         Field(title="recoverctl --json envelope"),
     ]
     schema: dict[str, Any] = TypeAdapter(union).json_schema(by_alias=True)

@@ -39,6 +39,13 @@ def settings(prod: bool, project_dir: Path | None, json: bool = False) -> Settin
 
 def session(prod: bool, project_dir: Path | None, json: bool = False) -> StackSession:
     """The one session a command's action works with (see services/session.py)."""
+    from typer._click.globals import get_current_context
+
     from recoverctl.services.session import StackSession
 
-    return StackSession(settings(prod, project_dir, json))
+    made = StackSession(settings(prod, project_dir, json))
+    # Closed when the command ends, however it ends: targets disconnected, temp files gone.
+    ctx = get_current_context(silent=True)
+    if ctx is not None:
+        ctx.call_on_close(made.close)
+    return made

@@ -3,6 +3,7 @@ each made on first use and kept for the rest of the command."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,12 +15,13 @@ from dotenv import dotenv_values
 from recoverctl.adapters import compose, files
 from recoverctl.core import commands
 from recoverctl.core.compose_model import ComposeModel
-from recoverctl.errors import ConfigError, ErrorCode
+from recoverctl.errors import ConfigError, ErrorCode, RecoverctlError
 from recoverctl.settings import Settings, project_name
 
 if TYPE_CHECKING:
     from recoverctl.adapters.engine import Engine
     from recoverctl.adapters.pgexec import Db
+    from recoverctl.adapters.targets import Target
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,8 @@ class StackSession:
         self._engine: Engine | None = None
         self._db: Db | None = None
         self._secrets: tuple[str, ...] | None = None
+        self._targets: dict[str, Target] = {}
+        self._on_close: list[Callable[[], None]] = []
 
     @property
     def ref(self) -> StackRef:
@@ -130,3 +134,35 @@ class StackSession:
     def forget_db(self) -> None:
         """After the stack was (re)created: the next db() finds the new container."""
         self._db = None
+
+    def target(self, name: str) -> Target:
+        """The storage target configured as [targets.NAME], opened on first use (it connects
+        on its first operation) and closed with the session."""
+        if name not in self._targets:
+            found = self.settings.targets.get(name)
+            if found is None:
+                known = ", ".join(sorted(self.settings.targets)) or "none is configured"
+                raise RecoverctlError(
+                    f"No target {name!r} in the settings.",
+                    f"Targets: {known} ([targets.NAME] in the settings file).",
+                    code=ErrorCode.TARGET_NOT_FOUND,
+                )
+            from recoverctl.adapters.targets import open_target
+
+            self._targets[name] = open_target(name, found)
+        return self._targets[name]
+
+    def on_close(self, fn: Callable[[], None]) -> None:
+        """Runs fn when the command ends (a temporary folder to remove), last added first."""
+        self._on_close.append(fn)
+
+    def close(self) -> None:
+        """The end of the command: targets disconnected, temporary things removed. Never
+        raises: the command's own outcome is what is reported."""
+        targets, self._targets = self._targets, {}
+        for t in targets.values():
+            with contextlib.suppress(Exception):
+                t.close()
+        while self._on_close:
+            with contextlib.suppress(Exception):
+                self._on_close.pop()()

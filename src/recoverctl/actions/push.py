@@ -1,0 +1,121 @@
+"""push: copy local backups to the off-site targets again (after a target was down), or,
+with --missing, every local backup a target lacks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from recoverctl.adapters import fsio
+from recoverctl.errors import ErrorCode, RecoverctlError, UsageError
+from recoverctl.services import catalog, offsite
+from recoverctl.services.offsite import Copy, OffsiteFailed, OnBytes, PushResult, Step
+from recoverctl.services.session import StackSession
+
+# A target failing for one of these fails the same way for every backup: it is not tried
+# again in the same run (an unreachable server would cost its timeouts once per backup).
+_TARGET_WIDE = {
+    ErrorCode.TARGET_UNREACHABLE,
+    ErrorCode.TARGET_REFUSED,
+    ErrorCode.TARGET_NOT_FOUND,
+    ErrorCode.ENCRYPTION_REQUIRED,
+    ErrorCode.CONFIG_INVALID,
+}
+
+
+def _quiet(_: object) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class PushReport:
+    results: tuple[PushResult, ...]
+
+    @property
+    def copies(self) -> tuple[Copy, ...]:
+        return tuple(c for r in self.results for c in r.copies)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "copies": [c.to_json() for c in self.copies]}
+
+
+def push(
+    session: StackSession,
+    spec: str | None,
+    *,
+    targets: Sequence[str] | None = None,
+    missing: bool = False,
+    step: Step = _quiet,
+    on_bytes: OnBytes | None = None,
+) -> PushReport:
+    """One backup (FILE or latest) to every target or those named; with missing, every
+    local backup of this stack that a target lacks, newest first. Raises OffsiteFailed
+    (exit 3, with the report's results) when a copy failed."""
+    if missing and spec:
+        raise UsageError(
+            "Pass a backup or --missing, not both.",
+            "recoverctl push latest, or recoverctl push --missing.",
+        )
+    names = offsite.target_names(session, targets)
+    if not names:
+        raise RecoverctlError(
+            "No off-site target is configured.",
+            "Add a [targets.NAME] table to the settings file (README: Off-site copies).",
+            code=ErrorCode.TARGET_NOT_FOUND,
+        )
+    settings = session.settings
+    paths = (
+        _local_backups(session) if missing else [catalog.resolve_backup(settings, spec or "latest")]
+    )
+    results: list[PushResult] = []
+    broken: dict[str, RecoverctlError] = {}
+    with fsio.project_lock(session.project, "push"):
+        for path in paths:
+            live = [n for n in names if n not in broken]
+            skipped = tuple(_skipped(session, n, path, broken[n]) for n in names if n in broken)
+            if not live:
+                results.append(PushResult(path, skipped))
+                continue
+            try:
+                result = offsite.push_backup(
+                    session, path, targets=live, step=step, on_bytes=on_bytes
+                )
+            except OffsiteFailed as exc:
+                result = exc.results[-1]
+            results.append(PushResult(path, result.copies + skipped))
+            for c in result.failed:
+                if c.error is not None and c.error.code in _TARGET_WIDE:
+                    broken[c.target] = c.error
+    report = PushReport(tuple(results))
+    if not report.ok:
+        raise offsite.failure(report.results)
+    return report
+
+
+def _local_backups(session: StackSession) -> list[Path]:
+    listing = catalog.list_backups(session.settings)
+    found = [e.path for e in listing.entries if e.stack == session.settings.stack]
+    if not found:
+        raise RecoverctlError(
+            f"No {session.settings.stack} backup with a manifest in {listing.folder}.",
+            "Make one: recoverctl backup",
+            code=ErrorCode.BACKUP_NOT_FOUND,
+        )
+    return found
+
+
+def _skipped(session: StackSession, name: str, path: Path, error: RecoverctlError) -> Copy:
+    return Copy(
+        name,
+        session.target(name).location,
+        path.name,
+        "failed",
+        session.settings.targets[name].encryption,
+        error=error,
+    )

@@ -1,0 +1,336 @@
+"""services/offsite.py over real folder targets in a tmp folder: push, list, the sealed
+check and pull, with every refusal the e2e suite drives against real servers, in
+milliseconds. No engine: pushing and pulling never need one."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from recoverctl import failpoints
+from recoverctl.adapters import seal
+from recoverctl.core import offsite as core
+from recoverctl.core.manifest import Manifest
+from recoverctl.errors import ErrorCode, RecoverctlError
+from recoverctl.services import offsite
+from recoverctl.services.session import StackSession
+from recoverctl.settings import DirTargetSettings, EncryptionSettings, Settings
+
+B1 = "backup_2026-11-28_030000.dump"
+B2 = "backup_2026-11-29_030000.dump"
+TABLES: dict[str, int | None] = {"public.vault_secret": 42, "public.auth_user": 3}
+
+
+def write_backup(folder: Path, name: str, data: bytes) -> Path:
+    """A local backup as recoverctl backup leaves it: the file and its manifest."""
+    folder.mkdir(mode=0o700, exist_ok=True)
+    path = folder / name
+    path.write_bytes(data)
+    manifest = Manifest(
+        file=name,
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+        format="custom",
+        database="vault",
+        project="vault-dev",
+        stack="dev",
+        server_version="16.4",
+        pg_dump_version="16.4",
+        tables=TABLES,
+        migrations={"vault": "0003_x"},
+        started_at=datetime.strptime(name[7:24], "%Y-%m-%d_%H%M%S").replace(tzinfo=UTC),
+        duration_seconds=1.0,
+        recoverctl_version="0.1.0",
+    )
+    path.with_name(name + ".json").write_text(json.dumps(manifest.model_dump(mode="json")))
+    return path
+
+
+class World:
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.root = tmp / "project"
+        self.root.mkdir()
+        (self.root / "docker-compose.dev.yml").write_text("name: vault-dev\nservices: {}\n")
+        self.safe = tmp / "safe"
+        self.safe.mkdir(mode=0o700)
+        self.identity = self.safe / "identity.txt"
+        self.recipient = seal.new_identity(self.identity)
+        self.nas = tmp / "nas"
+        self.clear = tmp / "clear"
+        for folder in (self.nas, self.clear):
+            folder.mkdir()
+        self.backups = self.root / "backups"
+        self.data = {B1: os.urandom(300_000), B2: os.urandom(1_500_000)}
+        for name, data in self.data.items():
+            write_backup(self.backups, name, data)
+
+    def settings(self, *, recipients: bool = True) -> Settings:
+        return Settings(
+            project_dir=self.root,
+            compose_file=self.root / "docker-compose.dev.yml",
+            env_file=self.root / ".env",
+            backup_dir=self.backups,
+            encryption=EncryptionSettings(recipients=(self.recipient,) if recipients else ()),
+            targets={
+                "nas": DirTargetSettings(type="dir", path=self.nas),
+                "clear": DirTargetSettings(type="dir", path=self.clear, encryption="none"),
+            },
+        )
+
+    def session(self, **kw: bool) -> StackSession:
+        return StackSession(self.settings(**kw))
+
+
+@pytest.fixture
+def w(tmp_path: Path) -> World:
+    return World(tmp_path)
+
+
+def names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_push_seals_and_commits_last_then_pull_gives_the_same_bytes(w: World) -> None:
+    session = w.session()
+    result = offsite.push_backup(session, w.backups / B2)
+    assert result.ok and [(c.target, c.status) for c in result.copies] == [
+        ("clear", "pushed"),
+        ("nas", "pushed"),
+    ]
+    assert names(w.nas) == [B2 + ".age", B2 + ".age.manifest.json", B2 + ".json.age"]
+    assert names(w.clear) == [B2, B2 + ".json", B2 + ".manifest.json"]
+    # What is in clear on an encrypted target names no table and counts no row.
+    for name in names(w.nas):
+        raw = (w.nas / name).read_bytes()
+        assert b"vault_secret" not in raw and b"auth_user" not in raw
+    remote = json.loads((w.nas / (B2 + ".age.manifest.json")).read_text())
+    assert remote["recipients"] == [w.recipient] and remote["encryption"] == "age"
+    assert (
+        remote["data"]["sha256"] == hashlib.sha256((w.nas / (B2 + ".age")).read_bytes()).hexdigest()
+    )
+    nas = next(c for c in result.copies if c.target == "nas")
+    assert nas.size == sum((w.nas / n).stat().st_size for n in names(w.nas))
+
+    out = w.tmp / "restored"
+    pulled = offsite.pull(session, "nas", "latest", w.identity, out)
+    assert pulled.path == out / B2 and pulled.path.read_bytes() == w.data[B2]
+    assert (out / (B2 + ".json")).read_bytes() == (w.backups / (B2 + ".json")).read_bytes()
+    assert (pulled.path.stat().st_mode & 0o777) == 0o600
+    # In clear, no identity is needed.
+    out2 = w.tmp / "restored2"
+    assert offsite.pull_backup(session, "clear", B2, None, out2).read_bytes() == w.data[B2]
+
+
+def test_a_complete_copy_is_left_alone_and_incomplete_ones_are_replaced(w: World) -> None:
+    session = w.session()
+    offsite.push_backup(session, w.backups / B2, targets=["nas"])
+    before = (w.nas / (B2 + ".age")).read_bytes()
+    again = offsite.push_backup(session, w.backups / B2, targets=["nas"])
+    assert again.copies[0].status == "present"
+    assert (w.nas / (B2 + ".age")).read_bytes() == before  # not re-sealed, not replaced
+
+    # An earlier push of B1 that crashed after its data; someone else's file; a backup
+    # whose remote manifest is unreadable (kept for a person to look at).
+    (w.nas / (B1 + ".age")).write_bytes(b"half")
+    (w.nas / "README.txt").write_text("not ours")
+    odd = "backup_2026-01-01_000000.dump"
+    (w.nas / (odd + ".age")).write_bytes(b"x")
+    (w.nas / (odd + ".age.manifest.json")).write_text("{not json")
+    pushed = offsite.push_backup(session, w.backups / B1, targets=["nas"])
+    assert pushed.copies[0].status == "pushed"
+    assert B1 + ".age" in pushed.copies[0].removed
+    listing = offsite.list_target(session, "nas").listing
+    assert [(b.backup, b.complete) for b in listing.backups] == [
+        (B2, True),
+        (B1, True),
+        (odd, False),
+    ]
+    assert [o.name for o in listing.foreign] == ["README.txt"]
+    # Another backup's crash leftovers (no remote manifest) go with the next push.
+    (w.nas / "backup_2026-11-01_000000.dump.age").write_bytes(b"crashed")
+    offsite.push_backup(session, w.backups / B2, targets=["nas"])
+    assert "backup_2026-11-01_000000.dump.age" not in names(w.nas)
+
+
+def test_no_recipients_refuses_sealed_targets_only(w: World) -> None:
+    session = w.session(recipients=False)
+    with pytest.raises(offsite.OffsiteFailed) as info:
+        offsite.push_backup(session, w.backups / B2)
+    err = info.value
+    assert err.code is ErrorCode.OFFSITE_FAILED and err.exit_code == 3
+    result = err.results[0]
+    status = {c.target: c.status for c in result.copies}
+    assert status == {"clear": "pushed", "nas": "failed"}
+    failed = result.failed[0]
+    assert failed.error is not None and failed.error.code is ErrorCode.ENCRYPTION_REQUIRED
+    assert names(w.nas) == []  # never in clear on a target that did not ask for it
+    assert err.message.startswith(
+        f"{B2} is good here, but copying it off-site failed: No recipients"
+    )
+    assert "The local backup stays" in (err.hint or "")
+
+
+def test_a_local_file_changed_since_its_manifest_is_never_committed(w: World) -> None:
+    (w.backups / B2).write_bytes(os.urandom(1_500_000))
+    with pytest.raises(offsite.OffsiteFailed) as info:
+        offsite.push_backup(w.session(), w.backups / B2, targets=["nas"])
+    copy = info.value.results[0].copies[0]
+    assert copy.error is not None and copy.error.code is ErrorCode.BACKUP_CORRUPT
+    assert "no longer matches its manifest" in copy.error.message
+    assert names(w.nas) == []
+
+
+def test_a_flipped_byte_is_refused_by_pull_and_by_the_sealed_check(w: World) -> None:
+    session = w.session()
+    offsite.push_backup(session, w.backups / B2, targets=["nas"])
+    assert offsite.check_sealed(session, "nas", B2).ok
+    data = w.nas / (B2 + ".age")
+    raw = bytearray(data.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    data.write_bytes(bytes(raw))
+    sealed = offsite.check_sealed(session, "nas", "latest")
+    assert not sealed.ok
+    assert [c.name for c in sealed.checks if c.status == "fail"] == ["data"]
+    out = w.tmp / "out"
+    with pytest.raises(RecoverctlError) as info:
+        offsite.pull(session, "nas", B2, w.identity, out)
+    assert info.value.code is ErrorCode.OBJECT_CORRUPT
+    assert names(out) == []  # no backup, no manifest, no partial
+
+
+def test_a_manifest_with_no_data_is_incomplete(w: World) -> None:
+    session = w.session()
+    offsite.push_backup(session, w.backups / B2, targets=["nas"])
+    (w.nas / (B2 + ".age")).unlink()
+    listing = offsite.list_target(session, "nas")
+    doc = listing.to_json()["backups"][0]
+    assert doc["complete"] is False and doc["problems"] == [f"{B2}.age is missing"]
+    with pytest.raises(RecoverctlError) as info:
+        offsite.pull(session, "nas", B2, w.identity, w.tmp / "out")
+    assert info.value.code is ErrorCode.OBJECT_CORRUPT
+    assert "incomplete" in info.value.message and "is missing" in info.value.message
+    with pytest.raises(RecoverctlError) as latest:
+        offsite.pull(session, "nas", "latest", w.identity, w.tmp / "out")
+    assert latest.value.code is ErrorCode.OBJECT_NOT_FOUND
+    sealed = offsite.check_sealed(session, "nas", B2)
+    assert not sealed.ok and sealed.checks[0].name == "complete"
+
+
+def test_the_wrong_identity(w: World) -> None:
+    session = w.session()
+    offsite.push_backup(session, w.backups / B2, targets=["nas"])
+    other = w.safe / "other.txt"
+    seal.new_identity(other)
+    with pytest.raises(RecoverctlError) as info:
+        offsite.pull(session, "nas", B2, other, w.tmp / "out")
+    assert info.value.code is ErrorCode.DECRYPT_FAILED
+    assert "encrypted to other recipients" in info.value.message
+    assert not (w.tmp / "out" / B2).exists()
+    # No identity at all for a sealed copy, and one inside the project: refused up front.
+    with pytest.raises(RecoverctlError) as none:
+        offsite.pull(session, "nas", B2, None, w.tmp / "out")
+    assert none.value.code is ErrorCode.IDENTITY_INVALID
+    inside = w.root / "id.txt"
+    seal.new_identity(inside)
+    with pytest.raises(RecoverctlError) as inner:
+        offsite.pull(session, "nas", B2, inside, w.tmp / "out")
+    assert (
+        inner.value.code is ErrorCode.IDENTITY_INVALID
+        and "inside the project" in inner.value.message
+    )
+
+
+def test_pull_never_writes_over_a_local_file_and_fetch_uses_a_scratch_folder(w: World) -> None:
+    session = w.session()
+    offsite.push_backup(session, w.backups / B2, targets=["nas"])
+    with pytest.raises(RecoverctlError) as info:
+        offsite.pull(session, "nas", B2, w.identity, w.backups)
+    assert info.value.code is ErrorCode.FILE_EXISTS
+    path = offsite.fetch(session, "nas", B2, w.identity)
+    assert path.parent.parent == w.backups and path.parent.name.startswith(".pulled-")
+    assert path.read_bytes() == w.data[B2]
+    session.close()
+    assert not path.parent.exists()
+    # With no local file of that name, it lands in the backups folder and stays.
+    (w.backups / B2).unlink()
+    (w.backups / (B2 + ".json")).unlink()
+    kept = offsite.fetch(session, "nas", "latest", w.identity)
+    session.close()
+    assert kept == w.backups / B2 and kept.read_bytes() == w.data[B2]
+
+
+def _interrupt_at(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    real: Callable[[str], None] = failpoints.reach
+
+    def reach(point: str) -> None:
+        real(point)
+        if point == name:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(failpoints, "reach", reach)
+
+
+@pytest.mark.parametrize("point", ["push.uploading", "push.before-commit"])
+def test_ctrl_c_during_a_push_leaves_nothing_complete_looking(
+    w: World, monkeypatch: pytest.MonkeyPatch, point: str
+) -> None:
+    _interrupt_at(point, monkeypatch)
+    session = w.session()
+    with pytest.raises(RecoverctlError) as info:
+        offsite.push_backup(session, w.backups / B2, targets=["nas"])
+    assert info.value.code is ErrorCode.INTERRUPTED
+    assert "nothing there looks like a complete copy" in info.value.message
+    assert not any(n.endswith(".manifest.json") or n.endswith(".partial") for n in names(w.nas))
+    assert offsite.list_target(session, "nas").listing.complete == ()
+    monkeypatch.undo()
+    assert offsite.push_backup(session, w.backups / B2, targets=["nas"]).ok
+    assert names(w.nas) == [B2 + ".age", B2 + ".age.manifest.json", B2 + ".json.age"]
+
+
+def test_ctrl_c_during_a_pull_keeps_nothing(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    session = w.session()
+    offsite.push_backup(session, w.backups / B2, targets=["nas"])
+    _interrupt_at("pull.downloading", monkeypatch)
+    out = w.tmp / "out"
+    with pytest.raises(RecoverctlError) as info:
+        offsite.pull(session, "nas", B2, w.identity, out)
+    assert info.value.code is ErrorCode.INTERRUPTED
+    assert names(out) == []
+
+
+def test_unknown_target_and_no_target(w: World) -> None:
+    session = w.session()
+    with pytest.raises(RecoverctlError) as info:
+        offsite.push_backup(session, w.backups / B2, targets=["nope"])
+    assert info.value.code is ErrorCode.TARGET_NOT_FOUND and "Targets: clear, nas" in (
+        info.value.hint or ""
+    )
+    bare = StackSession(w.settings().model_copy(update={"targets": {}}))
+    with pytest.raises(RecoverctlError) as none:
+        offsite.push_backup(bare, w.backups / B2)
+    assert none.value.code is ErrorCode.TARGET_NOT_FOUND
+
+
+def test_a_folder_target_that_is_not_mounted(w: World) -> None:
+    w.nas.rmdir()
+    with pytest.raises(offsite.OffsiteFailed) as info:
+        offsite.push_backup(w.session(), w.backups / B2, targets=["nas"])
+    copy = info.value.results[0].copies[0]
+    assert copy.error is not None and copy.error.code is ErrorCode.TARGET_NOT_FOUND
+    assert "target nas" in info.value.message and "does not exist" in info.value.message
+    assert not w.nas.exists()
+
+
+def test_remote_manifest_round_trip_is_the_core_model(w: World) -> None:
+    offsite.push_backup(w.session(), w.backups / B1, targets=["nas"])
+    raw = (w.nas / (B1 + ".age.manifest.json")).read_bytes()
+    remote = core.RemoteManifest.from_bytes(raw)
+    assert remote.backup == B1 and remote.plain_size == len(w.data[B1])
+    assert remote.created_at == datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
