@@ -38,8 +38,10 @@ def init(
     project_dir: options.ProjectDir = None,
     json: options.Json = False,
 ) -> None:
-    """Create .env (or .env.production) from .env.example: random secrets, mode 600, the
-    images this machine can run. Never overwrites one."""
+    """Write .env (or .env.production) from .env.example with random secrets; never over one.
+
+    Mode 600 from the first byte; the images this machine can run; for --prod, the hosts and
+    origins of each --host."""
     from recoverctl.actions import init as action
 
     session = options.session(prod, project_dir, json)
