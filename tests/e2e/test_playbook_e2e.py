@@ -33,7 +33,9 @@ def drill(
     safe = root / "safe"
     safe.mkdir(mode=0o700)
     key_file = safe / "alice.zkkey.json"
-    (project.root / "recoverctl-config.toml").write_text(f'[recoverctl]\nkey_file = "{key_file}"\n')
+    (project.root / "recoverctl-config.toml").write_text(
+        f'[recoverctl]\nkey_file = "{key_file}"\n[retention]\nkeep_last = 10\n'
+    )
     yield project, key_file
     tear_down(project)
 
@@ -83,6 +85,16 @@ def test_every_playbook_command_runs(drill: tuple[Project, Path]) -> None:
     assert "drill passed" in out and "opened 3 of 3 sampled secrets of alice" in out
     step("doctor", "--only", "git")
     step("doctor", "--only", "env", "--only", "stack")
+
+    # 3) automate: retention, the routine, its schedule, a backup before an update
+    assert "nothing was" in step("prune", "--dry-run")
+    step("prune")  # nothing to delete under keep_last = 10: nothing to confirm
+    assert "routine ok" in step("routine")
+    step("schedule", "install", "--every", "1h")
+    assert "last routine: ok" in step("schedule", "status")
+    step("doctor", "--only", "backups")
+    step("schedule", "remove")
+    assert "backup before the update" in step("up", "--backup")
 
     # 3) restore
     assert "Restore plan" in step("restore", "latest", "--dry-run")
