@@ -10,6 +10,8 @@ machine spreads over every measurement alike:
            and `recoverctl restore FILE --yes --no-safety-backup`, each format, plus
            `recoverctl restore FILE --yes` (custom) to price the safety backup;
   verify   `recoverctl verify FILE` and `--deep`, each format;
+  drill    `recoverctl drill --from FILE` (custom): the recovery time beside restore's,
+           and each step beside restore's steps (the drill's own: start-up, checks);
   startup  `recoverctl --help` and `recoverctl ps`.
 
 Writes bench/results/<size>-<timestamp>.md and .json, prints the targets as PASS/MISS, and
@@ -45,6 +47,7 @@ BYTES_PER_SCALE = 15_100_000  # pgbench -i: about 15 MB of database per unit of 
 RAW_DB = "bench_raw"
 PROJECT = "rctl-bench"
 STARTUP_MIN_REPEAT = 5
+DRILL_MAX_REPEAT = 3  # a drill builds and starts a whole stack: fewer rounds
 QUIET_WAIT = 120  # seconds an autovacuum worker may take before a measurement starts anyway
 
 
@@ -393,6 +396,37 @@ class Bench:
             )
         )
 
+    def drills(self, round_no: int) -> None:
+        """recoverctl drill of the custom backup: a second stack (PROJECT-drill) built,
+        started, restored into, checked and removed. Its recovery time (start to the restored
+        vault serving) stands beside restore's, and its steps beside restore's steps: the
+        overhead is the stack's start-up and the checks."""
+        custom = self.files["custom"]
+        _, payload = self.timed_rc(
+            "drill.custom",
+            "recoverctl drill (custom): the whole drill, its stack removed",
+            "drill", "--from", self.rel(custom),
+        )  # fmt: skip
+        recovery = float(payload["recovery_seconds"])
+        self.s(
+            "drill.recovery.custom",
+            "of which: the recovery time (start to the restored vault serving its data)",
+            "(recovery_seconds in drill --json)",
+        ).add(recovery)
+        per: dict[str, float] = {}
+        for step in payload.get("steps", []):
+            name = _drill_step_name(str(step["step"]))
+            per[name] = per.get(name, 0.0) + float(step["seconds"])
+        per["(recovery time)"] = recovery
+        per["(total inside drill)"] = float(payload["seconds"])
+        into = self.steps.setdefault("drill (custom)", {})
+        for name, seconds in per.items():
+            into.setdefault(name, []).append(seconds)
+        self.log(
+            f"drill round {round_no}: {self.series['drill.custom'].samples[-1]:.2f}s, "
+            f"recovery {recovery:.2f}s"
+        )
+
     def startup(self, repeat: int) -> None:
         for _ in range(repeat):
             for key, args in (("startup.help", ("--help",)), ("startup.ps", ("ps",))):
@@ -416,8 +450,19 @@ class Bench:
             self.restores(r)
         for r in range(1, n + 1):
             self.verifies(r)
+        self.meta["drill_repeat"] = min(n, DRILL_MAX_REPEAT)
+        for r in range(1, self.meta["drill_repeat"] + 1):
+            self.drills(r)
         self.meta["startup_repeat"] = max(n, STARTUP_MIN_REPEAT)
         self.startup(self.meta["startup_repeat"])
+
+
+def _drill_step_name(text: str) -> str:
+    """A drill's step as a row of the steps table: its restore's steps on restore's own
+    rows, the rest as `drill: …` without the run-specific parts."""
+    if text.startswith("restore: "):
+        return _step_name(text.removeprefix("restore: "))
+    return "drill: " + text.split(" (")[0].replace(f" {PROJECT}-drill", "")
 
 
 def _step_name(text: str) -> str:
