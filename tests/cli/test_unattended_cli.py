@@ -27,7 +27,7 @@ T0 = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
 def private_locks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     runtime = tmp_path / "run"
     runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    monkeypatch.setenv("RECOVERCTL_LOCK_DIR", str(runtime))
 
 
 @pytest.fixture
@@ -156,7 +156,7 @@ def test_a_second_routine_exits_at_once_with_its_own_code(
     runner: CliRunner, project: Path, server: Recorder
 ) -> None:
     configure(project, f'[monitoring]\nhealthchecks_url = "{server.url}/hc"\n')
-    lock = Path(os.environ["XDG_RUNTIME_DIR"]) / "recoverctl" / "vault-dev.routine.lock"
+    lock = Path(os.environ["RECOVERCTL_LOCK_DIR"]) / "vault-dev.routine.lock"
     lock.parent.mkdir(mode=0o700, exist_ok=True)
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
     try:

@@ -998,7 +998,7 @@ def make_stack(
         backup_dir=root / "backups",
         up_timeout=up_timeout,
     )
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    monkeypatch.setenv("RECOVERCTL_LOCK_DIR", str(tmp_path / "run"))
     clock = FakeClock()
     monkeypatch.setattr(restore_service, "time", clock)
     monkeypatch.setattr(stack_service, "time", clock)

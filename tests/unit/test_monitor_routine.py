@@ -26,7 +26,7 @@ from tests.unit.test_retention_prune import make_backup, make_settings
 def private_locks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     runtime = tmp_path / "run"
     runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    monkeypatch.setenv("RECOVERCTL_LOCK_DIR", str(runtime))
 
 
 @pytest.fixture

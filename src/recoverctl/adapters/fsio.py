@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -91,13 +92,18 @@ def read_chunks(path: Path, on_bytes: Callable[[int], None] | None = None) -> It
 
 
 def lock_dir() -> Path:
-    base = os.environ.get("XDG_RUNTIME_DIR")
-    folder = Path(base) / "recoverctl" if base else Path(f"/tmp/recoverctl-{os.getuid()}")  # noqa: S108
+    """The same folder for every run of this user: a login shell, a timer and cron (which
+    sets no XDG_RUNTIME_DIR) must see each other's locks. RECOVERCTL_LOCK_DIR moves it
+    (the tests keep theirs apart)."""
+    given = os.environ.get("RECOVERCTL_LOCK_DIR")
+    folder = Path(given) if given else Path(f"/tmp/recoverctl-{os.getuid()}")  # noqa: S108
     folder.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
-    if folder.stat().st_uid != os.getuid():
+    st = folder.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
         raise RecoverctlError(
-            f"Lock folder {folder} belongs to another user.",
-            "Set XDG_RUNTIME_DIR to a private folder of yours.",
+            f"Lock folder {folder} is not a private folder of yours.",
+            f"Remove it (rm -rf {folder}) and run the command again.",
+            code=ErrorCode.LOCKED,
         )
     return folder
 

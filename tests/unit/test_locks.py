@@ -1,0 +1,42 @@
+"""The project lock is one per user and project, whatever the environment of the run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from recoverctl.adapters import fsio
+from recoverctl.errors import ErrorCode, RecoverctlError
+
+
+def test_a_timer_and_a_shell_share_the_lock_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RECOVERCTL_LOCK_DIR", raising=False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/1000")
+    shell = fsio.lock_dir()
+    monkeypatch.delenv("XDG_RUNTIME_DIR")  # as cron runs it
+    assert fsio.lock_dir() == shell == Path(f"/tmp/recoverctl-{os.getuid()}")
+
+
+def test_a_held_lock_refuses_a_second_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECOVERCTL_LOCK_DIR", str(tmp_path / "locks"))
+    with fsio.project_lock("vault-dev", "backup"):
+        with pytest.raises(RecoverctlError) as info, fsio.project_lock("vault-dev", "restore"):
+            pass
+    assert info.value.code is ErrorCode.LOCKED
+    assert info.value.message == f"Another operation is running on vault-dev: backup (pid {os.getpid()})."
+    with fsio.project_lock("vault-dev", "restore"):  # released: free again
+        pass
+
+
+def test_a_shared_lock_folder_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "open"
+    folder.mkdir(mode=0o777)
+    folder.chmod(0o777)
+    monkeypatch.setenv("RECOVERCTL_LOCK_DIR", str(folder))
+    with pytest.raises(RecoverctlError) as info:
+        fsio.lock_dir()
+    assert info.value.message == f"Lock folder {folder} is not a private folder of yours."
