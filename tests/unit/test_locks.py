@@ -23,9 +23,12 @@ def test_a_held_lock_refuses_a_second_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("RECOVERCTL_LOCK_DIR", str(tmp_path / "locks"))
-    with fsio.project_lock("vault-dev", "backup"):
-        with pytest.raises(RecoverctlError) as info, fsio.project_lock("vault-dev", "restore"):
-            pass
+    with (
+        fsio.project_lock("vault-dev", "backup"),
+        pytest.raises(RecoverctlError) as info,
+        fsio.project_lock("vault-dev", "restore"),
+    ):
+        pass
     assert info.value.code is ErrorCode.LOCKED
     assert info.value.message == f"Another operation is running on vault-dev: backup (pid {os.getpid()})."
     with fsio.project_lock("vault-dev", "restore"):  # released: free again
