@@ -389,7 +389,7 @@ def _plan() -> Any:
 
 
 def _verify_report(*statuses: str) -> Any:
-    from recoverctl.actions.verify import VerifyReport
+    from recoverctl.services.verification import VerifyReport
 
     checks = tuple(
         _check(n, s) for n, s in zip(("format", "integrity", "structure"), statuses, strict=False)

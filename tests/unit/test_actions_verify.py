@@ -49,10 +49,11 @@ from typing import Any
 import pytest
 
 from recoverctl import failpoints
-from recoverctl.actions.verify import VerifyReport, verify
+from recoverctl.actions.verify import verify
 from recoverctl.core.checks import FAIL, OK, WARN, Check
 from recoverctl.errors import EngineError, ErrorCode, RecoverctlError
 from recoverctl.services import catalog
+from recoverctl.services.verification import VerifyReport
 from tests.unit.fakes import (
     FakeStack,
     app_tables,

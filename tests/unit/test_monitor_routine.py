@@ -16,8 +16,9 @@ from recoverctl.core.manifest import Manifest
 from recoverctl.errors import ErrorCode, RecoverctlError
 from recoverctl.services import routine as service
 from recoverctl.services.dump import BackupResult
-from recoverctl.services.routine import Pushed, Verified
+from recoverctl.services.routine import Pushed
 from recoverctl.services.session import StackSession
+from recoverctl.services.verification import VerifyReport
 from tests.unit.test_monitor import Recorder
 from tests.unit.test_retention_prune import make_backup, make_settings
 
@@ -55,11 +56,11 @@ class Fake:
         manifest = Manifest.model_validate_json(path.with_name(path.name + ".json").read_bytes())
         return BackupResult(path, path.with_name(path.name + ".json"), manifest)
 
-    def verify(self, _s: StackSession, _path: Path, deep: bool, _on_bytes: object) -> Verified:
+    def verify(self, _s: StackSession, _path: Path, deep: bool, _on_bytes: object) -> VerifyReport:
         self.calls.append("verify")
         self.deep_asked = deep
         check = Check("integrity", OK if self.verify_ok else FAIL, "x")
-        return Verified(deep, (check,), 0.1)
+        return VerifyReport(_path, "custom", deep, (check,), None, 0.1)
 
     def prune(self, _s: StackSession, _step: object) -> tuple[int, list[str]]:
         self.calls.append("prune")

@@ -26,8 +26,9 @@ from recoverctl.services import retention
 from recoverctl.services import routine as service
 from recoverctl.services.dump import BackupResult, take_backup
 from recoverctl.services.load import OnBytes
-from recoverctl.services.routine import Pushed, RoutineRecord, StepRecord, TargetState, Verified
+from recoverctl.services.routine import Pushed, RoutineRecord, StepRecord, TargetState
 from recoverctl.services.session import StackSession
+from recoverctl.services.verification import VerifyReport
 
 log = logging.getLogger(__name__)
 STEPS = ("backup", "verify", "push", "prune", "report")
@@ -51,7 +52,7 @@ def _backup(session: StackSession, on_bytes: OnBytes) -> BackupResult:
         return take_backup(db, session.ref, session.settings.backup_dir, "custom", on_bytes)
 
 
-def _verify(session: StackSession, path: Path, deep: bool, on_bytes: OnBytes) -> Verified:
+def _verify(session: StackSession, path: Path, deep: bool, on_bytes: OnBytes) -> VerifyReport:
     return service.verify_and_record(session, path, deep=deep, on_bytes=on_bytes)
 
 
@@ -79,7 +80,7 @@ def _prune(session: StackSession, step: Callable[[str], None]) -> tuple[int, lis
 @dataclass(frozen=True)
 class Steps:
     backup: Callable[[StackSession, OnBytes], BackupResult] = _backup
-    verify: Callable[[StackSession, Path, bool, OnBytes], Verified] = _verify
+    verify: Callable[[StackSession, Path, bool, OnBytes], VerifyReport] = _verify
     push: Callable[[StackSession, Path], Pushed] = service.push
     prune: Callable[[StackSession, Callable[[str], None]], tuple[int, list[str]]] = _prune
     deep_due: Callable[[Any], bool] = service.deep_due

@@ -2,50 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from recoverctl.core.checks import FAIL, OK, Check, worst
-from recoverctl.core.manifest import Manifest, VerifyResult
 from recoverctl.core.naming import Format
 from recoverctl.errors import ErrorCode, RecoverctlError
 from recoverctl.services import catalog, offsite
-from recoverctl.services.checks import deep_check, quick_checks, with_sha256
 from recoverctl.services.load import OnBytes
 from recoverctl.services.session import StackSession
+from recoverctl.services.verification import VerifyReport, verify_file
 
 
 def _no_progress(_: int) -> None:
     return None
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    path: Path
-    format: Format | None
-    deep: bool
-    checks: tuple[Check, ...]
-    manifest: Manifest | None
-    seconds: float
-
-    @property
-    def ok(self) -> bool:
-        return worst(self.checks) != FAIL
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "path": str(self.path),
-            "ok": self.ok,
-            "format": self.format,
-            "deep": self.deep,
-            "provenance": "manifest" if self.manifest else "unverified",
-            "checks": [c.to_json() for c in self.checks],
-            "seconds": round(self.seconds, 2),
-        }
 
 
 @dataclass(frozen=True)
@@ -137,40 +109,4 @@ def verify(
     session: StackSession, spec: str, *, deep: bool = False, on_bytes: OnBytes = _no_progress
 ) -> VerifyReport:
     path = catalog.resolve_backup(session.settings, spec)
-    db = session.db()
-    started = time.monotonic()
-    with db.session():
-        # A deep check reads every byte anyway: the sha256 is taken on that pass, not another.
-        found = quick_checks(db, path, hash_now=not deep)
-        checks = list(found.checks)
-        sha256 = found.sha256
-        if deep and found.ok and found.info is not None:
-            deep_checks, sha256 = deep_check(db, path, found, on_bytes)
-            checks = [c for c in checks if c.name != "integrity" or c.status != OK] + deep_checks
-        else:
-            found = with_sha256(found, path)  # no load after all
-            checks, sha256 = list(found.checks), found.sha256
-    report = VerifyReport(
-        path,
-        found.info.format if found.info else None,
-        deep,
-        tuple(checks),
-        found.manifest,
-        time.monotonic() - started,
-    )
-    _remember(path, report, sha256)
-    return report
-
-
-def _remember(path: Path, report: VerifyReport, sha256: str | None) -> None:
-    failed = [c for c in report.checks if c.status == FAIL]
-    result = VerifyResult(
-        kind="deep" if report.deep else "quick",
-        ok=report.ok,
-        at=datetime.now(UTC),
-        sha256=sha256,
-        detail="; ".join(f"{c.name}: {c.evidence}" for c in failed),
-    )
-    # A read-only copy (USB stick, mounted share) can be verified, just not noted.
-    with contextlib.suppress(OSError):
-        catalog.record(path, result)
+    return verify_file(session, path, deep=deep, on_bytes=on_bytes)

@@ -10,7 +10,6 @@ import importlib
 import json
 import logging
 import os
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,14 +20,13 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from recoverctl.adapters import fsio
 from recoverctl.adapters.scheduler import Host
-from recoverctl.core.checks import FAIL, OK, Check, worst
-from recoverctl.core.manifest import VerifyResult
+from recoverctl.core.checks import FAIL
 from recoverctl.errors import ErrorCode, RecoverctlError
 from recoverctl.services import catalog
-from recoverctl.services.checks import deep_check, quick_checks, with_sha256
 from recoverctl.services.dump import BackupResult, take_backup
 from recoverctl.services.load import OnBytes
 from recoverctl.services.session import StackSession
+from recoverctl.services.verification import VerifyReport, verify_file
 from recoverctl.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -79,46 +77,11 @@ def routine_lock(project: str, stack: str) -> Iterator[None]:
 # --- verification ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Verified:
-    deep: bool
-    checks: tuple[Check, ...]
-    seconds: float
-
-    @property
-    def ok(self) -> bool:
-        return worst(self.checks) != FAIL
-
-
 def verify_and_record(
     session: StackSession, path: Path, *, deep: bool, on_bytes: OnBytes = _no_progress
-) -> Verified:
+) -> VerifyReport:
     """verify's checks on one file, remembered in its verification record as verify does."""
-    db = session.db()
-    started = time.monotonic()
-    with db.session():
-        found = quick_checks(db, path, hash_now=not deep)
-        checks, sha256 = list(found.checks), found.sha256
-        if deep and found.ok and found.info is not None:
-            deep_checks, sha256 = deep_check(db, path, found, on_bytes)
-            checks = [c for c in checks if c.name != "integrity" or c.status != OK] + deep_checks
-        else:
-            found = with_sha256(found, path)
-            checks, sha256 = list(found.checks), found.sha256
-    result = Verified(deep and found.ok, tuple(checks), time.monotonic() - started)
-    failed = [c for c in checks if c.status == FAIL]
-    with contextlib.suppress(OSError):
-        catalog.record(
-            path,
-            VerifyResult(
-                kind="deep" if result.deep else "quick",
-                ok=result.ok,
-                at=datetime.now(UTC),
-                sha256=sha256,
-                detail="; ".join(f"{c.name}: {c.evidence}" for c in failed),
-            ),
-        )
-    return result
+    return verify_file(session, path, deep=deep, on_bytes=on_bytes)
 
 
 def last_deep_verification(settings: Settings) -> datetime | None:
@@ -210,7 +173,7 @@ def _push_service() -> Callable[[StackSession, Path], Any]:
 @dataclass(frozen=True)
 class SafetyBackup:
     backup: BackupResult
-    verified: Verified
+    verified: VerifyReport
     pushed: Pushed
 
 

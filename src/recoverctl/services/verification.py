@@ -1,0 +1,93 @@
+"""One verification of one backup file, quick or deep, remembered in its verification
+record: what `verify` reports and what the routine and `up --prod` rely on."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from recoverctl.core.checks import FAIL, OK, Check, worst
+from recoverctl.core.manifest import Manifest, VerifyResult
+from recoverctl.core.naming import Format
+from recoverctl.services import catalog
+from recoverctl.services.checks import deep_check, quick_checks, with_sha256
+from recoverctl.services.load import OnBytes
+from recoverctl.services.session import StackSession
+
+
+def _no_progress(_: int) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    path: Path
+    format: Format | None
+    deep: bool  # asked for; the deep checks run only on a file the quick ones pass
+    checks: tuple[Check, ...]
+    manifest: Manifest | None
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return worst(self.checks) != FAIL
+
+    @property
+    def failed(self) -> tuple[Check, ...]:
+        return tuple(c for c in self.checks if c.status == FAIL)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "ok": self.ok,
+            "format": self.format,
+            "deep": self.deep,
+            "provenance": "manifest" if self.manifest else "unverified",
+            "checks": [c.to_json() for c in self.checks],
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def verify_file(
+    session: StackSession, path: Path, *, deep: bool, on_bytes: OnBytes = _no_progress
+) -> VerifyReport:
+    db = session.db()
+    started = time.monotonic()
+    sha256: str | None
+    with db.session():
+        # A deep check reads every byte anyway: the sha256 is taken on that pass, not another.
+        found = quick_checks(db, path, hash_now=not deep)
+        if deep and found.ok and found.info is not None:
+            deep_checks, sha256 = deep_check(db, path, found, on_bytes)
+            kept = [c for c in found.checks if c.name != "integrity" or c.status != OK]
+            checks = (*kept, *deep_checks)
+        else:
+            found = with_sha256(found, path)  # no load after all
+            checks, sha256 = found.checks, found.sha256
+    report = VerifyReport(
+        path,
+        found.info.format if found.info else None,
+        deep,
+        checks,
+        found.manifest,
+        time.monotonic() - started,
+    )
+    _remember(report, sha256)
+    return report
+
+
+def _remember(report: VerifyReport, sha256: str | None) -> None:
+    result = VerifyResult(
+        kind="deep" if report.deep else "quick",
+        ok=report.ok,
+        at=datetime.now(UTC),
+        sha256=sha256,
+        detail="; ".join(f"{c.name}: {c.evidence}" for c in report.failed),
+    )
+    # A read-only copy (USB stick, mounted share) can be verified, just not noted.
+    with contextlib.suppress(OSError):
+        catalog.record(report.path, result)
