@@ -76,7 +76,6 @@ class ErrorCode(StrEnum):
     ROUTINE_RUNNING = "routine_running"  # another routine holds this stack: this one did nothing
     PRUNE_REFUSED = "prune_refused"  # the plan would leave no verified backup: nothing deleted
     # recovery drills
-    NOT_AVAILABLE = "not_available"  # this build cannot do it yet (drill --target before pulls)
     CLEANUP_INCOMPLETE = "cleanup_incomplete"  # a drill's throwaway stack was not all removed
     # the code and the data
     CODE_BEHIND_DATA = "code_behind_data"  # the backup's data has a migration the checkout lacks

@@ -5,7 +5,6 @@ as list and doctor read it. tests/e2e/test_drill_e2e.py drills the real stack.""
 from __future__ import annotations
 
 import json
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -58,28 +57,20 @@ def fake_drill(monkeypatch: pytest.MonkeyPatch, result: DrillResult) -> list[dic
 # --- refused before anything starts ------------------------------------------------------
 
 
-def test_target_needs_an_identity(runner: CliRunner, project: Path) -> None:
-    document = failed(run(runner, "drill", "--target", "nas"), ErrorCode.USAGE)
-    assert "--identity" in document["error"]["message"]
+def test_an_unknown_target(runner: CliRunner, project: Path) -> None:
+    document = failed(run(runner, "drill", "--target", "nas"), ErrorCode.TARGET_NOT_FOUND)
+    assert document["result"] is None and "nas" in document["error"]["message"]
 
 
-def test_target_waits_for_offsite_pulls(
-    runner: CliRunner, project: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # As if services/offsite.py (issue 12) were not there, whether or not it is by now.
-    monkeypatch.setitem(sys.modules, "recoverctl.services.offsite", None)
-    identity = project / "id.txt"
-    document = failed(
-        run(runner, "drill", "--target", "nas", "--identity", str(identity)),
-        ErrorCode.NOT_AVAILABLE,
-    )
-    assert document["result"] is None
-    assert "off-site pulls" in document["error"]["message"]
-    assert "without --target" in document["error"]["hint"]
-    # Said in two lines on stderr, never as a traceback.
-    text = runner.invoke(app, ["drill", "--target", "nas", "--identity", str(identity)])
+def test_a_sealed_target_needs_its_identity(runner: CliRunner, project: Path) -> None:
+    (project / "config.toml").write_text(f'[targets.nas]\ntype = "dir"\npath = "{project}/nas"\n')
+    document = failed(run(runner, "drill", "--target", "nas"), ErrorCode.IDENTITY_INVALID)
+    assert "--identity" in document["error"]["hint"]
+    # Said in two lines on stderr, never as a traceback; nothing started, nothing recorded.
+    text = runner.invoke(app, ["drill", "--target", "nas"])
     assert text.exit_code == 1 and "Traceback" not in text.stderr
     assert text.stderr.count("error:") == 1 and "hint:" in text.stderr
+    assert not (project / "backups" / "drills").exists()
 
 
 def test_no_backup(runner: CliRunner, project: Path) -> None:

@@ -2,7 +2,8 @@
 `<project>-drill` with its secrets, while the live app keeps answering and its data (a
 canary row written after the backup) stays as it was; then the drill stack is gone, down to
 its volume, network and built image, whatever ended the drill: success, SIGTERM, Ctrl-C in
-the middle of the restore, the drill's database killed under it, a damaged backup."""
+the middle of the restore, the drill's database killed under it, a damaged backup. And the
+off-site copy alone, pulled from a folder target, brought back the same way."""
 
 from __future__ import annotations
 
@@ -215,6 +216,38 @@ def test_the_drill_database_killed_under_the_restore(live: Live) -> None:
     assert document["result"]["recovery_seconds"] is None
     live.nothing_left()
     live.untouched(before)
+
+
+def test_a_drill_of_the_offsite_copy(live: Live) -> None:
+    """--target: the copy a folder target holds, sealed with age, is pulled into the drill's
+    private folder and brought back; nothing of it stays, locally or in the engine."""
+    from recoverctl.adapters import seal
+
+    identity = live.key_file.parent / "identity.txt"
+    recipient = seal.new_identity(identity)
+    nas = live.project.root.parent / "nas"
+    config = live.project.root / "recoverctl-config.toml"
+    config.write_text(
+        f'[encryption]\nrecipients = ["{recipient}"]\n\n[targets.nas]\ntype = "dir"\n'
+        f'path = "{nas}"\n'
+    )
+    backups = live.project.root / "backups"
+    try:
+        pushed = live.project.run("push", "latest", "--target", "nas")
+        assert pushed.returncode == 0, pushed.stderr
+        files = sorted(p.name for p in backups.iterdir() if p.is_file())
+        done = live.project.run("drill", "--target", "nas", "--identity", str(identity), "--json")
+    finally:
+        config.write_text("")
+    document = json.loads(done.stdout)
+    contract.validate(document)
+    assert done.returncode == 0 and document["ok"], (done.stderr, document)
+    result = document["result"]
+    assert result["source"] == "target nas" and result["backup"] == live.backup.name
+    assert result["steps"][0]["step"] == "fetching the backup (target nas: latest)"
+    assert sorted(p.name for p in backups.iterdir() if p.is_file()) == files
+    assert [p.name for p in (backups / "drills").iterdir() if p.is_dir()] == []
+    live.nothing_left()
 
 
 def test_a_damaged_backup_fails_the_drill(live: Live) -> None:

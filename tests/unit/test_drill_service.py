@@ -9,8 +9,6 @@ import json
 import shutil
 import signal
 import stat
-import sys
-import types
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +23,7 @@ from recoverctl.core.keyfile import KeyFileError, parse_keyfile
 from recoverctl.core.manifest import Manifest
 from recoverctl.errors import EngineError, ErrorCode, Interrupted, RecoverctlError
 from recoverctl.services import drill as drills
-from recoverctl.services import health, keys, restore
+from recoverctl.services import health, keys, offsite, restore
 from recoverctl.services.session import StackSession
 from recoverctl.settings import Settings, resolve_settings
 
@@ -351,35 +349,54 @@ def test_refused_before_anything_starts(stage: Stage, project: Path) -> None:
     assert stage.engine.removed == [] and stage.records() == []
 
 
-def test_the_target_hook_waits_for_offsite_pulls(
+def test_a_drill_from_an_offsite_copy(
     stage: Stage, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    settings = stage.session().settings
-    # No services/offsite.py, or one without pull_backup: a clear refusal, a stable code.
-    for module in (None, types.ModuleType("recoverctl.services.offsite")):
-        monkeypatch.setitem(sys.modules, "recoverctl.services.offsite", module)
-        with pytest.raises(RecoverctlError) as caught:
-            drills.target_source(settings, "nas", tmp_path / "id.txt")
-        assert caught.value.code is ErrorCode.NOT_AVAILABLE
-        assert "recoverctl drill, without --target" in (caught.value.hint or "")
-    # With it, the drill's first step pulls into its private scratch folder.
-    pulled: list[tuple[Any, ...]] = []
-    offsite = types.ModuleType("recoverctl.services.offsite")
+    """The target and identity are checked before anything starts; the copy is pulled into
+    the drill's private scratch folder, which goes with the drill."""
+    checked: list[tuple[str, Path | None]] = []
+    pulled: list[tuple[str, str, Path | None, Path]] = []
 
-    def pull_backup(s: Settings, target: str, spec: str, *, identity: Path, dest: Path) -> Path:
-        pulled.append((target, spec, identity, dest))
-        copy = dest / "backup_2026-11-01_030000.dump"
+    def check_source(session: StackSession, target: str, identity: Path | None) -> None:
+        checked.append((target, identity))
+        if target != "nas":
+            raise RecoverctlError(
+                "No target 'box' in the settings.", code=ErrorCode.TARGET_NOT_FOUND
+            )
+
+    def pull_backup(
+        session: StackSession, target: str, name: str, identity: Path | None, dest_dir: Path
+    ) -> Path:
+        pulled.append((target, name, identity, dest_dir))
+        copy = dest_dir / "backup_2026-11-01_030000.dump"
         copy.write_bytes(b"PGDMP")
         return copy
 
-    offsite.pull_backup = pull_backup  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "recoverctl.services.offsite", offsite)
-    source = drills.target_source(settings, "nas", tmp_path / "id.txt")
-    result = drills.run_drill(stage.session(), source=source)
+    monkeypatch.setattr(offsite, "check_source", check_source)
+    monkeypatch.setattr(offsite, "pull_backup", pull_backup)
+    session = stage.session()
+    with pytest.raises(RecoverctlError) as unknown:
+        drills.target_source(session, "box", None)
+    assert unknown.value.code is ErrorCode.TARGET_NOT_FOUND and pulled == []
+    source = drills.target_source(session, "nas", tmp_path / "id.txt")
+    assert checked[-1] == ("nas", tmp_path / "id.txt") and pulled == []  # nothing yet
+    result = drills.run_drill(session, source=source)
     assert result.ok and result.record.source == "target nas"
-    ((target, spec, identity, dest),) = pulled
-    assert (target, spec, identity) == ("nas", "latest", tmp_path / "id.txt")
+    ((target, name, identity, dest),) = pulled
+    assert (target, name, identity) == ("nas", "latest", tmp_path / "id.txt")
     assert dest.parent == project_drills(stage) and not dest.exists()  # removed after the drill
+    assert result.record.steps[0].step == "fetching the backup (target nas: latest)"
+
+
+def test_the_routine_drills_when_due(stage: Stage, tmp_path: Path) -> None:
+    session = stage.session()
+    assert drills.routine_drill(session) is None  # drill_every unset
+    every = session.settings.model_copy(update={"drill_every": 7.0, "key_file": tmp_path / "gone"})
+    due = StackSession(every, connect=lambda: stage.engine)  # type: ignore[arg-type,return-value]
+    first = drills.routine_drill(due)
+    assert first is not None and first.ok  # a missing key export does not stop it
+    assert first.checks[-1].name == "key.secrets" and first.checks[-1].status == "warn"
+    assert drills.routine_drill(due) is None  # passed within 7 days
 
 
 def project_drills(stage: Stage) -> Path:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from recoverctl.errors import UsageError
 from recoverctl.services import drill as drills
 from recoverctl.services.drill import DrillResult, Progress
 from recoverctl.services.session import StackSession
@@ -27,15 +26,12 @@ def drill(
     progress: Progress = _quiet,
 ) -> DrillResult:
     """Everything that can be refused is refused before the drill stack starts: the backup,
-    the target, the key export and its passphrase."""
+    the target and its identity, the key export and its passphrase. With target, spec names
+    the copy there (latest: its newest complete one)."""
     settings = session.settings
     if target is not None:
-        if identity is None:
-            raise UsageError(
-                "--target needs --identity: the age private key that opens the off-site copy.",
-                "Pass --identity FILE (or set RECOVERCTL_IDENTITY_FILE).",
-            )
-        source = drills.target_source(settings, target, identity, spec)
+        identity = identity or settings.identity_file
+        source = drills.target_source(session, target, identity, spec)
     else:
         source = drills.local_source(settings, spec)
     key = drills.key_proof(settings, key_file, passphrase)

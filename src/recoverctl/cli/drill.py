@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from recoverctl.cli import options, render
+from recoverctl.cli import offsite, options, render
 from recoverctl.errors import ErrorCode, RecoverctlError, UsageError
 
 if TYPE_CHECKING:
@@ -19,21 +19,14 @@ def drill(
     prod: options.Prod = False,
     from_: Annotated[
         str,
-        typer.Option("--from", help="The backup to drill: a file, or `latest` (the default)."),
-    ] = "latest",
-    target: Annotated[
-        str | None,
-        typer.Option("--target", help="Drill the newest backup of this off-site target instead."),
-    ] = None,
-    identity: Annotated[
-        Path | None,
         typer.Option(
-            "--identity",
-            envvar="RECOVERCTL_IDENTITY_FILE",
-            dir_okay=False,
-            help="The age private key that opens the target's copy (with --target).",
+            "--from",
+            help="The backup to drill: a file, or `latest` (the default); with --target, "
+            "the copy's name there.",
         ),
-    ] = None,
+    ] = "latest",
+    target: offsite.Target = None,
+    identity: offsite.Identity = None,
     key_file: Annotated[
         Path | None,
         typer.Option(
@@ -51,7 +44,7 @@ def drill(
 ) -> None:
     """Prove a backup brings the vault back: restore it into a throwaway copy of the stack
     (<project>-drill), check it, time it, then remove the copy. The live stack is never
-    touched."""
+    touched. With --target, the copy that off-site target holds is drilled."""
     from recoverctl.actions import drill as action
 
     session = options.session(prod, project_dir, json)

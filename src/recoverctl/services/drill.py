@@ -19,7 +19,6 @@ call), with Ctrl-C and SIGTERM held off; a drill that finds an earlier drill's l
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 import shutil
@@ -60,7 +59,6 @@ Progress = Callable[[str], None]
 
 # doctor's checks that prove the restored stack serves (services/health.py), run on the drill.
 STACK_CHECKS = ("db.not_empty", "db.migrations", "app.admin", "app.key_check")
-OFFSITE_MODULE = "recoverctl.services.offsite"
 
 
 def _quiet(_: str) -> None:
@@ -88,39 +86,22 @@ def local_source(settings: Settings, spec: str = "latest") -> Source:
     return Source("local", path.name, lambda _scratch: path)
 
 
-def target_source(settings: Settings, target: str, identity: Path, spec: str = "latest") -> Source:
-    """The backup as an off-site target holds it, pulled and decrypted into the scratch
-    folder by services/offsite.py's pull_backup (issue 12): the drill then proves the
-    off-site copy alone brings the vault back. NOT_AVAILABLE until that function exists."""
-    pull = _pull_backup()
+def target_source(
+    session: StackSession, target: str, identity: Path | None, spec: str = "latest"
+) -> Source:
+    """The copy an off-site target holds (spec: its name, or latest), pulled, checked and
+    decrypted into the drill's scratch folder (services/offsite.py): the drill then proves
+    the off-site copy alone brings the vault back, and the pulled file goes with the
+    drill. The target and the identity are checked now: a wrong name or key fails before
+    anything starts."""
+    from recoverctl.services import offsite
+
+    offsite.check_source(session, target, identity)
 
     def fetch(scratch: Path) -> Path:
-        return Path(pull(settings, target, spec, identity=identity, dest=scratch))
+        return offsite.pull_backup(session, target, spec, identity, scratch)
 
     return Source(f"target {target}", spec, fetch)
-
-
-def _pull_backup() -> Callable[..., Any]:
-    """services/offsite.py:pull_backup(settings, target, spec, *, identity, dest) -> Path:
-    downloads, checks and decrypts spec (a name, or latest) from target into dest, its
-    manifest beside it, and returns the backup's path there."""
-    try:
-        module: Any = importlib.import_module(OFFSITE_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name != OFFSITE_MODULE:
-            raise
-        module = None
-    pull = getattr(module, "pull_backup", None)
-    if not callable(pull):
-        raise RecoverctlError(
-            "Drilling from an off-site target needs off-site pulls, which this recoverctl "
-            "does not have yet.",
-            "Drill a local backup (recoverctl drill, without --target); copy the off-site "
-            "file into backups/ first to drill that one.",
-            code=ErrorCode.NOT_AVAILABLE,
-        )
-    found: Callable[..., Any] = pull
-    return found
 
 
 # --- the key export ----------------------------------------------------------------------
@@ -182,6 +163,21 @@ def drill_due(settings: Settings, now: datetime | None = None) -> bool:
     """Whether the scheduled routine should drill now: drill_every is set and no drill
     passed within it."""
     return is_due(catalog.drill_records(settings), settings.drill_every, now or datetime.now(UTC))
+
+
+def routine_drill(session: StackSession, *, progress: Progress = _quiet) -> DrillResult | None:
+    """For the scheduled routine: a drill of the newest local backup when one is due
+    (drill_due), else None. The key export from the settings is checked as the restored
+    vault's registered key: a timer has no passphrase to open secrets with."""
+    settings = session.settings
+    if not drill_due(settings):
+        return None
+    source = local_source(settings)
+    try:
+        key = key_proof(settings, None, None)
+    except RecoverctlError:
+        key = None  # missing or unreadable: doctor's key checks say so; the drill says no key
+    return run_drill(session, source=source, key=key, progress=progress)
 
 
 # --- the drill ---------------------------------------------------------------------------
