@@ -226,6 +226,7 @@ def test_a_drill_of_the_offsite_copy(live: Live) -> None:
     identity = live.key_file.parent / "identity.txt"
     recipient = seal.new_identity(identity)
     nas = live.project.root.parent / "nas"
+    nas.mkdir(mode=0o700)
     config = live.project.root / "recoverctl-config.toml"
     config.write_text(
         f'[encryption]\nrecipients = ["{recipient}"]\n\n[targets.nas]\ntype = "dir"\n'
