@@ -196,19 +196,21 @@ class _Clock:
         self.progress = progress
         self.steps: list[tuple[str, float]] = []
         self.current = ""
+        self.running = False
         self.t = time.monotonic()
 
     def step(self, text: str) -> None:
         self.stop()
         self.current = text
+        self.running = True
         self.t = time.monotonic()
         self.steps.append((text, 0.0))
         self.progress(text)
 
     def stop(self) -> None:
-        if self.steps and self.steps[-1][1] == 0.0:
-            name, _ = self.steps[-1]
-            self.steps[-1] = (name, time.monotonic() - self.t)
+        if self.running:
+            self.running = False
+            self.steps[-1] = (self.current, time.monotonic() - self.t)
 
 
 @dataclass
