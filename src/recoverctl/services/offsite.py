@@ -423,14 +423,16 @@ class _Recipients:
 
 
 class _Progress:
-    """Plain bytes read for every upload of a command, as one growing count."""
+    """Bytes uploaded by every push of a command, as one growing count. It wraps what the
+    target reads, in this (the main) thread: the sealing runs in a thread of its own, and
+    only the main thread sees Ctrl-C and SIGTERM."""
 
     def __init__(self, on_bytes: OnBytes | None):
         self.on_bytes = on_bytes
         self.done = 0
 
-    def chunks(self, path: Path) -> Iterator[bytes]:
-        for chunk in fsio.read_chunks(path):
+    def watch(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
             self.done += len(chunk)
             if self.on_bytes is not None:
                 self.on_bytes(self.done)
@@ -569,14 +571,14 @@ def _upload_data(
     from recoverctl.adapters.targets import Measured
 
     if recipients:
-        with seal.sealed_chunks(progress.chunks(path), recipients) as stream:
+        with seal.sealed_chunks(fsio.read_chunks(path), recipients) as stream:
             measured = Measured(stream)
-            info = target.put(name, measured)
+            info = target.put(name, progress.watch(measured))
         sealed = stream.result
         plain_sha256, plain_size = sealed.plain_sha256, sealed.plain_size
     else:
-        measured = Measured(progress.chunks(path))
-        info = target.put(name, measured)
+        measured = Measured(fsio.read_chunks(path))
+        info = target.put(name, progress.watch(measured))
         plain_sha256, plain_size = measured.sha256, measured.size
     if (plain_sha256, plain_size) != (manifest.sha256, manifest.size):
         raise RecoverctlError(
@@ -912,7 +914,7 @@ def _fetch_data(
     except OSError as exc:
         raise _write_error(exc, dest) from None
     try:
-        with f:
+        try:
             for chunk in got:
                 try:
                     f.write(chunk)
@@ -921,8 +923,13 @@ def _fetch_data(
             try:
                 f.flush()
                 os.fsync(f.fileno())
+                f.close()
             except OSError as exc:
                 raise _write_error(exc, dest) from None
+        finally:
+            # On a full disk, closing fails again: never in place of the error on its way.
+            with contextlib.suppress(OSError):
+                f.close()
         if (got.size, got.sha256) != (m.data.size, m.data.sha256):
             raise _damaged(where, got.size, m.data)
         if (got.size, got.sha256) != (local.size, local.sha256):

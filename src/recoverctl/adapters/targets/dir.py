@@ -6,6 +6,7 @@ into place, fsync the folder, so a crash or a full disk never leaves a whole-loo
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat as stat_mod
@@ -70,7 +71,7 @@ class DirTarget(Target):
         except OSError as exc:
             raise self._os_error(exc, "creating the file", name) from None
         try:
-            with f:
+            try:
                 # Errors of the source (its iterator) pass through as they are: only the
                 # writes below are the target's failures.
                 for chunk in chunks_of(source):
@@ -81,8 +82,14 @@ class DirTarget(Target):
                 try:
                     f.flush()
                     os.fsync(f.fileno())
+                    f.close()
                 except OSError as exc:
                     raise self._os_error(exc, "writing", name) from None
+            finally:
+                # Closing flushes what the buffer still holds: on a full disk that fails
+                # again, and must not replace the error already on its way.
+                with contextlib.suppress(OSError):
+                    f.close()
             try:
                 fsio.publish(partial, final)
                 st = final.stat()
