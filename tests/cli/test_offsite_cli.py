@@ -127,10 +127,18 @@ def test_push_missing_and_a_flipped_byte(runner: CliRunner, env: Env) -> None:
     doc = failed(runner, ErrorCode.OBJECT_CORRUPT, "verify", B1, "--target", "nas")
     assert doc["result"]["ok"] is False  # the report is kept
     assert "data" in doc["error"]["message"]
+    data_check = next(c for c in doc["result"]["checks"] if c["name"] == "data")
+    assert f"recoverctl push {B1} --target nas --replace" in data_check["fix"]
     doc = failed(runner, ErrorCode.OBJECT_CORRUPT, "pull", B1, "--target", "nas",
                  "--identity", str(env.identity), "--output-dir", str(env.nas.parent / "o"))  # fmt: skip
     assert doc["result"] is None
     assert not (env.nas.parent / "o" / B1).exists()
+    # push leaves a complete copy alone (it does not read it back); --replace uploads again.
+    assert ok(runner, "push", B1, "--target", "nas")["copies"][0]["status"] == "present"
+    replaced = ok(runner, "push", B1, "--target", "nas", "--replace")
+    assert replaced["copies"][0]["status"] == "pushed"
+    assert ok(runner, "verify", B1, "--target", "nas")["ok"]
+    failed(runner, ErrorCode.USAGE, "push", "--missing", "--replace")
 
 
 def test_a_failed_target_is_exit_3_and_names_it(runner: CliRunner, env: Env) -> None:

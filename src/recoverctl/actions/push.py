@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from recoverctl.adapters import fsio
+from recoverctl.core import naming
 from recoverctl.errors import ErrorCode, RecoverctlError, UsageError
 from recoverctl.services import catalog, offsite
 from recoverctl.services.offsite import Copy, OffsiteFailed, OnBytes, PushResult, Step
@@ -51,12 +52,18 @@ def push(
     *,
     targets: Sequence[str] | None = None,
     missing: bool = False,
+    replace: bool = False,
     step: Step = _quiet,
     on_bytes: OnBytes | None = None,
 ) -> PushReport:
     """One backup (FILE or latest) to every target or those named; with missing, every
     local backup of this stack that a target lacks, newest first. Raises OffsiteFailed
     (exit 3, with the report's results) when a copy failed."""
+    if missing and replace:
+        raise UsageError(
+            "--replace is for one backup, not --missing.",
+            "recoverctl push FILE --target NAME --replace",
+        )
     if missing and spec:
         raise UsageError(
             "Pass a backup or --missing, not both.",
@@ -69,10 +76,7 @@ def push(
             "Add a [targets.NAME] table to the settings file (README: Off-site copies).",
             code=ErrorCode.TARGET_NOT_FOUND,
         )
-    settings = session.settings
-    paths = (
-        _local_backups(session) if missing else [catalog.resolve_backup(settings, spec or "latest")]
-    )
+    paths = _local_backups(session) if missing else [_resolve(session, spec or "latest")]
     results: list[PushResult] = []
     broken: dict[str, RecoverctlError] = {}
     with fsio.project_lock(session.project, "push"):
@@ -84,7 +88,7 @@ def push(
                 continue
             try:
                 result = offsite.push_backup(
-                    session, path, targets=live, step=step, on_bytes=on_bytes
+                    session, path, targets=live, step=step, on_bytes=on_bytes, replace=replace
                 )
             except OffsiteFailed as exc:
                 result = exc.results[-1]
@@ -96,6 +100,16 @@ def push(
     if not report.ok:
         raise offsite.failure(report.results)
     return report
+
+
+def _resolve(session: StackSession, spec: str) -> Path:
+    """FILE or latest, as everywhere; and a bare backup name means the one in backups/, as
+    list --target and verify --target name it."""
+    folder = session.settings.backup_dir
+    bare = spec != "latest" and not Path(spec).exists() and naming.is_backup_name(spec)
+    if bare and (folder / spec).is_file():
+        return folder / spec
+    return catalog.resolve_backup(session.settings, spec)
 
 
 def _local_backups(session: StackSession) -> list[Path]:

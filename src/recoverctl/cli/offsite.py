@@ -70,6 +70,13 @@ def push(
         bool,
         typer.Option("--missing", help="Push every local backup a target lacks, newest first."),
     ] = False,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="Upload again over a complete copy (one verify --target found damaged).",
+        ),
+    ] = False,
     prod: options.Prod = False,
     project_dir: options.ProjectDir = None,
     json: options.Json = False,
@@ -83,8 +90,9 @@ def push(
     try:
         with render.transfer("uploading") as on_bytes:
             report = action.push(
-                session, spec, targets=target, missing=missing, step=log.info, on_bytes=on_bytes
-            )
+                session, spec, targets=target, missing=missing, replace=replace,
+                step=log.info, on_bytes=on_bytes,
+            )  # fmt: skip
     except OffsiteFailed as exc:
         failed, report = exc, action.PushReport(exc.results)
 

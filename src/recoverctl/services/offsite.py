@@ -364,13 +364,15 @@ def push_backup(
     targets: Sequence[str] | None = None,
     step: Step = _quiet,
     on_bytes: OnBytes | None = None,
+    replace: bool = False,
 ) -> PushResult:
     """Copies a local backup to every configured target (or those named).
 
     Sealed to [encryption] recipients (a target in clear only with encryption = "none"):
     the data, then the local manifest, then the remote manifest. A target that already
-    holds a complete copy is left as it is ("present"); an incomplete copy of the backup is
-    removed first, as are the leftovers of crashed uploads. Every target is tried; when one
+    holds a complete copy is left as it is ("present"; its bytes are not read back: with
+    replace, a copy verify --target found damaged is uploaded again); an incomplete copy of
+    the backup is removed first, as are the leftovers of crashed uploads. Every target is tried; when one
     failed, OffsiteFailed (exit 3) is raised, carrying the result. Ctrl-C and SIGTERM stop
     at once as Interrupted: what was uploaded has no remote manifest, so it is never taken
     for a copy, and the next push removes it.
@@ -390,7 +392,7 @@ def push_backup(
         step(f"pushing {path.name} to target {name}")
         try:
             copies.append(_push_one(session, name, path, manifest, manifest_raw, recipients,
-                                    progress))  # fmt: skip
+                                    progress, replace))  # fmt: skip
         except KeyboardInterrupt:
             raise Interrupted(
                 f"Push of {path.name} to target {name} interrupted: nothing there looks like "
@@ -448,6 +450,7 @@ def _push_one(
     manifest_raw: bytes,
     recipients: _Recipients,
     progress: _Progress,
+    replace: bool = False,
 ) -> Copy:
     started = time.monotonic()
     encryption = _encryption(session, name)
@@ -467,7 +470,12 @@ def _push_one(
         keys = recipients.get() if encryption == "age" else []
         removed += _remove_crashed(target, keep=backup)
         existing = judge(target, backup, only=backup).find(backup)
-        if existing is not None and existing.complete and _same(existing, manifest, encryption):
+        if (
+            not replace
+            and existing is not None
+            and existing.complete
+            and _same(existing, manifest, encryption)
+        ):
             for obj in existing.leftovers:
                 target.delete(obj.name)
                 removed.append(obj.name)
@@ -663,7 +671,7 @@ def check_sealed(
                 role, FAIL,
                 f"{ref.name}: {size} bytes, sha256 {h.hexdigest()[:12]}…; uploaded were "
                 f"{ref.size} bytes, sha256 {ref.sha256[:12]}…: damaged on the target",
-                f"Push it again (recoverctl push {m.backup} --target {target_name}) while "
+                f"Replace it (recoverctl push {m.backup} --target {target_name} --replace) while "
                 "the local backup exists; else use another copy.",
             ))  # fmt: skip
     if m.encryption == "age":
