@@ -42,6 +42,7 @@ class ErrorCode(StrEnum):
     # backups
     BACKUP_NOT_FOUND = "backup_not_found"
     UNSAFE_PATH = "unsafe_path"
+    OTHER_STACK = "other_stack"
     BACKUP_CORRUPT = "backup_corrupt"
     MANIFEST_DAMAGED = "manifest_damaged"
     BACKUP_FAILED = "backup_failed"

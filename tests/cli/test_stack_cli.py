@@ -1,4 +1,5 @@
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -6,6 +7,7 @@ from typer.testing import CliRunner
 
 from recoverctl import __version__
 from recoverctl.cli.app import app
+from tests.unit.test_retention_prune import make_backup
 
 COMMANDS = ("up", "down", "ps", "logs", "restart")
 
@@ -111,11 +113,12 @@ def test_down_volumes_needs_a_confirmation(runner: CliRunner, project: Path) -> 
 
 def test_down_volumes_wrong_name_erases_nothing(runner: CliRunner, project: Path) -> None:
     backups = project / "backups"
-    backups.mkdir()
-    (backups / "backup_2026-01-02_030405.dump").write_bytes(b"PGDMP")
+    dev = make_backup(backups, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), stack="dev")
+    # A newer backup of the other stack is not this stack's newest.
+    make_backup(backups, datetime(2026, 1, 3, 3, 4, 5, tzinfo=UTC), stack="prod")
     result = runner.invoke(app, ["down", "--volumes"], input="vault-prod\n")
     assert result.exit_code == 1
-    assert "newest backup: " + str(backups / "backup_2026-01-02_030405.dump") in result.stderr
+    assert f"this erases the dev database; newest backup: {dev}" in result.stderr
     assert "You typed 'vault-prod', not 'vault-dev'; nothing was erased." in result.stderr
 
 

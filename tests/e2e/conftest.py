@@ -230,7 +230,7 @@ def up_seeded(project: Project, *, git: bool = False) -> Vault:
 
 
 def tear_down(project: Project) -> None:
-    project.run("down", "--volumes", "--yes")
+    project.run("down", "--volumes", "--yes", "--no-safety-backup")
     project.force_clean()
 
 

@@ -80,10 +80,18 @@ def test_down_keeps_the_volume_and_up_again_finds_the_data(dev_project: Project)
     assert result.returncode == 0, result.stderr
 
 
-def test_down_volumes_yes_leaves_nothing_behind(dev_project: Project) -> None:
-    result = dev_project.run("down", "--volumes", "--yes")
+def test_down_volumes_yes_keeps_a_safety_copy_and_leaves_nothing_else(
+    dev_project: Project,
+) -> None:
+    assert not (dev_project.root / "backups").exists()
+    result = dev_project.run("down", "--volumes", "--yes", "--json")
     assert result.returncode == 0, result.stderr
-    assert "there was no backup in backups/" in result.stdout
+    done = json.loads(result.stdout)["result"]
+    safety = Path(done["safety_backup"])
+    # The copy is this stack's newest backup now, checked before anything was erased.
+    assert done["newest_backup"] == str(safety) and safety.parent == dev_project.root / "backups"
+    record = json.loads(safety.with_name(safety.name + ".verify.json").read_text())
+    assert record["results"][-1]["ok"] is True
     assert dev_project.leftovers() == {"containers": [], "networks": [], "volumes": []}
 
 

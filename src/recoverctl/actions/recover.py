@@ -91,6 +91,7 @@ def recover(
     *,
     spec: str | None = None,
     confirm: Confirm = _quiet,
+    show: Confirm = _quiet,
     progress: Progress = _quiet,
     allow_newer_data: bool = False,
     target: str | None = None,
@@ -141,8 +142,19 @@ def recover(
                     code=ErrorCode.BACKUP_NOT_FOUND,
                 ) from None
             raise
-        if rows > 0:
-            confirm(prep.plan)  # never over existing data without the typed confirmation
+        plan = prep.plan
+        if spec is None and plan.backup_stack not in (None, settings.stack):
+            # Chosen by recoverctl, not by the person: never another stack's data.
+            raise RecoverctlError(
+                f"The newest backup found, {Path(plan.backup).name}, is a {plan.backup_stack} "
+                f"backup; recover restores only {settings.stack} backups on its own.",
+                "Name the backup to restore if you mean it: --from FILE (with --target, the "
+                "copy's name).",
+                code=ErrorCode.OTHER_STACK,
+            )
+        show(plan)  # its warnings too, even when there is nothing to confirm
+        if rows > 0 or plan.backup_stack not in (None, settings.stack):
+            confirm(plan)  # never over existing data, nor another stack's, unconfirmed
         step(f"restoring {prep.path.name}")
         restore.restore(prep, session, step=progress)
         restored = prep.path

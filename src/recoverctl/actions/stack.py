@@ -11,12 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recoverctl.adapters import files, process
+from recoverctl.adapters import files, fsio, process
 from recoverctl.core import commands
 from recoverctl.core.stack import StackStatus
 from recoverctl.errors import ErrorCode, RecoverctlError, StackError
+from recoverctl.services import catalog
+from recoverctl.services.dump import take_backup
 from recoverctl.services.session import StackSession
 from recoverctl.services.stack import Progress, bring_up, status, wait_ready
+from recoverctl.services.verification import verify_file
 
 
 def _quiet(_: str) -> None:
@@ -52,6 +55,7 @@ class DownResult:
     stack: str
     volumes_removed: bool
     newest_backup: Path | None
+    safety_backup: Path | None = None  # taken just before the volume was erased
 
 
 
@@ -93,12 +97,21 @@ def _backup_before_update(session: StackSession, progress: Progress) -> Path | N
 
 def plan_down(session: StackSession) -> DownPlan:
     ref, settings = session.ref, session.settings
-    return DownPlan(ref.project, settings.stack, files.newest_backup(settings.backup_dir))
+    return DownPlan(ref.project, settings.stack, catalog.newest_backup(settings))
 
 
-def down(session: StackSession, *, volumes: bool) -> DownResult:
+def down(
+    session: StackSession,
+    *,
+    volumes: bool,
+    safety_backup: bool = True,
+    progress: Progress = _quiet,
+) -> DownResult:
     ref, settings = session.ref, session.settings
     session.engine  # noqa: B018 - fails early, with the engine's hint, when none answers
+    safety: Path | None = None
+    if volumes and safety_backup:
+        safety = _safety_backup(session, progress)
     # compose reads the env file for interpolation; down works without one.
     target = ref.target()
     if not settings.env_file.is_file():
@@ -110,9 +123,31 @@ def down(session: StackSession, *, volumes: bool) -> DownResult:
         what=f"docker compose down ({ref.project})",
         hint="Its last lines are above; check `recoverctl ps` and try again.",
     )
-    return DownResult(
-        ref.project, settings.stack, volumes, files.newest_backup(settings.backup_dir)
-    )
+    return DownResult(ref.project, settings.stack, volumes, catalog.newest_backup(settings), safety)
+
+
+def _safety_backup(session: StackSession, progress: Progress) -> Path | None:
+    """A copy of the database about to be erased; None when its service is not running
+    (there is nothing to copy from, and the person confirmed with the newest backup named)."""
+    try:
+        db = session.db()
+    except RecoverctlError as exc:
+        if exc.code in (ErrorCode.DB_NOT_RUNNING, ErrorCode.SERVICE_MISSING):
+            return None
+        raise
+    progress("safety backup of the database before erasing it")
+    with fsio.project_lock(session.project, "safety backup before down --volumes"):
+        made = take_backup(db, session.ref, session.settings.backup_dir, "custom")
+    progress(f"verifying {made.path.name}")
+    checked = verify_file(session, made.path, deep=False)
+    if not checked.ok:
+        bad = ", ".join(f"{c.name}: {c.evidence}" for c in checked.failed)
+        raise RecoverctlError(
+            f"The safety backup {made.path.name} failed its checks ({bad}); nothing was erased.",
+            f"Run recoverctl verify {made.path} to see why; erase only with a good backup.",
+            code=ErrorCode.BACKUP_CORRUPT,
+        )
+    return made.path
 
 
 def restart(

@@ -7,7 +7,6 @@ from pathlib import Path
 import yaml
 
 from recoverctl.core.compose_model import ComposeModel, parse_compose
-from recoverctl.core.naming import newest
 from recoverctl.errors import ErrorCode, ProjectFileError
 from recoverctl.settings import Settings
 
@@ -45,10 +44,3 @@ def require_env_file(settings: Settings) -> Path:
             code=ErrorCode.ENV_INVALID,
         )
     return path
-
-
-def newest_backup(backup_dir: Path) -> Path | None:
-    if not backup_dir.is_dir():
-        return None
-    name = newest(p.name for p in backup_dir.iterdir() if p.is_file())
-    return backup_dir / name if name else None

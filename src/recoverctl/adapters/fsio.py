@@ -19,9 +19,15 @@ READ_CHUNK = 1 << 20
 
 
 def ensure_private_dir(path: Path) -> None:
-    path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
-    if path.stat().st_mode & 0o077:
-        path.chmod(PRIVATE_DIR)
+    """Creates the folder private (0700, whatever the umask). A folder that exists keeps
+    its mode: it may be /tmp or a share someone named; the files written in it are 0600."""
+    try:
+        path.mkdir(mode=PRIVATE_DIR, parents=True)
+    except FileExistsError:
+        if not path.is_dir():
+            raise
+        return
+    path.chmod(PRIVATE_DIR)
 
 
 def open_partial(final: Path) -> tuple[Path, BinaryIO]:

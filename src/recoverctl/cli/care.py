@@ -155,8 +155,10 @@ def recover(
 
     session = options.session(prod, project_dir, json)
 
-    def confirm(plan: RestorePlan) -> None:
+    def show(plan: RestorePlan) -> None:
         plans.show(plan, render.err)
+
+    def confirm(plan: RestorePlan) -> None:
         if not yes:
             plans.confirm(plan)
 
@@ -164,6 +166,7 @@ def recover(
         result = action.recover(
             session,
             spec=from_,
+            show=show,
             confirm=confirm,
             progress=progress,
             allow_newer_data=allow_newer_data,

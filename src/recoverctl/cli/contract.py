@@ -69,6 +69,7 @@ class DownResult(_Strict):
     stack: Stack
     volumes_removed: bool
     newest_backup: str | None
+    safety_backup: str | None
 
 
 class CopyError(_Strict):

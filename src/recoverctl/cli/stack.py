@@ -52,6 +52,12 @@ def down(
         bool,
         typer.Option("--volumes", "-v", help="Also erase the database volume (asks first)."),
     ] = False,
+    no_safety_backup: Annotated[
+        bool,
+        typer.Option(
+            "--no-safety-backup", help="With --volumes: skip the backup taken before erasing."
+        ),
+    ] = False,
     yes: options.Yes = False,
     project_dir: options.ProjectDir = None,
     json: options.Json = False,
@@ -62,12 +68,16 @@ def down(
     session = options.session(prod, project_dir, json)
     if volumes and not yes:
         _confirm_erase(actions.plan_down(session))
-    with render.spinner("stopping the stack"):
-        result = actions.down(session, volumes=volumes)
+    with render.spinner("stopping the stack") as progress:
+        result = actions.down(
+            session, volumes=volumes, safety_backup=not no_safety_backup, progress=progress
+        )
 
     def human() -> None:
         what = "containers, network and database volume" if volumes else "containers and network"
         render.out.print(f"[green]removed[/] {what} of {result.project}")
+        if result.safety_backup is not None:
+            render.out.print(f"safety backup of the erased database: {result.safety_backup}")
         if volumes:
             newest = result.newest_backup
             render.out.print(

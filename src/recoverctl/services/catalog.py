@@ -77,13 +77,21 @@ def candidates(settings: Settings) -> list[Path]:
     return [folder / n for n in sorted(names, key=naming.sort_key, reverse=True)]
 
 
+def newest_backup(settings: Settings) -> Path | None:
+    """This stack's newest backup (one with a manifest saying so), or None."""
+    for path in candidates(settings):
+        m = load_manifest(path)
+        if m is not None and m.stack == settings.stack:
+            return path
+    return None
+
+
 def resolve_backup(settings: Settings, spec: str, cwd: Path | None = None) -> Path:
     """FILE or `latest` (the newest backup of this stack); refuses what is not a plain file."""
     if spec == "latest":
-        for path in candidates(settings):
-            m = load_manifest(path)
-            if m is not None and m.stack == settings.stack:
-                return path
+        found = newest_backup(settings)
+        if found is not None:
+            return found
         raise RecoverctlError(
             f"No {settings.stack} backup in {settings.backup_dir}.",
             "Make one: recoverctl backup" + (" --prod" if settings.stack == "prod" else ""),
