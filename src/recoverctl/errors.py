@@ -43,6 +43,7 @@ class ErrorCode(StrEnum):
     BACKUP_NOT_FOUND = "backup_not_found"
     UNSAFE_PATH = "unsafe_path"
     OTHER_STACK = "other_stack"
+    UPDATE_REFUSED = "update_refused"
     BACKUP_CORRUPT = "backup_corrupt"
     MANIFEST_DAMAGED = "manifest_damaged"
     BACKUP_FAILED = "backup_failed"

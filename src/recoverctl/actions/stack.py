@@ -92,7 +92,21 @@ def _backup_before_update(session: StackSession, progress: Progress) -> Path | N
             progress("no running database: nothing to back up before the update")
             return None
         raise
-    return backup_verified(session, step=progress).backup.path
+    try:
+        return backup_verified(session, step=progress).backup.path
+    except RecoverctlError as exc:
+        if exc.code is not ErrorCode.OFFSITE_FAILED:
+            raise
+        # Exit 3 would say "the local part succeeded": here the local part is the update,
+        # and it did not happen.
+        raise RecoverctlError(
+            f"{exc.message.rstrip('.')}. Nothing was rebuilt or recreated: the update "
+            "waits for its off-site copy.",
+            (exc.hint or "Fix the target, then run up again").rstrip(".")
+            + ". To update without the copy: recoverctl up --no-backup.",
+            code=ErrorCode.UPDATE_REFUSED,
+            details=exc.details,
+        ) from None
 
 
 def plan_down(session: StackSession) -> DownPlan:
