@@ -10,13 +10,13 @@ from recoverctl.actions import stack as action
 from recoverctl.errors import ErrorCode, RecoverctlError
 from recoverctl.services import routine
 from recoverctl.services.session import StackSession
-from tests.unit.fakes import make_stack
+from tests.unit.fakes import app_tables, make_stack
 
 
 def test_a_failed_push_stops_the_update_with_exit_1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    st = make_stack(tmp_path, monkeypatch, {"public.t": 1})
+    st = make_stack(tmp_path, monkeypatch, app_tables())
     rebuilt: list[bool] = []
 
     def push_fails(_session: StackSession, **_kw: object) -> routine.SafetyBackup:
