@@ -191,8 +191,7 @@ def take_backup(
     except RecoverctlError as exc:
         _discard(partial, manifest_path if manifest_written else None)
         message = exc.message.rstrip(".")
-        if not message.endswith(NOTHING_WRITTEN):
-            message += NOTHING_WRITTEN
+        message += NOTHING_WRITTEN  # the failures raised inside say what failed, not this
         raise exc.with_message(message + ".") from None
     except BaseException:
         _discard(partial, manifest_path if manifest_written else None)
@@ -218,7 +217,7 @@ def _check_written(sink: _Sink, fmt: naming.Format) -> dumpcheck.DumpInfo:
         info = dumpcheck.inspect(bytes(sink.head), sink.tail)
     except dumpcheck.NotADump as exc:
         raise RecoverctlError(
-            f"pg_dump's output is not a valid dump ({exc}){NOTHING_WRITTEN}.",
+            f"pg_dump's output is not a valid dump ({exc}).",
             "Check `recoverctl logs db` and run the backup again.",
             code=ErrorCode.BACKUP_FAILED,
         ) from None
@@ -226,7 +225,7 @@ def _check_written(sink: _Sink, fmt: naming.Format) -> dumpcheck.DumpInfo:
         raise RecoverctlError(
             "pg_dump's output is incomplete ("
             + ("; ".join(info.problems) or f"expected {fmt}, got {info.format}")
-            + f"){NOTHING_WRITTEN}.",
+            + ").",
             "Check `recoverctl logs db` and run the backup again.",
             code=ErrorCode.BACKUP_FAILED,
         )
