@@ -181,6 +181,36 @@ def test_a_failed_write_leaves_nothing(
     ]
 
 
+def test_a_disk_full_without_hard_links_leaves_no_truncated_file(
+    runner: CliRunner, project: Path, engine: FakeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A file system without hard links: the file is created in place (O_EXCL); a disk that
+    # fills while it is written must not leave a truncated .env that the next init refuses.
+    def no_links(_src: Any, _dst: Any) -> None:
+        raise OSError(1, "Operation not permitted")
+
+    real_fsync = os.fsync
+    calls: list[int] = []
+
+    def full_on_the_second(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 2:  # the first is the private temporary file's
+            raise OSError(28, "No space left on device")
+        real_fsync(fd)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "link", no_links)
+        m.setattr(os, "fsync", full_on_the_second)
+        document = envelope(runner, "init")
+    assert len(calls) == 2
+    assert document["error"]["code"] == "disk_full"
+    assert "no env file was written" in document["error"]["message"]
+    assert sorted(p.name for p in project.iterdir() if p.name.startswith(".env")) == [
+        ".env.example"
+    ]
+    assert runner.invoke(app, ["init"]).exit_code == 0  # room again: init writes it
+
+
 def test_host_is_for_prod(runner: CliRunner, project: Path, engine: FakeEngine) -> None:
     document = envelope(runner, "init", "--host", "vault.example.com")
     assert (document["exit_code"], document["error"]["code"]) == (2, "usage")

@@ -221,10 +221,17 @@ def _create_exclusive(path: Path, text: str) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, fsio.PRIVATE_FILE)
     except FileExistsError:
         raise _exists(path) from None
-    with os.fdopen(fd, "wb") as f:
-        f.write(text.encode("utf-8"))
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(text.encode("utf-8"))
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        # Created just now, exclusively: ours. A truncated file (a full disk, Ctrl-C) would
+        # be refused by the next init as one that "already exists".
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
 
 
 def _write_failed(path: Path, exc: OSError) -> RecoverctlError:
