@@ -3,13 +3,16 @@ runtime folder exists, else /etc/cron.d (root) or the crontab; one schedule per 
 
 from __future__ import annotations
 
+import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
 from recoverctl.actions import schedule as action
+from recoverctl.adapters import scheduler
 from recoverctl.adapters.scheduler import Host
-from recoverctl.errors import RecoverctlError
+from recoverctl.errors import ErrorCode, RecoverctlError
 from recoverctl.services.session import StackSession
 from tests.unit.test_retention_prune import make_settings
 
@@ -105,3 +108,63 @@ def test_doctor_sees_what_install_wrote(tmp_path: Path, session: StackSession) -
     )
     action.remove(session, host=host)
     assert scheduled(session.settings, session.project, host) is None
+
+
+def _analyze(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str | None, mode: int = 0o755) -> None:
+    """systemd-analyze, as `which` finds it: a script running body (None: gone since)."""
+    path = tmp_path / "bin" / "systemd-analyze"
+    if body is not None:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(f"#!{sys.executable}\n{body}\n")
+        path.chmod(mode)
+    real = shutil.which
+
+    def which(name: str, *args: object, **kwargs: object) -> str | None:
+        return str(path) if name == "systemd-analyze" else real(name)
+
+    monkeypatch.setattr(shutil, "which", which)
+
+
+def _systemd_host(tmp_path: Path) -> Host:
+    host = Host(root=tmp_path / "machine", run_programs=False)
+    (host.root / "run/systemd/system").mkdir(parents=True, exist_ok=True)
+    return host
+
+
+@pytest.mark.parametrize(
+    ("body", "mode", "said"),
+    [
+        (None, 0o755, "not installed"),
+        ("import time; time.sleep(30)", 0o755, "did not finish"),
+        ("print('x')", 0o644, "could not run"),
+    ],
+    ids=["missing", "hangs", "not-executable"],
+)
+def test_a_calendar_check_that_cannot_run_is_an_error_with_a_hint(
+    tmp_path: Path,
+    session: StackSession,
+    monkeypatch: pytest.MonkeyPatch,
+    body: str | None,
+    mode: int,
+    said: str,
+) -> None:
+    _analyze(tmp_path, monkeypatch, body, mode)
+    monkeypatch.setattr(scheduler, "CALENDAR_TIMEOUT", 0.5, raising=False)
+    with pytest.raises(RecoverctlError) as info:  # not a traceback: a code and a hint
+        action.install(session, on_calendar="*-*-* 02:30:00", host=_systemd_host(tmp_path))
+    assert info.value.code is ErrorCode.COMMAND_FAILED
+    assert said in info.value.message and "systemd-analyze" in info.value.message
+    assert info.value.hint and "--every" in info.value.hint
+    assert not (tmp_path / "machine" / "etc").exists()  # nothing was installed
+
+
+def test_the_calendar_is_checked_by_systemd_analyze(
+    tmp_path: Path, session: StackSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _analyze(tmp_path, monkeypatch, "import sys; sys.exit(0 if sys.argv[2] == 'daily' else 1)")
+    host = _systemd_host(tmp_path)
+    with pytest.raises(RecoverctlError) as info:
+        action.install(session, on_calendar="every tuesday-ish", host=host)
+    assert info.value.code is ErrorCode.USAGE and "not a systemd calendar spec" in info.value.message
+    result = action.install(session, on_calendar="daily", host=host)
+    assert result.installed[0].when == "daily"

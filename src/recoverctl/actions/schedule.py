@@ -4,14 +4,12 @@ else in cron (/etc/cron.d as root, the user's crontab otherwise)."""
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from recoverctl.adapters.scheduler import Host, program
+from recoverctl.adapters.scheduler import Host, calendar_ok, program
 from recoverctl.core import schedule as core
 from recoverctl.errors import ErrorCode, RecoverctlError, UsageError
 from recoverctl.services import routine as routine_service
@@ -95,7 +93,7 @@ def job(
     return core.Job(
         name=name,
         description=f"recoverctl routine for {session.project} ({settings.stack}): backup, "
-        "verify, push, prune",
+        "verify, push, drill, prune",
         argv=core.routine_argv(program(), str(settings.project_dir), settings.stack == "prod"),
         workdir=str(settings.project_dir),
         environment=core.carried_environment(env),
@@ -106,15 +104,9 @@ def job(
 
 
 def _check_calendar(spec: str) -> None:
-    analyze = shutil.which("systemd-analyze")
     if not spec or "\n" in spec:
         raise UsageError("--on-calendar needs a systemd calendar spec.", "See man systemd.time.")
-    if analyze is None:
-        return
-    done = subprocess.run(
-        [analyze, "calendar", spec], capture_output=True, text=True, timeout=30, check=False
-    )
-    if done.returncode != 0:
+    if calendar_ok(spec) is False:  # None: no systemd-analyze here to ask
         raise UsageError(
             f"--on-calendar {spec!r} is not a systemd calendar spec.",
             "See man systemd.time, e.g. --on-calendar '*-*-* 02:30:00'.",

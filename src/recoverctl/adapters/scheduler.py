@@ -19,6 +19,32 @@ from recoverctl.errors import CommandFailed, ErrorCode, RecoverctlError
 SYSTEM_UNITS = "etc/systemd/system"
 CRON_D = "etc/cron.d"
 LINGER = "var/lib/systemd/linger"
+CALENDAR_TIMEOUT = 30.0
+CALENDAR_HINT = (
+    "Check that systemd-analyze runs here (systemd's tools), or pass --every instead "
+    "(e.g. --every 1d)."
+)
+
+
+def calendar_ok(spec: str) -> bool | None:
+    """Whether systemd-analyze accepts spec as an OnCalendar= value; None when it is not
+    installed (nothing to ask). One that cannot run or does not answer is a CommandFailed."""
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        return None
+    try:
+        done = process.run(
+            [analyze, "calendar", spec],
+            check=False,
+            timeout=CALENDAR_TIMEOUT,
+            what="systemd-analyze calendar",
+            hint=CALENDAR_HINT,
+        )
+    except OSError as exc:  # found, but not runnable (not executable, a broken interpreter)
+        raise CommandFailed(
+            f"systemd-analyze could not run: {exc.strerror or exc}.", CALENDAR_HINT
+        ) from None
+    return done.returncode == 0
 
 
 @dataclass(frozen=True)
