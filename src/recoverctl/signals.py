@@ -1,4 +1,5 @@
-"""Ctrl-C and SIGTERM held off while a step that must not be cut in half runs."""
+"""Ctrl-C and SIGTERM held off while a step that must not be cut in half runs, and whether
+this process was sent SIGTERM (both arrive as KeyboardInterrupt)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,23 @@ from typing import Any
 
 HELD = (signal.SIGINT, signal.SIGTERM)
 _pending: list[int] = []
+_terminated = False
 
 
 def pending() -> bool:
     return bool(_pending)
+
+
+def note_sigterm() -> None:
+    """Called by the CLI's SIGTERM handler, before it raises KeyboardInterrupt."""
+    global _terminated
+    _terminated = True
+
+
+def terminated() -> bool:
+    """Whether SIGTERM was received: a KeyboardInterrupt (or an Interrupted error) is then
+    a termination, which the process exits with (143, code terminated), not a Ctrl-C."""
+    return _terminated
 
 
 @contextmanager

@@ -3,6 +3,7 @@ refusals, the routine's lock and its failure report, and every --json against th
 
 from __future__ import annotations
 
+import ast
 import fcntl
 import json
 import os
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from recoverctl.cli import contract
+from recoverctl.cli import contract, unattended
 from recoverctl.cli.app import app
 from recoverctl.errors import ErrorCode
 from tests.unit.test_monitor import Recorder
@@ -91,6 +92,48 @@ def test_prune_asks_and_without_a_terminal_deletes_nothing(
     assert paths[0].exists() and not paths[1].exists() and not paths[2].exists()
 
 
+def test_prune_json_shows_the_plan_on_stderr_before_it_asks(
+    runner: CliRunner, project: Path
+) -> None:
+    # --json keeps stdout for the envelope: the plan the person confirms goes to stderr,
+    # before the prompt, as restore --json shows its plan.
+    configure(project, "[retention]\nkeep_last = 1\n")
+    paths = history(project, ["quick ok", "quick ok", "quick ok"])
+    result = invoke(runner, "prune", "--json", input="2\n")
+    # CliRunner echoes the typed answer to stdout (a terminal would show it, not stdout).
+    document = json.loads(result.stdout[result.stdout.index("{") :])
+    contract.validate(document)
+    assert document["ok"] and document["result"]["deleted"] == 2
+    shown, prompt = result.stderr.split("Type 2 to delete these 2 backups")
+    for path in paths:
+        assert path.name in shown
+    assert shown.count("delete") >= 2 and "keep" in shown
+    assert "deleted" not in prompt  # the result itself is in the envelope, not on stderr
+
+
+def below_the_actions(source: str) -> list[str]:
+    """The modules of services and adapters a source imports, at run time or for types."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        names = (
+            [node.module or ""]
+            if isinstance(node, ast.ImportFrom)
+            else [a.name for a in node.names]
+            if isinstance(node, ast.Import)
+            else []
+        )
+        found += [n for n in names if n.startswith(("recoverctl.services", "recoverctl.adapters"))]
+    return found
+
+
+def test_the_unattended_cli_imports_actions_not_services() -> None:
+    # docs/source-code.md: the CLI uses actions and render; prune's types come from its action.
+    assert below_the_actions(Path(unattended.__file__).read_text()) == []
+    assert below_the_actions("from recoverctl.services.retention import ScopeResult\n") == [
+        "recoverctl.services.retention"
+    ]
+
+
 def test_prune_yes_deletes_the_backup_with_its_manifest_and_record(
     runner: CliRunner, project: Path
 ) -> None:
@@ -141,8 +184,8 @@ def test_routine_that_cannot_back_up_reports_its_failure(
     assert document["error"]["code"] == ErrorCode.ENGINE_UNREACHABLE
     steps = {s["name"]: s["status"] for s in document["result"]["steps"]}
     assert steps == {
-        "backup": "failed", "verify": "skipped", "push": "skipped", "prune": "skipped",
-        "report": "ok",
+        "backup": "failed", "verify": "skipped", "push": "skipped", "drill": "skipped",
+        "prune": "skipped", "report": "ok",
     }  # fmt: skip
     assert [p.split("?")[0] for p in server.paths()] == ["/hc/start", "/hc/fail"]
     assert b"engine" in server.received[1].body.lower()

@@ -43,3 +43,29 @@ def test_a_shared_lock_folder_is_refused(tmp_path: Path, monkeypatch: pytest.Mon
     with pytest.raises(RecoverctlError) as info:
         fsio.lock_dir()
     assert info.value.message == f"Lock folder {folder} is not a private folder of yours."
+
+
+def test_one_lock_function_for_the_project_and_the_routine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recoverctl.services.routine import routine_lock
+
+    monkeypatch.setenv("RECOVERCTL_LOCK_DIR", str(tmp_path / "locks"))
+
+    def busy(holder: str) -> RecoverctlError:
+        return RecoverctlError(f"busy: {holder}", code=ErrorCode.ROUTINE_RUNNING)
+
+    with fsio.held_lock("x.routine.lock", "routine --dev", busy):
+        with pytest.raises(RecoverctlError) as info, fsio.held_lock("x.routine.lock", "b", busy):
+            pass
+        assert info.value.message == f"busy: routine --dev (pid {os.getpid()})"
+        # The routine's lock is that file: a second routine stops with its own code.
+        with pytest.raises(RecoverctlError) as info, routine_lock("x", "dev"):
+            pass
+        assert info.value.code is ErrorCode.ROUTINE_RUNNING
+        assert info.value.message.startswith("A routine is already running on x: routine --dev")
+        with fsio.project_lock("x", "backup"):  # another file: the steps take it one by one
+            pass
+    assert (tmp_path / "locks" / "x.routine.lock").exists()
+    with routine_lock("x", "dev"):  # released: free again
+        pass

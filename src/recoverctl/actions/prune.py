@@ -9,7 +9,11 @@ from typing import Any
 
 from recoverctl.adapters import fsio
 from recoverctl.services import retention
-from recoverctl.services.retention import LOCAL, ScopePlan, ScopeResult
+from recoverctl.services.retention import LOCAL
+
+# The types of a PruneResult's scopes, named here for the CLI (which imports actions only).
+from recoverctl.services.retention import ScopePlan as ScopePlan
+from recoverctl.services.retention import ScopeResult as ScopeResult
 from recoverctl.services.session import StackSession
 
 UNCONFIRMED = "kept: not in the plan that was confirmed"
@@ -29,6 +33,11 @@ class PruneResult:
     def deleted(self) -> int:
         return sum(len(s.deleted) for s in self.scopes)
 
+    @property
+    def doomed(self) -> tuple[tuple[str, str], ...]:
+        """(where, name) of each backup the plans delete: what a person confirms."""
+        return tuple((s.plan.where, i.name) for s in self.scopes for i in s.plan.doomed)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "stack": self.stack,
@@ -38,10 +47,9 @@ class PruneResult:
         }
 
 
-def plan(
+def _plans(
     session: StackSession, *, target: str | None = None, all_targets: bool = False
 ) -> tuple[ScopePlan, ...]:
-    """What prune would do; reads only (no lock: nothing changes)."""
     settings = session.settings
     names = retention.target_names(settings, target, all_targets)
     if not names:
@@ -49,10 +57,12 @@ def plan(
     return tuple(retention.plan_target(settings, name) for name in names)
 
 
-def dry_run(
+def plan(
     session: StackSession, *, target: str | None = None, all_targets: bool = False
 ) -> PruneResult:
-    plans = plan(session, target=target, all_targets=all_targets)
+    """What prune would delete, deleting nothing: the dry run, and the plan a person
+    confirms. Reads only (no lock: nothing changes)."""
+    plans = _plans(session, target=target, all_targets=all_targets)
     return PruneResult(
         session.settings.stack, True, tuple(ScopeResult(p, (), ()) for p in plans)
     )
@@ -71,7 +81,7 @@ def prune(
     the backups named there, so nothing is deleted that the person did not see."""
     settings = session.settings
     with fsio.project_lock(session.project, "prune"):
-        plans = plan(session, target=target, all_targets=all_targets)
+        plans = _plans(session, target=target, all_targets=all_targets)
         done: list[ScopeResult] = []
         for p in plans:
             p = _restrict(p, confirmed)

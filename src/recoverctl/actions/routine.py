@@ -1,8 +1,11 @@
-"""routine: what the timer runs. backup → verify (deep when due) → push → prune → report,
-in that order; a failed step stops every later step but the report, so nothing is ever
-pruned after a failed backup, verification or push. The report (routine-STACK.json,
-Healthchecks, apprise, the Prometheus textfile) runs whatever happened, and a monitoring
-endpoint that is down never changes the routine's verdict."""
+"""routine: what the timer runs. backup → verify (deep when due) → push → drill (when due)
+→ prune → report, in that order; a failed step stops every later step but the report, so
+nothing is ever pruned after a failed backup, verification, push or drill (when the newest
+backup did not bring the vault back, the older ones may be the ones that can). What a
+failed step leaves done stays done: a failed drill keeps the backup it follows, pushed.
+The report (routine-STACK.json, Healthchecks, apprise, the Prometheus textfile) runs
+whatever happened, and a monitoring endpoint that is down never changes the routine's
+verdict."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import contextlib
 import dataclasses
 import logging
 import time
+import traceback
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -18,12 +22,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from recoverctl import signals
 from recoverctl.adapters import fsio, monitor
 from recoverctl.core.checks import FAIL
 from recoverctl.core.schedule import format_duration
-from recoverctl.errors import EXIT_OK, ErrorCode, Interrupted, RecoverctlError
+from recoverctl.errors import (
+    EXIT_FAILED,
+    EXIT_OK,
+    ErrorCode,
+    Interrupted,
+    RecoverctlError,
+    exit_status,
+)
+from recoverctl.services import drill as drills
 from recoverctl.services import retention
 from recoverctl.services import routine as service
+from recoverctl.services.drill import DrillResult
 from recoverctl.services.dump import BackupResult, take_backup
 from recoverctl.services.load import OnBytes
 from recoverctl.services.routine import Pushed, RoutineRecord, StepRecord, TargetState
@@ -31,7 +45,7 @@ from recoverctl.services.session import StackSession
 from recoverctl.services.verification import VerifyReport
 
 log = logging.getLogger(__name__)
-STEPS = ("backup", "verify", "push", "prune", "report")
+STEPS = ("backup", "verify", "push", "drill", "prune", "report")
 TAIL_LINES = 40
 
 
@@ -54,6 +68,11 @@ def _backup(session: StackSession, on_bytes: OnBytes) -> BackupResult:
 
 def _verify(session: StackSession, path: Path, deep: bool, on_bytes: OnBytes) -> VerifyReport:
     return service.verify_and_record(session, path, deep=deep, on_bytes=on_bytes)
+
+
+def _drill(session: StackSession, progress: Callable[[str], None]) -> DrillResult | None:
+    """A drill of the newest local backup (the one just made) when one is due, else None."""
+    return drills.routine_drill(session, progress=progress)
 
 
 def _prune(session: StackSession, step: Callable[[str], None]) -> tuple[int, list[str]]:
@@ -82,8 +101,10 @@ class Steps:
     backup: Callable[[StackSession, OnBytes], BackupResult] = _backup
     verify: Callable[[StackSession, Path, bool, OnBytes], VerifyReport] = _verify
     push: Callable[[StackSession, Path], Pushed] = service.push
+    drill: Callable[[StackSession, Callable[[str], None]], DrillResult | None] = _drill
     prune: Callable[[StackSession, Callable[[str], None]], tuple[int, list[str]]] = _prune
     deep_due: Callable[[Any], bool] = service.deep_due
+    drill_due: Callable[[Any], bool] = drills.drill_due
 
 
 # --- the report --------------------------------------------------------------------------
@@ -140,6 +161,7 @@ class _Run:
     progress: Callable[[str], None]
     steps: list[StepRecord] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    monitoring: list[str] = field(default_factory=list)  # what monitoring could not do
 
     @contextlib.contextmanager
     def step(self, name: str) -> Iterator[dict[str, str]]:
@@ -149,7 +171,12 @@ class _Run:
         try:
             yield detail
         except BaseException as exc:
-            why = exc.message if isinstance(exc, RecoverctlError) else "interrupted"
+            if isinstance(exc, RecoverctlError):
+                why = exc.message
+            elif isinstance(exc, KeyboardInterrupt):
+                why = "terminated" if signals.terminated() else "interrupted"
+            else:
+                why = f"{type(exc).__name__}: {exc}"
             self.steps.append(StepRecord(name=name, status="failed", seconds=_since(started),
                                          detail=why))  # fmt: skip
             raise
@@ -211,6 +238,7 @@ def _run(
     pushed: Pushed | None = None
     pruned = 0
     error: RecoverctlError | None = None
+    bug: Exception | None = None
     try:
         with run.step("backup") as d:
             made = steps.backup(session, on_bytes)
@@ -244,6 +272,7 @@ def _run(
                 d["text"] = "to " + ", ".join(pushed.targets)
         else:
             run.skip("push", "no target configured")
+        _drill_step(run, session, steps, made)
         if settings.retention.policy().empty:
             run.skip("prune", "no [retention] policy: nothing is ever deleted")
             run.warnings.append(
@@ -255,11 +284,22 @@ def _run(
                 pruned, lines = steps.prune(session, progress)
                 d["text"] = "; ".join(lines)
     except RecoverctlError as exc:
-        error = exc
+        error = _terminated(exc)
     except KeyboardInterrupt:
-        error = Interrupted(
-            "The routine was interrupted; the steps after it did not run.",
-            "Run it again: recoverctl routine" + (" --prod" if settings.stack == "prod" else ""),
+        error = _terminated(
+            Interrupted(
+                "The routine was interrupted; the steps after it did not run.",
+                "Run it again: recoverctl routine"
+                + (" --prod" if settings.stack == "prod" else ""),
+            )
+        )
+    except Exception as exc:  # a bug: reported and recorded as one, then raised (its traceback)
+        bug = exc
+        log.error(traceback.format_exc().rstrip(), extra={"tag": "traceback"})
+        error = RecoverctlError(
+            f"recoverctl failed unexpectedly: {type(exc).__name__}: {exc}",
+            "This is a bug: report it with its traceback (on stderr, and in the log).",
+            code=ErrorCode.INTERNAL_ERROR,
         )
     for name in STEPS[:-1]:
         if not any(s.name == name for s in run.steps):
@@ -276,11 +316,103 @@ def _run(
         tuple(run.warnings),
     )
     _report(session, report, made, pushed, pruned, rid, tail, run)
+    if bug is not None:
+        raise bug
     return dataclasses.replace(report, steps=tuple(run.steps), warnings=tuple(run.warnings))
+
+
+def _terminated(error: RecoverctlError) -> RecoverctlError:
+    """An interruption under SIGTERM is a termination: the record, the metrics and the
+    process's exit (cli/app.py) then all say 143, terminated."""
+    if error.code is ErrorCode.INTERRUPTED and signals.terminated():
+        return RecoverctlError(
+            error.message, error.hint, code=ErrorCode.TERMINATED, details=error.details
+        )
+    return error
+
+
+# --- the drill ---------------------------------------------------------------------------
+
+
+def _drill_step(run: _Run, session: StackSession, steps: Steps, made: BackupResult) -> None:
+    """A drill when drill_every is set and no drill passed within it. Its failure fails the
+    routine (exit 1) and stops prune; the backup and push done before it stand."""
+    settings = session.settings
+    if settings.drill_every is None:
+        run.skip("drill", "drill_every is not set: the routine does not drill")
+        return
+    if not steps.drill_due(settings):
+        run.skip("drill", _not_due(settings))
+        return
+    with run.step("drill") as d:
+        try:
+            drilled = steps.drill(session, lambda text: run.progress(f"routine: drill: {text}"))
+        except RecoverctlError as exc:  # no drill could start
+            if exc.code in (ErrorCode.INTERRUPTED, ErrorCode.TERMINATED):
+                raise
+            raise _drill_failed(exc.message, exc.hint, exc.code, exc.details, made) from None
+        if drilled is None:
+            d["text"] = "not due any more: a drill passed meanwhile"
+            return
+        run.warnings.extend(drilled.warnings)
+        if not drilled.ok:
+            raise _failed_drill(drilled, made)
+        r = drilled.record
+        took = f"{r.recovery_seconds:.0f} s" if r.recovery_seconds is not None else "?"
+        d["text"] = f"{r.backup} passed, recovery time {took}"
+
+
+def _not_due(settings: Any) -> str:
+    last = drills.last_drill(settings, passed=True)
+    when = f"last passed {last.finished_at:%Y-%m-%d %H:%M} UTC" if last else "none passed"
+    return f"not due: {when}; every {settings.drill_every:g} days"
+
+
+def _failed_drill(result: DrillResult, made: BackupResult) -> RecoverctlError:
+    r = result.record
+    if r.error is not None:
+        try:
+            code = ErrorCode(r.error.code)
+        except ValueError:
+            code = ErrorCode.FAILED
+        return _drill_failed(r.error.message, r.error.hint, code, r.error.details, made)
+    if r.leftovers:
+        return _drill_failed(
+            f"The drill passed, but its stack {r.drill_project} is not all removed: "
+            f"{', '.join(r.leftovers[:4])}.",
+            f"Remove it by hand: docker compose -p {r.drill_project} down --volumes --rmi local",
+            ErrorCode.CLEANUP_INCOMPLETE,
+            None,
+            made,
+        )
+    failing = ", ".join(c.name for c in result.checks if c.status == FAIL) or "?"
+    return _drill_failed(
+        f"The drill of {r.backup} brought the vault back with failing checks ({failing}).",
+        "Each check's evidence is in the drill record"
+        + (f" ({result.path})" if result.path else "")
+        + "; fix the cause, then run recoverctl drill.",
+        ErrorCode.CHECKS_FAILED,
+        None,
+        made,
+    )
+
+
+def _drill_failed(
+    message: str, hint: str | None, code: ErrorCode, details: str | None, made: BackupResult
+) -> RecoverctlError:
+    """A failed drill fails the routine with exit 1, in the drill's words and code (any
+    code whose own status is not 1, e.g. a settings error's 2, becomes `failed`)."""
+    return RecoverctlError(
+        f"{message.rstrip()} The routine's backup {made.path.name} stays; nothing was pruned.",
+        hint,
+        code=code if exit_status(code) == EXIT_FAILED else ErrorCode.FAILED,
+        details=details,
+    )
 
 
 def _warn(run: _Run, problem: str | None) -> None:
     if problem:
+        run.monitoring.append(problem)
         text = f"monitoring: {problem} (the routine's result is unchanged)"
         run.warnings.append(text)
         log.warning(text)
@@ -323,13 +455,12 @@ def _report(
         verdict = "ok" if report.ok else "FAILED"
         title = f"recoverctl routine {verdict}: {report.project} ({report.stack})"
         _warn(run, monitor.notify(m.notify, title, summary, ok=report.ok))
-    problems = [w for w in run.warnings if w.startswith("monitoring:")]
     run.steps.append(
         StepRecord(
             name="report",
-            status="failed" if problems else "ok",
+            status="failed" if run.monitoring else "ok",
             seconds=_since(started),
-            detail="; ".join(problems) or _reported_to(settings),
+            detail="; ".join(run.monitoring) or _reported_to(settings),
         )
     )
 

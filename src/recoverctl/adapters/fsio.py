@@ -115,22 +115,35 @@ def lock_dir() -> Path:
 
 
 @contextlib.contextmanager
-def project_lock(project: str, operation: str) -> Iterator[None]:
-    """One backup or restore per compose project at a time, across checkouts and users' shells."""
-    path = lock_dir() / f"{project}.lock"
+def held_lock(
+    name: str, operation: str, busy: Callable[[str], RecoverctlError]
+) -> Iterator[None]:
+    """An exclusive lock on the file `name` in the lock folder, held for the block, or at
+    once busy(holder) raised (holder: what the running process wrote, e.g. "backup (pid
+    42)"). The lock goes with the process, however it ends."""
+    path = lock_dir() / name
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
-            raise RecoverctlError(
-                f"Another operation is running on {project}: {holder}.",
-                "Wait for it to finish, then try again.",
-                code=ErrorCode.LOCKED,
-            ) from None
+            raise busy(holder) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{operation} (pid {os.getpid()})".encode(), 0)
         yield
     finally:
         os.close(fd)
+
+
+def project_lock(project: str, operation: str) -> contextlib.AbstractContextManager[None]:
+    """One backup or restore per compose project at a time, across checkouts and users' shells."""
+
+    def busy(holder: str) -> RecoverctlError:
+        return RecoverctlError(
+            f"Another operation is running on {project}: {holder}.",
+            "Wait for it to finish, then try again.",
+            code=ErrorCode.LOCKED,
+        )
+
+    return held_lock(f"{project}.lock", operation, busy)

@@ -19,7 +19,7 @@ from typer import _click
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
-from recoverctl import __version__
+from recoverctl import __version__, signals
 from recoverctl import log as logs
 from recoverctl.cli import render
 from recoverctl.errors import EXIT_OK, ErrorCode, Interrupted, RecoverctlError
@@ -225,6 +225,7 @@ def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
     # SIGTERM takes the same careful way out as Ctrl-C: partial files removed, rollbacks run.
     global _terminated_by
     _terminated_by = signum
+    signals.note_sigterm()  # for the code that records how it ended (the routine)
     raise KeyboardInterrupt
 
 

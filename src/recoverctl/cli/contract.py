@@ -378,7 +378,7 @@ class PruneResult(_Strict):
 
 
 class RoutineStep(_Strict):
-    name: Literal["backup", "verify", "push", "prune", "report"]
+    name: Literal["backup", "verify", "push", "drill", "prune", "report"]
     status: Literal["ok", "failed", "skipped"]
     seconds: float
     detail: str

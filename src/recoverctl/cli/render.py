@@ -224,11 +224,12 @@ def _progress(
         yield on_bytes
 
 
-def print_table(table: Table) -> None:
-    """A table on stdout. Off a terminal (journal, pipe, cron mail) each row is one line,
-    never wrapped whatever COLUMNS says, and without box drawing."""
-    if out.is_terminal:
-        out.print(table)
+def print_table(table: Table, console: Console | None = None) -> None:
+    """A table on stdout (or console). Off a terminal (journal, pipe, cron mail) each row
+    is one line, never wrapped whatever COLUMNS says, and without box drawing."""
+    console = console or out
+    if console.is_terminal:
+        console.print(table)
         return
     table.box = None
     table.pad_edge = False
@@ -237,8 +238,8 @@ def print_table(table: Table) -> None:
     # A console of its own: print(width=) cannot go beyond the console's width (COLUMNS).
     buffer = io.StringIO()
     Console(file=buffer, width=100_000, highlight=False, color_system=None).print(table)
-    out.file.write("".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines()))
-    out.file.flush()
+    console.file.write("".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines()))
+    console.file.flush()
 
 
 HEALTH_STYLE = {"healthy": "green", "unhealthy": "red", "starting": "yellow"}

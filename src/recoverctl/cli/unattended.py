@@ -6,13 +6,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from recoverctl.cli import confirm, options, render
 
 if TYPE_CHECKING:
-    from recoverctl.services.retention import ScopePlan, ScopeResult
+    from recoverctl.actions.prune import ScopePlan, ScopeResult
 
 TargetOpt = Annotated[
     str | None,
@@ -29,10 +30,12 @@ def _age(when: datetime) -> str:
     return age(when.astimezone(UTC))
 
 
-def _plan_table(plan: ScopePlan, deleted: tuple[str, ...], dry_run: bool) -> None:
+def _plan_table(
+    plan: ScopePlan, deleted: tuple[str, ...], dry_run: bool, console: Console
+) -> None:
     where = "local folder" if plan.where == "local" else f"target {plan.where}"
     if not plan.items:
-        render.out.print(f"{where}: {escape(plan.location)}: no backup of this stack")
+        console.print(f"{where}: {escape(plan.location)}: no backup of this stack")
         return
     table = Table(title=f"{where}: {plan.location} ({plan.policy})", title_justify="left")
     for column in ("backup", "age", "verified", "size", "decision"):
@@ -47,14 +50,14 @@ def _plan_table(plan: ScopePlan, deleted: tuple[str, ...], dry_run: bool) -> Non
         table.add_row(
             escape(item.name), _age(item.created), item.state, render.size(item.size), decision
         )
-    render.print_table(table)
+    render.print_table(table, console)
     for name in plan.leftovers:
-        render.out.print(f"  leftover of an interrupted deletion: {escape(name)}")
+        console.print(f"  leftover of an interrupted deletion: {escape(name)}")
 
 
-def _show(scopes: tuple[ScopeResult, ...], dry_run: bool) -> None:
+def _show(scopes: tuple[ScopeResult, ...], dry_run: bool, console: Console | None = None) -> None:
     for s in scopes:
-        _plan_table(s.plan, s.deleted, dry_run)
+        _plan_table(s.plan, s.deleted, dry_run, console or render.out)
 
 
 def prune(
@@ -79,7 +82,7 @@ def prune(
         raise UsageError("Pass --target NAME or --all-targets, not both.", "recoverctl prune --help")
     session = options.session(prod, project_dir, json)
     if dry_run:
-        preview = action.dry_run(session, target=target, all_targets=all_targets)
+        preview = action.plan(session, target=target, all_targets=all_targets)
 
         def human_preview() -> None:
             _show(preview.scopes, True)
@@ -90,16 +93,14 @@ def prune(
         return
     confirmed = None
     if not yes:
-        plans = action.plan(session, target=target, all_targets=all_targets)
-        doomed = [(p.where, i.name) for p in plans for i in p.doomed]
-        if doomed and not json:
-            from recoverctl.services.retention import ScopeResult as Shown
-
-            _show(tuple(Shown(p, (), ()) for p in plans), False)
-        if doomed:
-            n = str(len(doomed))
+        shown = action.plan(session, target=target, all_targets=all_targets)
+        if shown.doomed:
+            # What the number deletes, before it is asked for; with --json on stderr (stdout
+            # carries the envelope alone), as restore shows its plan.
+            _show(shown.scopes, False, render.err if json else render.out)
+            n = str(len(shown.doomed))
             confirm.typed(n, f"Type {n} to delete these {n} backups", "nothing was deleted")
-        confirmed = set(doomed)
+        confirmed = set(shown.doomed)
     with render.spinner("pruning") as step:
         result = action.prune(
             session, target=target, all_targets=all_targets, confirmed=confirmed, step=step
@@ -117,7 +118,8 @@ def routine(
     project_dir: options.ProjectDir = None,
     json: options.Json = False,
 ) -> None:
-    """What the timer runs: backup, verify (deep when due), push, prune, report.
+    """What the timer runs: backup, verify (deep when due), push, drill (when due), prune,
+    report.
 
     A failed step stops every later one but the report. Exit 0 when all went well, 1 when
     a step failed, 3 when only the off-site copy failed (the local backup is good)."""

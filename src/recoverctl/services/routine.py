@@ -1,20 +1,17 @@
 """What the routine shares with `up`, `schedule` and doctor: the one-routine-at-a-time lock,
-verify-and-record, the off-site push hook, a verified backup taken before an update, and the
+verify-and-record, the off-site push, a verified backup taken before an update, and the
 record of how the last routine ended (routine-STACK.json in the backups folder)."""
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import importlib
 import json
 import logging
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -25,15 +22,12 @@ from recoverctl.errors import ErrorCode, RecoverctlError
 from recoverctl.services import catalog
 from recoverctl.services.dump import BackupResult, take_backup
 from recoverctl.services.load import OnBytes
+from recoverctl.services.offsite import OffsiteFailed, PushResult, push_backup
 from recoverctl.services.session import StackSession
 from recoverctl.services.verification import VerifyReport, verify_file
 from recoverctl.settings import Settings
 
 log = logging.getLogger(__name__)
-# Where the off-site push lives (issue 12): push_backup(session, path) uploads one local
-# backup to every configured target and raises a RecoverctlError when a target failed.
-PUSH_SERVICE = "recoverctl.services.offsite"
-PUSH_FUNCTION = "push_backup"
 RECORD_VERSION = 1
 Status = Literal["ok", "failed", "skipped"]
 
@@ -49,29 +43,20 @@ def _quiet(_: str) -> None:
 # --- one routine at a time ---------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def routine_lock(project: str, stack: str) -> Iterator[None]:
+def routine_lock(project: str, stack: str) -> contextlib.AbstractContextManager[None]:
     """Held for a whole routine. Its own file, not the project lock: the routine's steps take
     the project lock one by one (a manual restore can wait between them), while a second
     routine must stop at once, before it pings anyone."""
-    path = fsio.lock_dir() / f"{project}.routine.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, fsio.PRIVATE_FILE)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
-            raise RecoverctlError(
-                f"A routine is already running on {project}: {holder}; this one did nothing.",
-                "Nothing to do: the running one reports when it ends (recoverctl schedule "
-                "status). A schedule more frequent than a routine lasts skips runs like this.",
-                code=ErrorCode.ROUTINE_RUNNING,
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"routine --{stack} (pid {os.getpid()})".encode(), 0)
-        yield
-    finally:
-        os.close(fd)
+
+    def busy(holder: str) -> RecoverctlError:
+        return RecoverctlError(
+            f"A routine is already running on {project}: {holder}; this one did nothing.",
+            "Nothing to do: the running one reports when it ends (recoverctl schedule "
+            "status). A schedule more frequent than a routine lasts skips runs like this.",
+            code=ErrorCode.ROUTINE_RUNNING,
+        )
+
+    return fsio.held_lock(f"{project}.routine.lock", f"routine --{stack}", busy)
 
 
 # --- verification ------------------------------------------------------------------------
@@ -103,23 +88,21 @@ def deep_due(settings: Settings, now: datetime | None = None) -> bool:
     return last is None or (now or datetime.now(UTC)) - last >= settings.deep_every
 
 
-# --- the off-site push hook --------------------------------------------------------------
+# --- the off-site push ------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Pushed:
     targets: tuple[str, ...]  # empty: skipped, no target configured
-    detail: Any = None  # what the push service returned, for the report
+    detail: PushResult | None = None  # what the off-site service returned, for the report
 
 
 def push(session: StackSession, path: Path) -> Pushed:
-    """Pushes one backup to every target through the off-site service. With no target it is
-    skipped; with targets and no push service in this recoverctl it FAILS (exit 3): a
-    configured copy that is silently not made is the failure this hook must never hide."""
+    """Pushes one backup to every target (services/offsite.py); skipped with no target.
+    Any failure is an off-site one (exit 3): the local backup is good."""
     targets = tuple(sorted(session.settings.targets))
     if not targets:
         return Pushed(())
-    push_backup = _push_service()
     try:
         # Under the project lock, as `push` and `backup` push: one writer per target.
         with fsio.project_lock(session.project, "push"):
@@ -129,16 +112,13 @@ def push(session: StackSession, path: Path) -> Pushed:
     return Pushed(targets, detail)
 
 
-def copy_states(*sources: object) -> dict[str, bool]:
-    """Per target, whether its copy succeeded, from what the push service returned or
-    raised (its results' copies); empty when it said nothing per target."""
-    states: dict[str, bool] = {}
-    for source in sources:
-        results = getattr(source, "results", None) or (source,)
-        for result in results:
-            for copy in getattr(result, "copies", ()) or ():
-                states[str(copy.target)] = getattr(copy, "status", "failed") != "failed"
-    return states
+def copy_states(pushed: PushResult | None, error: RecoverctlError | None) -> dict[str, bool]:
+    """Per target, whether its copy succeeded, from what the push returned or, when it
+    failed, the results its OffsiteFailed carries; empty when neither says per target."""
+    results = [pushed] if pushed is not None else []
+    if isinstance(error, OffsiteFailed):
+        results += error.results
+    return {c.target: c.status != "failed" for r in results for c in r.copies}
 
 
 def as_offsite(exc: RecoverctlError) -> RecoverctlError:
@@ -147,24 +127,6 @@ def as_offsite(exc: RecoverctlError) -> RecoverctlError:
     if exc.code in (ErrorCode.INTERRUPTED, ErrorCode.TERMINATED, ErrorCode.OFFSITE_FAILED):
         return exc
     return RecoverctlError(exc.message, exc.hint, code=ErrorCode.OFFSITE_FAILED, details=exc.details)
-
-
-def _push_service() -> Callable[[StackSession, Path], Any]:
-    try:
-        module = importlib.import_module(PUSH_SERVICE)
-    except ModuleNotFoundError as exc:
-        if exc.name != PUSH_SERVICE:
-            raise
-        module = None
-    function = getattr(module, PUSH_FUNCTION, None) if module is not None else None
-    if not callable(function):
-        raise RecoverctlError(
-            "Targets are configured, but this recoverctl cannot push to them yet; the local "
-            "backup is kept and nothing was pruned.",
-            "Upgrade recoverctl, or remove the [targets] tables until it can push.",
-            code=ErrorCode.OFFSITE_FAILED,
-        )
-    return function  # type: ignore[no-any-return]
 
 
 # --- a backup before an update -----------------------------------------------------------
