@@ -40,7 +40,7 @@ from recoverctl.adapters.targets.base import Source, chunks_of
 from recoverctl.errors import ErrorCode, RecoverctlError
 from recoverctl.settings import EncryptionSettings, check_recipient
 
-STREAM_CHUNK = 1 << 20
+STREAM_CHUNK = 256 << 10
 
 
 class Sink(Protocol):
@@ -424,7 +424,8 @@ class _ChunkQueue:
 
 class SealStream:
     """Sealed bytes as an iterator of chunks, for `Target.put`, without a sealed file on
-    disk: a thread runs the encryption into a bounded queue (depth x 1 MiB at most).
+    disk: a thread runs the encryption into a bounded queue (depth x 256 KiB at most: the
+    target buffers its own parts, and every MiB here is one more of peak RSS).
 
     `result` is known once the iterator is exhausted. An error of the source is raised
     here, in the consumer, as it was raised. Use it as a context manager: when the upload
@@ -436,7 +437,7 @@ class SealStream:
         sealed = stream.result
     """
 
-    def __init__(self, src: Source, recipients: Sequence[Recipient], *, depth: int = 8):
+    def __init__(self, src: Source, recipients: Sequence[Recipient], *, depth: int = 4):
         self._src = src
         self._recipients = list(recipients)
         self._depth = depth

@@ -43,11 +43,12 @@ def backup(
     if fmt not in ("custom", "sql"):
         raise UsageError(f"Unknown format {fmt!r}.", "Use --format custom or --format sql.")
     session = options.session(prod, project_dir, json)
+    warmed = offsite.prewarm(session)
     with render.transfer(f"pg_dump ({fmt})") as on_bytes:
         result = action.backup(session, fmt=fmt, output_dir=output_dir, on_bytes=on_bytes)  # type: ignore[arg-type]
     for w in result.warnings:
         render.warn(w)
-    done, failed = offsite.push_after_backup(session, result)
+    done, failed = offsite.push_after_backup(session, result, warmed)
 
     def human() -> None:
         m = result.manifest

@@ -4,6 +4,7 @@ and backup show of a target (their own modules call in here for it)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -270,14 +271,23 @@ def verify_target(
         )
 
 
+def prewarm(session: StackSession) -> Callable[[], None]:
+    """The S3 targets' clients made while backup dumps (see services/offsite.py)."""
+    from recoverctl.services import offsite
+
+    return offsite.prewarm(session)
+
+
 def push_after_backup(
-    session: StackSession, made: BackupResult
+    session: StackSession, made: BackupResult, warmed: Callable[[], None] | None = None
 ) -> tuple[BackupDone, OffsiteFailed | None]:
     """backup's push to every configured target; a failure is returned, to be raised once
     the backup's own result is out (exit 3, the local backup stays)."""
     from recoverctl.actions import backup as action
     from recoverctl.services.offsite import OffsiteFailed
 
+    if warmed is not None:
+        warmed()
     if not session.settings.targets:
         return action.BackupDone(made), None
     try:

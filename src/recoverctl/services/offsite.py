@@ -24,6 +24,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -468,8 +469,11 @@ def _push_one(
         target = session.target(name)
         location = target.location
         keys = recipients.get() if encryption == "age" else []
-        removed += _remove_crashed(target, keep=backup)
-        existing = judge(target, backup, only=backup).find(backup)
+        objects = target.list()  # once: what crashed and what is there of this backup
+        removed += _remove_crashed(target, objects, keep=backup)
+        mine = [o for o in objects if backup_of(o.name) == backup]
+        markers = {n: read_remote_manifest(target, n) for n in remote_manifest_names(mine)}
+        existing = classify(mine, markers).find(backup)
         if (
             not replace
             and existing is not None
@@ -550,14 +554,13 @@ def _remove(
     return done
 
 
-def _remove_crashed(target: Target, *, keep: str) -> list[str]:
+def _remove_crashed(target: Target, objects: list[ObjectInfo], *, keep: str) -> list[str]:
     """What crashed pushes left: S3's unfinished multipart uploads, and every backup with no
     remote manifest at all. A backup whose remote manifest exists but does not match is
     left for a person to look at (list --target shows why); only its own push replaces it."""
     removed = [f"({count} unfinished upload{'s' if count > 1 else ''})"
                for count in [target.discard_unfinished()] if count]  # fmt: skip
-    listing = classify(target.list(), {})
-    for b in listing.backups:
+    for b in classify(objects, {}).backups:
         if b.backup == keep:
             continue
         if not any(o.name.endswith(REMOTE_MANIFEST_SUFFIX) for o in b.objects):
@@ -1019,3 +1022,22 @@ def check_source(session: StackSession, target_name: str, identity: Path | None)
             code=ErrorCode.IDENTITY_INVALID,
         )
     session.target(target_name).check()
+
+
+def prewarm(session: StackSession) -> Callable[[], None]:
+    """Opens the S3 targets in a thread (importing boto3 and making its client take about a
+    quarter of a second) while the caller does something else, such as backup's dump.
+    Returns the function that waits for it: the session's targets are touched by no other
+    thread before it returns. A failure here is left for the push itself to report."""
+    names = [n for n, t in session.settings.targets.items() if t.type == "s3"]
+    if not names:
+        return lambda: None
+
+    def warm() -> None:
+        for name in names:
+            with contextlib.suppress(Exception):
+                getattr(session.target(name), "client", None)
+
+    thread = threading.Thread(target=warm, name="recoverctl-prewarm", daemon=True)
+    thread.start()
+    return thread.join

@@ -1,7 +1,8 @@
 """An S3-compatible target (AWS, MinIO, Ceph, Garage, Backblaze, ...), through boto3.
 
-Uploads stream: the source is cut into parts of `part_size` bytes, so memory holds about
-two parts whatever the object's size; an object smaller than one part goes in one PUT.
+Uploads stream: the source is cut into parts of `part_size` bytes, `concurrency` of them
+uploading at once, so memory holds that many parts whatever the object's size; an object
+smaller than one part goes in one PUT.
 A multipart upload that fails for any reason, Ctrl-C included, is aborted before the error
 goes on, so no orphan parts stay behind (and bill) on the bucket. S3 shows an object only
 once its upload completes, so there is no `.partial` here.
@@ -20,8 +21,9 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import boto3
@@ -43,8 +45,12 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
-PART_SIZE = 8 << 20
 MIN_PART_SIZE = 5 << 20  # S3's floor for every part but the last
+# Memory holds CONCURRENCY parts: boto3 alone takes ~30 MiB, so parts are kept small (S3's
+# floor: 50 GB objects at most) and two at a time, which uploads about as fast as boto3's
+# own transfer manager with ten (bench/offsite.py).
+PART_SIZE = MIN_PART_SIZE
+CONCURRENCY = 2
 MAX_PARTS = 10_000
 
 _REFUSED = {
@@ -80,6 +86,7 @@ class S3Target(Target):
         region: str | None = None,
         profile: str | None = None,
         part_size: int = PART_SIZE,
+        concurrency: int = CONCURRENCY,
         max_attempts: int = 3,
         connect_timeout: float = 10,
         read_timeout: float = 60,
@@ -93,6 +100,8 @@ class S3Target(Target):
         self.region = region
         self.profile = profile
         self.part_size = part_size
+        self.concurrency = max(1, concurrency)
+        self.read_timeout = read_timeout
         self._config = Config(
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
@@ -151,56 +160,93 @@ class S3Target(Target):
     def put(self, name: str, source: Source) -> ObjectInfo:
         key = self.key(check_name(name, for_write=True))
         parts = _parts(source, self.part_size)
-        first = next(parts, b"")
-        if len(first) < self.part_size:  # the source ended within one part
+        first = next(parts, None)
+        if first is None or len(first) < self.part_size:  # the source ended within one part
+            body = bytes(first or b"")
             with self._errors("uploading", name):
-                self.client.put_object(Bucket=self.bucket, Key=key, Body=first)
-            return ObjectInfo(name, len(first), datetime.now(UTC))
-        return self._multipart(name, key, first, parts)
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=body)
+            return ObjectInfo(name, len(body), datetime.now(UTC))
+        # Handed over in a list the callee empties: no frame keeps the first part alive
+        # for the whole upload.
+        held = [first]
+        del first
+        return self._multipart(name, key, held, parts)
 
-    def _multipart(self, name: str, key: str, first: bytes, rest: Iterator[bytes]) -> ObjectInfo:
+    def _multipart(
+        self, name: str, key: str, held: list[bytearray], rest: Iterator[bytearray]
+    ) -> ObjectInfo:
+        """Parts upload `concurrency` at a time, in threads, while this thread reads the next
+        one from the source: memory holds `concurrency` parts, whatever the object's size.
+        The source is read here, in the caller's thread, so its errors (and Ctrl-C) arrive
+        inside the try that aborts the upload."""
         with self._errors("starting the upload", name):
             upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
-        done: list[CompletedPartTypeDef] = []
+        etags: dict[int, str] = {}
         size = 0
+        number = 0
+        inflight: dict[Future[str], int] = {}
+        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="recoverctl-s3")
         try:
-            part: bytes | None = first
+            part: bytearray | None = held.pop()
             while part is not None:
-                if len(done) >= MAX_PARTS:
+                if number >= MAX_PARTS:
                     raise self.error(
                         ErrorCode.TARGET_FAILED,
                         f"the object needs more than {MAX_PARTS} parts of {self.part_size} bytes.",
                         "Raise the part size.",
                         name=name,
                     )
-                number = len(done) + 1
-                with self._errors(f"uploading part {number}", name):
-                    etag = self.client.upload_part(
-                        Bucket=self.bucket,
-                        Key=key,
-                        UploadId=upload_id,
-                        PartNumber=number,
-                        Body=part,
-                    )["ETag"]
-                done.append({"ETag": etag, "PartNumber": number})
+                number += 1
                 size += len(part)
-                # Dropped before the next part is read, so memory holds about two parts;
-                # and an exception from the source arrives here, inside the try that aborts.
-                part = None
+                job = pool.submit(self._upload_part, name, key, upload_id, number, part)
+                inflight[job] = number
+                part = None  # the thread holds it now, and drops it when sent
+                while len(inflight) >= self.concurrency:
+                    self._settle(inflight, etags, FIRST_COMPLETED)
                 part = next(rest, None)
+            while inflight:
+                self._settle(inflight, etags, ALL_COMPLETED)
+            parts: list[CompletedPartTypeDef] = [
+                {"ETag": etags[n], "PartNumber": n} for n in sorted(etags)
+            ]
             with self._errors("completing the upload", name):
                 self.client.complete_multipart_upload(
                     Bucket=self.bucket,
                     Key=key,
                     UploadId=upload_id,
-                    MultipartUpload={"Parts": done},
+                    MultipartUpload={"Parts": parts},
                 )
         except BaseException as exc:
-            self._abort(key, upload_id, exc)
+            self._abort(key, upload_id, exc, tuple(inflight))
             raise
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
         return ObjectInfo(name, size, datetime.now(UTC))
 
-    def _abort(self, key: str, upload_id: str, cause: BaseException) -> None:
+    def _upload_part(
+        self, name: str, key: str, upload_id: str, number: int, body: bytearray
+    ) -> str:
+        with self._errors(f"uploading part {number}", name):
+            return self.client.upload_part(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                PartNumber=number,
+                # botocore takes any bytes-like body; the stubs name only bytes, and a
+                # bytes() copy would double the part in memory.
+                Body=cast(bytes, body),
+            )["ETag"]
+
+    @staticmethod
+    def _settle(inflight: dict[Future[str], int], etags: dict[int, str], when: str) -> None:
+        finished, _ = wait(inflight, return_when=when)
+        for job in finished:
+            number = inflight.pop(job)
+            etags[number] = job.result()  # a part's failure is raised here, as it was
+
+    def _abort(
+        self, key: str, upload_id: str, cause: BaseException, inflight: tuple[Future[str], ...] = ()
+    ) -> None:
         # A second Ctrl-C must not cut the abort short and leave the parts behind.
         held = (
             signals.deferred(reraise=False)
@@ -208,6 +254,11 @@ class S3Target(Target):
             else contextlib.nullcontext()
         )
         with held:
+            # Parts still on their way would land after the abort and stay, billed: let
+            # them end first (a dead connection ends them at its read timeout).
+            for job in inflight:
+                job.cancel()
+            wait(inflight, timeout=self.read_timeout)
             try:
                 self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
             except Exception:
@@ -373,17 +424,22 @@ def _without_userinfo(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def _parts(source: Source, size: int) -> Iterator[bytes]:
-    """The source cut into parts of at least `size` bytes (the last may be shorter)."""
-    buf: list[bytes] = []
-    held = 0
+def _parts(source: Source, size: int) -> Iterator[bytearray]:
+    """The source cut into parts of exactly `size` bytes (the last may be shorter), each
+    filled in place in a buffer of its own: no part is ever copied or joined."""
+    buf = bytearray(size)
+    filled = 0
     for chunk in chunks_of(source):
-        buf.append(chunk)
-        held += len(chunk)
-        if held >= size:
-            part = b"".join(buf)
-            buf.clear()
-            held = 0
-            yield part
-    if buf:
-        yield b"".join(buf)
+        view = memoryview(chunk)
+        while view:
+            n = min(size - filled, len(view))
+            buf[filled : filled + n] = view[:n]
+            filled += n
+            view = view[n:]
+            if filled == size:
+                yield buf
+                buf = bytearray(size)
+                filled = 0
+    if filled:
+        del buf[filled:]
+        yield buf
