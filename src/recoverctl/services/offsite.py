@@ -285,15 +285,22 @@ def resolve_remote(target: Target, name: str) -> RemoteBackup:
     """NAME (a backup's file name, a path ending in one, or one of its object names) or
     `latest` (the newest complete copy): a complete copy, or an error saying why not."""
     if name == LATEST:
-        listing = judge(target)
-        if not listing.complete:
-            raise RecoverctlError(
-                f"{target.label}: holds no complete backup"
-                + (f" ({len(listing.incomplete)} incomplete)." if listing.incomplete else "."),
-                f"Push one: recoverctl push latest --target {target.name}",
-                code=ErrorCode.OBJECT_NOT_FOUND,
-            )
-        return listing.complete[0]
+        # Newest first, each remote manifest read only when the newer ones were not whole:
+        # one GET, not one per backup the target holds.
+        objects = target.list()
+        unjudged = classify(objects, {})
+        for candidate in unjudged.backups:
+            mine = [o for o in objects if backup_of(o.name) == candidate.backup]
+            markers = {n: read_remote_manifest(target, n) for n in remote_manifest_names(mine)}
+            found = classify(mine, markers).find(candidate.backup)
+            if found is not None and found.complete:
+                return found
+        raise RecoverctlError(
+            f"{target.label}: holds no complete backup"
+            + (f" ({len(unjudged.backups)} incomplete)." if unjudged.backups else "."),
+            f"Push one: recoverctl push latest --target {target.name}",
+            code=ErrorCode.OBJECT_NOT_FOUND,
+        )
     backup = backup_of(Path(name).name)
     if not naming.is_backup_name(backup):
         raise RecoverctlError(
