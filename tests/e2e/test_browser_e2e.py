@@ -381,7 +381,7 @@ def test_playbook_section_1_in_a_real_browser(
         done = project.run(*argv)
         assert done.returncode == 0, f"recoverctl {' '.join(argv)}:\n{done.stdout}\n{done.stderr}"
     said = done.stdout + done.stderr
-    assert "Key backup -> Import" in said and "/key-check" in said, said
+    assert "/key-backup/ and sign in, then Import" in said and "/key-check" in said, said
 
     # 3. A fresh profile, as on a new machine: log in and import.
     second = Person(browsing.fresh_profile(), base_url(project))
