@@ -81,6 +81,8 @@ class ErrorCode(StrEnum):
     CLEANUP_INCOMPLETE = "cleanup_incomplete"  # a drill's throwaway stack was not all removed
     # the code and the data
     CODE_BEHIND_DATA = "code_behind_data"  # the backup's data has a migration the checkout lacks
+    # the env files off-site
+    ENV_NOT_FOUND = "env_not_found"  # the target holds no copy of this project's env files
 
 
 EXIT_STATUS: dict[ErrorCode, int] = {

@@ -7,11 +7,8 @@ readable by others, never seen half-written, and never replaces a file that exis
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import os
 import secrets
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -189,49 +186,12 @@ def _images(session: StackSession, official: dict[str, str]) -> tuple[ImageChoic
 
 
 def _create_private(path: Path, text: str) -> None:
-    # mkstemp creates mode 0600 whatever the umask; the link publishes the whole file and
-    # fails, rather than replaces, if one appeared meanwhile.
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".init", dir=path.parent)
-    except OSError as exc:
-        raise _write_failed(path, exc) from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(text.encode("utf-8"))
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            raise _exists(path) from None
-        except OSError as exc:
-            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV):
-                raise
-            _create_exclusive(path, text)  # a file system without hard links
-        fsio.fsync_dir(path.parent)
-    except OSError as exc:
-        raise _write_failed(path, exc) from None
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-
-
-def _create_exclusive(path: Path, text: str) -> None:
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, fsio.PRIVATE_FILE)
+        fsio.create_private(path, text.encode("utf-8"))
     except FileExistsError:
         raise _exists(path) from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(text.encode("utf-8"))
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        # Created just now, exclusively: ours. A truncated file (a full disk, Ctrl-C) would
-        # be refused by the next init as one that "already exists".
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        raise
+    except OSError as exc:
+        raise _write_failed(path, exc) from None
 
 
 def _write_failed(path: Path, exc: OSError) -> RecoverctlError:

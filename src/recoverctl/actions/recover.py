@@ -13,7 +13,7 @@ from recoverctl.core import pg
 from recoverctl.core.checks import FAIL, Check, worst
 from recoverctl.core.restore_plan import RestorePlan
 from recoverctl.errors import ErrorCode, RecoverctlError
-from recoverctl.services import catalog, health, offsite, restore
+from recoverctl.services import catalog, envcopy, health, offsite, restore
 from recoverctl.services.session import StackSession
 from recoverctl.services.stack import Progress, bring_up, wait_ready
 from recoverctl.settings import Settings
@@ -37,6 +37,10 @@ class RecoverResult:
     url: str | None
     seconds: float
     steps: tuple[str, ...] = field(default_factory=tuple)
+    # The env files brought back from the target before the stack came up (none was here).
+    env_restored: tuple[Path, ...] = ()
+    # From the start to the vault serving (the recovery time); None when it never did.
+    serving_seconds: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -63,7 +67,11 @@ class RecoverResult:
             "url": self.url,
             "manual_step": self.manual_step,
             "seconds": round(self.seconds, 1),
+            "serving_seconds": None
+            if self.serving_seconds is None
+            else round(self.serving_seconds, 1),
             "steps": list(self.steps),
+            "env_restored": [str(p) for p in self.env_restored],
         }
 
 
@@ -110,6 +118,13 @@ def recover(
     def step(text: str) -> None:
         steps.append(text)
         progress(text)
+
+    env_restored: tuple[Path, ...] = ()
+    if target is not None and not settings.env_file.exists():
+        # A new machine: the env files first (mode 0600, never over one that exists), so
+        # that the stack comes up with the secrets the data was written with.
+        step(f"bringing the env files back from target {target}")
+        env_restored = envcopy.pull(session, target, identity).written
 
     step("bringing the stack up")
     bring_up(session, build=True, progress=progress)
@@ -166,6 +181,7 @@ def recover(
     # A restore declares the app ready by its own healthcheck; the checks below read the
     # engine's view, so let that catch up (and read the port again: a restart may move it).
     final = wait_ready(session.engine, session.ref, settings.up_timeout, progress)
+    serving = time.monotonic() - started
     step("checking the database, migrations, admin and key")
     checks = health.doctor(session, only=("service", "db", "app", "key")).checks
     backend = next((s for s in final.services if s.service == "backend"), None)
@@ -179,4 +195,6 @@ def recover(
         url=f"http://127.0.0.1:{port}" if port else None,
         seconds=time.monotonic() - started,
         steps=tuple(steps),
+        env_restored=env_restored,
+        serving_seconds=serving if final.ready else None,
     )

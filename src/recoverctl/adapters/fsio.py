@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
 import stat
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -61,6 +63,49 @@ def write_atomic(final: Path, data: bytes) -> None:
         publish(partial, final)
     except BaseException:
         remove_quietly(partial)
+        raise
+
+
+def create_private(path: Path, data: bytes) -> None:
+    """A new file, mode 0600 from its first byte whatever the umask, seen whole or not at
+    all, never over one that exists: FileExistsError when path exists (or appears
+    meanwhile), any other OSError as raised, and then nothing carries path's name.
+
+    The bytes go to a temporary file (mkstemp: 0600) linked into place: the link fails,
+    rather than replaces, when the name is taken. On a file system without hard links the
+    file is created in place with O_EXCL, and removed again if writing it fails."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV):
+                raise
+            _create_exclusive(path, data)  # a file system without hard links
+        fsync_dir(path.parent)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def _create_exclusive(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_FILE)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        # Created just now, exclusively: ours. A truncated file (a full disk, Ctrl-C) would
+        # be taken by the next run for one that "already exists".
+        with contextlib.suppress(OSError):
+            os.unlink(path)
         raise
 
 

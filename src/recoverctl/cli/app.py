@@ -204,7 +204,7 @@ def _root(
 
 
 def _register() -> None:
-    from recoverctl.cli import backups, care, drill, init, offsite, stack, unattended
+    from recoverctl.cli import backups, care, drill, envfiles, init, offsite, stack, unattended
 
     init.register(app)
     stack.register(app)
@@ -213,6 +213,7 @@ def _register() -> None:
     offsite.register(app)
     unattended.register(app)
     drill.register(app)
+    envfiles.register(app)
 
 
 _register()

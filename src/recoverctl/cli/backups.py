@@ -59,6 +59,9 @@ def backup(
             f"{m.duration_seconds:.1f} s\n  sha256 {m.sha256}"
         )
         offsite.show_copies(done)
+        for c in done.env.copies if done.env is not None else ():
+            if c.status == "pushed":
+                render.out.print(f"[green]pushed[/] the env files to {c.target}: they changed")
 
     render.emit(done, human)
     if failed is not None:

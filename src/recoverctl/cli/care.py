@@ -175,6 +175,8 @@ def recover(
         )
 
     def human() -> None:
+        for path in result.env_restored:
+            render.out.print(f"[green]env file brought back[/] {path} (mode 0600)")
         if result.restored_from:
             render.out.print(f"[green]restored[/] from {result.restored_from}")
         elif result.restore_skipped:
@@ -182,7 +184,12 @@ def recover(
         render.checks_table(f"recover: {result.project} ({result.stack})", result.checks)
         render.out.print(f"[bold]one step left:[/] {result.manual_step}")
         verdict = "[green]recovered[/]" if result.ok else "[red]recovered with problems[/]"
-        render.out.print(f"{verdict} in {result.seconds:.0f} s")
+        serving = (
+            f" (serving after {result.serving_seconds:.0f} s: the recovery time)"
+            if result.serving_seconds is not None
+            else ""
+        )
+        render.out.print(f"{verdict} in {result.seconds:.0f} s{serving}")
 
     render.emit(result, human)
     if not result.ok:

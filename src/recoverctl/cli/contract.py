@@ -119,6 +119,7 @@ class TargetListResult(_Strict):
     encryption: Literal["age", "none"]
     backups: list[RemoteBackup]
     foreign: list[str]
+    others: list[RemoteBackup]
 
 
 class OffsiteVerifyResult(_Strict):
@@ -158,6 +159,39 @@ class NewIdentityResult(_Strict):
     next_steps: list[str]
 
 
+class EnvCopy(_Strict):
+    """The env files on one target, after a push (env push's and backup's `copies`)."""
+
+    target: str
+    location: str
+    status: Literal["pushed", "unchanged", "failed"]
+    files: list[str]
+    size: int
+    seconds: float
+    removed: list[str]
+    error: CopyError | None
+
+
+class EnvPushResult(_Strict):
+    """env push, and backup's `env`."""
+
+    project: str
+    ok: bool
+    files: list[str]
+    copies: list[EnvCopy]
+
+
+class EnvPullResult(_Strict):
+    project: str
+    target: str
+    location: str
+    pushed_at: str
+    written: list[str]
+    kept: list[str]
+    skipped: list[str]
+    seconds: float
+
+
 class BackupResult(_Strict):
     path: str
     manifest: str
@@ -170,6 +204,7 @@ class BackupResult(_Strict):
     duration_seconds: float
     warnings: list[str]
     offsite: list[OffsiteCopy] = Field(default_factory=list)
+    env: EnvPushResult | None = None
 
 
 class BackupEntry(_Strict):
@@ -304,7 +339,9 @@ class RecoverResult(_Strict):
     url: str | None
     manual_step: str
     seconds: float
+    serving_seconds: float | None = None
     steps: list[str]
+    env_restored: list[str] = Field(default_factory=list)
 
 
 class InitResult(_Strict):
@@ -548,6 +585,24 @@ class KeysEnvelope(_Envelope):
     result: None
 
 
+class EnvEnvelope(_Envelope):
+    """`env` without a subcommand: only usage errors."""
+
+    command: Literal["env"]
+    ok: Literal[False]
+    result: None
+
+
+class EnvPushEnvelope(_Envelope):
+    command: Literal["env push"]
+    result: EnvPushResult | None
+
+
+class EnvPullEnvelope(_Envelope):
+    command: Literal["env pull"]
+    result: EnvPullResult | None
+
+
 class RecoverEnvelope(_Envelope):
     command: Literal["recover"]
     result: RecoverResult | None
@@ -622,6 +677,9 @@ ENVELOPES: dict[str | None, type[_Envelope]] = {
     "push": PushEnvelope,
     "pull": PullEnvelope,
     "keys new-identity": KeysNewIdentityEnvelope,
+    "env": EnvEnvelope,
+    "env push": EnvPushEnvelope,
+    "env pull": EnvPullEnvelope,
 }
 
 # What a command's successful result is: restore's is the plan with --dry-run, doctor's
@@ -648,6 +706,8 @@ RESULTS: dict[str, tuple[type[BaseModel], ...]] = {
     "push": (PushResult,),
     "pull": (PullResult,),
     "keys new-identity": (NewIdentityResult,),
+    "env push": (EnvPushResult,),
+    "env pull": (EnvPullResult,),
 }
 
 
@@ -688,7 +748,10 @@ def json_schema() -> dict[str, Any]:
         | ScheduleRemoveEnvelope
         | PushEnvelope
         | PullEnvelope
-        | KeysNewIdentityEnvelope,
+        | KeysNewIdentityEnvelope
+        | EnvEnvelope
+        | EnvPushEnvelope
+        | EnvPullEnvelope,
         Field(title="recoverctl --json envelope"),
     ]
     schema: dict[str, Any] = TypeAdapter(union).json_schema(by_alias=True)
