@@ -112,7 +112,7 @@ def test_recover_on_a_new_machine_from_the_target_alone(
     document = json.loads(recovered.stdout)
     contract.validate(document)
     result = document["result"]
-    assert result["env_restored"] == [str(clone / ".env")]
+    assert result["env_restored"] == [str(clone / ".env"), str(new_key)]
     assert result["restored_from"] and result["serving_seconds"] is not None
     print(f"\nrecovery time on a new machine: {result['serving_seconds']} s to serving")
     assert stat.S_IMODE((clone / ".env").stat().st_mode) == 0o600
