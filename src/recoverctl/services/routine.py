@@ -19,7 +19,7 @@ from recoverctl.adapters import fsio
 from recoverctl.adapters.scheduler import Host
 from recoverctl.core.checks import FAIL
 from recoverctl.errors import ErrorCode, RecoverctlError
-from recoverctl.services import catalog
+from recoverctl.services import catalog, envcopy
 from recoverctl.services.dump import BackupResult, take_backup
 from recoverctl.services.load import OnBytes
 from recoverctl.services.offsite import OffsiteFailed, PushResult, push_backup
@@ -98,8 +98,9 @@ class Pushed:
 
 
 def push(session: StackSession, path: Path) -> Pushed:
-    """Pushes one backup to every target (services/offsite.py); skipped with no target.
-    Any failure is an off-site one (exit 3): the local backup is good."""
+    """Pushes one backup, then the env files when they changed, to every target
+    (services/offsite.py, services/envcopy.py); skipped with no target. Any failure is an
+    off-site one (exit 3): the local backup is good."""
     targets = tuple(sorted(session.settings.targets))
     if not targets:
         return Pushed(())
@@ -107,6 +108,8 @@ def push(session: StackSession, path: Path) -> Pushed:
         # Under the project lock, as `push` and `backup` push: one writer per target.
         with fsio.project_lock(session.project, "push"):
             detail = push_backup(session, path)
+            # The env files too, as backup does, when they changed since their last copy.
+            envcopy.push_if_changed(session)
     except RecoverctlError as exc:
         raise as_offsite(exc) from None
     return Pushed(targets, detail)
