@@ -30,6 +30,7 @@ class Env:
         self.recipient = seal.new_identity(self.identity)
         self.nas = tmp / "nas"
         self.nas.mkdir()
+        self.nas_objects = self.nas / "vault-dev" / "dev"  # this project's and stack's
         self.clear = tmp / "clear"
         self.clear.mkdir()
         self.backups = project / "backups"
@@ -120,7 +121,7 @@ def test_push_list_verify_pull_round_trip(runner: CliRunner, env: Env, tmp_path:
 def test_push_missing_and_a_flipped_byte(runner: CliRunner, env: Env) -> None:
     pushed = ok(runner, "push", "--missing", "--target", "nas")
     assert sorted(c["backup"] for c in pushed["copies"]) == [B1, B2]
-    data = env.nas / (B1 + ".age")
+    data = env.nas_objects / (B1 + ".age")
     raw = bytearray(data.read_bytes())
     raw[100] ^= 0x01
     data.write_bytes(bytes(raw))

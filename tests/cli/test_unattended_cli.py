@@ -155,7 +155,7 @@ def test_prune_refusals(runner: CliRunner, project: Path) -> None:
     assert "nothing was deleted" in document["error"]["message"]
     assert len(list((project / "backups").iterdir())) == 7
     document = envelope(invoke(runner, "prune", "--target", "nas", "--json"))
-    assert document["error"]["code"] == ErrorCode.USAGE
+    assert document["error"]["code"] == ErrorCode.TARGET_NOT_FOUND
 
 
 def test_prune_a_folder_target(runner: CliRunner, project: Path, tmp_path: Path) -> None:

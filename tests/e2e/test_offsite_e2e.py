@@ -43,6 +43,8 @@ SIGNALS = [signal.SIGINT, signal.SIGTERM]
 # The playbook's placeholders, and what they stand for here.
 IDENTITY_PLACEHOLDER = "/safe/place/vault-backups.age.txt"
 CHECK_PLACEHOLDER = "/tmp/offsite-check"
+# Where this project's and stack's objects are inside each target's path or prefix.
+NAMESPACE = "rctl-e2e-offsite/dev"
 
 
 @dataclass
@@ -129,7 +131,8 @@ def world(
     nas.mkdir()
     bucket = s3_server.new_bucket("vault")
     box = sftp_server.root / root.name / "vault"
-    w = World(project, vault, root, identity, recipient, nas, bucket, s3_server, sftp_server, box)
+    w = World(project, vault, root, identity, recipient, nas / NAMESPACE, bucket, s3_server,
+              sftp_server, box / NAMESPACE)  # fmt: skip
     s3 = s3_server.target_settings(bucket)
     sftp = sftp_server.target_settings(box)
     w.targets = {
@@ -147,11 +150,13 @@ def world(
 
 def s3_objects(w: World) -> dict[str, bytes]:
     client = w.s3.client()
-    listed = client.list_objects_v2(Bucket=w.bucket).get("Contents", [])
+    listed = client.list_objects_v2(Bucket=w.bucket, Prefix=f"prod/{NAMESPACE}/").get(
+        "Contents", []
+    )
     return {
-        o["Key"].removeprefix("prod/"): client.get_object(Bucket=w.bucket, Key=o["Key"])[
-            "Body"
-        ].read()
+        o["Key"].removeprefix(f"prod/{NAMESPACE}/"): client.get_object(
+            Bucket=w.bucket, Key=o["Key"]
+        )["Body"].read()
         for o in listed
     }
 
@@ -319,6 +324,35 @@ def test_the_playbook_off_site_commands_run(world: World) -> None:
     assert "age -d -i" in PLAYBOOK.read_text()
 
 
+def test_a_push_never_touches_another_stacks_objects(world: World) -> None:
+    """dev and prod (or two machines) on one bucket: a push aborts no multipart upload and
+    removes no object outside its own PROJECT/STACK/ prefix. (moto reports every upload as
+    initiated in 2010, so ours looks abandoned and goes: the grace period for young ones
+    is tested in test_offsite_s3.py.)"""
+    w = world
+    client = w.s3.client()
+    project = NAMESPACE.split("/")[0]
+    theirs = f"prod/{project}/prod/backup_2026-11-29_080000.dump.age"
+    ours = f"prod/{NAMESPACE}/backup_2026-11-29_090000.dump.age"
+    uploads = {
+        key: client.create_multipart_upload(Bucket=w.bucket, Key=key)["UploadId"]
+        for key in (theirs, ours)
+    }
+    crashed = f"prod/{project}/prod/backup_2026-11-29_070000.dump.age"
+    client.put_object(Bucket=w.bucket, Key=crashed, Body=b"an upload with no manifest")
+    try:
+        pushed = w.ok("push", "latest", "--target", "offsite")["copies"][0]
+        assert pushed["status"] == "present" and pushed["removed"] == ["(1 unfinished upload)"]
+        left = client.list_multipart_uploads(Bucket=w.bucket).get("Uploads", [])
+        assert {u["Key"] for u in left} == {theirs}
+        assert client.head_object(Bucket=w.bucket, Key=crashed)["ContentLength"] > 0
+        names = {b["name"] for b in w.ok("list", "--target", "offsite")["backups"]}
+        assert not any(n.startswith("backup_2026-11-29_0") for n in names)
+    finally:
+        client.abort_multipart_upload(Bucket=w.bucket, Key=theirs, UploadId=uploads[theirs])
+        client.delete_object(Bucket=w.bucket, Key=crashed)
+
+
 # --- failure paths -----------------------------------------------------------------------
 
 
@@ -383,7 +417,12 @@ def big(world: World) -> Path:
     """A large backup (96 MiB) beside the real ones' folder, for uploads long enough to
     cut: its manifest describes it, which is all a push reads."""
     folder = world.root / "big-backups"
-    return write_backup(folder, "backup_2026-11-29_010000.dump", os.urandom(96 * MiB))
+    path = write_backup(folder, "backup_2026-11-29_010000.dump", os.urandom(96 * MiB))
+    manifest = path.with_name(path.name + ".json")
+    doc = json.loads(manifest.read_text())
+    doc["project"] = NAMESPACE.split("/")[0]  # this project's: a push sends only its own
+    manifest.write_text(json.dumps(doc))
+    return path
 
 
 def wait_until(check: Any, what: str, timeout: float = 60) -> None:
@@ -409,10 +448,11 @@ def spawn(w: World, *args: str, **env: str) -> subprocess.Popen[str]:
 def test_sftp_server_killed_mid_upload(world: World, big: Path) -> None:
     w = world
     server = SftpServer.start(w.root / "sshd-killed")
-    folder = server.root / "vault"
-    t = server.target_settings(folder)
+    configured = server.root / "vault"
+    folder = configured / NAMESPACE
+    t = server.target_settings(configured)
     w.targets["killed"] = table("killed", type="sftp", host=t.host, port=t.port, user=t.user,
-                                path=str(folder), key_file=str(t.key_file),
+                                path=str(configured), key_file=str(t.key_file),
                                 known_hosts=str(t.known_hosts))  # fmt: skip
     w.configure("killed")
     before = w.backups()
@@ -422,7 +462,7 @@ def test_sftp_server_killed_mid_upload(world: World, big: Path) -> None:
         wait_until(lambda: partial.exists() and partial.stat().st_size > 8 * MiB, "8 MiB sent")
         server.kill()
         _, err = proc.communicate(timeout=120)
-        left = sorted(os.listdir(folder))
+        left = sorted(os.listdir(folder)) if folder.exists() else []
         server.launch()
         listing = w.ok("list", "--target", "killed")
         complete = [b for b in listing["backups"] if b["complete"]]
@@ -495,7 +535,7 @@ def test_full_disk_on_a_folder_target(world: World, big: Path) -> None:
     before = w.backups()
     try:
         done = w.run("push", str(big))
-        left = os.listdir(small)
+        left = [f for _, _, files in os.walk(small) for f in files]
     finally:
         w.configure()
         subprocess.run(["umount", str(small)], check=True)
@@ -593,7 +633,7 @@ def test_signal_during_push(world: World, big: Path, sig: signal.Signals) -> Non
         _, err = proc.communicate(timeout=60)
     finally:
         w.configure()
-    left = sorted(os.listdir(folder))
+    left = sorted(f for _, _, files in os.walk(folder) for f in files)
     complete = [n for n in left if n.endswith(".manifest.json") or n.endswith(".partial")]
     record(w, before, safe=proc.returncode == 128 + sig, misleading=len(complete))
     assert proc.returncode == 128 + sig, err

@@ -192,6 +192,7 @@ def _complete_backup(target: Target, backup: str) -> offsite.RemoteManifest:
             name=m.name, size=m.size, sha256=hashlib.sha256(manifest).hexdigest()
         ),
         recoverctl_version="0.1.0",
+        owner=offsite.Owner("vault", "prod"),
     )
     target.put(names.remote_manifest, iter([remote.to_bytes()]))
     return remote

@@ -19,6 +19,9 @@ AT = datetime(2026, 11, 29, 20, 30, tzinfo=UTC)
 SHA = "a" * 64
 
 
+OURS = offsite.Owner("vault", "prod")
+
+
 def obj(name: str, size: int) -> ObjectInfo:
     return ObjectInfo(name=name, size=size, mtime=AT + timedelta(minutes=1))
 
@@ -38,6 +41,7 @@ def remote(
         "manifest": StoredObject(name=names.manifest, size=456, sha256="b" * 64),
         "recoverctl_version": "0.1.0",
         "uploaded_at": AT + timedelta(minutes=2),
+        "owner": OURS,
     }
     fields.update(over)
     return offsite.new_remote_manifest(**fields)  # type: ignore[arg-type]
@@ -107,7 +111,10 @@ def test_remote_manifest_round_trip_and_stable_bytes() -> None:
         "data",
         "manifest",
         "recoverctl_version",
+        "project",
+        "stack",
     }
+    assert (doc["project"], doc["stack"]) == ("vault", "prod")
     assert doc["recipients"] == [RECIPIENT]
     assert doc["data"] == {"name": f"{B1}.age", "size": 1234, "sha256": SHA}
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,15 +59,20 @@ class World:
         self.tmp = tmp
         self.root = tmp / "project"
         self.root.mkdir()
-        (self.root / "docker-compose.dev.yml").write_text("name: vault-dev\nservices: {}\n")
+        (self.root / "docker-compose.dev.yml").write_text(
+            "name: vault-dev\nservices:\n  db:\n    image: postgres\n"
+        )
         self.safe = tmp / "safe"
         self.safe.mkdir(mode=0o700)
         self.identity = self.safe / "identity.txt"
         self.recipient = seal.new_identity(self.identity)
-        self.nas = tmp / "nas"
-        self.clear = tmp / "clear"
-        for folder in (self.nas, self.clear):
+        # The folders configured; each stack's objects are in PROJECT/STACK inside them.
+        self.nas_root = tmp / "nas"
+        self.clear_root = tmp / "clear"
+        for folder in (self.nas_root, self.clear_root):
             folder.mkdir()
+        self.nas = self.nas_root / "vault-dev" / "dev"
+        self.clear = self.clear_root / "vault-dev" / "dev"
         self.backups = self.root / "backups"
         self.data = {B1: os.urandom(300_000), B2: os.urandom(1_500_000)}
         for name, data in self.data.items():
@@ -79,8 +86,8 @@ class World:
             backup_dir=self.backups,
             encryption=EncryptionSettings(recipients=(self.recipient,) if recipients else ()),
             targets={
-                "nas": DirTargetSettings(type="dir", path=self.nas),
-                "clear": DirTargetSettings(type="dir", path=self.clear, encryption="none"),
+                "nas": DirTargetSettings(type="dir", path=self.nas_root),
+                "clear": DirTargetSettings(type="dir", path=self.clear_root, encryption="none"),
             },
         )
 
@@ -94,7 +101,13 @@ def w(tmp_path: Path) -> World:
 
 
 def names(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir())
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def age(path: Path, hours: float) -> None:
+    """Makes a file look written `hours` ago."""
+    when = time.time() - hours * 3600
+    os.utime(path, (when, when))
 
 
 def test_push_seals_and_commits_last_then_pull_gives_the_same_bytes(w: World) -> None:
@@ -153,10 +166,15 @@ def test_a_complete_copy_is_left_alone_and_incomplete_ones_are_replaced(w: World
         (odd, False),
     ]
     assert [o.name for o in listing.foreign] == ["README.txt"]
-    # Another backup's crash leftovers (no remote manifest) go with the next push.
-    (w.nas / "backup_2026-11-01_000000.dump.age").write_bytes(b"crashed")
+    # Another backup's crash leftovers (no remote manifest) go with the next push once
+    # older than the grace period: a younger one may be another machine's upload.
+    crashed = w.nas / "backup_2026-11-01_000000.dump.age"
+    crashed.write_bytes(b"crashed")
     offsite.push_backup(session, w.backups / B2, targets=["nas"])
-    assert "backup_2026-11-01_000000.dump.age" not in names(w.nas)
+    assert crashed.exists()
+    age(crashed, 2)
+    offsite.push_backup(session, w.backups / B2, targets=["nas"])
+    assert crashed.name not in names(w.nas)
 
 
 def test_no_recipients_refuses_sealed_targets_only(w: World) -> None:
@@ -319,13 +337,13 @@ def test_unknown_target_and_no_target(w: World) -> None:
 
 
 def test_a_folder_target_that_is_not_mounted(w: World) -> None:
-    w.nas.rmdir()
+    w.nas_root.rmdir()
     with pytest.raises(offsite.OffsiteFailed) as info:
         offsite.push_backup(w.session(), w.backups / B2, targets=["nas"])
     copy = info.value.results[0].copies[0]
     assert copy.error is not None and copy.error.code is ErrorCode.TARGET_NOT_FOUND
     assert "target nas" in info.value.message and "does not exist" in info.value.message
-    assert not w.nas.exists()
+    assert not w.nas_root.exists()
 
 
 def test_remote_manifest_round_trip_is_the_core_model(w: World) -> None:
@@ -334,3 +352,144 @@ def test_remote_manifest_round_trip_is_the_core_model(w: World) -> None:
     remote = core.RemoteManifest.from_bytes(raw)
     assert remote.backup == B1 and remote.plain_size == len(w.data[B1])
     assert remote.created_at == datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
+
+
+# --- two stacks (or two machines) on one target ---------------------------------------------
+
+B3 = "backup_2026-11-30_030000.dump"
+
+
+def prod_session(w: World) -> StackSession:
+    """The prod stack of the same checkout, pushing to the same folders."""
+    (w.root / "docker-compose.yml").write_text(
+        "name: vault-prod\nservices:\n  db:\n    image: postgres\n"
+    )
+    settings = w.settings().model_copy(
+        update={"stack": "prod", "compose_file": w.root / "docker-compose.yml"}
+    )
+    path = write_backup(w.backups, B3, os.urandom(200_000))
+    raw = json.loads(path.with_name(B3 + ".json").read_text())
+    raw.update(project="vault-prod", stack="prod")
+    path.with_name(B3 + ".json").write_text(json.dumps(raw))
+    return StackSession(settings)
+
+
+def test_each_stack_has_its_own_namespace_and_never_takes_anothers_copy(w: World) -> None:
+    dev, prod = w.session(), prod_session(w)
+    offsite.push_backup(dev, w.backups / B2, targets=["nas"])
+    offsite.push_backup(prod, w.backups / B3, targets=["nas"])
+    prod_dir = w.nas_root / "vault-prod" / "prod"
+    assert names(prod_dir) == [B3 + ".age", B3 + ".age.manifest.json", B3 + ".json.age"]
+    assert B3 + ".age" not in names(w.nas)
+    remote = json.loads((prod_dir / (B3 + ".age.manifest.json")).read_text())
+    assert (remote["project"], remote["stack"]) == ("vault-prod", "prod")
+    # prod's copy is the newest on the target: never dev's latest, nor listed as dev's.
+    assert offsite.resolve_remote(dev.target("nas", "vault-dev/dev"), "latest",
+                                  offsite.owner(dev)).backup == B2  # fmt: skip
+    assert [b.backup for b in offsite.list_target(dev, "nas").listing.backups] == [B2]
+    assert [b.backup for b in offsite.list_target(prod, "nas").listing.backups] == [B3]
+    # A copy of prod's moved by hand into dev's folder: its manifest says whose it is.
+    for n in names(prod_dir):
+        (w.nas / n).write_bytes((prod_dir / n).read_bytes())
+    listing = offsite.list_target(dev, "nas").listing
+    assert [b.backup for b in listing.backups] == [B2]
+    assert [b.backup for b in listing.others] == [B3]
+    out = w.tmp / "out"
+    assert offsite.pull(dev, "nas", "latest", w.identity, out).path.name == B2
+    with pytest.raises(RecoverctlError) as theirs:
+        offsite.pull(dev, "nas", B3, w.identity, out)
+    assert theirs.value.code is ErrorCode.OBJECT_NOT_FOUND
+    assert "vault-prod prod's, not vault-dev dev's" in theirs.value.message
+    # Never removed by dev's push, however old.
+    for n in names(w.nas):
+        if n.startswith(B3):
+            age(w.nas / n, 5)
+    offsite.push_backup(dev, w.backups / B1, targets=["nas"])
+    assert sum(n.startswith(B3) for n in names(w.nas)) == 3
+    # A stack pushes only its own backups.
+    with pytest.raises(RecoverctlError) as other:
+        offsite.push_backup(dev, w.backups / B3, targets=["nas"])
+    assert other.value.code is ErrorCode.OTHER_STACK
+
+
+def test_a_push_leaves_another_stacks_uploads_on_their_way(w: World) -> None:
+    dev, prod = w.session(), prod_session(w)
+    prod_dir = w.nas_root / "vault-prod" / "prod"
+    prod_dir.mkdir(parents=True)
+    on_its_way = prod_dir / (B3 + ".age")
+    on_its_way.write_bytes(b"uploading")
+    age(on_its_way, 5)
+    young = w.nas / "backup_2026-11-02_000000.dump.age"  # our own stack, another machine
+    young.parent.mkdir(parents=True, exist_ok=True)
+    young.write_bytes(b"uploading")
+    offsite.push_backup(dev, w.backups / B2, targets=["nas"])
+    assert on_its_way.exists() and young.exists()
+    assert offsite.push_backup(prod, w.backups / B3, targets=["nas"]).ok
+
+
+# --- replacing a copy -----------------------------------------------------------------------
+
+
+def _fail_upload(monkeypatch: pytest.MonkeyPatch) -> None:
+    def reach(point: str) -> None:
+        if point == "push.uploading":
+            raise RecoverctlError("link down", "retry", code=ErrorCode.TARGET_UNREACHABLE)
+
+    monkeypatch.setattr(failpoints, "reach", reach)
+
+
+def test_a_copy_is_removed_only_once_its_replacement_is_committed(
+    w: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    offsite.push_backup(w.session(), w.backups / B1, targets=["nas"])
+    # The target now says encryption = "none": B1 must be stored again, under other names.
+    in_clear = DirTargetSettings(type="dir", path=w.nas_root, encryption="none")
+    clear = w.settings().model_copy(update={"targets": {"nas": in_clear}})
+    _fail_upload(monkeypatch)
+    with pytest.raises(offsite.OffsiteFailed):
+        offsite.push_backup(StackSession(clear), w.backups / B1, targets=["nas"])
+    [kept] = offsite.list_target(w.session(), "nas").listing.complete
+    assert kept.backup == B1 and kept.manifest is not None and kept.manifest.encryption == "age"
+    monkeypatch.undo()
+    done = offsite.push_backup(StackSession(clear), w.backups / B1, targets=["nas"])
+    assert done.copies[0].status == "pushed"
+    assert names(w.nas) == [B1, B1 + ".json", B1 + ".manifest.json"]
+
+
+def test_new_recipients_seal_the_copy_again_and_a_failure_keeps_the_old_one(
+    w: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    offsite.push_backup(w.session(), w.backups / B1, targets=["nas"])
+    new_identity = w.safe / "new.txt"
+    rotated = w.settings().model_copy(
+        update={"encryption": EncryptionSettings(recipients=(seal.new_identity(new_identity),))}
+    )
+    _fail_upload(monkeypatch)
+    with pytest.raises(offsite.OffsiteFailed):
+        offsite.push_backup(StackSession(rotated), w.backups / B1, targets=["nas"])
+    [kept] = offsite.list_target(w.session(), "nas").listing.complete
+    assert kept.manifest is not None and kept.manifest.recipients == (w.recipient,)
+    monkeypatch.undo()
+    done = offsite.push_backup(StackSession(rotated), w.backups / B1, targets=["nas"])
+    assert done.copies[0].status == "pushed"  # not "present": sealed to the old key
+    out = w.tmp / "out"
+    assert offsite.pull_backup(StackSession(rotated), "nas", B1, new_identity, out).read_bytes() \
+        == w.data[B1]  # fmt: skip
+
+
+def test_a_local_read_error_during_a_push_is_a_failed_copy(
+    w: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recoverctl.adapters import fsio
+
+    def broken(path: Path, on_bytes: object = None) -> Any:
+        yield b"x" * 1000
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(fsio, "read_chunks", broken)
+    with pytest.raises(offsite.OffsiteFailed) as info:
+        offsite.push_backup(w.session(), w.backups / B2)
+    errors = [c.error for c in info.value.results[0].copies]
+    assert all(e is not None and e.code is ErrorCode.BACKUP_CORRUPT for e in errors)
+    assert "Input/output error" in info.value.message
+    assert names(w.nas) == [] and names(w.clear) == []

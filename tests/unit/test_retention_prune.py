@@ -123,13 +123,16 @@ def test_empty_policy_and_no_verified_backup_are_refused(tmp_path: Path) -> None
     assert len(list(settings.backup_dir.iterdir())) == 7  # 3 dumps, 3 manifests, 1 record
 
 
+OURS = offsite.Owner("x", "dev")
+
+
 class RecordingTarget(DirTarget):
     """A folder target that remembers the order of its deletions."""
 
     deletions: list[str]
 
-    def __init__(self, name: str, path: Path):
-        super().__init__(name, path)
+    def __init__(self, name: str, path: Path, namespace: str = ""):
+        super().__init__(name, path, namespace=namespace)
         self.deletions = []
 
     def delete(self, name: str) -> None:
@@ -137,7 +140,9 @@ class RecordingTarget(DirTarget):
         super().delete(name)
 
 
-def upload(target: DirTarget, backup: Path, created: datetime) -> None:
+def upload(
+    target: DirTarget, backup: Path, created: datetime, who: offsite.Owner = OURS
+) -> None:
     names = offsite.object_names(backup.name, "none")
     data = target.put(names.data, [backup.read_bytes()])
     man = target.put(names.manifest, [backup.with_name(backup.name + ".json").read_bytes()])
@@ -157,6 +162,7 @@ def upload(target: DirTarget, backup: Path, created: datetime) -> None:
         data=stored(data, backup.read_bytes()),
         manifest=stored(man, backup.with_name(backup.name + ".json").read_bytes()),
         recoverctl_version="test",
+        owner=who,
     )
     target.put(names.remote_manifest, [remote.to_bytes()])
 
@@ -199,10 +205,46 @@ def test_target_prune_removes_the_remote_manifest_first(tmp_path: Path) -> None:
     assert not any(n.startswith(paths[2].name) for n in left)
 
 
+def test_target_prune_never_counts_or_deletes_another_stacks_copies(tmp_path: Path) -> None:
+    """dev and prod pushing to one target: each prunes its own namespace only, and a copy
+    of prod's that landed in dev's folder is never judged (nor deleted) as dev's."""
+    remote_dir = tmp_path / "nas"
+    remote_dir.mkdir()
+    settings = make_settings(
+        tmp_path,
+        "[retention]\nkeep_last = 1\n"
+        f'[targets.nas]\ntype = "dir"\npath = "{remote_dir}"\nencryption = "none"\n',
+    )
+    paths = history(settings, ["quick ok", "quick ok", "quick ok"])
+    dev = RecordingTarget("nas", remote_dir, OURS.namespace)
+    prod_owner = offsite.Owner("x", "prod")
+    prod = RecordingTarget("nas", remote_dir, prod_owner.namespace)
+    upload(dev, paths[1], T0 - timedelta(days=1))
+    upload(dev, paths[2], T0 - timedelta(days=2))
+    # prod's copies: newer than dev's, and their local files are gone from this folder.
+    for i, path in enumerate(paths):
+        upload(prod, path, T0 + timedelta(days=1 + i), prod_owner)
+    # One of prod's, copied by hand into dev's folder: its manifest names prod.
+    stray = make_backup(settings.backup_dir, T0 + timedelta(days=9))
+    upload(dev, stray, T0 + timedelta(days=9), prod_owner)
+    stray.unlink()
+
+    plan = retention.plan_target(settings, "nas")
+    assert [(i.name, i.keep) for i in plan.items] == [
+        (paths[1].name, True),
+        (paths[2].name, False),
+    ]
+    done = retention.delete_target(settings, plan)
+    assert done.deleted == (paths[2].name,)
+    assert len(list(prod.path.iterdir())) == 9  # prod's three copies, untouched
+    assert any(p.name.startswith(stray.name) for p in dev.path.iterdir())
+
+
 def test_target_names() -> None:
     settings = Settings.model_construct(targets={"a": None, "b": None})
     assert retention.target_names(settings, None, False) == ()
     assert retention.target_names(settings, "a", False) == ("a",)
     assert retention.target_names(settings, None, True) == ("a", "b")
-    with pytest.raises(RecoverctlError, match="No target 'c'"):
+    with pytest.raises(RecoverctlError, match="No target 'c'") as caught:
         retention.target_names(settings, "c", False)
+    assert caught.value.code is ErrorCode.TARGET_NOT_FOUND

@@ -127,7 +127,7 @@ def _local_backups(session: StackSession) -> list[Path]:
 def _skipped(session: StackSession, name: str, path: Path, error: RecoverctlError) -> Copy:
     return Copy(
         name,
-        session.target(name).location,
+        offsite.open_target(session, name).location,
         path.name,
         "failed",
         session.settings.targets[name].encryption,

@@ -1,7 +1,10 @@
 """Off-site copies: what each backup becomes on a target, and how to tell a whole one.
 
-Per local backup `B` (e.g. `backup_2026-11-29_203000.dump`), a target holds three objects
-whose names begin with `B`, so a person browsing the bucket recognises them:
+Each compose project and stack has a namespace of its own on a target, the folder (or key
+prefix) `PROJECT/STACK/` under the target's path or prefix, e.g. `vault/prod/`: dev and
+prod, or two machines, pushing to one target never see, judge or remove each other's
+objects. Inside it, per local backup `B` (e.g. `backup_2026-11-29_203000.dump`), three
+objects whose names begin with `B`, so a person browsing the bucket recognises them:
 
 | object | encrypted target | `encryption = "none"` |
 | --- | --- | --- |
@@ -12,7 +15,7 @@ whose names begin with `B`, so a person browsing the bucket recognises them:
 The remote manifest is the commit marker: a backup without one is an upload that did not
 finish, never listed as complete and never restored. It says only what listing and integrity
 checks need (names, times, sizes, the sha256 of the bytes as stored, format, the recoverctl
-version, the recipients); whatever could reveal the vault's contents stays in the sealed
+version, the recipients, and the project and stack it belongs to); whatever could reveal the vault's contents stays in the sealed
 local manifest.
 
 Pure: nothing here touches a target. The caller lists a target, fetches the remote
@@ -25,7 +28,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -42,6 +45,25 @@ PARTIAL_SUFFIX = ".partial"
 
 Encryption = Literal["age", "none"]
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
+# Objects without a remote manifest younger than this may be another run's upload still on
+# its way: a push removes only older ones (and S3 multipart uploads initiated before it).
+CRASHED_GRACE = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Whose copies: the compose project and the stack that pushed them."""
+
+    project: str
+    stack: Literal["dev", "prod"]
+
+    @property
+    def namespace(self) -> str:
+        """Their folder (or key prefix) inside the target's path or prefix."""
+        return f"{self.project}/{self.stack}"
+
+    def __str__(self) -> str:
+        return f"{self.project} {self.stack}"
 
 
 @dataclass(frozen=True)
@@ -115,6 +137,14 @@ class RemoteManifest(BaseModel):
     data: StoredObject
     manifest: StoredObject
     recoverctl_version: str
+    # Whose backup: in clear, they say nothing of the vault's contents. A copy of another
+    # project or stack is never listed, restored or removed as ours.
+    project: str = Field(min_length=1)
+    stack: Literal["dev", "prod"]
+
+    @property
+    def owner(self) -> Owner:
+        return Owner(self.project, self.stack)
 
     def to_bytes(self) -> bytes:
         return (json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n").encode()
@@ -183,10 +213,12 @@ class RemoteBackup:
 @dataclass(frozen=True)
 class Listing:
     """A target's content, judged: backups newest first by name, and the objects that are
-    not ours (never touched, never deleted)."""
+    not ours (never touched, never deleted): `foreign` objects, whose names are not a
+    backup's, and `others`, backups whose remote manifest names another project or stack."""
 
     backups: tuple[RemoteBackup, ...]
     foreign: tuple[ObjectInfo, ...] = ()
+    others: tuple[RemoteBackup, ...] = ()
 
     @property
     def complete(self) -> tuple[RemoteBackup, ...]:
@@ -204,13 +236,16 @@ def classify(
     listing: Iterable[ObjectInfo],
     manifests: Mapping[str, RemoteManifest | None],
     *,
+    owner: Owner | None = None,
     is_backup: Callable[[str], bool] = is_backup_name,
     sort_key: Callable[[str], Any] = name_sort_key,
 ) -> Listing:
     """Says which backups on a target are complete and which are not.
 
     manifests maps each remote manifest's object name to what it parsed to; None (or a
-    missing entry) means it could not be read, which makes that backup incomplete.
+    missing entry) means it could not be read, which makes that backup incomplete. With
+    owner, a backup whose remote manifest names another project or stack goes to `others`:
+    never a copy of ours, never removed.
     Objects whose name does not lead back to a backup name (is_backup) are foreign: a
     target folder may hold other files, and the next push must never remove them.
     """
@@ -223,9 +258,25 @@ def classify(
         else:
             foreign.append(obj)
 
-    backups = [_judge(base, objs, manifests) for base, objs in groups.items()]
-    backups.sort(key=lambda b: (sort_key(b.backup), b.backup), reverse=True)
-    return Listing(backups=tuple(backups), foreign=tuple(sorted(foreign, key=lambda o: o.name)))
+    judged = [_judge(base, objs, manifests) for base, objs in groups.items()]
+    judged.sort(key=lambda b: (sort_key(b.backup), b.backup), reverse=True)
+    backups = [b for b in judged if not _theirs(b, owner)]
+    others = [_as_theirs(b) for b in judged if _theirs(b, owner)]
+    return Listing(
+        backups=tuple(backups),
+        foreign=tuple(sorted(foreign, key=lambda o: o.name)),
+        others=tuple(others),
+    )
+
+
+def _theirs(b: RemoteBackup, owner: Owner | None) -> bool:
+    return owner is not None and b.manifest is not None and b.manifest.owner != owner
+
+
+def _as_theirs(b: RemoteBackup) -> RemoteBackup:
+    assert b.manifest is not None
+    return RemoteBackup(b.backup, False, b.manifest, b.objects,
+                        (f"a copy of {b.manifest.owner}'s backup, not ours",))  # fmt: skip
 
 
 def _judge(
@@ -286,6 +337,7 @@ def new_remote_manifest(
     data: StoredObject,
     manifest: StoredObject,
     recoverctl_version: str,
+    owner: Owner,
     uploaded_at: datetime | None = None,
 ) -> RemoteManifest:
     """The remote manifest for a backup whose two objects are uploaded; checks their names."""
@@ -306,4 +358,6 @@ def new_remote_manifest(
         data=data,
         manifest=manifest,
         recoverctl_version=recoverctl_version,
+        project=owner.project,
+        stack=owner.stack,
     )

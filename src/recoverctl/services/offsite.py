@@ -12,8 +12,14 @@ plaintext goes to NAME.partial and gets its name only when the whole of it decry
 matched both manifests (adapters/seal.py:unseal). The local manifest is written first and
 removed again if the data fails, as a backup's manifest is never left without its dump.
 
+Each project and stack has its own namespace on a target (`PROJECT/STACK/` inside its path
+or prefix, core/offsite.py), and every remote manifest records the project and stack: a
+copy of another one is never listed, taken as latest, replaced or removed. What crashed
+uploads left is removed only inside our namespace, and only when older than
+CRASHED_GRACE (another machine's push of the same stack may be on its way).
+
 Callers that push hold the project lock (fsio.project_lock): it keeps two pushes of this
-stack apart, which the targets rely on to remove what a crashed push left.
+stack on this machine apart.
 """
 
 from __future__ import annotations
@@ -40,10 +46,12 @@ from recoverctl.core import naming
 from recoverctl.core.checks import FAIL, OK, WARN, Check, worst
 from recoverctl.core.manifest import Manifest
 from recoverctl.core.offsite import (
+    CRASHED_GRACE,
     REMOTE_MANIFEST_SUFFIX,
     Encryption,
     Listing,
     ObjectInfo,
+    Owner,
     RemoteBackup,
     RemoteManifest,
     StoredObject,
@@ -56,6 +64,7 @@ from recoverctl.core.offsite import (
 from recoverctl.errors import ErrorCode, Interrupted, RecoverctlError
 from recoverctl.services import catalog
 from recoverctl.services.session import StackSession
+from recoverctl.settings import Settings
 
 if TYPE_CHECKING:
     from recoverctl.adapters.targets import Target
@@ -187,8 +196,9 @@ def target_names(session: StackSession, names: Sequence[str] | None = None) -> l
     return list(dict.fromkeys(names))
 
 
-def unknown_target(session: StackSession, name: str) -> RecoverctlError:
-    known = ", ".join(sorted(session.settings.targets)) or "none is configured"
+def unknown_target(session: StackSession | Settings, name: str) -> RecoverctlError:
+    settings = session.settings if isinstance(session, StackSession) else session
+    known = ", ".join(sorted(settings.targets)) or "none is configured"
     return RecoverctlError(
         f"No target {name!r} in the settings.",
         f"Targets: {known} ([targets.NAME] in the settings file; README: Off-site copies).",
@@ -200,19 +210,48 @@ def _encryption(session: StackSession, name: str) -> Encryption:
     return session.settings.targets[name].encryption
 
 
+def owner(session: StackSession) -> Owner:
+    """Whose copies this session pushes and reads: its compose project and stack."""
+    return Owner(session.project, session.settings.stack)
+
+
+def owner_of(settings: Settings) -> Owner:
+    """owner(), from the settings alone (reads the compose file for the project's name)."""
+    from recoverctl.adapters import files
+    from recoverctl.settings import project_name
+
+    return Owner(project_name(settings, files.load_compose(settings)), settings.stack)
+
+
+def open_target(session: StackSession, name: str) -> Target:
+    """Target NAME, seen through this project's and stack's namespace only."""
+    if name not in session.settings.targets:
+        raise unknown_target(session, name)
+    return session.target(name, owner(session).namespace)
+
+
 # --- reading a target ----------------------------------------------------------------------
 
 
-def judge(target: Target, prefix: str = "", *, only: str | None = None) -> Listing:
-    """The target's objects (under prefix), classified. Remote manifests are fetched for
-    every backup, or for `only` alone (then the others' completeness is not judged)."""
-    listing = target.list(prefix)
+def judge(
+    target: Target,
+    who: Owner,
+    prefix: str = "",
+    *,
+    only: str | None = None,
+    objects: Sequence[ObjectInfo] | None = None,
+) -> Listing:
+    """The target's objects (under prefix, or those given), classified for `who`: a copy
+    whose remote manifest names another project or stack is in `others`, never ours.
+    Remote manifests are fetched for every backup, or for `only` alone (then the others'
+    completeness is not judged)."""
+    listing = target.list(prefix) if objects is None else list(objects)
     manifests: dict[str, RemoteManifest | None] = {}
     for name in remote_manifest_names(listing):
         if only is not None and backup_of(name) != only:
             continue
         manifests[name] = read_remote_manifest(target, name)
-    return classify(listing, manifests)
+    return classify(listing, manifests, owner=who)
 
 
 def read_remote_manifest(target: Target, name: str) -> RemoteManifest | None:
@@ -253,6 +292,7 @@ class TargetListing:
             "encryption": self.encryption,
             "backups": [_remote_json(b) for b in self.listing.backups],
             "foreign": [o.name for o in self.listing.foreign],
+            "others": [_remote_json(b) for b in self.listing.others],
         }
 
 
@@ -275,15 +315,15 @@ def _remote_json(b: RemoteBackup) -> dict[str, Any]:
 
 def list_target(session: StackSession, name: str) -> TargetListing:
     """What the target holds, each backup complete or not; no identity needed."""
-    if name not in session.settings.targets:
-        raise unknown_target(session, name)
-    target = session.target(name)
-    return TargetListing(name, target.location, _encryption(session, name), judge(target))
+    target = open_target(session, name)
+    return TargetListing(name, target.location, _encryption(session, name),
+                         judge(target, owner(session)))  # fmt: skip
 
 
-def resolve_remote(target: Target, name: str) -> RemoteBackup:
+def resolve_remote(target: Target, name: str, who: Owner) -> RemoteBackup:
     """NAME (a backup's file name, a path ending in one, or one of its object names) or
-    `latest` (the newest complete copy): a complete copy, or an error saying why not."""
+    `latest` (the newest complete copy of who's backups): a complete copy, or an error
+    saying why not. A copy of another project or stack is never one."""
     if name == LATEST:
         # Newest first, each remote manifest read only when the newer ones were not whole:
         # one GET, not one per backup the target holds.
@@ -291,8 +331,7 @@ def resolve_remote(target: Target, name: str) -> RemoteBackup:
         unjudged = classify(objects, {})
         for candidate in unjudged.backups:
             mine = [o for o in objects if backup_of(o.name) == candidate.backup]
-            markers = {n: read_remote_manifest(target, n) for n in remote_manifest_names(mine)}
-            found = classify(mine, markers).find(candidate.backup)
+            found = judge(target, who, objects=mine).find(candidate.backup)
             if found is not None and found.complete:
                 return found
         raise RecoverctlError(
@@ -308,8 +347,16 @@ def resolve_remote(target: Target, name: str) -> RemoteBackup:
             f"List what the target holds: recoverctl list --target {target.name}",
             code=ErrorCode.USAGE,
         )
-    found = judge(target, backup, only=backup).find(backup)
+    judged = judge(target, who, backup, only=backup)
+    found = judged.find(backup)
     if found is None:
+        theirs = next((b for b in judged.others if b.backup == backup), None)
+        if theirs is not None and theirs.manifest is not None:
+            raise target.error(
+                ErrorCode.OBJECT_NOT_FOUND,
+                f"the copy of {backup} there is {theirs.manifest.owner}'s, not {who}'s.",
+                f"List this stack's copies: recoverctl list --target {target.name}",
+            )
         raise target.error(
             ErrorCode.OBJECT_NOT_FOUND,
             f"no copy of {backup}.",
@@ -393,6 +440,15 @@ def push_backup(
             code=ErrorCode.TARGET_NOT_FOUND,
         )
     manifest, manifest_raw = local_backup(path)
+    who = owner(session)
+    if (manifest.project, manifest.stack) != (who.project, who.stack):
+        raise RecoverctlError(
+            f"{path.name} is a backup of {manifest.project} {manifest.stack}, not of "
+            f"{who}: it is pushed by its own stack, into that stack's place on the targets.",
+            "Push it with its own stack"
+            + (" (--prod)." if manifest.stack == "prod" else " (without --prod)."),
+            code=ErrorCode.OTHER_STACK,
+        )
     recipients = _Recipients(session)
     progress = _Progress(on_bytes)
     copies: list[Copy] = []
@@ -400,7 +456,7 @@ def push_backup(
         step(f"pushing {path.name} to target {name}")
         try:
             copies.append(_push_one(session, name, path, manifest, manifest_raw, recipients,
-                                    progress, replace))  # fmt: skip
+                                    progress, replace, who))  # fmt: skip
         except KeyboardInterrupt:
             raise Interrupted(
                 f"Push of {path.name} to target {name} interrupted: nothing there looks like "
@@ -458,7 +514,8 @@ def _push_one(
     manifest_raw: bytes,
     recipients: _Recipients,
     progress: _Progress,
-    replace: bool = False,
+    replace: bool,
+    who: Owner,
 ) -> Copy:
     started = time.monotonic()
     encryption = _encryption(session, name)
@@ -473,19 +530,27 @@ def _push_one(
                     seconds=time.monotonic() - started, removed=tuple(removed), error=exc)  # fmt: skip
 
     try:
-        target = session.target(name)
+        target = open_target(session, name)
         location = target.location
         keys = recipients.get() if encryption == "age" else []
         objects = target.list()  # once: what crashed and what is there of this backup
         removed += _remove_crashed(target, objects, keep=backup)
         mine = [o for o in objects if backup_of(o.name) == backup]
-        markers = {n: read_remote_manifest(target, n) for n in remote_manifest_names(mine)}
-        existing = classify(mine, markers).find(backup)
+        judged = judge(target, who, objects=mine)
+        theirs = next((b for b in judged.others if b.backup == backup), None)
+        if theirs is not None and theirs.manifest is not None:
+            raise target.error(
+                ErrorCode.TARGET_FAILED,
+                f"it holds a copy of {backup} that is {theirs.manifest.owner}'s, not "
+                f"{who}'s: left as it is, and nothing was uploaded.",
+                "Look at the target's folder: a copy was moved there by hand?",
+            )
+        existing = judged.find(backup)
         if (
             not replace
             and existing is not None
             and existing.complete
-            and _same(existing, manifest, encryption)
+            and _same(existing, manifest, encryption, keys)
         ):
             for obj in existing.leftovers:
                 target.delete(obj.name)
@@ -493,11 +558,35 @@ def _push_one(
             return Copy(name, location, backup, "present", encryption, existing.stored_size,
                         existing.manifest.data.sha256 if existing.manifest else None,
                         time.monotonic() - started, tuple(removed))  # fmt: skip
+        # A complete copy under other names (the target's encryption changed) stays whole
+        # until the new one is committed. Under the same names (new recipients, --replace)
+        # its marker goes first, as no object is ever written over a complete copy's; it is
+        # put back if the upload fails before the old data object was replaced.
+        keep_old: RemoteBackup | None = None
+        restore_marker: tuple[str, bytes] | None = None
         if existing is not None:
-            removed += _remove(target, existing.objects)
+            same_names = {o.name for o in existing.objects} & set(names.all())
+            if existing.complete and not same_names:
+                keep_old = existing
+            elif existing.complete and existing.manifest is not None:
+                marker_name = existing.manifest.expected_names().remote_manifest
+                restore_marker = (marker_name, existing.manifest.to_bytes())
+                stale = [o for o in existing.objects if o.name not in names.all()]
+                removed += _remove(target, [marker_name, *(o.name for o in stale)])
+            else:
+                removed += _remove(target, existing.objects)
         try:
             uploaded.append(names.data)  # before: it may be stored when the check fails
-            data = _upload_data(target, names.data, path, manifest, keys, progress)
+            try:
+                data = _upload_data(target, names.data, path, manifest, keys, progress)
+            except RecoverctlError:
+                if restore_marker is not None and _unchanged(target, existing, names.data):
+                    uploaded.remove(names.data)
+                    with contextlib.suppress(RecoverctlError):
+                        target.put(restore_marker[0], iter([restore_marker[1]]))
+                        removed.remove(restore_marker[0])
+                raise
+            restore_marker = None
             sealed_manifest = seal.seal_bytes(manifest_raw, keys) if keys else manifest_raw
             uploaded.append(names.manifest)
             info = target.put(names.manifest, iter([sealed_manifest]))
@@ -518,6 +607,7 @@ def _push_one(
                 data=data,
                 manifest=stored_manifest,
                 recoverctl_version=__version__,
+                owner=who,
             )
             marker = target.put(names.remote_manifest, iter([remote.to_bytes()]))
         except RecoverctlError as exc:
@@ -525,20 +615,47 @@ def _push_one(
                 # Not a copy without its marker anyway; tidied while the target answers.
                 removed += _remove(target, uploaded, quiet=True)
             raise
+        if keep_old is not None:
+            # The new copy is committed: only now does the one it replaces go.
+            removed += _remove(target, [o for o in keep_old.objects if o.name not in names.all()],
+                               quiet=True)  # fmt: skip
         return Copy(name, location, backup, "pushed", encryption,
                     data.size + stored_manifest.size + marker.size, data.sha256,
                     time.monotonic() - started, tuple(removed))  # fmt: skip
     except RecoverctlError as exc:
         return failed(exc)
+    except OSError as exc:  # not the target's (its adapters map theirs): this machine's
+        return failed(_local_read_error(exc, path))
 
 
-def _same(existing: RemoteBackup, manifest: Manifest, encryption: Encryption) -> bool:
+def _unchanged(target: Target, existing: RemoteBackup | None, name: str) -> bool:
+    """The old copy's object `name` is still the one its manifest describes (a failed put
+    never replaced it): same size and modification time as listed before."""
+    if existing is None:
+        return False
+    before = next((o for o in existing.objects if o.name == name), None)
+    try:
+        now = target.stat(name)
+    except RecoverctlError:
+        return False
+    return before is not None and now is not None and (now.size, now.mtime) == (before.size, before.mtime)
+
+
+def _same(
+    existing: RemoteBackup,
+    manifest: Manifest,
+    encryption: Encryption,
+    recipients: Sequence[seal.Recipient],
+) -> bool:
+    """The copy there is this backup as a push now would store it: the same encryption,
+    and, sealed, to the same recipients (after a key rotation it is sealed again)."""
     m = existing.manifest
     return (
         m is not None
         and m.encryption == encryption
         and m.plain_size == manifest.size
         and m.format == manifest.format
+        and (encryption != "age" or set(m.recipients) == {r.text for r in recipients})
     )
 
 
@@ -561,16 +678,23 @@ def _remove(
     return done
 
 
-def _remove_crashed(target: Target, objects: list[ObjectInfo], *, keep: str) -> list[str]:
-    """What crashed pushes left: S3's unfinished multipart uploads, and every backup with no
-    remote manifest at all. A backup whose remote manifest exists but does not match is
-    left for a person to look at (list --target shows why); only its own push replaces it."""
+def _remove_crashed(
+    target: Target, objects: list[ObjectInfo], *, keep: str, now: datetime | None = None
+) -> list[str]:
+    """What crashed pushes left in our namespace: S3's unfinished multipart uploads, and
+    every backup with no remote manifest at all, when older than CRASHED_GRACE (a younger
+    one may be a push of this stack from another machine, still on its way). A backup
+    whose remote manifest exists but does not match, or names another stack, is left for a
+    person to look at (list --target shows why); only its own push replaces it."""
+    now = now or datetime.now(UTC)
     removed = [f"({count} unfinished upload{'s' if count > 1 else ''})"
-               for count in [target.discard_unfinished()] if count]  # fmt: skip
+               for count in [target.discard_unfinished(CRASHED_GRACE)] if count]  # fmt: skip
     for b in classify(objects, {}).backups:
         if b.backup == keep:
             continue
-        if not any(o.name.endswith(REMOTE_MANIFEST_SUFFIX) for o in b.objects):
+        if any(o.name.endswith(REMOTE_MANIFEST_SUFFIX) for o in b.objects):
+            continue
+        if all(now - o.mtime > CRASHED_GRACE for o in b.objects):
             removed += _remove(target, b.objects)
     return removed
 
@@ -589,13 +713,13 @@ def _upload_data(
     from recoverctl.adapters.targets import Measured
 
     if recipients:
-        with seal.sealed_chunks(fsio.read_chunks(path), recipients) as stream:
+        with seal.sealed_chunks(_read_local(path), recipients) as stream:
             measured = Measured(stream)
             info = target.put(name, progress.watch(measured))
         sealed = stream.result
         plain_sha256, plain_size = sealed.plain_sha256, sealed.plain_size
     else:
-        measured = Measured(fsio.read_chunks(path))
+        measured = Measured(_read_local(path))
         info = target.put(name, progress.watch(measured))
         plain_sha256, plain_size = measured.sha256, measured.size
     if (plain_sha256, plain_size) != (manifest.sha256, manifest.size):
@@ -608,6 +732,24 @@ def _upload_data(
         )
     _check_stored(target, name, info.size, measured.size)
     return StoredObject(name=name, size=measured.size, sha256=measured.sha256)
+
+
+def _read_local(path: Path) -> Iterator[bytes]:
+    """The local backup's bytes; a read error (EIO of a failing disk, the file gone) is a
+    RecoverctlError wherever it surfaces, in the sealing thread or in the target's put."""
+    try:
+        yield from fsio.read_chunks(path)
+    except OSError as exc:
+        raise _local_read_error(exc, path) from None
+
+
+def _local_read_error(exc: OSError, path: Path) -> RecoverctlError:
+    return RecoverctlError(
+        f"Cannot read the local backup {path.name}: {exc.strerror or exc}. Nothing was "
+        "committed on the target.",
+        f"Check the disk (dmesg), then verify it: recoverctl verify {path.name}",
+        code=ErrorCode.BACKUP_CORRUPT,
+    )
 
 
 def _check_stored(target: Target, name: str, stored: int, sent: int) -> None:
@@ -648,10 +790,10 @@ def check_sealed(
     started = time.monotonic()
     if target_name not in session.settings.targets:
         raise unknown_target(session, target_name)
-    target = session.target(target_name)
+    target = open_target(session, target_name)
     checks: list[Check] = []
     try:
-        remote = resolve_remote(target, name)
+        remote = resolve_remote(target, name, owner(session))
     except RecoverctlError as exc:
         if exc.code is not ErrorCode.OBJECT_CORRUPT:
             raise
@@ -756,9 +898,9 @@ def pull(
     started = time.monotonic()
     if target_name not in session.settings.targets:
         raise unknown_target(session, target_name)
-    target = session.target(target_name)
+    target = open_target(session, target_name)
     identities = _identities(session, identity)
-    remote = resolve_remote(target, name)
+    remote = resolve_remote(target, name, owner(session))
     return _pull(target, remote, identities, dest_dir, started, on_bytes)
 
 
@@ -993,9 +1135,9 @@ def fetch(
     started = time.monotonic()
     if target_name not in session.settings.targets:
         raise unknown_target(session, target_name)
-    target = session.target(target_name)
+    target = open_target(session, target_name)
     identities = _identities(session, identity)
-    remote = resolve_remote(target, name)
+    remote = resolve_remote(target, name, owner(session))
     folder = session.settings.backup_dir
     fsio.ensure_private_dir(folder)
     taken = (folder / remote.backup, catalog.manifest_path(folder / remote.backup))
@@ -1028,7 +1170,7 @@ def check_source(session: StackSession, target_name: str, identity: Path | None)
             "recoverctl keys new-identity, kept with the browser key export.",
             code=ErrorCode.IDENTITY_INVALID,
         )
-    session.target(target_name).check()
+    open_target(session, target_name).check()
 
 
 def prewarm(session: StackSession) -> Callable[[], None]:
@@ -1039,11 +1181,15 @@ def prewarm(session: StackSession) -> Callable[[], None]:
     names = [n for n, t in session.settings.targets.items() if t.type == "s3"]
     if not names:
         return lambda: None
+    try:
+        namespace = owner(session).namespace  # here: the thread never touches the session's
+    except RecoverctlError:
+        return lambda: None  # the push says why
 
     def warm() -> None:
         for name in names:
             with contextlib.suppress(Exception):
-                getattr(session.target(name), "client", None)
+                getattr(session.target(name, namespace), "client", None)
 
     thread = threading.Thread(target=warm, name="recoverctl-prewarm", daemon=True)
     thread.start()

@@ -26,6 +26,7 @@ from recoverctl.core import retention as core
 from recoverctl.core.manifest import verify_state
 from recoverctl.errors import ErrorCode, RecoverctlError, UsageError
 from recoverctl.services import catalog
+from recoverctl.services import offsite as offsite_service
 from recoverctl.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -199,11 +200,7 @@ def _unlink(path: Path, done: list[str], folder: Path) -> None:
 def target_names(settings: Settings, target: str | None, all_targets: bool) -> tuple[str, ...]:
     if target is not None:
         if target not in settings.targets:
-            known = ", ".join(sorted(settings.targets)) or "none is configured"
-            raise UsageError(
-                f"No target {target!r} in the settings file.",
-                f"Targets: {known} ([targets.NAME] in the settings file).",
-            )
+            raise offsite_service.unknown_target(settings, target)
         return (target,)
     if all_targets:
         if not settings.targets:
@@ -216,29 +213,37 @@ def target_names(settings: Settings, target: str | None, all_targets: bool) -> t
 
 
 def _open(settings: Settings, name: str) -> Any:
+    """Target NAME, seen through this project's and stack's namespace only."""
     from recoverctl.adapters.targets import open_target
 
-    return open_target(name, settings.targets[name])
+    who = offsite_service.owner_of(settings)
+    return open_target(name, settings.targets[name], who.namespace)
 
 
 def plan_target(
-    settings: Settings, name: str, *, tz: tzinfo | None = None, opener: Callable[..., Any] = _open
+    settings: Settings,
+    name: str,
+    *,
+    tz: tzinfo | None = None,
+    opener: Callable[..., Any] = _open,
+    owner: offsite.Owner | None = None,
 ) -> ScopePlan:
-    """The complete copies of this stack's backups on a target. Which stack a remote backup
-    belongs to, and how it was verified, is known from the local folder: a copy whose local
-    backup is gone counts as never verified (pruning keeps the newest copies verified ones)."""
+    """The complete copies of this stack's backups on a target: those in its namespace
+    whose remote manifest names this project and stack (another's are never judged, so
+    never deleted). How a copy was verified is known from the local folder: a copy whose
+    local backup is gone counts as never verified (pruning keeps the newest copies
+    verified ones)."""
+    who = owner or offsite_service.owner_of(settings)
     with opener(settings, name) as target:
-        listing = _classify(target)
+        listing = offsite_service.judge(target, who)
         label = str(target.label)
-    stacks = _local_stacks(settings)
     backups: list[core.Backup] = []
     sizes: dict[str, int] = {}
     for remote in listing.complete:
         local = settings.backup_dir / remote.backup
-        stack = stacks.get(remote.backup)
-        if stack is not None and stack != settings.stack:
-            continue
-        state, _ = verify_state(catalog.load_record(local)) if stack is not None else ("never", None)
+        m = catalog.load_manifest(local) if local.is_file() else None
+        mine = m is not None and (m.project, m.stack) == (who.project, who.stack)
+        state, _ = verify_state(catalog.load_record(local)) if mine else ("never", None)
         created = remote.created_at or naming.parse_backup_name(remote.backup)
         if created is None:
             continue
@@ -248,42 +253,21 @@ def plan_target(
     return ScopePlan(name, label, result.policy.describe(), _items(result, sizes))
 
 
-def _local_stacks(settings: Settings) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for path in catalog.candidates(settings):
-        m = catalog.load_manifest(path)
-        if m is not None:
-            found[path.name] = m.stack
-    return found
-
-
-def _classify(target: Any) -> offsite.Listing:
-    objects = target.list()
-    manifests: dict[str, offsite.RemoteManifest | None] = {}
-    for name in offsite.remote_manifest_names(objects):
-        try:
-            raw = b"".join(target.get(name))
-            manifests[name] = offsite.RemoteManifest.from_bytes(raw, where=str(target.label))
-        except RecoverctlError as exc:
-            if exc.code != ErrorCode.MANIFEST_DAMAGED:
-                raise
-            manifests[name] = None
-    return offsite.classify(objects, manifests)
-
-
 def delete_target(
     settings: Settings,
     plan: ScopePlan,
     step: Step = _quiet,
     *,
     opener: Callable[..., Any] = _open,
+    owner: offsite.Owner | None = None,
 ) -> ScopeResult:
     deleted: list[str] = []
     doomed = {i.name for i in plan.doomed}
     if not doomed:
         return ScopeResult(plan, (), ())
+    who = owner or offsite_service.owner_of(settings)
     with opener(settings, plan.where) as target:
-        listing = _classify(target)
+        listing = offsite_service.judge(target, who)
         for remote in listing.complete:
             if remote.backup not in doomed:
                 continue

@@ -91,7 +91,7 @@ class StackSession:
         self._engine: Engine | None = None
         self._db: Db | None = None
         self._secrets: tuple[str, ...] | None = None
-        self._targets: dict[str, Target] = {}
+        self._targets: dict[str, Target] = {}  # by name, or "name:namespace"
         self._on_close: list[Callable[[], None]] = []
 
     @property
@@ -135,10 +135,12 @@ class StackSession:
         """After the stack was (re)created: the next db() finds the new container."""
         self._db = None
 
-    def target(self, name: str) -> Target:
+    def target(self, name: str, namespace: str = "") -> Target:
         """The storage target configured as [targets.NAME], opened on first use (it connects
-        on its first operation) and closed with the session."""
-        if name not in self._targets:
+        on its first operation) and closed with the session. With namespace (a folder or
+        key prefix such as "vault/prod", services/offsite.py), only what lies inside it."""
+        key = f"{name}:{namespace}" if namespace else name
+        if key not in self._targets:
             found = self.settings.targets.get(name)
             if found is None:
                 known = ", ".join(sorted(self.settings.targets)) or "none is configured"
@@ -149,8 +151,8 @@ class StackSession:
                 )
             from recoverctl.adapters.targets import open_target
 
-            self._targets[name] = open_target(name, found)
-        return self._targets[name]
+            self._targets[key] = open_target(name, found, namespace)
+        return self._targets[key]
 
     def on_close(self, fn: Callable[[], None]) -> None:
         """Runs fn when the command ends (a temporary folder to remove), last added first."""

@@ -19,12 +19,14 @@ if TYPE_CHECKING:
 __all__ = ["Measured", "ObjectInfo", "Source", "Target", "open_target"]
 
 
-def open_target(name: str, settings: TargetSettings) -> Target:
-    """The target configured as [targets.NAME]; it connects on first use."""
+def open_target(name: str, settings: TargetSettings, namespace: str = "") -> Target:
+    """The target configured as [targets.NAME]; it connects on first use. With namespace
+    ("PROJECT/STACK"), every object lives in that folder (or key prefix) under the target's
+    path or prefix, and nothing outside it is ever listed, read or removed."""
     if settings.type == "dir":
         from recoverctl.adapters.targets.dir import DirTarget
 
-        return DirTarget(name, settings.path)
+        return DirTarget(name, settings.path, namespace=namespace)
     if settings.type == "s3":
         from recoverctl.adapters.targets.s3 import S3Target
 
@@ -35,6 +37,7 @@ def open_target(name: str, settings: TargetSettings) -> Target:
             endpoint_url=settings.endpoint_url,
             region=settings.region,
             profile=settings.profile,
+            namespace=namespace,
         )
     from recoverctl.adapters.targets.sftp import SftpTarget
 
@@ -46,4 +49,5 @@ def open_target(name: str, settings: TargetSettings) -> Target:
         path=settings.path,
         key_file=settings.key_file,
         known_hosts=settings.known_hosts,
+        namespace=namespace,
     )

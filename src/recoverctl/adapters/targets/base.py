@@ -17,6 +17,7 @@ import io
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
+from datetime import timedelta
 from types import TracebackType
 from typing import BinaryIO, ClassVar, Self
 
@@ -31,6 +32,7 @@ __all__ = [
     "Source",
     "Target",
     "check_name",
+    "check_namespace",
     "chunks_of",
 ]
 
@@ -39,6 +41,19 @@ CHUNK = 1 << 20
 Source = BinaryIO | io.RawIOBase | io.BufferedIOBase | Iterable[bytes]
 # One path segment, printable, no leading dot: object names never climb out of the target.
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+=@,-]{0,254}$")
+
+
+_NAMESPACE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def check_namespace(namespace: str) -> list[str]:
+    """A namespace's folders ("vault/prod" -> ["vault", "prod"]); refuses anything that
+    could climb out of the target's path."""
+    parts = [p for p in namespace.split("/") if p]
+    for part in parts:
+        if not _NAMESPACE_RE.match(part):
+            raise ValueError(f"invalid namespace {namespace!r}")
+    return parts
 
 
 def check_name(name: str, *, for_write: bool = False) -> str:
@@ -129,8 +144,10 @@ class Target(ABC):
     @abstractmethod
     def stat(self, name: str) -> ObjectInfo | None: ...
 
-    def discard_unfinished(self) -> int:
-        """Removes what crashed uploads left that `list` cannot show; returns how many.
+    def discard_unfinished(self, older_than: timedelta = timedelta(0)) -> int:
+        """Removes what crashed uploads left that `list` cannot show, started more than
+        older_than ago (a younger one may be another run's, still on its way); returns how
+        many.
 
         Only S3 has such things (multipart uploads never completed nor aborted, because
         the connection was gone): a folder's or an SFTP server's leftovers are `.partial`

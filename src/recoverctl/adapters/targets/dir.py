@@ -22,6 +22,7 @@ from recoverctl.adapters.targets.base import (
     Source,
     Target,
     check_name,
+    check_namespace,
     chunks_of,
 )
 from recoverctl.errors import ErrorCode, RecoverctlError
@@ -30,9 +31,11 @@ from recoverctl.errors import ErrorCode, RecoverctlError
 class DirTarget(Target):
     kind = "dir"
 
-    def __init__(self, name: str, path: Path):
+    def __init__(self, name: str, path: Path, *, namespace: str = ""):
         super().__init__(name)
-        self.path = path
+        self.root = path
+        self._parts = check_namespace(namespace)
+        self.path = path.joinpath(*self._parts)
 
     @property
     def location(self) -> str:
@@ -41,16 +44,17 @@ class DirTarget(Target):
     def check(self) -> None:
         self._folder()
 
-    def _folder(self) -> Path:
-        # Never created here: a NAS that is not mounted shows as a missing folder, and
-        # creating it would quietly fill the local disk we are protecting instead.
+    def _folder(self, *, create: bool = False) -> Path:
+        # The configured folder is never created here: a NAS that is not mounted shows as
+        # a missing folder, and creating it would quietly fill the local disk we are
+        # protecting instead. The namespace's folders inside it are made by a first upload.
         try:
-            st = self.path.stat()
+            st = self.root.stat()
         except FileNotFoundError:
             raise self.error(
                 ErrorCode.TARGET_NOT_FOUND,
                 "the folder does not exist.",
-                f"Mount it, or create it (mkdir -p -m 700 {self.path}) if this is its first use.",
+                f"Mount it, or create it (mkdir -p -m 700 {self.root}) if this is its first use.",
             ) from None
         except OSError as exc:
             raise self._os_error(exc, "reading the folder") from None
@@ -60,10 +64,20 @@ class DirTarget(Target):
                 "it is not a folder.",
                 "Point [targets] path at a folder.",
             )
+        if create:
+            current = self.root
+            for part in self._parts:
+                current = current / part
+                try:
+                    current.mkdir(mode=0o700)
+                except FileExistsError:
+                    continue
+                except OSError as exc:
+                    raise self._os_error(exc, f"creating the folder {current}") from None
         return self.path
 
     def put(self, name: str, source: Source) -> ObjectInfo:
-        final = self._folder() / check_name(name, for_write=True)
+        final = self._folder(create=True) / check_name(name, for_write=True)
         # A .partial left by a crashed run is ours: the project lock keeps two pushes apart.
         fsio.remove_quietly(final.with_name(final.name + ".partial"))
         try:
@@ -131,6 +145,8 @@ class DirTarget(Target):
                 for entry in entries:
                     if entry.name.startswith(prefix) and entry.is_file(follow_symlinks=False):
                         found.append(_info(entry.name, entry.stat(follow_symlinks=False)))
+        except FileNotFoundError:
+            return []  # nothing pushed to this namespace yet
         except OSError as exc:
             raise self._os_error(exc, "listing the folder") from None
         return sorted(found, key=lambda o: o.name)

@@ -22,7 +22,7 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 from urllib.parse import urlsplit, urlunsplit
 
@@ -37,6 +37,7 @@ from recoverctl.adapters.targets.base import (
     Source,
     Target,
     check_name,
+    check_namespace,
     chunks_of,
 )
 from recoverctl.errors import ErrorCode, RecoverctlError
@@ -85,6 +86,7 @@ class S3Target(Target):
         endpoint_url: str | None = None,
         region: str | None = None,
         profile: str | None = None,
+        namespace: str = "",
         part_size: int = PART_SIZE,
         concurrency: int = CONCURRENCY,
         max_attempts: int = 3,
@@ -95,7 +97,9 @@ class S3Target(Target):
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes")
         self.bucket = bucket
-        self.prefix = normalize_prefix(prefix)
+        self.prefix = normalize_prefix(
+            "/".join([prefix.strip("/"), *check_namespace(namespace)]).strip("/")
+        )
         self.endpoint_url = endpoint_url
         self.region = region
         self.profile = profile
@@ -267,14 +271,22 @@ class S3Target(Target):
                         cause.hint + " " if cause.hint else ""
                     ) + "Its unfinished upload could not be aborted: the next push removes it."
 
-    def discard_unfinished(self) -> int:
-        """Aborts multipart uploads left under the prefix by a run that could not abort its
-        own (the connection was gone). Returns how many."""
+    def discard_unfinished(self, older_than: timedelta = timedelta(0)) -> int:
+        """Aborts multipart uploads left under the prefix (the namespace's: never another
+        stack's) by a run that could not abort its own (the connection was gone), initiated
+        more than older_than ago: a younger one may be a push still on its way. Returns how
+        many."""
         count = 0
+        cutoff = datetime.now(UTC) - older_than
         with self._errors("listing unfinished uploads", bucket_op=True):
             paginator = self.client.get_paginator("list_multipart_uploads")
             for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
                 for upload in page.get("Uploads", []):
+                    initiated = upload.get("Initiated")
+                    if initiated is None or initiated.astimezone(UTC) > cutoff:
+                        continue
+                    if "/" in upload["Key"][len(self.prefix) :]:
+                        continue  # deeper: not this namespace's
                     self.client.abort_multipart_upload(
                         Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
                     )

@@ -31,6 +31,7 @@ from recoverctl.adapters.targets.base import (
     Source,
     Target,
     check_name,
+    check_namespace,
     chunks_of,
 )
 from recoverctl.errors import ErrorCode, RecoverctlError
@@ -73,12 +74,15 @@ class SftpTarget(Target):
         known_hosts: Path,
         port: int = 22,
         timeout: float = 15.0,
+        namespace: str = "",
     ):
         super().__init__(name)
         self.host = host
         self.port = port
         self.user = user
-        self.base = path.rstrip("/") or "/"
+        root = path.rstrip("/") or "/"
+        parts = check_namespace(namespace)
+        self.base = posixpath.join(root, *parts) if parts else root
         self.key_file = key_file
         self.known_hosts = known_hosts
         self.timeout = timeout
