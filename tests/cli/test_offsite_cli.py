@@ -191,6 +191,32 @@ def test_backup_pushes_after_its_dump(
     two_lines(human)
 
 
+def test_backup_whose_push_cannot_start_shows_the_backup_and_exits_3(
+    runner: CliRunner, env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another run pushing holds the lock: the backup was written, and is shown."""
+    from recoverctl.core.manifest import Manifest
+    from recoverctl.errors import RecoverctlError
+    from recoverctl.services.dump import BackupResult
+
+    path = env.backups / B2
+    manifest = Manifest.model_validate_json((env.backups / (B2 + ".json")).read_text())
+    made = BackupResult(path, env.backups / (B2 + ".json"), manifest)
+    monkeypatch.setattr("recoverctl.actions.backup.backup", lambda *_a, **_k: made)
+
+    def locked(*_a: object, **_k: object) -> None:
+        raise RecoverctlError("Another recoverctl push is running.", "Wait.", code=ErrorCode.LOCKED)
+
+    monkeypatch.setattr("recoverctl.actions.backup.push", locked)
+    doc = failed(runner, ErrorCode.OFFSITE_FAILED, "backup")
+    assert doc["result"]["path"] == str(path) and doc["result"]["offsite"] == []
+    assert "Another recoverctl push is running" in doc["error"]["message"]
+    human = invoke(runner, "backup")
+    assert human.exit_code == 3 and "backup written" in human.stdout
+    error, hint = two_lines(human)
+    assert "could not start" in error and f"recoverctl push {B2}" in hint
+
+
 def test_identity_needed_and_deep_needs_it(runner: CliRunner, env: Env) -> None:
     ok(runner, "push", "--target", "nas")
     doc = failed(runner, ErrorCode.IDENTITY_INVALID, "pull", "latest", "--target", "nas")

@@ -282,8 +282,11 @@ def push_after_backup(
     session: StackSession, made: BackupResult, warmed: Callable[[], None] | None = None
 ) -> tuple[BackupDone, OffsiteFailed | None]:
     """backup's push to every configured target; a failure is returned, to be raised once
-    the backup's own result is out (exit 3, the local backup stays)."""
+    the backup's own result is out (exit 3, the local backup stays). Whatever error stops
+    the push (another run holds the lock, a broken compose file) is that failure too: only
+    Ctrl-C and SIGTERM end the command otherwise."""
     from recoverctl.actions import backup as action
+    from recoverctl.errors import ErrorCode, RecoverctlError
     from recoverctl.services.offsite import OffsiteFailed
 
     if warmed is not None:
@@ -295,6 +298,17 @@ def push_after_backup(
             return action.push(session, made, step=log.info, on_bytes=on_bytes), None
     except OffsiteFailed as exc:
         return action.BackupDone(made, exc.results[-1] if exc.results else None), exc
+    except RecoverctlError as exc:
+        if exc.code in (ErrorCode.INTERRUPTED, ErrorCode.TERMINATED):
+            raise
+        failed = OffsiteFailed(
+            f"{made.path.name} is good here, but copying it off-site could not start: "
+            + exc.message,
+            (exc.hint + " " if exc.hint else "")
+            + f"The local backup stays; push it once fixed: recoverctl push {made.path.name}.",
+            [],
+        )
+        return action.BackupDone(made), failed
 
 
 def show_copies(done: BackupDone) -> None:
