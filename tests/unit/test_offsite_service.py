@@ -493,3 +493,29 @@ def test_a_local_read_error_during_a_push_is_a_failed_copy(
     assert all(e is not None and e.code is ErrorCode.BACKUP_CORRUPT for e in errors)
     assert "Input/output error" in info.value.message
     assert names(w.nas) == [] and names(w.clear) == []
+
+
+def test_the_sealed_check_says_not_opened_and_checks_identity_file(w: World) -> None:
+    offsite.push_backup(w.session(), w.backups / B1, targets=["nas"])
+    sealed = offsite.check_sealed(w.session(), "nas", B1)
+    assert sealed.ok
+    data = next(c for c in sealed.checks if c.name == "data")
+    assert "intact as uploaded (not opened)" in data.evidence
+    assert not any(c.name == "identity" for c in sealed.checks)
+    other = w.safe / "other.txt"
+    seal.new_identity(other)
+    for key, ok in ((w.identity, True), (other, False)):
+        with_key = StackSession(w.settings().model_copy(update={"identity_file": key}))
+        check = next(c for c in offsite.check_sealed(with_key, "nas", B1).checks
+                     if c.name == "identity")  # fmt: skip
+        assert (check.status == "ok") is ok, check
+
+
+def test_pull_into_a_folder_that_cannot_be_made(w: World) -> None:
+    offsite.push_backup(w.session(), w.backups / B1, targets=["nas"])
+    blocker = w.tmp / "a-file"
+    blocker.write_text("")
+    with pytest.raises(RecoverctlError) as info:
+        offsite.pull(w.session(), "nas", B1, w.identity, blocker / "out")
+    assert info.value.code is ErrorCode.WRITE_FAILED
+    assert "Cannot use" in info.value.message and "--output-dir" in (info.value.hint or "")

@@ -237,7 +237,13 @@ def show_listing(found: TargetListing) -> None:
 def show_offsite_report(report: OffsiteReport) -> None:
     kind = ("deep" if report.deep else "quick") if report.decrypted else "sealed objects"
     render.checks_table(f"{report.backup} on target {report.target} ({kind})", report.checks)
-    verdict = "[green]good[/]" if report.ok else "[red]BAD: do not rely on it[/]"
+    if not report.ok:
+        verdict = "[red]BAD: do not rely on it[/]"
+    elif report.decrypted:
+        verdict = "[green]good[/]"
+    else:
+        # Only the stored bytes were compared with what was uploaded: nothing was opened.
+        verdict = "[green]intact as uploaded[/] (not opened: --identity FILE decrypts it)"
     render.out.print(f"{verdict} ({report.seconds:.1f} s)")
 
 

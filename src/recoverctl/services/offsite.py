@@ -638,7 +638,11 @@ def _unchanged(target: Target, existing: RemoteBackup | None, name: str) -> bool
         now = target.stat(name)
     except RecoverctlError:
         return False
-    return before is not None and now is not None and (now.size, now.mtime) == (before.size, before.mtime)
+    return (
+        before is not None
+        and now is not None
+        and (now.size, now.mtime) == (before.size, before.mtime)
+    )
 
 
 def _same(
@@ -816,8 +820,8 @@ def check_sealed(
             if on_bytes is not None:
                 on_bytes(done)
         if (size, h.hexdigest()) == (ref.size, ref.sha256):
-            checks.append(Check(role, OK, f"{ref.name}: {size} bytes, sha256 {ref.sha256[:12]}… "
-                                "as uploaded"))  # fmt: skip
+            checks.append(Check(role, OK, f"{ref.name}: {size} bytes, sha256 {ref.sha256[:12]}…: "
+                                "intact as uploaded (not opened)"))  # fmt: skip
         else:
             checks.append(Check(
                 role, FAIL,
@@ -829,11 +833,33 @@ def check_sealed(
     if m.encryption == "age":
         checks.append(Check("encryption", OK, f"sealed with age to {len(m.recipients)} "
                             f"recipient{'s' if len(m.recipients) != 1 else ''}"))  # fmt: skip
+        identity = session.settings.identity_file
+        if identity is not None:
+            checks.append(_opens_with(session, identity, m))
     else:
         checks.append(Check("encryption", WARN, "stored in clear (encryption = \"none\")",
                             f"Remove encryption = \"none\" from [targets.{target_name}]"))  # fmt: skip
     return SealedCheck(target_name, target.location, m.backup, tuple(checks), m,
                        time.monotonic() - started)  # fmt: skip
+
+
+def _opens_with(session: StackSession, identity: Path, m: RemoteManifest) -> Check:
+    """identity_file's public key is one the copy was sealed to (else the day it is needed,
+    that key does not open it)."""
+    try:
+        keys = _identities(session, identity) or []
+    except RecoverctlError as exc:
+        return Check("identity", FAIL, _cause(exc.message), exc.hint or "")
+    if any(k.recipient in m.recipients for k in keys):
+        return Check("identity", OK, f"identity_file {identity} is one of its recipients")
+    return Check(
+        "identity",
+        FAIL,
+        f"identity_file {identity} ({', '.join(k.recipient for k in keys)}) is not one of "
+        f"its recipients ({', '.join(m.recipients)}): that key cannot open it",
+        f"Push it again to the current recipients (recoverctl push {m.backup} --target "
+        "NAME --replace), or set identity_file to the key it was sealed to.",
+    )
 
 
 def _cause(message: str) -> str:
@@ -928,7 +954,7 @@ def _pull(
             f"public key is one of {', '.join(m.recipients) or 'the recipients'}.",
             code=ErrorCode.IDENTITY_INVALID,
         )
-    fsio.ensure_private_dir(dest_dir)
+    _output_dir(dest_dir)
     dest = dest_dir / m.backup
     manifest_dest = catalog.manifest_path(dest)
     for existing in (dest, manifest_dest):
@@ -1104,6 +1130,25 @@ def _fetch_data(
         raise
 
 
+def _output_dir(folder: Path) -> None:
+    """The folder a pull writes into, made private if new; its failure is told, not a
+    traceback (a path under a file, no permission, a read-only disk)."""
+    try:
+        fsio.ensure_private_dir(folder)
+    except OSError as exc:
+        code = (
+            ErrorCode.DISK_FULL
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            else ErrorCode.WRITE_FAILED
+        )
+        raise RecoverctlError(
+            f"Cannot use {folder} as the folder to pull into: {exc.strerror or exc}; nothing "
+            "was fetched.",
+            "Check the path and its permissions, or pull into another folder (--output-dir DIR).",
+            code=code,
+        ) from None
+
+
 def _write_error(exc: OSError, path: Path) -> RecoverctlError:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return RecoverctlError(
@@ -1139,7 +1184,7 @@ def fetch(
     identities = _identities(session, identity)
     remote = resolve_remote(target, name, owner(session))
     folder = session.settings.backup_dir
-    fsio.ensure_private_dir(folder)
+    _output_dir(folder)
     taken = (folder / remote.backup, catalog.manifest_path(folder / remote.backup))
     if any(p.exists() or p.is_symlink() for p in taken):
         folder = Path(tempfile.mkdtemp(prefix=PULL_DIR_PREFIX, dir=folder))
