@@ -401,15 +401,22 @@ def local_backup(path: Path) -> tuple[Manifest, bytes]:
             "Check the file, then try again.",
             code=ErrorCode.MANIFEST_DAMAGED,
         ) from None
-    try:
-        manifest = Manifest.model_validate_json(raw)
-    except (ValidationError, ValueError):
+    manifest = _manifest(raw)
+    if manifest is None:
         raise RecoverctlError(
             f"The manifest {manifest_file.name} is damaged: it cannot be pushed.",
             "Take a new backup: recoverctl backup",
             code=ErrorCode.MANIFEST_DAMAGED,
-        ) from None
+        )
     return manifest, raw
+
+
+def _manifest(raw: bytes) -> Manifest | None:
+    """A local backup's manifest, or None when the bytes are not one."""
+    try:
+        return Manifest.model_validate_json(raw)
+    except (ValidationError, ValueError):
+        return None
 
 
 def push_backup(
@@ -792,8 +799,6 @@ def check_sealed(
     """Reads the copy's objects back and compares them with its remote manifest. Never
     raises for a bad copy (its checks say why); raises when the target cannot be read."""
     started = time.monotonic()
-    if target_name not in session.settings.targets:
-        raise unknown_target(session, target_name)
     target = open_target(session, target_name)
     checks: list[Check] = []
     try:
@@ -922,12 +927,17 @@ def pull(
     to NAME.partial and renames it only when whole and matching both manifests. Never
     writes over a file in dest_dir. identity may be None only for a copy in clear."""
     started = time.monotonic()
-    if target_name not in session.settings.targets:
-        raise unknown_target(session, target_name)
+    target, identities, remote = _source(session, target_name, name, identity)
+    return _pull(target, remote, identities, dest_dir, started, on_bytes)
+
+
+def _source(
+    session: StackSession, target_name: str, name: str, identity: Path | None
+) -> tuple[Target, list[seal.Identity] | None, RemoteBackup]:
+    """What a pull reads: the target (ours only), the identity loaded, the copy found."""
     target = open_target(session, target_name)
     identities = _identities(session, identity)
-    remote = resolve_remote(target, name, owner(session))
-    return _pull(target, remote, identities, dest_dir, started, on_bytes)
+    return target, identities, resolve_remote(target, name, owner(session))
 
 
 def _identities(session: StackSession, identity: Path | None) -> list[seal.Identity] | None:
@@ -1040,14 +1050,13 @@ def _damaged(where: str, size: int, ref: StoredObject) -> RecoverctlError:
 
 
 def _parse_local_manifest(raw: bytes, m: RemoteManifest, where: str) -> Manifest:
-    try:
-        local = Manifest.model_validate_json(raw)
-    except (ValidationError, ValueError):
+    local = _manifest(raw)
+    if local is None:
         raise RecoverctlError(
             f"{where} does not hold a backup manifest; nothing was kept.",
             "Use another copy (another target or backup).",
             code=ErrorCode.MANIFEST_DAMAGED,
-        ) from None
+        )
     if (local.file, local.size, local.format) != (m.backup, m.plain_size, m.format):
         raise RecoverctlError(
             f"{where} describes {local.file} ({local.size} bytes, {local.format}), not "
@@ -1178,11 +1187,7 @@ def fetch(
     private folder beside it that the session removes when the command ends, so a local
     file of that name is never replaced, nor trusted instead."""
     started = time.monotonic()
-    if target_name not in session.settings.targets:
-        raise unknown_target(session, target_name)
-    target = open_target(session, target_name)
-    identities = _identities(session, identity)
-    remote = resolve_remote(target, name, owner(session))
+    target, identities, remote = _source(session, target_name, name, identity)
     folder = session.settings.backup_dir
     _output_dir(folder)
     taken = (folder / remote.backup, catalog.manifest_path(folder / remote.backup))
@@ -1203,8 +1208,7 @@ def scratch_dir(session: StackSession) -> Path:
 def check_source(session: StackSession, target_name: str, identity: Path | None) -> None:
     """Before a recovery from a target starts anything: the target is configured and
     answers, and the identity (needed unless the target is in clear) loads."""
-    if target_name not in session.settings.targets:
-        raise unknown_target(session, target_name)
+    target = open_target(session, target_name)
     if identity is not None:
         _identities(session, identity)
     elif _encryption(session, target_name) == "age":
@@ -1215,7 +1219,7 @@ def check_source(session: StackSession, target_name: str, identity: Path | None)
             "recoverctl keys new-identity, kept with the browser key export.",
             code=ErrorCode.IDENTITY_INVALID,
         )
-    open_target(session, target_name).check()
+    target.check()
 
 
 def prewarm(session: StackSession) -> Callable[[], None]:
