@@ -74,6 +74,7 @@ SQL_KINDS = frozenset(
         "databases_like",
         "related",
         "analyze",
+        "checkpoint",
         "begin",
         "export_snapshot",
     }
@@ -460,6 +461,7 @@ class FakeDb(Db):
             self.databases[database] = tables
         self.faults = Faults(SQL_KINDS | RUN_KINDS)
         self.reconnecting: set[str] = set()  # databases whose clients come back at once
+        self.lingering: dict[str, int] = {}  # sessions a database still lists, one gone per ask
         self.snapshots: dict[str, Tables] = {}
         self.sessions_opened = 0
         self.log: list[str] = []  # kind and target of every query and command
@@ -568,6 +570,7 @@ class FakeDb(Db):
             pg.MIGRATIONS_SQL: "migrations",
             pg.ESTIMATE_SQL: "estimate",
             "ANALYZE": "analyze",
+            "CHECKPOINT": "checkpoint",
             "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY": "begin",
             "SELECT pg_export_snapshot()": "export_snapshot",
             pg.count_rows_sql([]): "count_rows",
@@ -631,6 +634,8 @@ class FakeDb(Db):
         if kind == "estimate":
             tables = self._tables(database, frozen)
             return f"{len(tables)}\t{sum(len(r) for r in tables.values())}\n"
+        if kind == "checkpoint":
+            return ""
         if kind == "analyze":
             self._tables(database, frozen)
             return ""
@@ -645,7 +650,10 @@ class FakeDb(Db):
             dbs.pop(name, None)
             return ""
         if kind == "terminate":
-            return "0\n"
+            (name,) = _literals(sql)
+            listed = self.lingering.get(name, 0)
+            self.lingering[name] = max(0, listed - 1)
+            return f"{listed}\n"
         if kind in ("swap", "rename"):
             pairs = list(zip(_names(sql)[::2], _names(sql)[1::2], strict=True))
             staged = dict(dbs)

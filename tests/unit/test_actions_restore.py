@@ -26,6 +26,8 @@ restore
                                                               test_safety_backup_fails, test_ctrl_c_during_the_safety_backup
   stop the app: engine refuses                             -> test_app_will_not_stop
   no app service: nothing stopped, no downtime             -> test_no_app_service
+  checkpoint beside the counts, before the stop; may fail  -> test_checkpoint_before_the_stop,
+                                                              test_checkpoint_refused
   failpoint restore.before-swap (Ctrl-C)                   -> test_ctrl_c_before_the_swap
   swap: DB_IN_USE retried / never free / other error       -> test_swap_retried_while_in_use,
                                                               test_clients_keep_reconnecting, test_swap_fails_otherwise
@@ -37,6 +39,7 @@ restore
   serve: engine refuses start once                         -> test_engine_refuses_to_start_the_app
   downtime: stop to healthy; probed on its port at once    -> test_app_downtime_is_stop_to_healthy,
                                                               test_app_probed_on_its_port
+  downtime: its port asked every 20 ms until it answers    -> test_app_port_probed_until_it_answers
   rollback: swap back fails (ROLLBACK_INCOMPLETE, after swap) -> test_rollback_cannot_swap_back
   rollback: fails before the swap                          -> test_rollback_fails_before_the_swap
   rollback: engine gone for good after the swap            -> test_engine_gone_after_the_swap
@@ -58,8 +61,9 @@ import pytest
 
 from recoverctl import failpoints
 from recoverctl.actions.restore import prepare, restore
-from recoverctl.adapters import fsio
+from recoverctl.adapters import fsio, http
 from recoverctl.errors import ErrorCode, RecoverctlError
+from recoverctl.services import stack as stack_service
 from recoverctl.services.restore import Prepared, RestoreResult
 from tests.unit.fakes import (
     COMPOSE_YML,
@@ -281,6 +285,22 @@ def test_no_app_service(st: FakeStack, path: Path) -> None:
     result = _run(st, path)
     assert result.app_downtime is None
     assert not any(c.startswith(("stop", "start")) for c in st.engine.calls)
+    assert not any(line.startswith("checkpoint") for line in st.db.log)  # no stop to speed up
+
+
+def test_checkpoint_before_the_stop(st: FakeStack, path: Path) -> None:
+    """The loaded copy is written to disk while the app serves, so that its stop does not
+    wait for that writeback."""
+    seen: list[str] = []
+    _run(st, path, step=_on_step("stopping", lambda: seen.extend(st.db.log)))
+    assert "checkpoint postgres" in seen
+
+
+def test_checkpoint_refused(st: FakeStack, path: Path) -> None:
+    """Best effort: a role that may not CHECKPOINT restores all the same."""
+    st.db.fail("checkpoint", stderr="ERROR:  permission denied to execute CHECKPOINT")
+    result = _run(st, path)
+    assert result.app_downtime is not None and st.db.databases["vault"] == BACKUP
 
 
 def test_app_downtime_is_stop_to_healthy(st: FakeStack, path: Path) -> None:
@@ -296,6 +316,32 @@ def test_app_probed_on_its_port(st: FakeStack, path: Path) -> None:
     st.engine.warming["backend"] = 10**6
     result = _run(st, path)
     assert st.clock.sleeps == [] and result.app_downtime == 0
+
+
+def test_app_port_probed_until_it_answers(
+    st: FakeStack, path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wait ends within PROBE_EVERY of the app's first 200, not at the next look at the
+    engine; the engine is looked at again after PROBE_BURST of refusals."""
+    st.engine.warming["backend"] = 10**6
+    answers = iter([0] * 30 + [200])
+    monkeypatch.setattr(http, "get", lambda *_a, **_k: http.Reply(next(answers), ""))
+    looks: list[str] = []
+    real_statuses = st.engine.statuses
+
+    def statuses(project: str) -> Any:
+        looks.append(project)
+        return real_statuses(project)
+
+    monkeypatch.setattr(st.engine, "statuses", statuses)
+    result = _run(st, path)
+    assert next(answers, None) is None  # every answer asked for, the 200 last
+    # 30 refusals: a burst of PROBE_BURST, one look at the engine again, the rest
+    assert st.clock.sleeps.count(0.1) == 1 and len(looks) == 2
+    assert set(st.clock.sleeps) == {0.1, stack_service.PROBE_EVERY}
+    first = st.clock.sleeps.index(0.1)
+    assert first * stack_service.PROBE_EVERY == pytest.approx(stack_service.PROBE_BURST, abs=0.03)
+    assert result.app_downtime == pytest.approx(sum(st.clock.sleeps))
 
 
 def test_drift_after_start(st: FakeStack, path: Path) -> None:

@@ -32,6 +32,7 @@ deep_check
   rows: no manifest (WARN) / differ (FAIL) / match (OK)     -> test_deep_without_manifest, test_deep_rows_differ, test_deep_custom
   Ctrl-C during the load / at verify.restored               -> test_ctrl_c_during_deep_load, test_ctrl_c_at_verify_restored
   the throwaway will not drop (left over, report stands)    -> test_throwaway_that_will_not_drop
+  sessions still in the throwaway: ended, waited out, dropped -> test_throwaway_sessions_waited_out
   plain dump, psql without \\restrict: stripped / with it   -> test_deep_plain_old_psql, test_deep_plain
 verify: one db session; quick checks once with --deep       -> test_deep_custom
 _remember: record written (quick/deep, ok, sha, detail)     -> test_quick_custom, test_deep_load_fails
@@ -53,6 +54,7 @@ from recoverctl.actions.verify import verify
 from recoverctl.core.checks import FAIL, OK, WARN, Check
 from recoverctl.errors import EngineError, ErrorCode, RecoverctlError
 from recoverctl.services import catalog
+from recoverctl.services import checks as checks_service
 from recoverctl.services.verification import VerifyReport
 from tests.unit.fakes import (
     FakeStack,
@@ -436,6 +438,45 @@ def test_throwaway_that_will_not_drop(st: FakeStack) -> None:
     assert report.ok
     (left,) = st.db.names() - {"vault"}
     assert left.startswith("recoverctl_verify_")
+
+
+def test_throwaway_sessions_waited_out(st: FakeStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The drop waits until the throwaway lists no session (DROP … WITH (FORCE) would sleep
+    100 ms for one still exiting), polling every UNUSED_POLL seconds, then drops it."""
+    monkeypatch.setattr(checks_service, "time", st.clock)
+    path = write_backup(st.backups, app_tables())
+    real_create = st.db.query
+
+    def create(sql: str, database: str | None = None) -> str:
+        out = real_create(sql, database)
+        if sql.startswith("CREATE DATABASE "):
+            st.db.lingering[sql.split('"')[1]] = 2  # the counting session, then autovacuum
+        return out
+
+    monkeypatch.setattr(st.db, "query", create)
+    report = verify(st.session(), str(path), deep=True)
+    assert report.ok and st.db.names() == {"vault"}  # the throwaway is gone
+    ends = [line.split()[0] for line in st.db.log if line.split()[0] in ("terminate", "drop")]
+    assert ends == ["terminate", "terminate", "terminate", "drop"]
+    assert st.clock.sleeps == [checks_service.UNUSED_POLL] * 2
+
+
+def test_throwaway_sessions_never_gone(st: FakeStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Best effort: after UNUSED_WAIT the drop is asked anyway (FORCE ends what is left)."""
+    monkeypatch.setattr(checks_service, "time", st.clock)
+    path = write_backup(st.backups, app_tables())
+    real_create = st.db.query
+
+    def create(sql: str, database: str | None = None) -> str:
+        out = real_create(sql, database)
+        if sql.startswith("CREATE DATABASE "):
+            st.db.lingering[sql.split('"')[1]] = 10**6
+        return out
+
+    monkeypatch.setattr(st.db, "query", create)
+    report = verify(st.session(), str(path), deep=True)
+    assert report.ok and st.db.names() == {"vault"}  # the throwaway is gone
+    assert sum(st.clock.sleeps) == pytest.approx(checks_service.UNUSED_WAIT, abs=0.01)
 
 
 INTERRUPTED = "Deep verification interrupted; its throwaway database was dropped."

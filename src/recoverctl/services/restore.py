@@ -235,11 +235,27 @@ class _Run:
     def prove(self) -> None:
         """Row counts against the manifest, then planner statistics (they move with the
         rename), on the loaded copy, while the app still serves: both take longer as the
-        database grows, and the app's downtime must not."""
+        database grows, and the app's downtime must not.
+
+        Meanwhile a CHECKPOINT writes the loaded copy to disk. Left to the kernel, those
+        writes would be waited for by the app's stop (the engine syncs the disk when it
+        unmounts a stopped container's filesystem: 0.55 s instead of 0.25 s after a 1 GB
+        load, measured), and so would grow the downtime with the database."""
         plan = self.plan
         self.step(f"checking {plan.scratch}: row counts, ANALYZE")
-        self.load_counts = self.compare(plan.scratch)
-        self.sql("ANALYZE", database=plan.scratch)
+        flush = Background(self.checkpoint, "restore-checkpoint") if plan.app_services else None
+        try:
+            self.load_counts = self.compare(plan.scratch)
+            self.sql("ANALYZE", database=plan.scratch)
+        finally:
+            if flush is not None:
+                flush.finish(reraise=False)
+
+    def checkpoint(self) -> None:
+        """Best effort (a role without pg_checkpoint may not): only the downtime depends
+        on it. Its own exec, beside the session the counts use."""
+        with suppress(RecoverctlError):
+            self.db.query("CHECKPOINT", database="postgres")
 
     def compare(self, database: str) -> tuple[int, int]:
         counts = self.db.count_rows(database)
@@ -256,14 +272,18 @@ class _Run:
 
     def stop_apps(self) -> None:
         engine = self.db.engine
-        if self.stopping_at is None:
+        running = [
+            c
+            for service in self.plan.app_services
+            for c in engine.containers(self.plan.project, service)
+            if c.status == "running"
+        ]
+        if self.stopping_at is None:  # the downtime starts with the first stop asked
             self.stopping_at = time.monotonic()
-        for service in self.plan.app_services:
-            for c in engine.containers(self.plan.project, service):
-                if c.status == "running":
-                    engine.stop(c, timeout=30)
-                    if all(c.id != seen.id for seen in self.apps):
-                        self.apps.append(c)
+        for c in running:
+            engine.stop(c, timeout=30)
+            if all(c.id != seen.id for seen in self.apps):
+                self.apps.append(c)
 
     def start_apps(self) -> None:
         """Starts every app container this run stopped, whatever state it is in now."""
@@ -309,7 +329,8 @@ class _Run:
         """Starts the app on the restored database and waits until it is healthy."""
         if self.apps:
             self.step("starting the app")
-            self.start_apps()
+            for c in self.apps:  # stopped by this run a moment ago: no need to look first
+                self.db.engine.start(c)
         self.step("waiting until the app is healthy")
         if self.plan.app_services:
             wait_ready(self.db.engine, self.prep.ref, self.timeout, probe=True)

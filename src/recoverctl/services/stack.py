@@ -15,6 +15,10 @@ from recoverctl.errors import StackError
 from recoverctl.services.session import StackRef, StackSession
 
 Progress = Callable[[str], None]
+# With probe: between two looks at the engine, the app's published port is asked this often
+# for this long, so that the wait ends within a few ms of the app answering.
+PROBE_EVERY = 0.02
+PROBE_BURST = 0.5
 
 
 def _quiet(_: str) -> None:
@@ -43,7 +47,7 @@ def wait_ready(
     while True:
         current = status(engine, ref)
         if probe and not current.ready and not current.failed:
-            current = _probed(engine, ref, current)
+            current = _probed(engine, ref, current, min(deadline, time.monotonic() + PROBE_BURST))
         if current.ready:
             return current
         if current.failed:
@@ -65,12 +69,14 @@ def wait_ready(
         time.sleep(0.1 if probe else 1.0)
 
 
-def _probed(engine: Engine, ref: StackRef, current: StackStatus) -> StackStatus:
+def _probed(engine: Engine, ref: StackRef, current: StackStatus, until: float) -> StackStatus:
     """Runs the healthcheck (exec form only: no shell) of each running, starting service.
 
     The app's own healthcheck is a GET of /healthz on port 8000: where that port is
     published on loopback, the same GET is made from here, which costs a millisecond where
-    an exec of the check costs a Python start inside the container it slows down."""
+    an exec of the check costs a Python start inside the container it slows down; it is
+    repeated every PROBE_EVERY seconds until `until` (the caller looks at the engine again
+    after that, to fail fast on a service that died)."""
     from recoverctl.adapters import http
     from recoverctl.adapters.pgexec import exec_in
 
@@ -79,7 +85,7 @@ def _probed(engine: Engine, ref: StackRef, current: StackStatus) -> StackStatus:
         if s.state == "running" and s.health == "starting":
             port = http.published_port(s.ports)
             if port is not None:
-                if http.get(port, "/healthz", timeout=2).status == 200:
+                if _answers(port, until):
                     s = dataclasses.replace(s, health="healthy")
                 rows.append(s)
                 continue
@@ -89,6 +95,17 @@ def _probed(engine: Engine, ref: StackRef, current: StackStatus) -> StackStatus:
                     s = dataclasses.replace(s, health="healthy")
         rows.append(s)
     return dataclasses.replace(current, services=tuple(rows))
+
+
+def _answers(port: int, until: float) -> bool:
+    """GET /healthz on the published port until it answers 200 or `until` has passed."""
+    from recoverctl.adapters import http
+
+    while http.get(port, "/healthz", timeout=2).status != 200:
+        if time.monotonic() >= until:
+            return False
+        time.sleep(PROBE_EVERY)
+    return True
 
 
 def _tail_of(engine: Engine, ref: StackRef, service: str) -> str | None:
