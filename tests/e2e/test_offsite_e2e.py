@@ -312,6 +312,9 @@ def test_the_playbook_off_site_commands_run(world: World) -> None:
     assert shown, "playbook.md shows no off-site command"
     fresh = w.root / "safe" / "playbook-identity.txt"
     places = {CHECK_PLACEHOLDER: str(w.root / "offsite-check"), "FILE": str(w.identity)}
+    # What `env pull` brings back: the env files, sealed, as every backup pushes them.
+    pushed = w.run("env", "push", "--target", "offsite")
+    assert pushed.returncode == 0, pushed.stderr
     for argv in shown:
         args = [str(fresh) if a == IDENTITY_PLACEHOLDER and argv[0] == "keys" else
                 str(w.identity) if a == IDENTITY_PLACEHOLDER else places.get(a, a)
@@ -330,6 +333,7 @@ def test_a_push_never_touches_another_stacks_objects(world: World) -> None:
     initiated in 2010, so ours looks abandoned and goes: the grace period for young ones
     is tested in test_offsite_s3.py.)"""
     w = world
+    w.ok("push", "latest", "--target", "offsite")  # whatever earlier tests made is there now
     client = w.s3.client()
     project = NAMESPACE.split("/")[0]
     theirs = f"prod/{project}/prod/backup_2026-11-29_080000.dump.age"
