@@ -7,9 +7,12 @@ machine spreads over every measurement alike:
   backup   in-container pg_dump to /dev/null (the limit), the playbook's
            `docker compose exec -T db pg_dump > file`, and `recoverctl backup`, each format;
   restore  raw `pg_restore`/`psql` of recoverctl's own backup file into a fresh database,
-           and `recoverctl restore FILE --yes --no-safety-backup`, each format, plus
-           `recoverctl restore FILE --yes` (custom) to price the safety backup;
-  verify   `recoverctl verify FILE` and `--deep`, each format;
+           the same restore done by hand (stop the app, drop, create, pg_restore, start,
+           wait until healthy), and `recoverctl restore FILE --yes --no-safety-backup`,
+           each format, plus `recoverctl restore FILE --yes` (custom) to price the safety
+           backup; the app's downtime as each restore's --json reports it;
+  verify   `recoverctl verify FILE` and `--deep`, each format, beside a raw restore of the
+           same file in the same round (at least 5 rounds: judged on medians);
   drill    `recoverctl drill --from FILE` (custom): the recovery time beside restore's,
            and each step beside restore's steps (the drill's own: start-up, checks);
   startup  `recoverctl --help` and `recoverctl ps`.
@@ -21,6 +24,7 @@ tears the stack down whatever happens. See bench/README.md.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import platform
 import shlex
@@ -33,7 +37,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import IO, Any
 
 from tests.projectcopy import REPO
 
@@ -42,12 +46,13 @@ from bench.measure import Series
 from bench.stack import DB_NAME, DB_USER, BenchStack
 
 SCALES = {"small": 5, "large": 60}
-DEFAULT_REPEAT = {"small": 5, "large": 3}
+DEFAULT_REPEAT = {"small": 5, "large": 5}  # medians of 5: the targets are judged on them
 BYTES_PER_SCALE = 15_100_000  # pgbench -i: about 15 MB of database per unit of scale
 RAW_DB = "bench_raw"
 PROJECT = "rctl-bench"
 STARTUP_MIN_REPEAT = 5
 DRILL_MAX_REPEAT = 3  # a drill builds and starts a whole stack: fewer rounds
+VERIFY_MIN_REPEAT = report.MEDIAN_MIN_RUNS  # verify --deep is judged on a median of 5 or more
 QUIET_WAIT = 120  # seconds an autovacuum worker may take before a measurement starts anyway
 
 
@@ -66,7 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--repeat",
         type=int,
         default=None,
-        help="runs of each measurement (default: 5 small, 3 large)",
+        help="runs of each measurement (default: 5; verify and start-up: at least 5)",
     )
     p.add_argument("--scale", type=int, default=None, help="override the size's pgbench scale")
     p.add_argument(
@@ -161,6 +166,25 @@ def machine_info(project: str) -> dict[str, Any]:
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
         "other_containers": others,
     }
+
+
+def machine_lock(log: Log) -> IO[str]:
+    """One bench at a time on this machine, held until the process ends: a second run would
+    remove the first one's stack (the same compose project) as leftovers, and the two would
+    measure each other besides."""
+    path = Path(tempfile.gettempdir()) / f"{PROJECT}.lock"
+    handle = path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        log(f"another bench (pid {handle.read().strip() or '?'}) holds {path}: waiting for it")
+        fcntl.flock(handle, fcntl.LOCK_EX)
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
 
 
 def check_disk(workdir: Path, scale: int, log: Log) -> None:
@@ -291,24 +315,30 @@ class Bench:
         self.stack.psql(f"DROP DATABASE IF EXISTS {RAW_DB} WITH (FORCE)")
         self.stack.psql(f"CREATE DATABASE {RAW_DB} TEMPLATE template0")
 
-    def restores(self, round_no: int) -> None:
+    def raw_restores(self, prefix: str, where: str = "") -> None:
+        """pg_restore and psql of recoverctl's own backups, each into a fresh database
+        (created and dropped outside the timing): PREFIX.custom and PREFIX.sql."""
         st = self.stack
         custom, sql = self.files["custom"], self.files["sql"]
         self.fresh_raw_db()
         self.timed_shell(
-            "restore.raw.custom",
-            "raw: pg_restore of the same file into a fresh database",
+            f"{prefix}.custom",
+            f"raw: pg_restore of the same file into a fresh database{where}",
             f"docker exec -i {st.db} pg_restore -U {DB_USER} -d {RAW_DB} --no-owner --no-acl "
             f"--exit-on-error < {shlex.quote(self.rel(custom))}",
         )
         self.fresh_raw_db()
         self.timed_shell(
-            "restore.raw.sql",
-            "raw: cat file | psql into a fresh database",
+            f"{prefix}.sql",
+            f"raw: cat file | psql into a fresh database{where}",
             f"cat {shlex.quote(self.rel(sql))} | docker exec -i {st.db} psql -X -q "
             f"-v ON_ERROR_STOP=1 -U {DB_USER} -d {RAW_DB} > /dev/null",
         )
         st.psql(f"DROP DATABASE IF EXISTS {RAW_DB} WITH (FORCE)")
+
+    def restores(self, round_no: int) -> None:
+        custom, sql = self.files["custom"], self.files["sql"]
+        self.raw_restores("restore.raw")
         self.timed_shell(
             "restore.byhand.custom",
             "by hand: stop the backend, drop and create the database, pg_restore, start, "
@@ -322,12 +352,14 @@ class Bench:
                 "restore", self.rel(path), "--yes", "--no-safety-backup",
             )  # fmt: skip
             self.record_steps(fmt, payload)
+            self.record_downtime(f"downtime.{fmt}", f"restore ({fmt}, no safety backup)", payload)
         _, payload = self.timed_rc(
             "restore.custom.safety",
             "recoverctl restore (custom) with its safety backup",
             "restore", self.rel(custom), "--yes",
         )  # fmt: skip
         per = self.record_steps("custom+safety", payload)
+        self.record_downtime("downtime.custom.safety", "restore (custom, safety backup)", payload)
         safety = self.s(
             "restore.safety_step",
             "of which: the safety backup (step time from restore --json)",
@@ -341,9 +373,21 @@ class Bench:
             + ", ".join(
                 f"{k} {self.series[k].samples[-1]:.2f}s"
                 for k in self.series
-                if k.startswith("restore.")
+                if k.startswith(("restore.", "downtime."))
             )
         )
+
+    def record_downtime(self, key: str, what: str, payload: dict[str, Any]) -> None:
+        """The app's downtime as restore --json reports it: from the first stop asked of
+        the engine to healthy again (result.app_downtime_seconds)."""
+        seconds = payload.get("app_downtime_seconds")
+        if seconds is None:
+            raise RuntimeError(f"{what}: restore --json reported no app_downtime_seconds")
+        self.s(
+            key,
+            f"app downtime during recoverctl {what}",
+            "(app_downtime_seconds in restore --json)",
+        ).add(float(seconds))
 
     def by_hand(self, dump: Path) -> str:
         """What restore does, done with the raw tools the way a careful operator would, minus
@@ -379,6 +423,9 @@ class Bench:
         return per
 
     def verifies(self, round_no: int) -> None:
+        """verify quick and deep, each format, and in the same round the raw restore of the
+        same file that verify --deep is judged against (ratios of medians over >= 5 rounds)."""
+        self.raw_restores("verify.raw", " (verify round)")
         for deep in (False, True):
             for fmt in ("custom", "sql"):
                 kind = "deep" if deep else "quick"
@@ -448,7 +495,8 @@ class Bench:
         self.meta["dump_bytes"] = {fmt: p.stat().st_size for fmt, p in self.files.items()}
         for r in range(1, n + 1):
             self.restores(r)
-        for r in range(1, n + 1):
+        self.meta["verify_repeat"] = max(n, VERIFY_MIN_REPEAT)
+        for r in range(1, self.meta["verify_repeat"] + 1):
             self.verifies(r)
         self.meta["drill_repeat"] = min(n, DRILL_MAX_REPEAT)
         for r in range(1, self.meta["drill_repeat"] + 1):
@@ -489,6 +537,7 @@ def main(argv: list[str] | None = None) -> int:
     log = Log()
     imgs = images()
     signal.signal(signal.SIGTERM, _on_sigterm)
+    _lock = machine_lock(log)  # held until the process ends
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="rctl-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     started = datetime.now(UTC)
@@ -530,7 +579,8 @@ def main(argv: list[str] | None = None) -> int:
     bench.meta["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     if failed is not None:
         bench.meta["failed"] = f"{type(failed).__name__}: {failed}"
-    found = report.targets(bench.series, bench.steps)
+    bench.meta["other_size"] = report.other_size(args.results, args.size)
+    found = report.targets(bench.series, bench.steps, bench.meta)
     stem = f"{args.size}-{started:%Y%m%d-%H%M%S}" + ("-failed" if failed else "")
     md, js = report.write(args.results, stem, bench.meta, bench.series, bench.steps, found)
     print(md.read_text())
