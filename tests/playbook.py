@@ -35,6 +35,7 @@ def is_offsite(argv: tuple[str, ...]) -> bool:
     """An off-site command: tests/e2e/test_offsite_e2e.py runs these, against real servers."""
     return (
         argv[:1] in (("push",), ("pull",))
+        or argv[:2] in (("env", "push"), ("env", "pull"))
         or argv[:2] == ("keys", "new-identity")
         or "--target" in argv
         or argv[:3] == ("doctor", "--only", "targets")
