@@ -41,6 +41,9 @@ def _skip_ssh_transport() -> None:
 class Engine:
     def __init__(self, client: docker.DockerClient):
         self.client = client
+        # The SDK's wrapper of each open exec socket, by the socket's id: the wrapper holds
+        # the HTTP response, whose collection would close the socket under a running exec.
+        self._held: dict[int, object] = {}
 
     @classmethod
     def connect(cls, timeout: int = 30) -> Engine:
@@ -193,7 +196,12 @@ class Engine:
         sock = self._api_call(what, api.exec_start, created["Id"], socket=True)
         raw: socket.socket = getattr(sock, "_sock", sock)
         raw.settimeout(None)
+        self._held[id(raw)] = sock
         return str(created["Id"]), raw
+
+    def exec_release(self, raw: socket.socket) -> None:
+        """Forgets an exec socket's wrapper once the socket is closed (see exec_open)."""
+        getattr(self, "_held", {}).pop(id(raw), None)
 
     def exec_exit_code(self, exec_id: str, wait: float = 15) -> int | None:
         """The exit code of a finished exec; None when the engine cannot say (the container

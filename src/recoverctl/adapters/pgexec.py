@@ -168,6 +168,7 @@ def exec_in(
         _close(raw)
         if feeder is not None:
             feeder.join(timeout=30)
+        engine.exec_release(raw)
     return ExecResult(
         argv=argv,
         exit_code=engine.exec_exit_code(exec_id),
@@ -300,6 +301,7 @@ class Session:
             with contextlib.suppress(OSError):
                 self._raw.sendall(ending)
             _close(self._raw)
+            self.db.engine.exec_release(self._raw)
         self._raw = self._frames = None
 
     def query(self, sql: str, database: str | None = None) -> str:
