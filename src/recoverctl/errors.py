@@ -124,6 +124,10 @@ class RecoverctlError(Exception):
     def exit_code(self) -> int:
         return exit_status(self.code)
 
+    def brief(self) -> dict[str, str | None]:
+        """Code, message and hint, as JSON shows a failure (the envelope adds details)."""
+        return {"code": str(self.code), "message": self.message, "hint": self.hint}
+
     def with_message(self, message: str, hint: str | None = None) -> RecoverctlError:
         """The same failure, told differently: code and details kept (one class for all)."""
         return RecoverctlError(

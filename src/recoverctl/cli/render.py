@@ -103,14 +103,7 @@ def _envelope(error: RecoverctlError | None, exit_code: int) -> dict[str, Any]:
         "exit_code": exit_code,
         # A failure keeps what was produced before it: a bad verdict's full report.
         "result": _run.result,
-        "error": None
-        if error is None
-        else {
-            "code": str(error.code),
-            "message": error.message,
-            "hint": error.hint,
-            "details": error.details,
-        },
+        "error": None if error is None else {**error.brief(), "details": error.details},
         "warnings": list(_run.warnings),
     }
 

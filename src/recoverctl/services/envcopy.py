@@ -157,11 +157,8 @@ class EnvCopy:
             "size": self.size,
             "seconds": round(self.seconds, 2),
             "removed": list(self.removed),
-            "error": None
-            if self.error is None
-            else {"code": str(self.error.code), "message": self.error.message,
-                  "hint": self.error.hint},
-        }  # fmt: skip
+            "error": None if self.error is None else self.error.brief(),
+        }
 
 
 @dataclass(frozen=True)

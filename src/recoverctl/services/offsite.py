@@ -110,11 +110,8 @@ class Copy:
             "sha256": self.sha256,
             "seconds": round(self.seconds, 2),
             "removed": list(self.removed),
-            "error": None
-            if self.error is None
-            else {"code": str(self.error.code), "message": self.error.message,
-                  "hint": self.error.hint},
-        }  # fmt: skip
+            "error": None if self.error is None else self.error.brief(),
+        }
 
 
 @dataclass(frozen=True)
