@@ -105,6 +105,9 @@ class S3TargetSettings(_TargetSettings):
     endpoint_url: str | None = None  # omit for AWS
     region: str | None = None
     profile: str | None = None  # an AWS profile; credentials come from the AWS chain
+    # Parts of 5 MiB uploading at once: each is 5 MiB more of peak memory; 2 or more hide a
+    # slow link's round trips.
+    parts_in_flight: Annotated[int, Field(ge=1, le=8)] = 1
 
     @field_validator("bucket")
     @classmethod

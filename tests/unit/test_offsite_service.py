@@ -482,7 +482,7 @@ def test_a_local_read_error_during_a_push_is_a_failed_copy(
 ) -> None:
     from recoverctl.adapters import fsio
 
-    def broken(path: Path, on_bytes: object = None) -> Any:
+    def broken(path: Path, on_bytes: object = None, size: int = 0) -> Any:
         yield b"x" * 1000
         raise OSError(5, "Input/output error")
 

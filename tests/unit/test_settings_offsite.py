@@ -232,3 +232,13 @@ def test_missing_profile_is_a_config_error() -> None:
         _ = t.client
     assert info.value.code is ErrorCode.CONFIG_INVALID
     assert "no-such-profile-here" in info.value.message
+
+
+def test_parts_in_flight_reach_the_target_within_bounds(project: Path) -> None:
+    s3 = '[targets.offsite]\ntype = "s3"\nbucket = "b-1"\n'
+    for extra, expected in (("", 1), ("parts_in_flight = 2\n", 2)):
+        target = open_target("offsite", resolve(project, s3 + extra).targets["offsite"])
+        assert isinstance(target, S3Target) and target.concurrency == expected
+    for wrong in (0, 9):
+        message = errors_of(project, s3 + f"parts_in_flight = {wrong}\n")
+        assert "[targets.offsite] parts_in_flight:" in message, message

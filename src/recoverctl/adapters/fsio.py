@@ -132,10 +132,12 @@ def head_and_tail(path: Path, head: int, tail: int) -> tuple[bytes, bytes]:
         return first, f.read(tail)
 
 
-def read_chunks(path: Path, on_bytes: Callable[[int], None] | None = None) -> Iterator[bytes]:
+def read_chunks(
+    path: Path, on_bytes: Callable[[int], None] | None = None, size: int = READ_CHUNK
+) -> Iterator[bytes]:
     done = 0
     with path.open("rb") as f:
-        while chunk := f.read(READ_CHUNK):
+        while chunk := f.read(size):
             yield chunk
             done += len(chunk)
             if on_bytes is not None:
@@ -160,9 +162,7 @@ def lock_dir() -> Path:
 
 
 @contextlib.contextmanager
-def held_lock(
-    name: str, operation: str, busy: Callable[[str], RecoverctlError]
-) -> Iterator[None]:
+def held_lock(name: str, operation: str, busy: Callable[[str], RecoverctlError]) -> Iterator[None]:
     """An exclusive lock on the file `name` in the lock folder, held for the block, or at
     once busy(holder) raised (holder: what the running process wrote, e.g. "backup (pid
     42)"). The lock goes with the process, however it ends."""

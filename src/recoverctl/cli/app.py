@@ -21,6 +21,7 @@ from typer.core import TyperGroup
 
 from recoverctl import __version__, signals
 from recoverctl import log as logs
+from recoverctl.adapters import allocator
 from recoverctl.cli import render
 from recoverctl.errors import EXIT_OK, ErrorCode, Interrupted, RecoverctlError
 
@@ -231,5 +232,6 @@ def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
 
 
 def main() -> None:
+    allocator.tune()
     signal.signal(signal.SIGTERM, _on_sigterm)
     app()

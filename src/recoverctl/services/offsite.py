@@ -746,7 +746,8 @@ def _read_local(path: Path) -> Iterator[bytes]:
     """The local backup's bytes; a read error (EIO of a failing disk, the file gone) is a
     RecoverctlError wherever it surfaces, in the sealing thread or in the target's put."""
     try:
-        yield from fsio.read_chunks(path)
+        # In the sealing's chunks: it holds two or three of them at once.
+        yield from fsio.read_chunks(path, size=seal.STREAM_CHUNK)
     except OSError as exc:
         raise _local_read_error(exc, path) from None
 

@@ -14,11 +14,20 @@ Integrity is ours anyway: the sha256 of what was uploaded goes into the remote m
 
 Credentials come from the standard AWS chain (environment, ~/.aws/credentials, the
 `profile` named in the settings, instance roles): never from recoverctl's own settings.
+
+Memory: botocore parses its table of every AWS service's endpoints (endpoints.json, about
+7 MiB once in Python objects) to make any client, and keeps it. A backup's peak RSS is
+bounded (issue 12: < 80 MiB with the dump, the sealing and the parts in flight), so the
+client's loader keeps the entries of the services this target talks to: S3, and those the
+credential chain may call (STS for assumed roles, SSO). Resolution for those services is
+unchanged (tests/unit/test_s3_endpoints.py compares it with the full table, region by
+region).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -28,6 +37,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import boto3
 import botocore.exceptions as bx
+import botocore.loaders
+import botocore.session
 from botocore.config import Config
 
 from recoverctl import signals
@@ -47,12 +58,15 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 MIN_PART_SIZE = 5 << 20  # S3's floor for every part but the last
-# Memory holds CONCURRENCY parts: boto3 alone takes ~30 MiB, so parts are kept small (S3's
-# floor: 50 GB objects at most) and two at a time, which uploads about as fast as boto3's
-# own transfer manager with ten (bench/offsite.py).
+# Memory holds CONCURRENCY parts (S3's floor in size: 50 GB objects at most). One at a time
+# keeps a backup's push under issue 12's 80 MiB, and uploads as fast as two to a server
+# near by (bench/offsite.py); `parts_in_flight` raises it for a slow link.
 PART_SIZE = MIN_PART_SIZE
-CONCURRENCY = 2
+CONCURRENCY = 1
 MAX_PARTS = 10_000
+# The services whose endpoints the client may need: this target's, and the credential
+# chain's (assumed roles, web identity, SSO).
+ENDPOINT_SERVICES = frozenset({"s3", "sts", "sso", "sso-oidc"})
 
 _REFUSED = {
     "AccessDenied",
@@ -129,7 +143,11 @@ class S3Target(Target):
     def client(self) -> S3Client:
         if self._client is None:
             try:
-                session = boto3.session.Session(profile_name=self.profile, region_name=self.region)
+                session = boto3.session.Session(
+                    botocore_session=botocore_session(),
+                    profile_name=self.profile,
+                    region_name=self.region,
+                )
                 self._client = session.client(
                     "s3", endpoint_url=self.endpoint_url, config=self._config
                 )
@@ -166,9 +184,10 @@ class S3Target(Target):
         parts = _parts(source, self.part_size)
         first = next(parts, None)
         if first is None or len(first) < self.part_size:  # the source ended within one part
-            body = bytes(first or b"")
+            body = first or bytearray()
             with self._errors("uploading", name):
-                self.client.put_object(Bucket=self.bucket, Key=key, Body=body)
+                # A bytes() copy would hold the object twice (see _upload_part).
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=cast(bytes, body))
             return ObjectInfo(name, len(body), datetime.now(UTC))
         # Handed over in a list the callee empties: no frame keeps the first part alive
         # for the whole upload.
@@ -421,6 +440,39 @@ class S3Target(Target):
         ) from None
 
 
+class _Loader(botocore.loaders.Loader):
+    """botocore's data loader, with the endpoints table cut down to ENDPOINT_SERVICES."""
+
+    def load_data_with_path(self, name: str) -> tuple[Any, str]:
+        data, path = super().load_data_with_path(name)
+        if name == "endpoints":
+            _keep_services(data, ENDPOINT_SERVICES)
+        return data, path
+
+
+def _keep_services(endpoints: Any, keep: frozenset[str]) -> None:
+    # In place: the loader caches what it returned, and the dropped entries are freed now.
+    for partition in endpoints.get("partitions", ()):
+        services = partition.get("services")
+        if isinstance(services, dict):
+            for service in [s for s in services if s not in keep]:
+                del services[service]
+
+
+def botocore_session() -> botocore.session.Session:
+    """A botocore session whose data loader (a public component) trims the endpoints
+    table; search paths as botocore's own (AWS_DATA_PATH, ~/.aws/models)."""
+    session = botocore.session.get_session()
+    extra = session.get_config_variable("data_path")
+    paths = (
+        [os.path.expanduser(os.path.expandvars(p)) for p in extra.split(os.pathsep)]
+        if extra
+        else []
+    )
+    session.register_component("data_loader", _Loader(extra_search_paths=paths))
+    return session
+
+
 def normalize_prefix(prefix: str) -> str:
     """A prefix is a folder: "prod" and "/prod/" both mean keys under "prod/"."""
     prefix = prefix.strip("/")
@@ -438,20 +490,18 @@ def _without_userinfo(url: str) -> str:
 
 def _parts(source: Source, size: int) -> Iterator[bytearray]:
     """The source cut into parts of exactly `size` bytes (the last may be shorter), each
-    filled in place in a buffer of its own: no part is ever copied or joined."""
-    buf = bytearray(size)
-    filled = 0
+    filled in place in a buffer of its own: no part is copied or joined. A buffer grows as
+    it fills (a zeroed one of `size` would be memory touched for nothing when the object is
+    small), and parts large enough to be mapped grow without copies."""
+    buf = bytearray()
     for chunk in chunks_of(source):
         view = memoryview(chunk)
         while view:
-            n = min(size - filled, len(view))
-            buf[filled : filled + n] = view[:n]
-            filled += n
+            n = min(size - len(buf), len(view))
+            buf += view[:n]
             view = view[n:]
-            if filled == size:
+            if len(buf) == size:
                 yield buf
-                buf = bytearray(size)
-                filled = 0
-    if filled:
-        del buf[filled:]
+                buf = bytearray()
+    if buf:
         yield buf
