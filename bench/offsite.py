@@ -41,7 +41,7 @@ from bench.stack import DB_NAME, DB_USER, BenchStack
 PROJECT = "rctl-bench-offsite"
 BUCKET = "rctl-bench-offsite"
 SCALES = {"small": 5, "large": 60}
-REPEATS = {"small": 5, "large": 3}
+REPEATS = {"small": 5, "large": 5}
 RATIO_TARGET = 1.20
 RSS_TARGET_MIB = 80
 
