@@ -8,6 +8,7 @@ import logging
 import shlex
 import signal
 import traceback
+import warnings
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any, NoReturn
@@ -233,5 +234,9 @@ def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
 
 def main() -> None:
     allocator.tune()
+    # requests silences urllib3's note that PySocks is missing as it imports it; a thread
+    # importing botocore at that moment (the S3 prewarm) can undo that, since
+    # warnings.catch_warnings is not thread-safe: the note would break the two-line error.
+    warnings.filterwarnings("ignore", message="SOCKS support in urllib3")
     signal.signal(signal.SIGTERM, _on_sigterm)
     app()
