@@ -1,3 +1,3 @@
-from recoverctl.cli.app import main
+from recoverctl.entry import main
 
 main()

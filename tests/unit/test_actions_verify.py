@@ -26,6 +26,10 @@ quick_checks
     fails                                                      test_no_manifest_truncated_custom
 deep_check
   not run when the quick checks fail; sha256 taken anyway   -> test_deep_skipped_when_quick_fails
+  the throwaway is made while the quick checks run          -> test_deep_creates_while_the_quick_checks_run
+    they fail, or raise, or Ctrl-C: it is dropped            -> test_integrity_size_differs, test_deep_skipped_when_quick_fails,
+                                                               test_deep_quick_checks_raise, test_ctrl_c_during_deep_quick_checks
+  custom: structure proven by the load, not read before     -> test_deep_custom
   create of the throwaway fails (raised; dropped anyway)    -> test_throwaway_cannot_be_created
   load fails (restore FAIL), stdin cut: sha256 from a pass  -> test_deep_load_fails
   load's sha256 differs from the manifest (integrity FAIL)  -> test_deep_integrity_from_the_load
@@ -44,6 +48,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -243,7 +248,9 @@ def test_integrity_size_differs(st: FakeStack) -> None:
         f.write(b"\n")
     report = verify(st.session(), str(path), deep=True)
     assert checks(report)["integrity"].status == FAIL
-    assert not any(line.startswith("create") for line in st.db.log)  # no deep load
+    assert "structure" in checks(report)  # read, since no load follows to prove it
+    assert not any(line.startswith("pg_restore_into") for line in st.db.log)  # no deep load
+    assert st.db.names() == {"vault"}  # the throwaway made meanwhile is gone
 
 
 def test_manifest_of_another_format(st: FakeStack) -> None:
@@ -343,6 +350,8 @@ def test_deep_custom(st: FakeStack) -> None:
         "format": OK, "manifest": OK, "version": OK, "structure": OK,
         "integrity": OK, "restore": OK, "rows": OK,
     }  # fmt: skip
+    assert checks(report)["structure"].evidence == "pg_restore read every entry in the restore"
+    assert not any(line.startswith("pg_restore_list") for line in st.db.log)
     assert checks(report)["integrity"].evidence.startswith("sha256 and size match")
     assert checks(report)["rows"].evidence == "4 tables, 9 rows, as in the manifest"
     assert st.db.names() == before  # the throwaway is gone
@@ -372,7 +381,8 @@ def test_deep_skipped_when_quick_fails(st: FakeStack) -> None:
     report = verify(st.session(), str(path), deep=True)
     assert statuses(report)["version"] == FAIL and "restore" not in statuses(report)
     assert checks(report)["integrity"].evidence.startswith("sha256 and size match")
-    assert not any(line.startswith("create") for line in st.db.log)
+    assert not any(line.startswith("pg_restore_into") for line in st.db.log)
+    assert st.db.names() == {"vault"}  # the throwaway made meanwhile is gone
     assert record(path)["results"][0]["sha256"] is not None
 
 
@@ -512,3 +522,41 @@ def test_read_only_folder(st: FakeStack, monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.setattr(catalog, "record", read_only)
     assert verify(st.session(), str(path)).ok
+
+
+# --- the throwaway made beside the quick checks ---------------------------------------------
+
+
+def test_deep_creates_while_the_quick_checks_run(
+    st: FakeStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CREATE DATABASE runs in a thread of its own (an exec beside the session)."""
+    created_in: list[str] = []
+    real = st.db.query
+
+    def query(sql: str, database: str | None = None) -> str:
+        if sql.startswith("CREATE DATABASE"):
+            created_in.append(threading.current_thread().name)
+        return real(sql, database)
+
+    monkeypatch.setattr(st.db, "query", query)
+    path = write_backup(st.backups, app_tables())
+    assert verify(st.session(), str(path), deep=True).ok
+    assert created_in == ["recoverctl-create"]
+    assert st.db.names() == {"vault"}
+
+
+def test_deep_quick_checks_raise(st: FakeStack) -> None:
+    path = write_backup(st.backups, app_tables())
+    st.db.fail("server_version", exit_code=2, stderr="psql: error: connection to server failed")
+    err = _fails(st, str(path), deep=True)
+    assert err.code is ErrorCode.COMMAND_FAILED
+    assert st.db.names() == {"vault"}  # the throwaway made meanwhile is gone
+
+
+def test_ctrl_c_during_deep_quick_checks(st: FakeStack) -> None:
+    path = write_backup(st.backups, app_tables())
+    st.db.fail("server_version", error=KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        verify(st.session(), str(path), deep=True)
+    assert st.db.names() == {"vault"}

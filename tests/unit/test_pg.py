@@ -15,13 +15,13 @@ def test_pg_dump_argv_exact() -> None:
 def test_restore_argv_exact() -> None:
     assert pg.pg_restore_into("vault", "scratch") == (
         "pg_restore", "--username", "vault", "--no-password", "--dbname", "scratch",
-        "--exit-on-error", "--no-owner", "--no-acl",
+        "--single-transaction", "--exit-on-error", "--no-owner", "--no-acl",
     )  # fmt: skip
     assert pg.pg_restore_list("u") == ("pg_restore", "--username", "u", "--no-password", "--list")
     assert pg.pg_restore_to_null("u")[-1] == "--file=/dev/null"
     assert pg.psql_script("vault", "d") == (
         "psql", "--username", "vault", "--no-password", "--dbname", "d", "--no-psqlrc",
-        "--quiet", "--set", "ON_ERROR_STOP=1", "--output", "/dev/null",
+        "--quiet", "--set", "ON_ERROR_STOP=1", "--single-transaction", "--output", "/dev/null",
     )  # fmt: skip
 
 

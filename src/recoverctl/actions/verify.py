@@ -10,7 +10,7 @@ from typing import Any
 from recoverctl.core.checks import FAIL, OK, Check, worst
 from recoverctl.core.naming import Format
 from recoverctl.errors import ErrorCode, RecoverctlError
-from recoverctl.services import catalog, offsite
+from recoverctl.services import catalog
 from recoverctl.services.load import OnBytes
 from recoverctl.services.session import StackSession
 from recoverctl.services.verification import VerifyReport, verify_file
@@ -62,6 +62,9 @@ def verify_offsite(
     deep: bool = False,
     on_bytes: OnBytes = _no_progress,
 ) -> OffsiteReport:
+    # Imported here: a local verify (timed against a raw pg_restore) never needs it.
+    from recoverctl.services import offsite
+
     identity = identity or session.settings.identity_file
     started = time.monotonic()
     if identity is None:

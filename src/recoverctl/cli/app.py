@@ -22,7 +22,6 @@ from typer.core import TyperGroup
 
 from recoverctl import __version__, signals
 from recoverctl import log as logs
-from recoverctl.adapters import allocator
 from recoverctl.cli import render
 from recoverctl.errors import EXIT_OK, ErrorCode, Interrupted, RecoverctlError
 
@@ -233,7 +232,6 @@ def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
 
 
 def main() -> None:
-    allocator.tune()
     # requests silences urllib3's note that PySocks is missing as it imports it; a thread
     # importing botocore at that moment (the S3 prewarm) can undo that, since
     # warnings.catch_warnings is not thread-safe: the note would break the two-line error.

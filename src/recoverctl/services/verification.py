@@ -14,7 +14,7 @@ from recoverctl.core.checks import FAIL, OK, Check, worst
 from recoverctl.core.manifest import Manifest, VerifyResult
 from recoverctl.core.naming import Format
 from recoverctl.services import catalog
-from recoverctl.services.checks import deep_check, quick_checks, with_sha256
+from recoverctl.services.checks import Throwaway, deep_check, quick_checks, without_load
 from recoverctl.services.load import OnBytes
 from recoverctl.services.session import StackSession
 
@@ -59,14 +59,24 @@ def verify_file(
     started = time.monotonic()
     sha256: str | None
     with db.session():
-        # A deep check reads every byte anyway: the sha256 is taken on that pass, not another.
-        found = quick_checks(db, path, hash_now=not deep)
-        if deep and found.ok and found.info is not None:
-            deep_checks, sha256 = deep_check(db, path, found, on_bytes)
+        # The throwaway is made while the quick checks run; dropped if they fail.
+        scratch = Throwaway(db) if deep else None
+        try:
+            # A deep check reads every byte anyway: the sha256 is taken on that pass, not
+            # another, and an archive's structure is proven by that load.
+            found = quick_checks(db, path, hash_now=not deep, load_follows=deep)
+        except BaseException:
+            if scratch is not None:
+                scratch.drop()
+            raise
+        if scratch is not None and found.ok and found.info is not None:
+            deep_checks, sha256 = deep_check(db, path, found, on_bytes, scratch)
             kept = [c for c in found.checks if c.name != "integrity" or c.status != OK]
             checks = (*kept, *deep_checks)
         else:
-            found = with_sha256(found, path)  # no load after all
+            if scratch is not None:
+                scratch.drop()
+            found = without_load(db, found, path)
             checks, sha256 = found.checks, found.sha256
     report = VerifyReport(
         path,
