@@ -15,13 +15,13 @@ def test_pg_dump_argv_exact() -> None:
 def test_restore_argv_exact() -> None:
     assert pg.pg_restore_into("vault", "scratch") == (
         "pg_restore", "--username", "vault", "--no-password", "--dbname", "scratch",
-        "--single-transaction", "--exit-on-error", "--no-owner", "--no-acl",
+        "--exit-on-error", "--no-owner", "--no-acl",
     )  # fmt: skip
     assert pg.pg_restore_list("u") == ("pg_restore", "--username", "u", "--no-password", "--list")
     assert pg.pg_restore_to_null("u")[-1] == "--file=/dev/null"
     assert pg.psql_script("vault", "d") == (
         "psql", "--username", "vault", "--no-password", "--dbname", "d", "--no-psqlrc",
-        "--quiet", "--set", "ON_ERROR_STOP=1", "--single-transaction", "--output", "/dev/null",
+        "--quiet", "--set", "ON_ERROR_STOP=1", "--output", "/dev/null",
     )  # fmt: skip
 
 
@@ -97,3 +97,12 @@ def test_related_databases_sql_is_one_query_with_quoted_names() -> None:
         "OR starts_with(datname, 'recoverctl_verify') ORDER BY 1"
     )
     assert pg.related_databases_sql("v", ()).endswith("WHERE datname = 'v' ORDER BY 1")
+
+
+def test_a_throwaway_load_runs_in_one_transaction() -> None:
+    assert pg.pg_restore_into("u", "d", one_transaction=True)[-1] == "--single-transaction"
+    assert "--single-transaction" not in pg.pg_restore_into("u", "d")
+    assert pg.psql_script("u", "d", one_transaction=True)[-3:] == (
+        "--single-transaction", "--output", "/dev/null",
+    )  # fmt: skip
+    assert "--single-transaction" not in pg.psql_script("u", "d")

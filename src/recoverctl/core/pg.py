@@ -63,23 +63,16 @@ def pg_restore_to_null(user: str) -> Argv:
     return (*_client("pg_restore", user), "--file=/dev/null")
 
 
-# Loads go into a new, empty database, in one transaction: all of the dump or nothing, and
-# about 5 % faster than an item per transaction (no commit between items; bench/).
-def pg_restore_into(user: str, db: str) -> Argv:
+def pg_restore_into(user: str, db: str, *, one_transaction: bool = False) -> Argv:
     # --no-owner/--no-acl: a backup restores on a new machine whose roles differ.
-    return (
-        *_client("pg_restore", user, db),
-        "--single-transaction",
-        "--exit-on-error",
-        "--no-owner",
-        "--no-acl",
-    )
+    argv = (*_client("pg_restore", user, db), "--exit-on-error", "--no-owner", "--no-acl")
+    return (*argv, "--single-transaction") if one_transaction else argv
 
 
-def psql_script(user: str, db: str) -> Argv:
-    """Runs SQL from stdin in one transaction, stopping at the first error, printing
-    nothing but errors."""
-    return (*_psql(user, db, rows=False), "--single-transaction", "--output", "/dev/null")
+def psql_script(user: str, db: str, *, one_transaction: bool = False) -> Argv:
+    """Runs SQL from stdin, stopping at the first error, printing nothing but errors."""
+    one = ("--single-transaction",) if one_transaction else ()
+    return (*_psql(user, db, rows=False), *one, "--output", "/dev/null")
 
 
 def psql_query(user: str, db: str, sql: str) -> Argv:

@@ -220,7 +220,9 @@ def deep_check(
     checks: list[Check] = []
     try:
         database = scratch.ready()
-        loaded = restore_stream(db, path, found.info.format, database, on_bytes)
+        loaded = restore_stream(
+            db, path, found.info.format, database, on_bytes, one_transaction=True
+        )
         integrity = load_integrity(found, loaded)
         if integrity is not None:
             checks.append(integrity)

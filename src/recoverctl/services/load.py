@@ -36,9 +36,21 @@ class Loaded:
 
 
 def restore_stream(
-    db: Db, path: Path, fmt: Format, database: str, on_bytes: OnBytes = _no_progress
+    db: Db,
+    path: Path,
+    fmt: Format,
+    database: str,
+    on_bytes: OnBytes = _no_progress,
+    *,
+    one_transaction: bool = False,
 ) -> Loaded:
-    """Restores the file into an existing empty database, hashing the bytes it sends."""
+    """Restores the file into an existing empty database, hashing the bytes it sends.
+
+    one_transaction: the whole load in one transaction, about 0.2 s faster at 6 M rows (no
+    commit per item) but leaving every row without its hint bits, which the first scan
+    then sets: right for a throwaway that is counted once and dropped; a restore keeps an
+    item per transaction, so the index builds set them during the load, not autovacuum
+    while the restored app starts (bench/: its downtime grew 0.15 s otherwise)."""
     psql_ok = fmt == "custom" or pg.psql_knows_restrict(db.version_of(pg.psql_version()))
     digest = hashlib.sha256()
     sent = [0]
@@ -51,9 +63,9 @@ def restore_stream(
 
     chunks = hashed()
     if fmt == "custom":
-        argv = pg.pg_restore_into(db.user, database)
+        argv = pg.pg_restore_into(db.user, database, one_transaction=one_transaction)
     else:
-        argv = pg.psql_script(db.user, database)
+        argv = pg.psql_script(db.user, database, one_transaction=one_transaction)
         if not psql_ok:
             chunks = strip_restrict(chunks)
     result = db.run(argv, stdin=chunks)
