@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -19,16 +18,7 @@ env_app = typer.Typer(
 
 
 def push(
-    target: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--target",
-            "-t",
-            metavar="NAME",
-            help="Only this target (repeatable). Default: every configured target.",
-            show_default=False,
-        ),
-    ] = None,
+    target: options.Targets = None,
     prod: options.Prod = False,
     project_dir: options.ProjectDir = None,
     json: options.Json = False,

@@ -57,16 +57,7 @@ def push(
         str | None,
         typer.Argument(help="A backup file, or `latest` (the default) for this stack's newest."),
     ] = None,
-    target: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--target",
-            "-t",
-            metavar="NAME",
-            help="Only this target (repeatable). Default: every configured target.",
-            show_default=False,
-        ),
-    ] = None,
+    target: options.Targets = None,
     missing: Annotated[
         bool,
         typer.Option("--missing", help="Push every local backup a target lacks, newest first."),

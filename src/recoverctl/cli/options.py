@@ -27,6 +27,16 @@ ProjectDir = Annotated[
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+Targets = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--target",
+        "-t",
+        metavar="NAME",
+        help="Only this target (repeatable). Default: every configured target.",
+        show_default=False,
+    ),
+]
 
 
 def settings(prod: bool, project_dir: Path | None, json: bool = False) -> Settings:
