@@ -161,15 +161,7 @@ def install(
         shown = units(j)
         if j.every is not None:
             shown[f"cron.d/{j.name}"] = cron_text(j, user=host.user)
-        return ScheduleResult(
-            "print",
-            session.project,
-            settings.stack,
-            j.name,
-            status_of(session, host, j.name),
-            command=j.argv,
-            units=shown,
-        )
+        return _job_result("print", session, host, j, shown)
     warnings: list[str] = []
     kind = _kind(host, j)
     # One schedule per stack: whatever form was installed before goes.
@@ -203,15 +195,27 @@ def install(
         warnings.append(
             "no [retention] policy: the routine never deletes a backup and the disk will fill"
         )
+    return _job_result("install", session, host, j, written, tuple(warnings))
+
+
+def _job_result(
+    action: Literal["install", "print"],
+    session: StackSession,
+    host: Host,
+    j: core.Job,
+    files: dict[str, str],
+    warnings: tuple[str, ...] = (),
+) -> ScheduleResult:
+    # Read back from the host after any writes: "installed" is what is there, not what was meant.
     return ScheduleResult(
-        "install",
+        action,
         session.project,
-        settings.stack,
+        session.settings.stack,
         j.name,
         status_of(session, host, j.name),
         command=j.argv,
-        units=written,
-        warnings=tuple(warnings),
+        units=files,
+        warnings=warnings,
     )
 
 
