@@ -364,7 +364,7 @@ def seal_file(src: Path, dst: Path, recipients: Sequence[Recipient]) -> Sealed:
         try:
             partial, f = fsio.open_partial(dst)
         except OSError as exc:
-            raise _write_error(exc, dst) from None
+            raise write_error(exc, dst) from None
         reader = _Reader(chunks_of(source))  # tracks the source's errors, apart from ours
         try:
             with f:
@@ -375,7 +375,7 @@ def seal_file(src: Path, dst: Path, recipients: Sequence[Recipient]) -> Sealed:
         except BaseException as exc:
             fsio.remove_quietly(partial)
             if isinstance(exc, OSError) and _on_write_side(exc, reader):
-                raise _write_error(exc, dst) from None
+                raise write_error(exc, dst) from None
             raise
     return result
 
@@ -540,7 +540,7 @@ def unseal(
     try:
         partial, f = fsio.open_partial(dst)
     except OSError as exc:
-        raise _write_error(exc, dst) from None
+        raise write_error(exc, dst) from None
     reader = _Reader(chunks_of(sealed))
     writer = _Writer(f)
     try:
@@ -576,7 +576,7 @@ def unseal(
     except BaseException as exc:
         fsio.remove_quietly(partial)
         if isinstance(exc, OSError) and _on_write_side(exc, reader):
-            raise _write_error(exc, dst) from None
+            raise write_error(exc, dst) from None
         raise
     return Unsealed(dst, reader.sha256, reader.size, writer.sha256, writer.size)
 
@@ -638,15 +638,25 @@ def _decrypt_error(exc: BaseException, where: str, offset: int) -> BaseException
     )
 
 
-def _write_error(exc: OSError, dst: Path) -> RecoverctlError:
+def write_error(
+    exc: OSError,
+    dst: Path,
+    *,
+    kept: str | None = None,
+    full_hint: str = "Free space there, then try again.",
+    hint: str = "Check the folder, then try again.",
+) -> RecoverctlError:
+    """A failed write of dst as the error a person reads: a full disk (DISK_FULL) apart from
+    any other failure (WRITE_FAILED). A caller that writes for a command with somewhere else
+    to write (a pull's --output-dir) says what was kept and where to go instead."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return RecoverctlError(
-            f"No space left in {dst.parent} while writing {dst.name}; nothing partial was left.",
-            "Free space there, then try again.",
+            f"No space left in {dst.parent} while writing {dst.name}; "
+            f"{kept or 'nothing partial was left'}.",
+            full_hint,
             code=ErrorCode.DISK_FULL,
         )
+    said = f"; {kept}" if kept else ""
     return RecoverctlError(
-        f"Cannot write {dst}: {exc.strerror or exc}.",
-        "Check the folder, then try again.",
-        code=ErrorCode.WRITE_FAILED,
+        f"Cannot write {dst}: {exc.strerror or exc}{said}.", hint, code=ErrorCode.WRITE_FAILED
     )

@@ -1157,16 +1157,12 @@ def _output_dir(folder: Path) -> None:
 
 
 def _write_error(exc: OSError, path: Path) -> RecoverctlError:
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return RecoverctlError(
-            f"No space left in {path.parent} while writing {path.name}; nothing was kept.",
-            "Free space there, or pull into another folder (--output-dir DIR).",
-            code=ErrorCode.DISK_FULL,
-        )
-    return RecoverctlError(
-        f"Cannot write {path}: {exc.strerror or exc}; nothing was kept.",
-        "Check the folder, or pull into another one (--output-dir DIR).",
-        code=ErrorCode.WRITE_FAILED,
+    return seal.write_error(
+        exc,
+        path,
+        kept="nothing was kept",
+        full_hint="Free space there, or pull into another folder (--output-dir DIR).",
+        hint="Check the folder, or pull into another one (--output-dir DIR).",
     )
 
 
