@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from recoverctl.cli import offsite, options, render
-from recoverctl.errors import ErrorCode, RecoverctlError, UsageError
+from recoverctl.errors import UsageError
 
 
 def doctor(
@@ -66,10 +66,10 @@ def doctor(
 
     render.emit(report, human)
     if not report.ok:
-        raise RecoverctlError(
-            f"doctor found problems: {render.failing(report.checks)}.",
+        raise render.checks_failed(
+            "doctor found problems",
+            report.checks,
             "Each failing row says what to do; run doctor again once done.",
-            code=ErrorCode.CHECKS_FAILED,
         )
 
 
@@ -193,10 +193,10 @@ def recover(
 
     render.emit(result, human)
     if not result.ok:
-        raise RecoverctlError(
-            f"recovered with problems: {render.failing(result.checks)}.",
+        raise render.checks_failed(
+            "recovered with problems",
+            result.checks,
             "Each failing row says what to do; `recoverctl doctor` checks again.",
-            code=ErrorCode.CHECKS_FAILED,
         )
 
 

@@ -115,10 +115,10 @@ def _failure(result: DrillResult) -> RecoverctlError:
             f"Remove it by hand: docker compose -p {r.drill_project} down --volumes --rmi local",
             code=ErrorCode.CLEANUP_INCOMPLETE,
         )
-    return RecoverctlError(
-        f"The drill brought the vault back with problems: {render.failing(result.checks)}.",
+    return render.checks_failed(
+        "The drill brought the vault back with problems",
+        result.checks,
         "Each failing row says what to fix; run the drill again once done.",
-        code=ErrorCode.CHECKS_FAILED,
     )
 
 

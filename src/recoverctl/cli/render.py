@@ -26,7 +26,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from recoverctl.core.stack import StackStatus
-from recoverctl.errors import RecoverctlError
+from recoverctl.errors import ErrorCode, RecoverctlError
 
 SCHEMA = 1  # the envelope's version: raised only when a field changes meaning or goes away
 
@@ -282,3 +282,9 @@ def checks_table(title: str, checks: Iterable[Any]) -> None:
 def failing(checks: Iterable[Any]) -> str:
     """The failed checks' names, for a bad verdict's one-line error."""
     return ", ".join(c.name for c in checks if c.status == "fail")
+
+
+def checks_failed(verdict: str, checks: Iterable[Any], hint: str) -> RecoverctlError:
+    """A run whose checks failed, as its error: the verdict, then the failed checks' names.
+    The rows themselves were shown already; the code tells scripts it was the checks."""
+    return RecoverctlError(f"{verdict}: {failing(checks)}.", hint, code=ErrorCode.CHECKS_FAILED)
