@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import gzip
 import hashlib
 import json
 import re
+import shlex
 import signal
 import socket
 import threading
@@ -692,6 +694,9 @@ class FakeDb(Db):
         stdin: Iterable[bytes] | None = None,
         on_stdout: Callable[[bytes], None] | None = None,
     ) -> ExecResult:
+        counted = argv[0] == "sh" or "--echo-queries" in argv
+        if argv[0] == "sh":  # pg.pg_restore_counted: the archive through psql, in one line
+            argv = (*pg.pg_restore_into(self.user, _counted_target(argv[2])), "<counted>")
         kind = self._run_kind(argv)
         self._guard(argv[0])
         target = _arg(argv, "--dbname") or ""
@@ -705,7 +710,20 @@ class FakeDb(Db):
                 return ExecResult(argv, fault.exit_code, b"", fault.stderr, None)
             return ExecResult(argv, 0, f"psql (PostgreSQL) {self.psql}\n".encode(), "", None)
         assert stdin is not None, f"{kind} reads its input from stdin"
-        return self._load(kind, argv, target, stdin, fault)
+        result = self._load(kind, argv, target, stdin, fault)
+        if counted and result.ok:
+            result = dataclasses.replace(result, stdout=self._echoed(kind, target))
+        return result
+
+    def _echoed(self, kind: str, database: str) -> bytes:
+        """What psql --echo-queries prints of a load: each table's COPY and its tag (and,
+        for an archive, the line pg.pg_restore_counted adds after it)."""
+        lines = []
+        for table, rows in sorted((self._into(database) or {}).items()):
+            lines += [f"COPY {table} (id) FROM stdin;", f"COPY {len(rows)}"]
+        if kind == "pg_restore_into":
+            lines.append(pg.ARCHIVE_WHOLE)
+        return ("\n".join(lines) + "\n").encode()
 
     @staticmethod
     def _run_kind(argv: Argv) -> str:
@@ -719,7 +737,7 @@ class FakeDb(Db):
             if "--file=/dev/null" in argv:
                 return "pg_restore_to_null"
             return "pg_restore_into"
-        if argv[0] == "psql" and "--output" in argv:
+        if argv[0] == "psql" and ("--output" in argv or "--echo-queries" in argv):
             return "psql_script"
         raise AssertionError(f"FakeDb does not know this command: {argv}")
 
@@ -1090,3 +1108,9 @@ def engine_lost(what: str = "list containers") -> EngineError:
         f"Lost the Docker engine while trying to {what}: [Errno 111] Connection refused",
         ENGINE_HINT,
     )
+
+
+def _counted_target(script: str) -> str:
+    """The --dbname of the psql in pg.pg_restore_counted's shell line."""
+    words = shlex.split(script.split("|", 1)[1])
+    return words[words.index("--dbname") + 1]

@@ -34,6 +34,9 @@ deep_check
   load fails (restore FAIL), stdin cut: sha256 from a pass  -> test_deep_load_fails
   load's sha256 differs from the manifest (integrity FAIL)  -> test_deep_integrity_from_the_load
   rows: no manifest (WARN) / differ (FAIL) / match (OK)     -> test_deep_without_manifest, test_deep_rows_differ, test_deep_custom
+  rows from the load's COPY tags, no count query            -> test_deep_counts_come_from_the_load
+    a table the load did not COPY into: counted by a query  -> test_deep_counts_a_table_the_load_did_not_copy
+    the archive not read whole (no line after it): FAIL     -> test_deep_archive_not_read_whole
   Ctrl-C during the load / at verify.restored               -> test_ctrl_c_during_deep_load, test_ctrl_c_at_verify_restored
   the throwaway will not drop (left over, report stands)    -> test_throwaway_that_will_not_drop
   sessions still in the throwaway: ended, waited out, dropped -> test_throwaway_sessions_waited_out
@@ -56,6 +59,7 @@ import pytest
 
 from recoverctl import failpoints
 from recoverctl.actions.verify import verify
+from recoverctl.core import pg
 from recoverctl.core.checks import FAIL, OK, WARN, Check
 from recoverctl.errors import EngineError, ErrorCode, RecoverctlError
 from recoverctl.services import catalog
@@ -559,4 +563,51 @@ def test_ctrl_c_during_deep_quick_checks(st: FakeStack) -> None:
     st.db.fail("server_version", error=KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
         verify(st.session(), str(path), deep=True)
+    assert st.db.names() == {"vault"}
+
+
+# --- the rows counted by the load ------------------------------------------------------------
+
+
+def test_deep_counts_come_from_the_load(st: FakeStack) -> None:
+    path = write_backup(st.backups, app_tables())
+    report = verify(st.session(), str(path), deep=True)
+    assert checks(report)["rows"].evidence == "4 tables, 9 rows, as in the manifest"
+    assert not any(line.startswith("count_rows") for line in st.db.log)
+
+
+def test_deep_counts_a_table_the_load_did_not_copy(
+    st: FakeStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = st.db._echoed
+
+    def without_secrets(kind: str, database: str) -> bytes:
+        lines = real(kind, database).decode().splitlines()
+        keep = [ln for ln in lines if "vault_secret" not in ln and ln != "COPY 3"]
+        return ("\n".join(keep) + "\n").encode()
+
+    monkeypatch.setattr(st.db, "_echoed", without_secrets)
+    path = write_backup(st.backups, app_tables())
+    report = verify(st.session(), str(path), deep=True)
+    assert checks(report)["rows"].evidence == "4 tables, 9 rows, as in the manifest"
+    assert sum(line.startswith("count_rows") for line in st.db.log) == 1
+
+
+def test_deep_archive_not_read_whole(st: FakeStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """psql went through with what it got, but pg_restore stopped short (no pipefail in
+    the container's sh): the line it adds after the archive is missing."""
+    real = st.db._echoed
+
+    def cut(kind: str, database: str) -> bytes:
+        return real(kind, database).replace(pg.ARCHIVE_WHOLE.encode(), b"")
+
+    monkeypatch.setattr(st.db, "_echoed", cut)
+    path = write_backup(st.backups, app_tables())
+    report = verify(st.session(), str(path), deep=True)
+    restore = checks(report)["restore"]
+    assert (restore.status, restore.evidence) == (
+        FAIL,
+        "pg_restore: it stopped before the end",
+    )
+    assert not report.ok and "rows" not in checks(report)
     assert st.db.names() == {"vault"}

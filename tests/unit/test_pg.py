@@ -99,10 +99,50 @@ def test_related_databases_sql_is_one_query_with_quoted_names() -> None:
     assert pg.related_databases_sql("v", ()).endswith("WHERE datname = 'v' ORDER BY 1")
 
 
-def test_a_throwaway_load_runs_in_one_transaction() -> None:
-    assert pg.pg_restore_into("u", "d", one_transaction=True)[-1] == "--single-transaction"
-    assert "--single-transaction" not in pg.pg_restore_into("u", "d")
-    assert pg.psql_script("u", "d", one_transaction=True)[-3:] == (
-        "--single-transaction", "--output", "/dev/null",
+def test_counted_loads_run_in_one_transaction_and_echo_their_tags() -> None:
+    assert pg.psql_counted_script("vault", "d") == (
+        "psql", "--username", "vault", "--no-password", "--dbname", "d", "--no-psqlrc",
+        "--set", "ON_ERROR_STOP=1", "--single-transaction", "--echo-queries",
     )  # fmt: skip
-    assert "--single-transaction" not in pg.psql_script("u", "d")
+    sh, c, script = pg.pg_restore_counted("vault", "we'ird")
+    assert (sh, c) == ("sh", "-c")
+    assert script == (
+        "{ pg_restore --no-owner --no-acl --file=- && "
+        "printf '%s\\n' '\\echo recoverctl: archive read whole'; } | "
+        "psql --username vault --no-password --dbname 'we'\"'\"'ird' --no-psqlrc "
+        "--set ON_ERROR_STOP=1 --single-transaction --echo-queries"
+    )
+
+
+# What psql --echo-queries printed for a load (trimmed): statements, then their tags.
+ECHOED = """\
+SET
+CREATE TABLE public.vault_secret (
+    id bigint NOT NULL
+);
+CREATE TABLE
+COPY public.vault_secret (id, owner_id, ciphertext) FROM stdin;
+COPY 3
+COPY "Odd ""Schema"".x"."T b" (x) FROM stdin;
+COPY 12
+COPY public.empty FROM stdin;
+COPY 0
+ALTER TABLE ONLY public.vault_secret
+    ADD CONSTRAINT vault_secret_pkey PRIMARY KEY (id);
+ALTER TABLE
+recoverctl: archive read whole
+"""
+
+
+def test_copy_counts_pair_each_copy_with_its_tag() -> None:
+    assert pg.parse_copy_counts(ECHOED) == {
+        "public.vault_secret": 3,
+        '"Odd ""Schema"".x"."T b"': 12,
+        "public.empty": 0,
+    }
+
+
+def test_copy_counts_ignore_a_copy_without_its_tag_and_stray_tags() -> None:
+    # A load cut in a COPY: no tag follows, nothing is counted for that table.
+    assert pg.parse_copy_counts("COPY public.a (x) FROM stdin;\nERROR:  boom\n") == {}
+    assert pg.parse_copy_counts("COPY 5\nCOPY public.a FROM stdin;\nCOPY 2\n") == {"public.a": 2}

@@ -33,6 +33,8 @@ class Loaded:
 
     failed: Check | None
     sha256: str
+    # A counted load's rows per table, as the server's COPY tags said (None: not counted).
+    counts: dict[str, int] | None = None
 
 
 def restore_stream(
@@ -42,15 +44,16 @@ def restore_stream(
     database: str,
     on_bytes: OnBytes = _no_progress,
     *,
-    one_transaction: bool = False,
+    counted: bool = False,
 ) -> Loaded:
     """Restores the file into an existing empty database, hashing the bytes it sends.
 
-    one_transaction: the whole load in one transaction, about 0.2 s faster at 6 M rows (no
-    commit per item) but leaving every row without its hint bits, which the first scan
-    then sets: right for a throwaway that is counted once and dropped; a restore keeps an
-    item per transaction, so the index builds set them during the load, not autovacuum
-    while the restored app starts (bench/: its downtime grew 0.15 s otherwise)."""
+    counted: through psql, in one transaction, the rows of each table counted by the load
+    itself (pg.parse_copy_counts): for a throwaway, counted once and dropped. One
+    transaction is about 0.2 s faster at 6 M rows (no commit per item) but leaves every row
+    without its hint bits, which the first scan sets: a restore keeps pg_restore's item per
+    transaction, so its index builds set them during the load, not autovacuum while the
+    restored app starts (bench/: its downtime grew 0.15 s otherwise)."""
     psql_ok = fmt == "custom" or pg.psql_knows_restrict(db.version_of(pg.psql_version()))
     digest = hashlib.sha256()
     sent = [0]
@@ -63,9 +66,17 @@ def restore_stream(
 
     chunks = hashed()
     if fmt == "custom":
-        argv = pg.pg_restore_into(db.user, database, one_transaction=one_transaction)
+        argv = (
+            pg.pg_restore_counted(db.user, database)
+            if counted
+            else pg.pg_restore_into(db.user, database)
+        )
     else:
-        argv = pg.psql_script(db.user, database, one_transaction=one_transaction)
+        argv = (
+            pg.psql_counted_script(db.user, database)
+            if counted
+            else pg.psql_script(db.user, database)
+        )
         if not psql_ok:
             chunks = strip_restrict(chunks)
     result = db.run(argv, stdin=chunks)
@@ -73,15 +84,28 @@ def restore_stream(
     # sha256 then comes from a pass of its own, since it must cover the whole file.
     whole = result.stdin_error is None and sent[0] == path.stat().st_size
     sha256 = digest.hexdigest() if whole else fsio.sha256_file(path)[0]
+    tool = "pg_restore" if fmt == "custom" else "psql"
+    output = result.stdout.decode("utf-8", "replace") if counted else ""
+    # A counted archive's load: pg_restore's own error says why, before what psql made of
+    # the SQL it stopped sending (a COPY "missing data", a COMMIT of a part).
+    archive_error = next(
+        (line for line in result.stderr_tail.splitlines() if line.startswith("pg_restore: error:")),
+        None,
+    )
+    if result.ok and counted and fmt == "custom" and pg.ARCHIVE_WHOLE not in output:
+        cause = archive_error or cause_of(result.stderr_tail) or "it stopped before the end"
+        return Loaded(Check("restore", FAIL, f"{tool}: {cause}", _HINT), sha256)
     if result.ok:
-        return Loaded(None, sha256)
-    cause = cause_of(result.stderr_tail) or (
-        "the container stopped" if result.exit_code is None else f"exit {result.exit_code}"
+        return Loaded(None, sha256, pg.parse_copy_counts(output) if counted else None)
+    cause = (
+        (archive_error if counted and fmt == "custom" else None)
+        or cause_of(result.stderr_tail)
+        or ("the container stopped" if result.exit_code is None else f"exit {result.exit_code}")
     )
-    failed = Check(
-        "restore", FAIL, f"{argv[0]}: {cause}", "See the lines above; use another backup."
-    )
-    return Loaded(failed, sha256)
+    return Loaded(Check("restore", FAIL, f"{tool}: {cause}", _HINT), sha256)
+
+
+_HINT = "See the lines above; use another backup."
 
 
 def strip_restrict(chunks: Iterator[bytes]) -> Iterator[bytes]:
