@@ -454,20 +454,25 @@ def test_throwaway_that_will_not_drop(st: FakeStack) -> None:
     assert left.startswith("recoverctl_verify_")
 
 
+def _sessions_linger(st: FakeStack, monkeypatch: pytest.MonkeyPatch, polls: int) -> None:
+    """Each throwaway, once created, lists sessions for `polls` looks before they are gone."""
+    real_query = st.db.query
+
+    def query(sql: str, database: str | None = None) -> str:
+        out = real_query(sql, database)
+        if sql.startswith("CREATE DATABASE "):
+            st.db.lingering[sql.split('"')[1]] = polls
+        return out
+
+    monkeypatch.setattr(st.db, "query", query)
+
+
 def test_throwaway_sessions_waited_out(st: FakeStack, monkeypatch: pytest.MonkeyPatch) -> None:
     """The drop waits until the throwaway lists no session (DROP … WITH (FORCE) would sleep
     100 ms for one still exiting), polling every UNUSED_POLL seconds, then drops it."""
     monkeypatch.setattr(checks_service, "time", st.clock)
     path = write_backup(st.backups, app_tables())
-    real_create = st.db.query
-
-    def create(sql: str, database: str | None = None) -> str:
-        out = real_create(sql, database)
-        if sql.startswith("CREATE DATABASE "):
-            st.db.lingering[sql.split('"')[1]] = 2  # the counting session, then autovacuum
-        return out
-
-    monkeypatch.setattr(st.db, "query", create)
+    _sessions_linger(st, monkeypatch, 2)  # the counting session, then autovacuum
     report = verify(st.session(), str(path), deep=True)
     assert report.ok and st.db.names() == {"vault"}  # the throwaway is gone
     ends = [line.split()[0] for line in st.db.log if line.split()[0] in ("terminate", "drop")]
@@ -479,15 +484,7 @@ def test_throwaway_sessions_never_gone(st: FakeStack, monkeypatch: pytest.Monkey
     """Best effort: after UNUSED_WAIT the drop is asked anyway (FORCE ends what is left)."""
     monkeypatch.setattr(checks_service, "time", st.clock)
     path = write_backup(st.backups, app_tables())
-    real_create = st.db.query
-
-    def create(sql: str, database: str | None = None) -> str:
-        out = real_create(sql, database)
-        if sql.startswith("CREATE DATABASE "):
-            st.db.lingering[sql.split('"')[1]] = 10**6
-        return out
-
-    monkeypatch.setattr(st.db, "query", create)
+    _sessions_linger(st, monkeypatch, 10**6)
     report = verify(st.session(), str(path), deep=True)
     assert report.ok and st.db.names() == {"vault"}  # the throwaway is gone
     assert sum(st.clock.sleeps) == pytest.approx(checks_service.UNUSED_WAIT, abs=0.01)

@@ -254,7 +254,7 @@ def _all_counts(db: Db, database: str, loaded: Loaded) -> dict[str, int]:
     counts = dict(loaded.counts or {})
     rest = [t for t in db.tables(database) if t not in counts]
     if rest:
-        counts.update(pg.parse_counts(db.query(pg.count_rows_sql(rest), database)))
+        counts.update(db.count_rows(database, tables=rest))
     return counts
 
 

@@ -86,23 +86,25 @@ def restore_stream(
     sha256 = digest.hexdigest() if whole else fsio.sha256_file(path)[0]
     tool = "pg_restore" if fmt == "custom" else "psql"
     output = result.stdout.decode("utf-8", "replace") if counted else ""
-    # A counted archive's load: pg_restore's own error says why, before what psql made of
+    # An archive piped into psql: pg_restore's own error says why, before what psql made of
     # the SQL it stopped sending (a COPY "missing data", a COMMIT of a part).
-    archive_error = next(
-        (line for line in result.stderr_tail.splitlines() if line.startswith("pg_restore: error:")),
-        None,
-    )
-    if result.ok and counted and fmt == "custom" and pg.ARCHIVE_WHOLE not in output:
+    piped = counted and fmt == "custom"
+    archive_error = _archive_error(result.stderr_tail) if piped else None
+    if result.ok and piped and pg.ARCHIVE_WHOLE not in output:
         cause = archive_error or cause_of(result.stderr_tail) or "it stopped before the end"
         return Loaded(Check("restore", FAIL, f"{tool}: {cause}", _HINT), sha256)
     if result.ok:
         return Loaded(None, sha256, pg.parse_copy_counts(output) if counted else None)
     cause = (
-        (archive_error if counted and fmt == "custom" else None)
+        archive_error
         or cause_of(result.stderr_tail)
         or ("the container stopped" if result.exit_code is None else f"exit {result.exit_code}")
     )
     return Loaded(Check("restore", FAIL, f"{tool}: {cause}", _HINT), sha256)
+
+
+def _archive_error(stderr: str) -> str | None:
+    return next((ln for ln in stderr.splitlines() if ln.startswith("pg_restore: error:")), None)
 
 
 _HINT = "See the lines above; use another backup."
