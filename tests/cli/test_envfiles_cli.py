@@ -11,8 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from recoverctl.errors import ErrorCode, RecoverctlError
-from tests.cli.test_offsite_cli import Env, failed, invoke, ok
-from tests.unit.test_offsite_service import B2
+from tests.cli.test_offsite_cli import Env, backup_makes_b2, failed, invoke, ok
 
 DEV = "DJANGO_SECRET_KEY=dev-secret-value-123456\nPOSTGRES_PASSWORD=dev-pw-abcdef\n"
 
@@ -60,13 +59,7 @@ def test_env_push_to_a_broken_target_is_exit_3(runner: CliRunner, env: Env) -> N
 def test_backup_pushes_the_env_files_when_they_changed(
     runner: CliRunner, env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from recoverctl.core.manifest import Manifest
-    from recoverctl.services.dump import BackupResult
-
-    path = env.backups / B2
-    manifest = Manifest.model_validate_json((env.backups / (B2 + ".json")).read_text())
-    made = BackupResult(path, env.backups / (B2 + ".json"), manifest)
-    monkeypatch.setattr("recoverctl.actions.backup.backup", lambda *_a, **_k: made)
+    path = backup_makes_b2(env, monkeypatch)
     first = ok(runner, "backup")
     assert {c["status"] for c in first["env"]["copies"]} == {"pushed"}
     second = ok(runner, "backup")

@@ -165,9 +165,9 @@ def test_no_recipients_is_refused_for_a_sealed_target(runner: CliRunner, env: En
     assert list(env.nas.iterdir()) == []
 
 
-def test_backup_pushes_after_its_dump(
-    runner: CliRunner, env: Env, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def backup_makes_b2(env: Env, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """`backup`'s dump replaced by the B2 already in the folder (with its manifest): what
+    follows it, the pushes, runs for real."""
     from recoverctl.core.manifest import Manifest
     from recoverctl.services.dump import BackupResult
 
@@ -175,6 +175,13 @@ def test_backup_pushes_after_its_dump(
     manifest = Manifest.model_validate_json((env.backups / (B2 + ".json")).read_text())
     made = BackupResult(path, env.backups / (B2 + ".json"), manifest)
     monkeypatch.setattr("recoverctl.actions.backup.backup", lambda *_a, **_k: made)
+    return path
+
+
+def test_backup_pushes_after_its_dump(
+    runner: CliRunner, env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = backup_makes_b2(env, monkeypatch)
     result = ok(runner, "backup")
     assert result["path"] == str(path)
     assert sorted((c["target"], c["status"]) for c in result["offsite"]) == [
@@ -195,14 +202,9 @@ def test_backup_whose_push_cannot_start_shows_the_backup_and_exits_3(
     runner: CliRunner, env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Another run pushing holds the lock: the backup was written, and is shown."""
-    from recoverctl.core.manifest import Manifest
     from recoverctl.errors import RecoverctlError
-    from recoverctl.services.dump import BackupResult
 
-    path = env.backups / B2
-    manifest = Manifest.model_validate_json((env.backups / (B2 + ".json")).read_text())
-    made = BackupResult(path, env.backups / (B2 + ".json"), manifest)
-    monkeypatch.setattr("recoverctl.actions.backup.backup", lambda *_a, **_k: made)
+    path = backup_makes_b2(env, monkeypatch)
 
     def locked(*_a: object, **_k: object) -> None:
         raise RecoverctlError("Another recoverctl push is running.", "Wait.", code=ErrorCode.LOCKED)
