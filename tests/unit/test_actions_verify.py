@@ -37,6 +37,7 @@ deep_check
   rows from the load's COPY tags, no count query            -> test_deep_counts_come_from_the_load
     a table the load did not COPY into: counted by a query  -> test_deep_counts_a_table_the_load_did_not_copy
     the archive not read whole (no line after it): FAIL     -> test_deep_archive_not_read_whole
+    both tools fail: pg_restore's own error is the cause    -> test_deep_archive_error_before_psqls
   Ctrl-C during the load / at verify.restored               -> test_ctrl_c_during_deep_load, test_ctrl_c_at_verify_restored
   the throwaway will not drop (left over, report stands)    -> test_throwaway_that_will_not_drop
   sessions still in the throwaway: ended, waited out, dropped -> test_throwaway_sessions_waited_out
@@ -607,4 +608,24 @@ def test_deep_archive_not_read_whole(st: FakeStack, monkeypatch: pytest.MonkeyPa
         "pg_restore: it stopped before the end",
     )
     assert not report.ok and "rows" not in checks(report)
+    assert st.db.names() == {"vault"}
+
+
+def test_deep_archive_error_before_psqls(st: FakeStack) -> None:
+    """A damaged archive: pg_restore stops, and psql then fails on the COPY it was cut in;
+    what the person reads is why the archive could not be read."""
+    path = write_backup(st.backups, app_tables())
+    stderr = (
+        "pg_restore: error: could not read from input file: end of file\n"
+        'ERROR:  missing data for column "bid"\n'
+        'CONTEXT:  COPY pgbench_accounts, line 1035368: "10353"'
+    )
+    st.db.fail("pg_restore_into", stderr=stderr, exit_code=3)
+    report = verify(st.session(), str(path), deep=True)
+    assert checks(report)["restore"] == Check(
+        "restore",
+        FAIL,
+        "pg_restore: pg_restore: error: could not read from input file: end of file",
+        "See the lines above; use another backup.",
+    )
     assert st.db.names() == {"vault"}
