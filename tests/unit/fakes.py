@@ -696,7 +696,7 @@ class FakeDb(Db):
     ) -> ExecResult:
         counted = argv[0] == "sh" or "--echo-queries" in argv
         if argv[0] == "sh":  # pg.pg_restore_counted: the archive through psql, in one line
-            argv = (*pg.pg_restore_into(self.user, _counted_target(argv[2])), "<counted>")
+            argv = ("pg_restore", "--dbname", _counted_target(argv[2]), "<counted>")
         kind = self._run_kind(argv)
         self._guard(argv[0])
         target = _arg(argv, "--dbname") or ""

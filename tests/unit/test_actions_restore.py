@@ -17,10 +17,13 @@ restore
   project lock held (LOCKED), nothing touched              -> test_restore_while_locked
   load: scratch cannot be created                          -> test_scratch_cannot_be_created
   load: pg_restore fails (BACKUP_CORRUPT)                  -> test_load_fails
+  load: psql went through, pg_restore stopped short         -> test_archive_not_read_whole
   load: the file changed since prepare (integrity)         -> test_file_changed_since_prepare
   load: plain dump, old psql (\\restrict stripped)          -> test_restore_plain_dump_old_psql
   Ctrl-C during the load                                   -> test_ctrl_c_during_the_load
   prove: rows differ from the manifest / ANALYZE fails     -> test_rows_do_not_match_the_manifest, test_analyze_fails
+  prove: the load's COPY tags, a query for the rest        -> test_restore_replaces_the_database,
+                                                              test_counts_a_table_the_load_did_not_copy
   safety backup: taken / skipped / fails / Ctrl-C in it    -> test_restore_replaces_the_database,
                                                               test_restore_without_safety_backup,
                                                               test_safety_backup_fails, test_ctrl_c_during_the_safety_backup
@@ -62,6 +65,7 @@ import pytest
 from recoverctl import failpoints
 from recoverctl.actions.restore import prepare, restore
 from recoverctl.adapters import fsio, http
+from recoverctl.core import pg
 from recoverctl.errors import ErrorCode, RecoverctlError
 from recoverctl.services import stack as stack_service
 from recoverctl.services.restore import Prepared, RestoreResult
@@ -248,6 +252,9 @@ def test_restore_replaces_the_database(st: FakeStack, path: Path) -> None:
     assert result.app_downtime is not None
     assert _notes(path)[-1]["ok"] is True and _notes(path)[-1]["sha256"]
     assert st.db.sessions_opened == 2  # one for prepare, one for the restore
+    # The copy's rows are counted by its load (COPY tags), not by a scan before the swap.
+    counted = {line.split()[1] for line in st.db.log if line.startswith("count_rows")}
+    assert counted == {"vault"}  # the safety backup's, and the settled database's
 
 
 def test_restore_without_safety_backup(st: FakeStack, path: Path) -> None:
@@ -415,6 +422,40 @@ def test_load_fails(st: FakeStack, path: Path) -> None:
     )
     assert err.hint == "The backup does not restore; try another one (`recoverctl list`)."
     _unchanged(st, original)  # the half-loaded scratch copy was dropped
+
+
+def test_archive_not_read_whole(st: FakeStack, path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """psql committed what it got, but pg_restore stopped short (no pipefail in the
+    container's sh): the line it adds after the archive is missing, nothing is swapped."""
+    original = st.db.databases["vault"]
+    real = st.db._echoed
+
+    def cut(kind: str, database: str) -> bytes:
+        return real(kind, database).replace(pg.ARCHIVE_WHOLE.encode(), b"")
+
+    monkeypatch.setattr(st.db, "_echoed", cut)
+    err = _fails(st, path)
+    assert err.code is ErrorCode.BACKUP_CORRUPT
+    assert err.message == (
+        f"Loading the backup failed: pg_restore: it stopped before the end. {UNCHANGED}"
+    )
+    _unchanged(st, original)
+
+
+def test_counts_a_table_the_load_did_not_copy(
+    st: FakeStack, path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = st.db._echoed
+
+    def without_secrets(kind: str, database: str) -> bytes:
+        lines = real(kind, database).decode().splitlines()
+        keep = [ln for ln in lines if "vault_secret" not in ln and ln != "COPY 7"]
+        return ("\n".join(keep) + "\n").encode()
+
+    monkeypatch.setattr(st.db, "_echoed", without_secrets)
+    result = _run(st, path, safety=False)
+    assert (result.tables, result.rows) == (4, 19)
+    assert [ln for ln in st.db.log if ln.startswith("count_rows vault__restore")] != []
 
 
 def test_file_changed_since_prepare(st: FakeStack, path: Path) -> None:

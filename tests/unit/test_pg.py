@@ -13,16 +13,8 @@ def test_pg_dump_argv_exact() -> None:
 
 
 def test_restore_argv_exact() -> None:
-    assert pg.pg_restore_into("vault", "scratch") == (
-        "pg_restore", "--username", "vault", "--no-password", "--dbname", "scratch",
-        "--exit-on-error", "--no-owner", "--no-acl",
-    )  # fmt: skip
     assert pg.pg_restore_list("u") == ("pg_restore", "--username", "u", "--no-password", "--list")
     assert pg.pg_restore_to_null("u")[-1] == "--file=/dev/null"
-    assert pg.psql_script("vault", "d") == (
-        "psql", "--username", "vault", "--no-password", "--dbname", "d", "--no-psqlrc",
-        "--quiet", "--set", "ON_ERROR_STOP=1", "--output", "/dev/null",
-    )  # fmt: skip
 
 
 def test_session_argv_exact() -> None:
@@ -99,12 +91,16 @@ def test_related_databases_sql_is_one_query_with_quoted_names() -> None:
     assert pg.related_databases_sql("v", ()).endswith("WHERE datname = 'v' ORDER BY 1")
 
 
-def test_counted_loads_run_in_one_transaction_and_echo_their_tags() -> None:
-    assert pg.psql_counted_script("vault", "d") == (
+def test_counted_loads_echo_their_tags_in_one_transaction_or_one_per_statement() -> None:
+    assert pg.psql_counted_script("vault", "d", one_transaction=True) == (
         "psql", "--username", "vault", "--no-password", "--dbname", "d", "--no-psqlrc",
         "--set", "ON_ERROR_STOP=1", "--single-transaction", "--echo-queries",
     )  # fmt: skip
-    sh, c, script = pg.pg_restore_counted("vault", "we'ird")
+    assert pg.psql_counted_script("vault", "d", one_transaction=False) == (
+        "psql", "--username", "vault", "--no-password", "--dbname", "d", "--no-psqlrc",
+        "--set", "ON_ERROR_STOP=1", "--echo-queries",
+    )  # fmt: skip
+    sh, c, script = pg.pg_restore_counted("vault", "we'ird", one_transaction=True)
     assert (sh, c) == ("sh", "-c")
     assert script == (
         "{ pg_restore --no-owner --no-acl --file=- && "
@@ -112,6 +108,8 @@ def test_counted_loads_run_in_one_transaction_and_echo_their_tags() -> None:
         "psql --username vault --no-password --dbname 'we'\"'\"'ird' --no-psqlrc "
         "--set ON_ERROR_STOP=1 --single-transaction --echo-queries"
     )
+    _, _, per_statement = pg.pg_restore_counted("vault", "d", one_transaction=False)
+    assert per_statement.endswith("--set ON_ERROR_STOP=1 --echo-queries")
 
 
 # What psql --echo-queries printed for a load (trimmed): statements, then their tags.

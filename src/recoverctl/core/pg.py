@@ -31,10 +31,17 @@ def _client(tool: str, user: str, db: str | None = None) -> Argv:
     return (tool, "--username", user, "--no-password", *(("--dbname", db) if db else ()))
 
 
-def _psql(user: str, db: str, *, rows: bool) -> Argv:
-    # rows: tuples only, tab-separated, for parse_rows; either way stop at the first error.
-    shape = ("--no-align", "--tuples-only", "--field-separator=\t") if rows else ("--quiet",)
-    return (*_client("psql", user, db), "--no-psqlrc", *shape, "--set", "ON_ERROR_STOP=1")
+def _psql(user: str, db: str) -> Argv:
+    """Tuples only, tab-separated, for parse_rows; stopping at the first error."""
+    return (
+        *_client("psql", user, db),
+        "--no-psqlrc",
+        "--no-align",
+        "--tuples-only",
+        "--field-separator=\t",
+        "--set",
+        "ON_ERROR_STOP=1",
+    )
 
 
 def pg_dump(user: str, db: str, fmt: Format, snapshot: str | None = None) -> Argv:
@@ -56,7 +63,7 @@ def pg_restore_list(user: str) -> Argv:
 
 def psql_session(user: str, db: str) -> Argv:
     """A quiet psql reading statements from stdin, tuples only, tab-separated."""
-    return (*_psql(user, db, rows=True), "--quiet")
+    return (*_psql(user, db), "--quiet")
 
 
 def pg_restore_to_null(user: str) -> Argv:
@@ -64,43 +71,35 @@ def pg_restore_to_null(user: str) -> Argv:
     return (*_client("pg_restore", user), "--file=/dev/null")
 
 
-def pg_restore_into(user: str, db: str) -> Argv:
-    # --no-owner/--no-acl: a backup restores on a new machine whose roles differ.
-    return (*_client("pg_restore", user, db), "--exit-on-error", "--no-owner", "--no-acl")
-
-
-def psql_script(user: str, db: str) -> Argv:
-    """Runs SQL from stdin, stopping at the first error, printing nothing but errors."""
-    return (*_psql(user, db, rows=False), "--output", "/dev/null")
-
-
-# A counted load: the SQL goes through psql with --echo-queries, which prints each statement
-# and then the server's command tag. A COPY's tag is the exact number of rows it loaded: the
-# row counts come from the load itself, without a scan of every table afterwards (0.2 to
-# 0.4 s at 6 M rows). An archive goes through pg_restore --file=- first, as fast as
+# Every load is counted: the SQL goes through psql with --echo-queries, which prints each
+# statement and then the server's command tag. A COPY's tag is the exact number of rows it
+# loaded: the row counts come from the load itself, without a scan of every table afterwards
+# (0.2 to 0.4 s at 6 M rows). An archive goes through pg_restore --file=- first, as fast as
 # pg_restore into the database (bench/). dash has no pipefail: the line after the archive
 # shows that pg_restore read it whole.
 ARCHIVE_WHOLE = "recoverctl: archive read whole"
 
 
-def psql_counted_script(user: str, db: str) -> Argv:
-    """Runs SQL from stdin in one transaction, stopping at the first error, printing each
-    statement and its command tag (parse_copy_counts)."""
+def psql_counted_script(user: str, db: str, *, one_transaction: bool) -> Argv:
+    """Runs SQL from stdin, stopping at the first error, printing each statement and its
+    command tag (parse_copy_counts). one_transaction: all of it, or nothing (a throwaway);
+    else a transaction per statement, as pg_restore into a database does."""
     return (
         *_client("psql", user, db),
         "--no-psqlrc",
         "--set",
         "ON_ERROR_STOP=1",
-        "--single-transaction",
+        *(("--single-transaction",) if one_transaction else ()),
         "--echo-queries",
     )
 
 
-def pg_restore_counted(user: str, db: str) -> Argv:
-    """An archive from stdin, as SQL, into psql_counted_script; ARCHIVE_WHOLE after it."""
+def pg_restore_counted(user: str, db: str, *, one_transaction: bool) -> Argv:
+    """An archive from stdin, as SQL, into psql_counted_script; ARCHIVE_WHOLE after it.
+    --no-owner/--no-acl: a backup restores on a new machine whose roles differ."""
     restore = "pg_restore --no-owner --no-acl --file=-"
     then = shlex.quote("\\echo " + ARCHIVE_WHOLE)
-    psql = shlex.join(psql_counted_script(user, db))
+    psql = shlex.join(psql_counted_script(user, db, one_transaction=one_transaction))
     return ("sh", "-c", f"{{ {restore} && printf '%s\\n' {then}; }} | {psql}")
 
 
@@ -125,7 +124,7 @@ def parse_copy_counts(output: str) -> dict[str, int]:
 
 def psql_query(user: str, db: str, sql: str) -> Argv:
     """One query, tuples only, fields separated by a tab."""
-    return (*_psql(user, db, rows=True), "--command", sql)
+    return (*_psql(user, db), "--command", sql)
 
 
 def psql_version() -> Argv:

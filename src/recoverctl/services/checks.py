@@ -20,7 +20,14 @@ from recoverctl.core.manifest import Manifest, compare_counts
 from recoverctl.core.naming import EXTENSIONS, Format
 from recoverctl.errors import Interrupted, RecoverctlError
 from recoverctl.services import catalog
-from recoverctl.services.load import VERIFY_PREFIX, Loaded, OnBytes, restore_stream, throwaway_name
+from recoverctl.services.load import (
+    VERIFY_PREFIX,
+    Loaded,
+    OnBytes,
+    all_counts,
+    restore_stream,
+    throwaway_name,
+)
 
 
 @dataclass(frozen=True)
@@ -220,7 +227,9 @@ def deep_check(
     checks: list[Check] = []
     try:
         database = scratch.ready()
-        loaded = restore_stream(db, path, found.info.format, database, on_bytes, counted=True)
+        loaded = restore_stream(
+            db, path, found.info.format, database, on_bytes, one_transaction=True
+        )
         integrity = load_integrity(found, loaded)
         if integrity is not None:
             checks.append(integrity)
@@ -235,7 +244,7 @@ def deep_check(
                 f"restored into a throwaway database in {time.monotonic() - started:.1f} s",
             )
         )
-        checks.append(_counts_check(_all_counts(db, database, loaded), found.manifest))
+        checks.append(_counts_check(all_counts(db, database, loaded), found.manifest))
         failpoints.reach("verify.restored")
         return checks, loaded.sha256
     except KeyboardInterrupt:
@@ -245,17 +254,6 @@ def deep_check(
         ) from None
     finally:
         scratch.drop()
-
-
-def _all_counts(db: Db, database: str, loaded: Loaded) -> dict[str, int]:
-    """Every table's rows: the load's own counts, and a count of the tables it did not
-    COPY into (a partitioned table's parent, a table whose data was not in the dump),
-    listed from the database itself."""
-    counts = dict(loaded.counts or {})
-    rest = [t for t in db.tables(database) if t not in counts]
-    if rest:
-        counts.update(db.count_rows(database, tables=rest))
-    return counts
 
 
 def _counts_check(counts: dict[str, int], manifest: Manifest | None) -> Check:

@@ -7,7 +7,7 @@ import hashlib
 import re
 import secrets
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,12 +29,12 @@ def _no_progress(_: int) -> None:
 
 @dataclass(frozen=True)
 class Loaded:
-    """A restore of the file into a database: its failure, if any, and the file's sha256."""
+    """A restore of the file into a database: its failure, if any, the file's sha256, and
+    the rows of each table the load copied into, as the server's COPY tags said."""
 
     failed: Check | None
     sha256: str
-    # A counted load's rows per table, as the server's COPY tags said (None: not counted).
-    counts: dict[str, int] | None = None
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 def restore_stream(
@@ -44,15 +44,15 @@ def restore_stream(
     database: str,
     on_bytes: OnBytes = _no_progress,
     *,
-    counted: bool = False,
+    one_transaction: bool = False,
 ) -> Loaded:
-    """Restores the file into an existing empty database, hashing the bytes it sends.
+    """Restores the file into an existing empty database, hashing the bytes it sends and
+    counting the rows the load copies (pg.parse_copy_counts).
 
-    counted: through psql, in one transaction, the rows of each table counted by the load
-    itself (pg.parse_copy_counts): for a throwaway, counted once and dropped. One
-    transaction is about 0.2 s faster at 6 M rows (no commit per item) but leaves every row
-    without its hint bits, which the first scan sets: a restore keeps pg_restore's item per
-    transaction, so its index builds set them during the load, not autovacuum while the
+    one_transaction, for a throwaway that is counted once and dropped: about 0.2 s faster
+    at 6 M rows (no commit per item) but it leaves every row without its hint bits, which
+    the first scan sets. A restore keeps a transaction per item, as pg_restore into a
+    database does, so its index builds set them during the load, not autovacuum while the
     restored app starts (bench/: its downtime grew 0.15 s otherwise)."""
     psql_ok = fmt == "custom" or pg.psql_knows_restrict(db.version_of(pg.psql_version()))
     digest = hashlib.sha256()
@@ -66,17 +66,9 @@ def restore_stream(
 
     chunks = hashed()
     if fmt == "custom":
-        argv = (
-            pg.pg_restore_counted(db.user, database)
-            if counted
-            else pg.pg_restore_into(db.user, database)
-        )
+        argv = pg.pg_restore_counted(db.user, database, one_transaction=one_transaction)
     else:
-        argv = (
-            pg.psql_counted_script(db.user, database)
-            if counted
-            else pg.psql_script(db.user, database)
-        )
+        argv = pg.psql_counted_script(db.user, database, one_transaction=one_transaction)
         if not psql_ok:
             chunks = strip_restrict(chunks)
     result = db.run(argv, stdin=chunks)
@@ -85,22 +77,33 @@ def restore_stream(
     whole = result.stdin_error is None and sent[0] == path.stat().st_size
     sha256 = digest.hexdigest() if whole else fsio.sha256_file(path)[0]
     tool = "pg_restore" if fmt == "custom" else "psql"
-    output = result.stdout.decode("utf-8", "replace") if counted else ""
+    output = result.stdout.decode("utf-8", "replace")
     # An archive piped into psql: pg_restore's own error says why, before what psql made of
     # the SQL it stopped sending (a COPY "missing data", a COMMIT of a part).
-    piped = counted and fmt == "custom"
+    piped = fmt == "custom"
     archive_error = _archive_error(result.stderr_tail) if piped else None
     if result.ok and piped and pg.ARCHIVE_WHOLE not in output:
         cause = archive_error or cause_of(result.stderr_tail) or "it stopped before the end"
         return Loaded(Check("restore", FAIL, f"{tool}: {cause}", _HINT), sha256)
     if result.ok:
-        return Loaded(None, sha256, pg.parse_copy_counts(output) if counted else None)
+        return Loaded(None, sha256, pg.parse_copy_counts(output))
     cause = (
         archive_error
         or cause_of(result.stderr_tail)
         or ("the container stopped" if result.exit_code is None else f"exit {result.exit_code}")
     )
     return Loaded(Check("restore", FAIL, f"{tool}: {cause}", _HINT), sha256)
+
+
+def all_counts(db: Db, database: str, loaded: Loaded) -> dict[str, int]:
+    """Every table's rows: the load's own counts, and a count of the tables it did not
+    COPY into (a partitioned table's parent, a table whose data was not in the dump),
+    listed from the database itself."""
+    counts = dict(loaded.counts)
+    rest = [t for t in db.tables(database) if t not in counts]
+    if rest:
+        counts.update(db.count_rows(database, tables=rest))
+    return counts
 
 
 def _archive_error(stderr: str) -> str | None:

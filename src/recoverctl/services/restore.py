@@ -29,7 +29,13 @@ from recoverctl.services import catalog, code
 from recoverctl.services.background import Background
 from recoverctl.services.checks import Inspected, load_integrity, quick_checks
 from recoverctl.services.dump import BackupResult, take_backup
-from recoverctl.services.load import leftovers, related_databases, restore_stream
+from recoverctl.services.load import (
+    Loaded,
+    all_counts,
+    leftovers,
+    related_databases,
+    restore_stream,
+)
 from recoverctl.services.session import StackRef, StackSession
 from recoverctl.services.stack import wait_ready
 
@@ -211,7 +217,7 @@ class _Run:
 
     # --- the steps -------------------------------------------------------------------------
 
-    def load(self) -> None:
+    def load(self) -> Loaded:
         plan = self.plan
         self.step(f"creating {plan.scratch}")
         self.sql(pg.create_database_sql(plan.scratch))
@@ -231,11 +237,13 @@ class _Run:
                 "The backup does not restore; try another one (`recoverctl list`).",
                 code=ErrorCode.BACKUP_CORRUPT,
             )
+        return loaded
 
-    def prove(self) -> None:
-        """Row counts against the manifest, then planner statistics (they move with the
-        rename), on the loaded copy, while the app still serves: both take longer as the
-        database grows, and the app's downtime must not.
+    def prove(self, loaded: Loaded) -> None:
+        """Row counts against the manifest (the load's own, and a count of any table it did
+        not copy into), then planner statistics (they move with the rename), on the loaded
+        copy, while the app still serves: statistics take longer as the database grows, and
+        the app's downtime must not.
 
         Meanwhile a CHECKPOINT writes the loaded copy to disk. Left to the kernel, those
         writes would be waited for by the app's stop (the engine syncs the disk when it
@@ -245,7 +253,7 @@ class _Run:
         self.step(f"checking {plan.scratch}: row counts, ANALYZE")
         flush = Background(self.checkpoint, "restore-checkpoint") if plan.app_services else None
         try:
-            self.load_counts = self.compare(plan.scratch)
+            self.load_counts = self.compare(all_counts(self.db, plan.scratch, loaded))
             self.sql("ANALYZE", database=plan.scratch)
         finally:
             if flush is not None:
@@ -257,8 +265,7 @@ class _Run:
         with suppress(RecoverctlError):
             self.db.query("CHECKPOINT", database="postgres")
 
-    def compare(self, database: str) -> tuple[int, int]:
-        counts = self.db.count_rows(database)
+    def compare(self, counts: dict[str, int]) -> tuple[int, int]:
         manifest = self.prep.inspected.manifest
         if manifest is not None:
             problems, _ = compare_counts(manifest.tables, counts)
@@ -373,7 +380,9 @@ class _Run:
         plan = self.plan
         with signals.deferred(reraise=False):
             try:
-                existing = set(self.sql(pg.databases_like_sql(name_base(plan.database))).splitlines())
+                existing = set(
+                    self.sql(pg.databases_like_sql(name_base(plan.database))).splitlines()
+                )
                 if plan.keep_as in existing:
                     # The swap happened: put the previous database back under its name.
                     _, _, failed = names_for(plan.database, datetime.now(UTC))
@@ -425,10 +434,10 @@ def restore(
     safety: BackupResult | None = None
     with fsio.project_lock(plan.project, "restore"), prep.db.session():
         try:
-            run.load()
+            loaded = run.load()
             # The safety copy comes as late as it can, so that it holds what the app wrote
             # while the backup loaded; the app keeps serving until it is taken.
-            run.prove()
+            run.prove(loaded)
             if plan.safety_backup and plan.current.exists:
                 run.step(f"safety backup of {plan.database}")
                 safety = take_backup(prep.db, prep.ref, settings.backup_dir, "custom")
