@@ -11,8 +11,9 @@ machine spreads over every measurement alike:
            wait until healthy), and `recoverctl restore FILE --yes --no-safety-backup`,
            each format, plus `recoverctl restore FILE --yes` (custom) to price the safety
            backup; the app's downtime as each restore's --json reports it;
-  verify   `recoverctl verify FILE` and `--deep`, each format, beside a raw restore of the
-           same file in the same round (at least 5 rounds: judged on medians);
+  verify   `recoverctl verify FILE` and `--deep`, each format, `--deep` back to back with a
+           raw restore of the same file, in turns first (at least 5 rounds: judged on
+           medians);
   drill    `recoverctl drill --from FILE` (custom): the recovery time beside restore's,
            and each step beside restore's steps (the drill's own: start-up, checks);
   startup  `recoverctl --help` and `recoverctl ps`.
@@ -318,22 +319,27 @@ class Bench:
     def raw_restores(self, prefix: str, where: str = "") -> None:
         """pg_restore and psql of recoverctl's own backups, each into a fresh database
         (created and dropped outside the timing): PREFIX.custom and PREFIX.sql."""
+        for fmt in ("custom", "sql"):
+            self.raw_restore(prefix, fmt, where)
+
+    def raw_restore(self, prefix: str, fmt: str, where: str = "") -> None:
         st = self.stack
-        custom, sql = self.files["custom"], self.files["sql"]
+        path = shlex.quote(self.rel(self.files[fmt]))
         self.fresh_raw_db()
-        self.timed_shell(
-            f"{prefix}.custom",
-            f"raw: pg_restore of the same file into a fresh database{where}",
-            f"docker exec -i {st.db} pg_restore -U {DB_USER} -d {RAW_DB} --no-owner --no-acl "
-            f"--exit-on-error < {shlex.quote(self.rel(custom))}",
-        )
-        self.fresh_raw_db()
-        self.timed_shell(
-            f"{prefix}.sql",
-            f"raw: cat file | psql into a fresh database{where}",
-            f"cat {shlex.quote(self.rel(sql))} | docker exec -i {st.db} psql -X -q "
-            f"-v ON_ERROR_STOP=1 -U {DB_USER} -d {RAW_DB} > /dev/null",
-        )
+        if fmt == "custom":
+            self.timed_shell(
+                f"{prefix}.custom",
+                f"raw: pg_restore of the same file into a fresh database{where}",
+                f"docker exec -i {st.db} pg_restore -U {DB_USER} -d {RAW_DB} --no-owner "
+                f"--no-acl --exit-on-error < {path}",
+            )
+        else:
+            self.timed_shell(
+                f"{prefix}.sql",
+                f"raw: cat file | psql into a fresh database{where}",
+                f"cat {path} | docker exec -i {st.db} psql -X -q -v ON_ERROR_STOP=1 "
+                f"-U {DB_USER} -d {RAW_DB} > /dev/null",
+            )
         st.psql(f"DROP DATABASE IF EXISTS {RAW_DB} WITH (FORCE)")
 
     def restores(self, round_no: int) -> None:
@@ -423,17 +429,19 @@ class Bench:
         return per
 
     def verifies(self, round_no: int) -> None:
-        """verify quick and deep, each format, and in the same round the raw restore of the
-        same file that verify --deep is judged against (ratios of medians over >= 5 rounds)."""
-        self.raw_restores("verify.raw", " (verify round)")
-        for deep in (False, True):
-            for fmt in ("custom", "sql"):
-                kind = "deep" if deep else "quick"
-                args = ["verify", self.rel(self.files[fmt]), *(["--deep"] if deep else [])]
-                self.timed_rc(
-                    f"verify.{kind}.{fmt}", f"recoverctl verify{' --deep' if deep else ''} ({fmt})",
-                    *args,
-                )  # fmt: skip
+        """verify quick and deep, each format. Each --deep runs back to back with the raw
+        restore of the same file it is judged against (ratios of medians over >= 5 rounds),
+        the raw one first in odd rounds and second in even ones, so that neither always
+        follows the same work (the drop of the other's 1 GB database, say)."""
+        raw_first = round_no % 2 == 1
+        for fmt in ("custom", "sql"):
+            if raw_first:
+                self.raw_restore("verify.raw", fmt, " (verify round)")
+            self.verify(fmt, deep=True)
+            if not raw_first:
+                self.raw_restore("verify.raw", fmt, " (verify round)")
+        for fmt in ("custom", "sql"):
+            self.verify(fmt, deep=False)
         self.log(
             f"verify round {round_no}: "
             + ", ".join(
@@ -441,6 +449,13 @@ class Bench:
                 for k in self.series
                 if k.startswith("verify.")
             )
+        )
+
+    def verify(self, fmt: str, *, deep: bool) -> None:
+        kind = "deep" if deep else "quick"
+        args = ["verify", self.rel(self.files[fmt]), *(["--deep"] if deep else [])]
+        self.timed_rc(
+            f"verify.{kind}.{fmt}", f"recoverctl verify{' --deep' if deep else ''} ({fmt})", *args
         )
 
     def drills(self, round_no: int) -> None:
