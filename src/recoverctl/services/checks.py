@@ -25,6 +25,7 @@ from recoverctl.services.load import (
     Loaded,
     OnBytes,
     all_counts,
+    psql_knows_restrict,
     restore_stream,
     throwaway_name,
 )
@@ -226,9 +227,17 @@ def deep_check(
     scratch = scratch or Throwaway(db)
     checks: list[Check] = []
     try:
+        # Asked while the throwaway is still being made: one exec less before the load.
+        restricts = psql_knows_restrict(db) if found.info.format == "sql" else None
         database = scratch.ready()
         loaded = restore_stream(
-            db, path, found.info.format, database, on_bytes, one_transaction=True
+            db,
+            path,
+            found.info.format,
+            database,
+            on_bytes,
+            one_transaction=True,
+            psql_restricts=restricts,
         )
         integrity = load_integrity(found, loaded)
         if integrity is not None:

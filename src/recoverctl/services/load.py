@@ -45,6 +45,7 @@ def restore_stream(
     on_bytes: OnBytes = _no_progress,
     *,
     one_transaction: bool = False,
+    psql_restricts: bool | None = None,
 ) -> Loaded:
     """Restores the file into an existing empty database, hashing the bytes it sends and
     counting the rows the load copies (pg.parse_copy_counts).
@@ -53,8 +54,11 @@ def restore_stream(
     at 6 M rows (no commit per item) but it leaves every row without its hint bits, which
     the first scan sets. A restore keeps a transaction per item, as pg_restore into a
     database does, so its index builds set them during the load, not autovacuum while the
-    restored app starts (bench/: its downtime grew 0.15 s otherwise)."""
-    psql_ok = fmt == "custom" or pg.psql_knows_restrict(db.version_of(pg.psql_version()))
+    restored app starts (bench/: its downtime grew 0.15 s otherwise).
+
+    psql_restricts: psql_knows_restrict's answer, when the caller asked it already."""
+    if psql_restricts is None and fmt == "sql":
+        psql_restricts = psql_knows_restrict(db)
     digest = hashlib.sha256()
     sent = [0]
 
@@ -69,7 +73,7 @@ def restore_stream(
         argv = pg.pg_restore_counted(db.user, database, one_transaction=one_transaction)
     else:
         argv = pg.psql_counted_script(db.user, database, one_transaction=one_transaction)
-        if not psql_ok:
+        if not psql_restricts:
             chunks = strip_restrict(chunks)
     result = db.run(argv, stdin=chunks)
     # The command may stop reading early (an error, or trailing bytes it ignores): the
@@ -104,6 +108,11 @@ def all_counts(db: Db, database: str, loaded: Loaded) -> dict[str, int]:
     if rest:
         counts.update(db.count_rows(database, tables=rest))
     return counts
+
+
+def psql_knows_restrict(db: Db) -> bool:
+    """Whether the db container's psql takes the \\restrict lines of a newer pg_dump."""
+    return pg.psql_knows_restrict(db.version_of(pg.psql_version()))
 
 
 def _archive_error(stderr: str) -> str | None:
