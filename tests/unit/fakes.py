@@ -1056,6 +1056,26 @@ def make_stack(
     return stack
 
 
+def load_skips_copy_of(monkeypatch: pytest.MonkeyPatch, db: FakeDb, table: str) -> None:
+    """The load's echo as if it had not copied into TABLE (a partitioned table's parent, a
+    table whose data is not in the dump): its COPY statement and tag are left out."""
+    real = db._echoed
+
+    def echoed(kind: str, database: str) -> bytes:
+        lines: list[str] = []
+        skip_tag = False
+        for line in real(kind, database).decode().splitlines():
+            if line.startswith(f"COPY {table} "):
+                skip_tag = True
+            elif skip_tag:
+                skip_tag = False
+            else:
+                lines.append(line)
+        return ("\n".join(lines) + "\n").encode()
+
+    monkeypatch.setattr(db, "_echoed", echoed)
+
+
 def write_backup(
     folder: Path,
     contents: Tables,

@@ -77,6 +77,7 @@ from tests.unit.fakes import (
     custom_dump,
     engine_lost,
     in_use,
+    load_skips_copy_of,
     make_stack,
     parse_dump,
     write_backup,
@@ -445,14 +446,7 @@ def test_archive_not_read_whole(st: FakeStack, path: Path, monkeypatch: pytest.M
 def test_counts_a_table_the_load_did_not_copy(
     st: FakeStack, path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = st.db._echoed
-
-    def without_secrets(kind: str, database: str) -> bytes:
-        lines = real(kind, database).decode().splitlines()
-        keep = [ln for ln in lines if "vault_secret" not in ln and ln != "COPY 7"]
-        return ("\n".join(keep) + "\n").encode()
-
-    monkeypatch.setattr(st.db, "_echoed", without_secrets)
+    load_skips_copy_of(monkeypatch, st.db, "public.vault_secret")
     result = _run(st, path, safety=False)
     assert (result.tables, result.rows) == (4, 19)
     assert [ln for ln in st.db.log if ln.startswith("count_rows vault__restore")] != []

@@ -70,6 +70,7 @@ from tests.unit.fakes import (
     FakeStack,
     app_tables,
     custom_dump,
+    load_skips_copy_of,
     make_stack,
     plain_dump,
     write_backup,
@@ -577,14 +578,7 @@ def test_deep_counts_come_from_the_load(st: FakeStack) -> None:
 def test_deep_counts_a_table_the_load_did_not_copy(
     st: FakeStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = st.db._echoed
-
-    def without_secrets(kind: str, database: str) -> bytes:
-        lines = real(kind, database).decode().splitlines()
-        keep = [ln for ln in lines if "vault_secret" not in ln and ln != "COPY 3"]
-        return ("\n".join(keep) + "\n").encode()
-
-    monkeypatch.setattr(st.db, "_echoed", without_secrets)
+    load_skips_copy_of(monkeypatch, st.db, "public.vault_secret")
     path = write_backup(st.backups, app_tables())
     report = verify(st.session(), str(path), deep=True)
     assert checks(report)["rows"].evidence == "4 tables, 9 rows, as in the manifest"
