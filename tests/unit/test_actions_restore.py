@@ -256,6 +256,8 @@ def test_restore_replaces_the_database(st: FakeStack, path: Path) -> None:
     # The copy's rows are counted by its load (COPY tags), not by a scan before the swap.
     counted = {line.split()[1] for line in st.db.log if line.startswith("count_rows")}
     assert counted == {"vault"}  # the safety backup's, and the settled database's
+    # A transaction per statement, as pg_restore does: the rows get their hint bits then.
+    assert [one for _, one in st.db.loads] == [False]
 
 
 def test_restore_without_safety_backup(st: FakeStack, path: Path) -> None:
@@ -447,9 +449,45 @@ def test_counts_a_table_the_load_did_not_copy(
     st: FakeStack, path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     load_skips_copy_of(monkeypatch, st.db, "public.vault_secret")
+    counted = _counted_tables(st, monkeypatch)
     result = _run(st, path, safety=False)
     assert (result.tables, result.rows) == (4, 19)
-    assert [ln for ln in st.db.log if ln.startswith("count_rows vault__restore")] != []
+    assert counted == [["public.vault_secret"]]
+
+
+def test_counts_an_inheritance_parent_as_the_manifest_does(
+    st: FakeStack, path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """count(*) of a table with inheritance children adds theirs (the manifest's count);
+    its COPY holds only its own rows: that table is counted by a query, the rest by the load."""
+    st.db.parents = {"public.auth_user"}
+    real = st.db._echoed
+
+    def own_rows_only(kind: str, database: str) -> bytes:
+        lines = real(kind, database).decode().splitlines()
+        at = next(i for i, ln in enumerate(lines) if ln.startswith("COPY public.auth_user "))
+        lines[at + 1] = "COPY 0"
+        return ("\n".join(lines) + "\n").encode()
+
+    monkeypatch.setattr(st.db, "_echoed", own_rows_only)
+    counted = _counted_tables(st, monkeypatch)
+    result = _run(st, path, safety=False)
+    assert (result.tables, result.rows) == (4, 19)
+    assert counted == [["public.auth_user"]]
+
+
+def _counted_tables(st: FakeStack, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The tables each count of the scratch copy asked for (the settled database's not)."""
+    asked: list[list[str]] = []
+    real = st.db.count_rows
+
+    def count_rows(database: str | None = None, tables: list[str] | None = None) -> Any:
+        if database and database.startswith("vault__restore"):
+            asked.append(list(tables or ["(every table)"]))
+        return real(database, tables)
+
+    monkeypatch.setattr(st.db, "count_rows", count_rows)
+    return asked
 
 
 def test_file_changed_since_prepare(st: FakeStack, path: Path) -> None:

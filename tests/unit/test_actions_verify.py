@@ -363,6 +363,7 @@ def test_deep_custom(st: FakeStack) -> None:
     assert st.db.names() == before  # the throwaway is gone
     assert st.db.sessions_opened == 1
     assert sum(line.startswith("server_version") for line in st.db.log) == 1  # quick checks once
+    assert [one for _, one in st.db.loads] == [True]  # a throwaway: one transaction
     (result,) = record(path)["results"]
     assert (result["kind"], result["ok"]) == ("deep", True)
 
@@ -370,6 +371,7 @@ def test_deep_custom(st: FakeStack) -> None:
 def test_deep_plain(st: FakeStack) -> None:
     path = write_backup(st.backups, app_tables(), "sql")
     assert verify(st.session(), str(path), deep=True).ok
+    assert [one for _, one in st.db.loads] == [True]
 
 
 def test_deep_plain_old_psql(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

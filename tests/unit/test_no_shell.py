@@ -1,7 +1,8 @@
 """Nothing recoverctl executes goes through a shell: argv lists only, never shell=True.
 
 One exception, inside the db container: pg.pg_restore_counted pipes pg_restore into psql
-(its COPY tags are the deep verification's row counts, without a second scan), a line built
+(its COPY tags are the row counts of a restore and of a deep verification, without a scan
+of every table afterwards), a line built
 from fixed words and shlex-quoted names, checked word for word in test_pg.py. A pipe relayed
 through recoverctl instead would carry every row through this process."""
 

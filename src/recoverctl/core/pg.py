@@ -82,8 +82,9 @@ ARCHIVE_WHOLE = "recoverctl: archive read whole"
 
 def psql_counted_script(user: str, db: str, *, one_transaction: bool) -> Argv:
     """Runs SQL from stdin, stopping at the first error, printing each statement and its
-    command tag (parse_copy_counts). one_transaction: all of it, or nothing (a throwaway);
-    else a transaction per statement, as pg_restore into a database does."""
+    command tag (parse_copy_counts). one_transaction: all of it, or nothing (a throwaway;
+    but a plain dump's own BEGIN and COMMIT around a large object end it early); else a
+    transaction per statement, as pg_restore into a database does."""
     return (
         *_client("psql", user, db),
         "--no-psqlrc",
@@ -96,10 +97,13 @@ def psql_counted_script(user: str, db: str, *, one_transaction: bool) -> Argv:
 
 def pg_restore_counted(user: str, db: str, *, one_transaction: bool) -> Argv:
     """An archive from stdin, as SQL, into psql_counted_script; ARCHIVE_WHOLE after it.
-    --no-owner/--no-acl: a backup restores on a new machine whose roles differ."""
-    restore = "pg_restore --no-owner --no-acl --file=-"
+    --no-owner/--no-acl: a backup restores on a new machine whose roles differ.
+    one_transaction is pg_restore's to write: it then leaves out the BEGIN and COMMIT it
+    puts around each large object, which would end psql's own transaction early."""
+    whole = " --single-transaction" if one_transaction else ""
+    restore = f"pg_restore --no-owner --no-acl{whole} --file=-"
     then = shlex.quote("\\echo " + ARCHIVE_WHOLE)
-    psql = shlex.join(psql_counted_script(user, db, one_transaction=one_transaction))
+    psql = shlex.join(psql_counted_script(user, db, one_transaction=False))
     return ("sh", "-c", f"{{ {restore} && printf '%s\\n' {then}; }} | {psql}")
 
 
@@ -138,6 +142,13 @@ ESTIMATE_SQL = "SELECT count(*), coalesce(sum(n_live_tup), 0) FROM pg_stat_user_
 LIST_TABLES_SQL = (
     "SELECT format('%I.%I', schemaname, tablename) FROM pg_catalog.pg_tables "
     "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1"
+)
+# Tables with inheritance children: count(*) of one adds its children's rows (as the
+# manifest counts it), while pg_dump's COPY of it holds only its own.
+INHERITANCE_PARENTS_SQL = (
+    "SELECT DISTINCT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_inherits i "
+    "JOIN pg_catalog.pg_class c ON c.oid = i.inhparent "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace ORDER BY 1"
 )
 MIGRATIONS_SQL = "SELECT DISTINCT ON (app) app, name FROM django_migrations ORDER BY app, id DESC"
 HAS_MIGRATIONS_SQL = "SELECT to_regclass('public.django_migrations') IS NOT NULL"

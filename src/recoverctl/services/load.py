@@ -75,22 +75,23 @@ def restore_stream(
         argv = pg.psql_counted_script(db.user, database, one_transaction=one_transaction)
         if not psql_restricts:
             chunks = strip_restrict(chunks)
-    result = db.run(argv, stdin=chunks)
+    echo = Echo()
+    result = db.run(argv, stdin=chunks, on_stdout=echo)
+    echo.finish()
     # The command may stop reading early (an error, or trailing bytes it ignores): the
     # sha256 then comes from a pass of its own, since it must cover the whole file.
     whole = result.stdin_error is None and sent[0] == path.stat().st_size
     sha256 = digest.hexdigest() if whole else fsio.sha256_file(path)[0]
     tool = "pg_restore" if fmt == "custom" else "psql"
-    output = result.stdout.decode("utf-8", "replace")
     # An archive piped into psql: pg_restore's own error says why, before what psql made of
     # the SQL it stopped sending (a COPY "missing data", a COMMIT of a part).
     piped = fmt == "custom"
     archive_error = _archive_error(result.stderr_tail) if piped else None
-    if result.ok and piped and pg.ARCHIVE_WHOLE not in output:
+    if result.ok and piped and not echo.ends_with(pg.ARCHIVE_WHOLE):
         cause = archive_error or cause_of(result.stderr_tail) or "it stopped before the end"
         return Loaded(Check("restore", FAIL, f"{tool}: {cause}", _HINT), sha256)
     if result.ok:
-        return Loaded(None, sha256, pg.parse_copy_counts(output))
+        return Loaded(None, sha256, pg.parse_copy_counts(echo.text()))
     cause = (
         archive_error
         or cause_of(result.stderr_tail)
@@ -99,11 +100,57 @@ def restore_stream(
     return Loaded(Check("restore", FAIL, f"{tool}: {cause}", _HINT), sha256)
 
 
+class Echo:
+    """What a counted load's echo is read for, kept as it streams in: the COPY statements
+    and tags (pg.parse_copy_counts) and the last line (the archive's end). The echo holds
+    every statement the load ran, a large object's bytes among them (its lowrite calls):
+    other lines are let go as they end, and one that grows long is let go before it ends."""
+
+    LONG = 4096
+
+    def __init__(self) -> None:
+        self.kept: list[bytes] = []
+        self.last = b""
+        self.pending = b""
+        self.cut = False  # the pending line was let go: its rest goes too
+
+    def __call__(self, chunk: bytes) -> None:
+        lines = (self.pending + chunk).split(b"\n")
+        self.pending = lines.pop()
+        for line in lines:
+            self._line(line)
+        if len(self.pending) > self.LONG and not self.pending.startswith(b"COPY "):
+            self.pending, self.cut, self.last = b"", True, b"(a long line)"
+
+    def finish(self) -> None:
+        if self.pending or self.cut:
+            self._line(self.pending)
+            self.pending = b""
+
+    def _line(self, line: bytes) -> None:
+        if self.cut:
+            self.cut = False
+            return
+        line = line.rstrip(b"\r")
+        if line.strip():
+            self.last = line
+        if line.startswith(b"COPY "):
+            self.kept.append(line)
+
+    def ends_with(self, line: str) -> bool:
+        return self.last == line.encode()
+
+    def text(self) -> str:
+        return b"\n".join(self.kept).decode("utf-8", "replace")
+
+
 def all_counts(db: Db, database: str, loaded: Loaded) -> dict[str, int]:
-    """Every table's rows: the load's own counts, and a count of the tables it did not
-    COPY into (a partitioned table's parent, a table whose data was not in the dump),
-    listed from the database itself."""
-    counts = dict(loaded.counts)
+    """Every table's rows as count(*) gives them (the manifest's way): the load's own
+    counts, and a count of the tables it did not COPY into (a partitioned table's parent,
+    a table whose data was not in the dump) and of those with inheritance children, whose
+    COPY holds only their own rows; listed from the database itself."""
+    parents = {row[0] for row in pg.parse_rows(db.query(pg.INHERITANCE_PARENTS_SQL, database))}
+    counts = {t: n for t, n in loaded.counts.items() if t not in parents}
     rest = [t for t in db.tables(database) if t not in counts]
     if rest:
         counts.update(db.count_rows(database, tables=rest))
