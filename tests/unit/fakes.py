@@ -79,6 +79,7 @@ SQL_KINDS = frozenset(
         "checkpoint",
         "begin",
         "export_snapshot",
+        "counts_beside_dump",
     }
 )
 RUN_KINDS = frozenset(
@@ -579,6 +580,7 @@ class FakeDb(Db):
             "CHECKPOINT": "checkpoint",
             "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY": "begin",
             "SELECT pg_export_snapshot()": "export_snapshot",
+            pg.COUNTS_BESIDE_DUMP_SQL: "counts_beside_dump",
             pg.count_rows_sql([]): "count_rows",
         }
         if sql in fixed:
@@ -642,6 +644,8 @@ class FakeDb(Db):
         if kind == "estimate":
             tables = self._tables(database, frozen)
             return f"{len(tables)}\t{sum(len(r) for r in tables.values())}\n"
+        if kind == "counts_beside_dump":
+            return ""
         if kind == "checkpoint":
             return ""
         if kind == "analyze":

@@ -121,6 +121,11 @@ def test_custom_backup(st: FakeStack) -> None:
     assert stat.S_IMODE(st.backups.stat().st_mode) == 0o700
     assert result.warnings == ()
     assert any(line.startswith("pg_dump vault") for line in st.db.log)
+    # The counts beside the dump run serial and uncompiled, set in the snapshot's transaction.
+    facts = [
+        ln.split()[0] for ln in st.db.log if ln.split()[0] in ("counts_beside_dump", "count_rows")
+    ]
+    assert facts == ["counts_beside_dump", "count_rows"]
     assert st.db.snapshots == {}  # the snapshot session ended
 
 
@@ -358,7 +363,6 @@ def test_plain_stream_not_gzip_leaves_nothing(st: FakeStack) -> None:
     with pytest.raises(BaseException):  # noqa: B017 - whatever it is, nothing may be left
         backup(st.session(), fmt="sql")
     _nothing_left(st)
-
 
 
 def test_plain_stream_not_gzip_is_backup_failed(st: FakeStack) -> None:

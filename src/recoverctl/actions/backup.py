@@ -5,16 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from recoverctl.adapters import fsio
 from recoverctl.core import naming
 from recoverctl.errors import ErrorCode, RecoverctlError
-from recoverctl.services import envcopy, offsite
 from recoverctl.services.dump import BackupResult, OnBytes, take_backup
-from recoverctl.services.envcopy import EnvPushResult
-from recoverctl.services.offsite import PushResult
 from recoverctl.services.session import StackSession
+
+if TYPE_CHECKING:
+    from recoverctl.services.envcopy import EnvPushResult
+    from recoverctl.services.offsite import PushResult
 
 
 def _no_progress(_: int) -> None:
@@ -69,6 +70,10 @@ def push(
     fails either raises offsite.OffsiteFailed (exit 3): the local backup stays as it is."""
     if not session.settings.targets:
         return BackupDone(made)
+    # Imported here: a backup without targets (timed against the playbook's pipeline)
+    # never needs them.
+    from recoverctl.services import offsite
+
     with fsio.project_lock(session.project, "push"):
         pushed = offsite.push_backup(session, made.path, step=step, on_bytes=on_bytes)
         return BackupDone(made, pushed, _push_env(session, made, pushed, step))
@@ -79,6 +84,8 @@ def _push_env(
 ) -> EnvPushResult | None:
     """The env files' push, inside the off-site step: whatever fails is OffsiteFailed (exit
     3, the backup and its copies kept), never an error that hides the backup."""
+    from recoverctl.services import envcopy, offsite
+
     try:
         return envcopy.push_if_changed(session, step=step)
     except RecoverctlError as exc:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from recoverctl.services import offsite
 from recoverctl.services import restore as swap
 from recoverctl.services.restore import OnBytes, Prepared, RestoreResult, Step
 from recoverctl.services.session import StackSession
@@ -30,6 +29,9 @@ def prepare(
     will. With target, the file is pulled from that off-site target first (services/
     offsite.py:fetch): spec names the copy there, or latest."""
     if target is not None:
+        # Imported here: a restore from a local file never needs the off-site services.
+        from recoverctl.services import offsite
+
         spec = str(offsite.fetch(session, target, spec, identity or session.settings.identity_file))
     return swap.prepare(
         session,

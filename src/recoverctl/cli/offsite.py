@@ -269,10 +269,17 @@ def verify_target(
 
 
 def prewarm(session: StackSession) -> Callable[[], None]:
-    """The S3 targets' clients made while backup dumps (see services/offsite.py)."""
+    """The S3 targets' clients made while backup dumps (see services/offsite.py). Without
+    targets, the off-site services are not even imported (~30 ms of every backup)."""
+    if not session.settings.targets:
+        return _nothing
     from recoverctl.services import offsite
 
     return offsite.prewarm(session)
+
+
+def _nothing() -> None:
+    return None
 
 
 def push_after_backup(
@@ -283,13 +290,14 @@ def push_after_backup(
     the push (another run holds the lock, a broken compose file) is that failure too: only
     Ctrl-C and SIGTERM end the command otherwise."""
     from recoverctl.actions import backup as action
-    from recoverctl.errors import ErrorCode, RecoverctlError
-    from recoverctl.services.offsite import OffsiteFailed
 
     if warmed is not None:
         warmed()
     if not session.settings.targets:
         return action.BackupDone(made), None
+    from recoverctl.errors import ErrorCode, RecoverctlError
+    from recoverctl.services.offsite import OffsiteFailed
+
     try:
         with render.transfer("uploading to the off-site targets") as on_bytes:
             return action.push(session, made, step=log.info, on_bytes=on_bytes), None

@@ -150,6 +150,9 @@ INHERITANCE_PARENTS_SQL = (
     "JOIN pg_catalog.pg_class c ON c.oid = i.inhparent "
     "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace ORDER BY 1"
 )
+# The row counts read beside pg_dump, in its snapshot: on one core, not compiled. Parallel
+# workers and JIT would take the CPUs the dump they accompany runs on.
+COUNTS_BESIDE_DUMP_SQL = "SET LOCAL max_parallel_workers_per_gather = 0; SET LOCAL jit = off"
 MIGRATIONS_SQL = "SELECT DISTINCT ON (app) app, name FROM django_migrations ORDER BY app, id DESC"
 HAS_MIGRATIONS_SQL = "SELECT to_regclass('public.django_migrations') IS NOT NULL"
 SERVER_VERSION_SQL = "SHOW server_version"

@@ -244,6 +244,7 @@ class _Facts:
 def _read_facts(s: SnapshotSession) -> _Facts:
     facts = _Facts(server_version=s.query(pg.SERVER_VERSION_SQL).strip())
     tables = [row[0] for row in pg.parse_rows(s.query(pg.LIST_TABLES_SQL))]
+    s.query(pg.COUNTS_BESIDE_DUMP_SQL)
     facts.counts = pg.parse_counts(s.query(pg.count_rows_sql(tables)))
     if s.query(pg.HAS_MIGRATIONS_SQL).strip() == "t":
         facts.migrations = {row[0]: row[1] for row in pg.parse_rows(s.query(pg.MIGRATIONS_SQL))}
