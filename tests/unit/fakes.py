@@ -704,18 +704,17 @@ class FakeDb(Db):
         stdin: Iterable[bytes] | None = None,
         on_stdout: Callable[[bytes], None] | None = None,
     ) -> ExecResult:
-        counted = argv[0] == "sh" or "--echo-queries" in argv
-        if counted:  # every load: which database, in one transaction or one per statement
-            script = argv[2] if argv[0] == "sh" else " ".join(argv)
-            target_db = _counted_target(script) if argv[0] == "sh" else _arg(argv, "--dbname")
-            self.loads.append((target_db or "", "--single-transaction" in script))
         piped = argv[0] == "sh"  # pg.pg_restore_counted: the archive through psql, in one line
+        counted = piped or "--echo-queries" in argv  # every load
+        one_transaction = "--single-transaction" in " ".join(argv)
         if piped:
             argv = ("pg_restore", "--dbname", _counted_target(argv[2]), "<counted>")
         kind = self._run_kind(argv)
         self._guard(argv[0])
         target = _arg(argv, "--dbname") or ""
         self.log.append(f"{kind} {target}".rstrip())
+        if counted:
+            self.loads.append((target, one_transaction))
         fault = self.faults.take(kind, target or None)
         if kind == "pg_dump":
             return self._pg_dump(argv, target, fault, on_stdout)

@@ -216,15 +216,14 @@ class Throwaway:
 
 
 def deep_check(
-    db: Db, path: Path, found: Inspected, on_bytes: OnBytes, scratch: Throwaway | None = None
+    db: Db, path: Path, found: Inspected, on_bytes: OnBytes, scratch: Throwaway
 ) -> tuple[list[Check], str]:
-    """The restore into a throwaway database (scratch, or one made now) and its row counts;
+    """The restore into the throwaway database scratch and its row counts;
     with the integrity check when quick_checks left the sha256 to this load, and the
     structure check when they left it to the load. Also returns the file's sha256. The
     throwaway is dropped, whatever happens."""
     assert found.info is not None
     started = time.monotonic()
-    scratch = scratch or Throwaway(db)
     checks: list[Check] = []
     try:
         # Asked while the throwaway is still being made: one exec less before the load.

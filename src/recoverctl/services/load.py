@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from recoverctl.adapters import fsio
-from recoverctl.adapters.pgexec import Db, cause_of
+from recoverctl.adapters.pgexec import Db, ExecResult, cause_of
 from recoverctl.core import dumpcheck, pg
 from recoverctl.core.checks import FAIL, Check
 from recoverctl.core.naming import Format
@@ -82,21 +82,18 @@ def restore_stream(
     # sha256 then comes from a pass of its own, since it must cover the whole file.
     whole = result.stdin_error is None and sent[0] == path.stat().st_size
     sha256 = digest.hexdigest() if whole else fsio.sha256_file(path)[0]
-    tool = "pg_restore" if fmt == "custom" else "psql"
-    # An archive piped into psql: pg_restore's own error says why, before what psql made of
-    # the SQL it stopped sending (a COPY "missing data", a COMMIT of a part).
     piped = fmt == "custom"
-    archive_error = _archive_error(result.stderr_tail) if piped else None
-    if result.ok and piped and not echo.ends_with(pg.ARCHIVE_WHOLE):
-        cause = archive_error or cause_of(result.stderr_tail) or "it stopped before the end"
-        return Loaded(Check("restore", FAIL, f"{tool}: {cause}", _HINT), sha256)
-    if result.ok:
+    if result.ok and (not piped or echo.ends_with(pg.ARCHIVE_WHOLE)):
         return Loaded(None, sha256, pg.parse_copy_counts(echo.text()))
+    # An archive piped into psql: pg_restore's own error says why, before what psql made of
+    # the SQL it stopped sending (a COPY "missing data", a COMMIT of a part). psql may have
+    # gone through with the part it got: then only the missing end line tells.
     cause = (
-        archive_error
+        (_archive_error(result.stderr_tail) if piped else None)
         or cause_of(result.stderr_tail)
-        or ("the container stopped" if result.exit_code is None else f"exit {result.exit_code}")
+        or _how_it_ended(result)
     )
+    tool = "pg_restore" if piped else "psql"
     return Loaded(Check("restore", FAIL, f"{tool}: {cause}", _HINT), sha256)
 
 
@@ -160,6 +157,13 @@ def all_counts(db: Db, database: str, loaded: Loaded) -> dict[str, int]:
 def psql_knows_restrict(db: Db) -> bool:
     """Whether the db container's psql takes the \\restrict lines of a newer pg_dump."""
     return pg.psql_knows_restrict(db.version_of(pg.psql_version()))
+
+
+def _how_it_ended(result: ExecResult) -> str:
+    """A failed load's cause when no tool said one."""
+    if result.ok:  # psql went through; only the archive's end line is missing
+        return "it stopped before the end"
+    return "the container stopped" if result.exit_code is None else f"exit {result.exit_code}"
 
 
 def _archive_error(stderr: str) -> str | None:
