@@ -281,6 +281,9 @@ class Session:
         self._raw: socket.socket | None = None
         self._frames: Iterator[tuple[int, bytes]] | None = None
         self._stderr = _Lines()
+        # A snapshot session is closed by the command while its facts thread may be closing
+        # it after a failed query (the db killed mid-backup): the socket is taken under it.
+        self._taking = threading.Lock()
 
     def __enter__(self) -> Self:
         self._open(self.database)
@@ -299,18 +302,20 @@ class Session:
         self.database = database
 
     def close(self, ending: bytes = b"\\q\n") -> None:
-        if self._raw is not None:
+        with self._taking:
+            raw, self._raw, self._frames = self._raw, None, None
+        if raw is not None:
             with contextlib.suppress(OSError):
-                self._raw.sendall(ending)
-            _close(self._raw)
-            self.db.engine.exec_release(self._raw)
-        self._raw = self._frames = None
+                raw.sendall(ending)
+            _close(raw)
+            self.db.engine.exec_release(raw)
 
     def query(self, sql: str, database: str | None = None) -> str:
         target = database or self.database
         if self._raw is None:
             self._open(target)
-        assert self._raw is not None and self._frames is not None
+        raw, frames = self._raw, self._frames
+        assert raw is not None and frames is not None
         switch = ""
         if target != self.database:
             switch = f"\\connect {pg.quote_literal(target)}\n"
@@ -320,9 +325,9 @@ class Session:
         try:
             # If psql already exited, the frames below end and say why.
             with contextlib.suppress(OSError):
-                self._raw.sendall(f"{switch}{sql};\n\\echo {marker}\n".encode())
+                raw.sendall(f"{switch}{sql};\n\\echo {marker}\n".encode())
             out = bytearray()
-            for stream, payload in self._frames:
+            for stream, payload in frames:
                 if stream == STDERR:
                     self._stderr.add(payload)
                     continue
