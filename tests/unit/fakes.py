@@ -69,6 +69,9 @@ SQL_KINDS = frozenset(
         "migrations",
         "estimate",
         "create",
+        "create_loader",
+        "release_loader",
+        "drop_loader",
         "drop",
         "terminate",
         "swap",
@@ -214,11 +217,19 @@ class _Cut(Exception):
     """The input ended in the middle: what was loaded so far stays loaded."""
 
 
-def _load_copy(lines: Iterator[str], into: Tables, *, restrict_ok: bool = True) -> None:
+def _load_copy(lines: Iterator[str], into: Tables) -> None:
+    """As psql runs a script: a first `\\restrict KEY` puts it in restricted mode, where
+    every meta-command but `\\unrestrict KEY` is refused (and a second \\restrict too)."""
+    key: str | None = None
     for line in lines:
-        if line.startswith("\\restrict ") or line.startswith("\\unrestrict "):
-            if not restrict_ok:
-                raise ValueError(f"invalid command {line.split()[0]}")
+        if line.startswith("\\"):
+            word, _, arg = line.partition(" ")
+            if key is None and word == "\\restrict":
+                key = arg.strip()
+            elif key is not None and word == "\\unrestrict" and arg.strip() == key:
+                key = None
+            elif key is not None:
+                raise ValueError("backslash commands are restricted; only \\unrestrict is allowed")
             continue
         m = re.match(r"^CREATE TABLE (\S+) ", line)
         if m:
@@ -471,6 +482,8 @@ class FakeDb(Db):
         # Every load: its database, and whether it ran in one transaction.
         self.loads: list[tuple[str, bool]] = []
         self.parents: set[str] = set()  # tables with inheritance children
+        self.loaders: dict[str, str] = {}  # a load's role -> the database it owns
+        self.released: list[str] = []  # loaders whose database went back to the user
         self._lock = threading.RLock()
 
     # --- for tests ---
@@ -588,6 +601,9 @@ class FakeDb(Db):
         prefixes = (
             ("SELECT '", "count_rows"),
             ("CREATE DATABASE ", "create"),
+            ("CREATE ROLE ", "create_loader"),
+            ("REASSIGN OWNED BY ", "release_loader"),
+            ("DROP ROLE IF EXISTS ", "drop_loader"),
             ("DROP DATABASE IF EXISTS ", "drop"),
             ("SELECT count(pg_terminate_backend(pid))", "terminate"),
             ("BEGIN; ALTER DATABASE ", "swap"),
@@ -604,6 +620,8 @@ class FakeDb(Db):
     def _target(kind: str, sql: str, database: str) -> str:
         if kind in ("create", "drop", "rename", "swap"):
             return _names(sql)[0]
+        if kind == "create_loader":
+            return _names(sql)[1]
         if kind == "terminate":
             return _literals(sql)[0]
         return database
@@ -647,6 +665,21 @@ class FakeDb(Db):
         if kind == "counts_beside_dump":
             return ""
         if kind == "checkpoint":
+            return ""
+        if kind == "create_loader":
+            role, database = _names(sql)[0], _names(sql)[1]
+            if database not in dbs:
+                raise _SqlError(f'database "{database}" does not exist')
+            self.loaders[role] = database
+            return ""
+        if kind == "release_loader":
+            role = _names(sql)[0]
+            if self.loaders.get(role) != database:
+                raise _SqlError(f'role "{role}" owns nothing in "{database}"')
+            self.released.append(role)
+            return ""
+        if kind == "drop_loader":
+            self.loaders.pop(_names(sql)[0], None)
             return ""
         if kind == "analyze":
             self._tables(database, frozen)
@@ -833,10 +866,11 @@ class FakeDb(Db):
             into = self._into(database)
             if into is None:
                 return 2, b"", f'psql: error: FATAL:  database "{database}" does not exist'
-            restrict_ok = pg.psql_knows_restrict(pg.parse_version(self.psql))
+            if not data.startswith(b"\\restrict "):
+                raise AssertionError("a load must start in psql's restricted mode")
             try:
                 with self._lock:
-                    _load_copy(iter(data.decode().splitlines()), into, restrict_ok=restrict_ok)
+                    _load_copy(iter(data.decode().splitlines()), into)
             except ValueError as exc:
                 return 3, b"", f"psql:<stdin>:5: error: {exc}"
             except _Cut as exc:

@@ -19,7 +19,7 @@ restore
   load: pg_restore fails (BACKUP_CORRUPT)                  -> test_load_fails
   load: psql went through, pg_restore stopped short         -> test_archive_not_read_whole
   load: the file changed since prepare (integrity)         -> test_file_changed_since_prepare
-  load: plain dump, old psql (\\restrict stripped)          -> test_restore_plain_dump_old_psql
+  load: a psql without restricted mode: refused            -> test_restore_refused_by_a_psql_without_restricted_mode
   Ctrl-C during the load                                   -> test_ctrl_c_during_the_load
   prove: rows differ from the manifest / ANALYZE fails     -> test_rows_do_not_match_the_manifest, test_analyze_fails
   prove: the load's COPY tags, a query for the rest        -> test_restore_replaces_the_database,
@@ -253,9 +253,11 @@ def test_restore_replaces_the_database(st: FakeStack, path: Path) -> None:
     assert result.app_downtime is not None
     assert _notes(path)[-1]["ok"] is True and _notes(path)[-1]["sha256"]
     assert st.db.sessions_opened == 2  # one for prepare, one for the restore
-    # The copy's rows are counted by its load (COPY tags), not by a scan before the swap.
+    # The copy is counted on itself before the swap, and must hold what its load reported.
     counted = {line.split()[1] for line in st.db.log if line.startswith("count_rows")}
-    assert counted == {"vault"}  # the safety backup's, and the settled database's
+    assert counted == {"vault", result.plan.scratch}
+    # The load ran as a role of its own, whose database went back to the stack's user.
+    assert len(st.db.released) == 1 and not st.db.loaders
     # A transaction per statement, as pg_restore does: the rows get their hint bits then.
     assert [one for _, one in st.db.loads] == [False]
 
@@ -280,11 +282,18 @@ def test_restore_into_a_missing_database(tmp_path: Path, monkeypatch: pytest.Mon
     assert any(line.startswith("rename ") for line in st.db.log)
 
 
-def test_restore_plain_dump_old_psql(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_restore_refused_by_a_psql_without_restricted_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """psql 15.8 predates \\restrict: no file is loaded without it, and nothing changes."""
     st = make_stack(tmp_path, monkeypatch, app_tables(), psql="15.8")
+    original = st.db.databases["vault"]
     path = write_backup(st.backups, BACKUP, "sql")
-    _run(st, path)
-    assert st.db.databases["vault"] == BACKUP
+    err = _fails(st, path)
+    assert err.code is ErrorCode.UPDATE_REFUSED
+    assert "no restricted mode" in err.message and "POSTGRES_IMAGE" in (err.hint or "")
+    assert not st.db.loads
+    _unchanged(st, original)
 
 
 def test_no_app_service(st: FakeStack, path: Path) -> None:
@@ -452,7 +461,7 @@ def test_counts_a_table_the_load_did_not_copy(
     counted = _counted_tables(st, monkeypatch)
     result = _run(st, path, safety=False)
     assert (result.tables, result.rows) == (4, 19)
-    assert counted == [["public.vault_secret"]]
+    assert counted == [ALL_TABLES]  # every table, on the copy itself, before the swap
 
 
 def test_counts_an_inheritance_parent_as_the_manifest_does(
@@ -472,8 +481,15 @@ def test_counts_an_inheritance_parent_as_the_manifest_does(
     monkeypatch.setattr(st.db, "_echoed", own_rows_only)
     counted = _counted_tables(st, monkeypatch)
     result = _run(st, path, safety=False)
-    assert (result.tables, result.rows) == (4, 19)
-    assert counted == [["public.auth_user"]]
+    # Each row once, where it is stored: the parent's own (its COPY, 0 here) and its
+    # children's in theirs (none in this fake), so 5 fewer than the manifest's sum.
+    assert (result.tables, result.rows) == (4, 14)
+    assert counted == [ALL_TABLES]
+
+
+ALL_TABLES = [
+    "public.auth_user", "public.django_migrations", "public.vault_secret", "public.vault_userkey"
+]  # fmt: skip
 
 
 def _counted_tables(st: FakeStack, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:

@@ -41,7 +41,7 @@ deep_check
   Ctrl-C during the load / at verify.restored               -> test_ctrl_c_during_deep_load, test_ctrl_c_at_verify_restored
   the throwaway will not drop (left over, report stands)    -> test_throwaway_that_will_not_drop
   sessions still in the throwaway: ended, waited out, dropped -> test_throwaway_sessions_waited_out
-  plain dump, psql without \\restrict: stripped / with it   -> test_deep_plain_old_psql, test_deep_plain
+  plain dump; psql without \\restrict: refused   -> test_deep_plain, test_deep_refused_by_a_psql_without_restricted_mode
 verify: one db session; quick checks once with --deep       -> test_deep_custom
 _remember: record written (quick/deep, ok, sha, detail)     -> test_quick_custom, test_deep_load_fails
   read-only folder: verified, not noted                     -> test_read_only_folder
@@ -374,13 +374,17 @@ def test_deep_plain(st: FakeStack) -> None:
     assert [one for _, one in st.db.loads] == [True]
 
 
-def test_deep_plain_old_psql(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """psql 16.4 predates \\restrict: the lines are stripped on the way in."""
+def test_deep_refused_by_a_psql_without_restricted_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """psql 16.4 predates \\restrict: no file is loaded without it."""
     st = make_stack(tmp_path, monkeypatch, app_tables(), psql="16.4")
     path = write_backup(st.backups, app_tables(), "sql")
-    report = verify(st.session(), str(path), deep=True)
-    assert report.ok, report.checks
-    assert "psql_version" in st.db.log
+    with pytest.raises(RecoverctlError) as caught:
+        verify(st.session(), str(path), deep=True)
+    assert caught.value.code is ErrorCode.UPDATE_REFUSED
+    assert "psql_version" in st.db.log and not st.db.loads
+    assert st.db.names() == {"vault"}  # the throwaway is gone
 
 
 def test_deep_skipped_when_quick_fails(st: FakeStack) -> None:

@@ -100,17 +100,21 @@ def test_counted_loads_echo_their_tags_in_one_transaction_or_one_per_statement()
         "psql", "--username", "vault", "--no-password", "--dbname", "d", "--no-psqlrc",
         "--set", "ON_ERROR_STOP=1", "--echo-queries",
     )  # fmt: skip
-    sh, c, script = pg.pg_restore_counted("vault", "we'ird", one_transaction=True)
+    sh, c, script = pg.pg_restore_counted(
+        "vault", "we'ird", one_transaction=True, restrict_key="K3y"
+    )
     assert (sh, c) == ("sh", "-c")
     # One transaction is pg_restore's to write (no BEGIN/COMMIT per large object then).
     assert script == (
-        "{ pg_restore --no-owner --no-acl --single-transaction --file=- && "
+        "{ pg_restore --no-owner --no-acl --single-transaction --restrict-key=K3y --file=- && "
         "printf '%s\\n' '\\echo recoverctl: archive read whole'; } | "
         "psql --username vault --no-password --dbname 'we'\"'\"'ird' --no-psqlrc "
         "--set ON_ERROR_STOP=1 --echo-queries"
     )
-    _, _, per_statement = pg.pg_restore_counted("vault", "d", one_transaction=False)
-    assert per_statement.startswith("{ pg_restore --no-owner --no-acl --file=- && ")
+    _, _, per_statement = pg.pg_restore_counted(
+        "vault", "d", one_transaction=False, restrict_key="K3y"
+    )
+    assert per_statement.startswith("{ pg_restore --no-owner --no-acl --restrict-key=K3y --file=- && ")
     assert "--single-transaction" not in per_statement
 
 

@@ -95,16 +95,50 @@ def psql_counted_script(user: str, db: str, *, one_transaction: bool) -> Argv:
     )
 
 
-def pg_restore_counted(user: str, db: str, *, one_transaction: bool) -> Argv:
+def restrict_line(key: str) -> bytes:
+    """The first line of a load: psql's restricted mode, so that no meta-command of the
+    file runs (only `\\unrestrict KEY` ends it, and the file cannot know the key)."""
+    return f"\\restrict {key}\n".encode()
+
+
+def pg_restore_counted(user: str, db: str, *, one_transaction: bool, restrict_key: str) -> Argv:
     """An archive from stdin, as SQL, into psql_counted_script; ARCHIVE_WHOLE after it.
-    --no-owner/--no-acl: a backup restores on a new machine whose roles differ.
+    --no-owner/--no-acl: a backup restores on a new machine whose roles differ, and the
+    load's role could not give its objects away. pg_restore writes the script inside
+    `\\restrict KEY` … `\\unrestrict KEY` itself, so the archive's entries run restricted.
     one_transaction is pg_restore's to write: it then leaves out the BEGIN and COMMIT it
     puts around each large object, which would end psql's own transaction early."""
     whole = " --single-transaction" if one_transaction else ""
-    restore = f"pg_restore --no-owner --no-acl{whole} --file=-"
+    restore = f"pg_restore --no-owner --no-acl{whole} --restrict-key={restrict_key} --file=-"
     then = shlex.quote("\\echo " + ARCHIVE_WHOLE)
     psql = shlex.join(psql_counted_script(user, db, one_transaction=False))
     return ("sh", "-c", f"{{ {restore} && printf '%s\\n' {then}; }} | {psql}")
+
+
+# The role a load runs as: it owns the database loaded into and nothing else; it cannot
+# create databases or roles and is granted no role (pg_read_server_files,
+# pg_execute_server_program: none), so COPY … TO PROGRAM, lo_export, ALTER SYSTEM, DROP
+# DATABASE of another database fail on the server whatever the file says. It inherits:
+# the public schema belongs to pg_database_owner, whose rights it has as the owner.
+LOADER_PREFIX = "recoverctl_load_"
+
+
+def create_loader_sql(role: str, db: str) -> str:
+    return (
+        f"CREATE ROLE {quote_ident(role)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
+        "NOREPLICATION NOBYPASSRLS CONNECTION LIMIT 1; "
+        f"ALTER DATABASE {quote_ident(db)} OWNER TO {quote_ident(role)}"
+    )
+
+
+def release_loader_sql(role: str, owner: str) -> str:
+    """In the loaded database: its objects and the database itself to owner (as a load by
+    owner would have left them), then the privileges the role still holds dropped."""
+    return f"REASSIGN OWNED BY {quote_ident(role)} TO {quote_ident(owner)}; DROP OWNED BY {quote_ident(role)}"
+
+
+def drop_loader_sql(role: str) -> str:
+    return f"DROP ROLE IF EXISTS {quote_ident(role)}"
 
 
 _IDENT = r'(?:"(?:[^"]|"")*"|[^\s."(]+)'

@@ -18,10 +18,11 @@ from recoverctl.core import dumpcheck, pg
 from recoverctl.core.checks import FAIL, OK, WARN, Check, worst
 from recoverctl.core.manifest import Manifest, compare_counts
 from recoverctl.core.naming import EXTENSIONS, Format
-from recoverctl.errors import Interrupted, RecoverctlError
+from recoverctl.errors import ErrorCode, Interrupted, RecoverctlError
 from recoverctl.services import catalog
 from recoverctl.services.load import (
     VERIFY_PREFIX,
+    Counted,
     Loaded,
     OnBytes,
     all_counts,
@@ -227,7 +228,7 @@ def deep_check(
     checks: list[Check] = []
     try:
         # Asked while the throwaway is still being made: one exec less before the load.
-        restricts = psql_knows_restrict(db) if found.info.format == "sql" else None
+        restricts = psql_knows_restrict(db)
         database = scratch.ready()
         loaded = restore_stream(
             db,
@@ -252,7 +253,13 @@ def deep_check(
                 f"restored into a throwaway database in {time.monotonic() - started:.1f} s",
             )
         )
-        checks.append(_counts_check(all_counts(db, database, loaded), found.manifest))
+        try:
+            counted = all_counts(db, database, loaded)
+        except RecoverctlError as exc:
+            if exc.code is not ErrorCode.BACKUP_CORRUPT:
+                raise
+            return [*checks, Check("rows", FAIL, exc.message, exc.hint or "")], loaded.sha256
+        checks.append(_counts_check(counted, found.manifest))
         failpoints.reach("verify.restored")
         return checks, loaded.sha256
     except KeyboardInterrupt:
@@ -264,12 +271,13 @@ def deep_check(
         scratch.drop()
 
 
-def _counts_check(counts: dict[str, int], manifest: Manifest | None) -> Check:
+def _counts_check(counted: Counted, manifest: Manifest | None) -> Check:
+    counts = counted.counts
     if manifest is None:
         return Check(
             "rows",
             WARN,
-            f"{len(counts)} tables, {sum(counts.values())} rows; no manifest to compare",
+            f"{len(counts)} tables, {counted.stored} rows; no manifest to compare",
         )
     problems, compared = compare_counts(manifest.tables, counts)
     if problems:
@@ -279,7 +287,7 @@ def _counts_check(counts: dict[str, int], manifest: Manifest | None) -> Check:
             "; ".join(problems[:3]) + (" …" if len(problems) > 3 else ""),
             "The backup does not hold what the manifest recorded; use another backup.",
         )
-    return Check("rows", OK, f"{compared} tables, {sum(counts.values())} rows, as in the manifest")
+    return Check("rows", OK, f"{compared} tables, {counted.stored} rows, as in the manifest")
 
 
 # How long the drop of a throwaway waits for the sessions still in it to be gone.

@@ -3,24 +3,27 @@ the throwaway databases such loads use."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import re
+import itertools
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from recoverctl import signals
 from recoverctl.adapters import fsio
 from recoverctl.adapters.pgexec import Db, ExecResult, cause_of
-from recoverctl.core import dumpcheck, pg
+from recoverctl.core import pg
 from recoverctl.core.checks import FAIL, Check
 from recoverctl.core.naming import Format
 from recoverctl.core.restore_plan import FAILED_TAG, KEEP_TAG, SCRATCH_TAG, name_base
+from recoverctl.core.script import ScriptFilter
+from recoverctl.errors import ErrorCode, RecoverctlError
 
 OnBytes = Callable[[int], None]
 VERIFY_PREFIX = "recoverctl_verify"
-_RESTRICT = re.compile(rb"^\\(?:un)?restrict \S+[ \t]*\r?$")
 
 
 def _no_progress(_: int) -> None:
@@ -47,8 +50,14 @@ def restore_stream(
     one_transaction: bool = False,
     psql_restricts: bool | None = None,
 ) -> Loaded:
-    """Restores the file into an existing empty database, hashing the bytes it sends and
-    counting the rows the load copies (pg.parse_copy_counts).
+    """Restores the file into an existing empty database, confined to it, hashing the bytes
+    it sends and counting the rows the load copies (pg.parse_copy_counts).
+
+    Confined: the load runs in psql's restricted mode, as a role made for it that owns the
+    database and nothing else (pg.create_loader_sql); afterwards the database and its
+    objects go to the stack's user, as a load of its own would have left them, and the
+    role is dropped. A file recoverctl did not write can thus reach nothing but this
+    database, whatever it holds.
 
     one_transaction, for a throwaway that is counted once and dropped: about 0.2 s faster
     at 6 M rows (no commit per item) but it leaves every row without its hint bits, which
@@ -57,8 +66,16 @@ def restore_stream(
     restored app starts (bench/: its downtime grew 0.15 s otherwise).
 
     psql_restricts: psql_knows_restrict's answer, when the caller asked it already."""
-    if psql_restricts is None and fmt == "sql":
+    if psql_restricts is None:
         psql_restricts = psql_knows_restrict(db)
+    if not psql_restricts:
+        raise RecoverctlError(
+            "The db container's psql has no restricted mode (\\restrict, PostgreSQL 15.14, "
+            "16.10, 17.6 and later): recoverctl loads no dump without it.",
+            "Use a newer image of the same major version (POSTGRES_IMAGE), "
+            "then `recoverctl up`, and run this again.",
+            code=ErrorCode.UPDATE_REFUSED,
+        )
     digest = hashlib.sha256()
     sent = [0]
 
@@ -68,16 +85,28 @@ def restore_stream(
             sent[0] += len(chunk)
             yield chunk
 
-    chunks = hashed()
+    key = secrets.token_hex(16)
+    role = pg.LOADER_PREFIX + secrets.token_hex(6)
+    script = ScriptFilter()
+    chunks: Iterator[bytes]
     if fmt == "custom":
-        argv = pg.pg_restore_counted(db.user, database, one_transaction=one_transaction)
+        argv = pg.pg_restore_counted(
+            role, database, one_transaction=one_transaction, restrict_key=key
+        )
+        chunks = hashed()
     else:
-        argv = pg.psql_counted_script(db.user, database, one_transaction=one_transaction)
-        if not psql_restricts:
-            chunks = strip_restrict(chunks)
+        argv = pg.psql_counted_script(role, database, one_transaction=one_transaction)
+        chunks = itertools.chain((pg.restrict_line(key),), script(hashed()))
     echo = Echo()
-    result = db.run(argv, stdin=chunks, on_stdout=echo)
-    echo.finish()
+    db.query(pg.create_loader_sql(role, database), database="postgres")
+    try:
+        result = db.run(argv, stdin=chunks, on_stdout=echo)
+        echo.finish()
+    except BaseException:
+        with contextlib.suppress(RecoverctlError):  # the load's own error is the one to tell
+            _release(db, role, database)
+        raise
+    _release(db, role, database)
     # The command may stop reading early (an error, or trailing bytes it ignores): the
     # sha256 then comes from a pass of its own, since it must cover the whole file.
     whole = result.stdin_error is None and sent[0] == path.stat().st_size
@@ -87,14 +116,29 @@ def restore_stream(
         return Loaded(None, sha256, pg.parse_copy_counts(echo.text()))
     # An archive piped into psql: pg_restore's own error says why, before what psql made of
     # the SQL it stopped sending (a COPY "missing data", a COMMIT of a part). psql may have
-    # gone through with the part it got: then only the missing end line tells.
-    cause = (
+    # gone through with the part it got: then only the missing end line tells. For a plain
+    # dump, what the filter saw (pg_dump --clean, a meta-command) says why best.
+    tool = "pg_restore" if piped else "psql"
+    said = (
         (_archive_error(result.stderr_tail) if piped else None)
         or cause_of(result.stderr_tail)
         or _how_it_ended(result)
     )
-    tool = "pg_restore" if piped else "psql"
-    return Loaded(Check("restore", FAIL, f"{tool}: {cause}", _HINT), sha256)
+    cause = script.notes.cause()
+    if cause is not None:
+        return Loaded(
+            Check("restore", FAIL, f"{cause} ({tool}: {said})", script.notes.hint() or _HINT),
+            sha256,
+        )
+    return Loaded(Check("restore", FAIL, f"{tool}: {said}", _HINT), sha256)
+
+
+def _release(db: Db, role: str, database: str) -> None:
+    """The database and what the load made in it to the stack's user; the role dropped.
+    Runs whatever the load did, and under Ctrl-C as a whole."""
+    with signals.deferred():
+        db.query(pg.release_loader_sql(role, db.user), database=database)
+        db.query(pg.drop_loader_sql(role), database="postgres")
 
 
 class Echo:
@@ -141,17 +185,58 @@ class Echo:
         return b"\n".join(self.kept).decode("utf-8", "replace")
 
 
-def all_counts(db: Db, database: str, loaded: Loaded) -> dict[str, int]:
-    """Every table's rows as count(*) gives them (the manifest's way): the load's own
-    counts, and a count of the tables it did not COPY into (a partitioned table's parent,
-    a table whose data was not in the dump) and of those with inheritance children, whose
-    COPY holds only their own rows; listed from the database itself."""
+@dataclass(frozen=True)
+class Counted:
+    """A loaded database's rows: each table's as count(*) gives them (the manifest's way:
+    a parent's includes its partitions' and children's), and every row once, in the
+    table that stores it."""
+
+    counts: dict[str, int]
+    stored: int
+
+
+def all_counts(db: Db, database: str, loaded: Loaded, *, exact: bool = False) -> Counted:
+    """Every table's rows, from the database itself: each table the load reported must be
+    there (a load that left it would have reported another database's). Without exact,
+    the load's own counts stand, and only a table it did not COPY into (a partitioned
+    table's parent, a table whose data was not in the dump) or one with inheritance
+    children, whose COPY holds only its own rows, is counted. With exact (before a swap),
+    every table is counted and must hold what the load reported."""
     parents = {row[0] for row in pg.parse_rows(db.query(pg.INHERITANCE_PARENTS_SQL, database))}
-    counts = {t: n for t, n in loaded.counts.items() if t not in parents}
-    rest = [t for t in db.tables(database) if t not in counts]
-    if rest:
-        counts.update(db.count_rows(database, tables=rest))
-    return counts
+    present = db.tables(database)
+    absent = sorted(set(loaded.counts) - set(present))
+    if absent:
+        raise RecoverctlError(
+            f"The load reported rows for {_some(absent)}, which {database} does not hold: "
+            "the file's statements did not stay in the database they were loaded into.",
+            "Nothing was swapped in; use another backup (`recoverctl list`).",
+            code=ErrorCode.BACKUP_CORRUPT,
+        )
+    if exact:
+        counts = db.count_rows(database, tables=present)
+        differ = [
+            f"{t}: {counts[t]} rows, the load reported {n}"
+            for t, n in sorted(loaded.counts.items())
+            if t not in parents and counts.get(t) != n
+        ]
+        if differ:
+            raise RecoverctlError(
+                f"{database} does not hold what the load reported: {_some(differ)}.",
+                "Nothing was swapped in; use another backup (`recoverctl list`).",
+                code=ErrorCode.BACKUP_CORRUPT,
+            )
+    else:
+        counts = {t: n for t, n in loaded.counts.items() if t not in parents}
+        rest = [t for t in present if t not in counts]
+        if rest:
+            counts.update(db.count_rows(database, tables=rest))
+    stored = sum(n for t, n in counts.items() if t not in parents)
+    stored += sum(loaded.counts.get(p, 0) for p in parents)
+    return Counted(counts, stored)
+
+
+def _some(items: list[str]) -> str:
+    return ", ".join(items[:3]) + (f" and {len(items) - 3} more" if len(items) > 3 else "")
 
 
 def psql_knows_restrict(db: Db) -> bool:
@@ -171,58 +256,6 @@ def _archive_error(stderr: str) -> str | None:
 
 
 _HINT = "See the lines above; use another backup."
-
-
-def strip_restrict(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """Drops \\restrict and \\unrestrict for a psql older than them.
-
-    pg_dump writes \\restrict as the first line after the header comments and \\unrestrict
-    near the end: only the leading comment lines, the first line after them and the last
-    TAIL_BYTES are searched (a full scan would cost a pass over every row). Both are read
-    as whole lines, wherever the reads happen to cut them."""
-    pending = b""
-    in_head = True
-    for chunk in chunks:
-        pending += chunk
-        if in_head:
-            pending, in_head, head = _strip_head(pending, final=False)
-            if head:
-                yield head
-            if in_head:
-                continue
-        # Keep the last TAIL_BYTES and the line they start in; send the rest unsearched.
-        keep_from = pending.rfind(b"\n", 0, max(0, len(pending) - dumpcheck.TAIL_BYTES)) + 1
-        if keep_from:
-            yield pending[:keep_from]
-            pending = pending[keep_from:]
-    if in_head:
-        pending, _, head = _strip_head(pending, final=True)
-        if head:
-            yield head
-    lines = pending.split(b"\n")
-    tail = b"\n".join(line for line in lines if not _RESTRICT.match(line))
-    if tail:
-        yield tail
-
-
-def _strip_head(data: bytes, *, final: bool) -> tuple[bytes, bool, bytes]:
-    """Over the complete lines of data (and, when final, the unfinished last one): skips
-    header comments and blank lines, then drops the first other line if it is \\restrict.
-    Returns (the rest, still in the head, the bytes to send now)."""
-    pos = 0
-    while True:
-        end = data.find(b"\n", pos)
-        if end < 0:
-            if not final or pos >= len(data):
-                return data[pos:], True, data[:pos]
-            end = len(data)
-        line = data[pos:end]
-        if line.startswith(b"--") or not line.strip():
-            pos = end + 1
-            continue
-        if _RESTRICT.match(line):
-            return data[end + 1 :], False, data[:pos]
-        return data[pos:], False, data[:pos]
 
 
 def throwaway_name(prefix: str) -> str:

@@ -30,6 +30,7 @@ from recoverctl.services.background import Background
 from recoverctl.services.checks import Inspected, load_integrity, quick_checks
 from recoverctl.services.dump import BackupResult, take_backup
 from recoverctl.services.load import (
+    Counted,
     Loaded,
     all_counts,
     leftovers,
@@ -253,7 +254,7 @@ class _Run:
         self.step(f"checking {plan.scratch}: row counts, ANALYZE")
         flush = Background(self.checkpoint, "restore-checkpoint") if plan.app_services else None
         try:
-            self.load_counts = self.compare(all_counts(self.db, plan.scratch, loaded))
+            self.load_counts = self.compare(all_counts(self.db, plan.scratch, loaded, exact=True))
             self.sql("ANALYZE", database=plan.scratch)
         finally:
             if flush is not None:
@@ -265,7 +266,8 @@ class _Run:
         with suppress(RecoverctlError):
             self.db.query("CHECKPOINT", database="postgres")
 
-    def compare(self, counts: dict[str, int]) -> tuple[int, int]:
+    def compare(self, counted: Counted) -> tuple[int, int]:
+        counts = counted.counts
         manifest = self.prep.inspected.manifest
         if manifest is not None:
             problems, _ = compare_counts(manifest.tables, counts)
@@ -275,7 +277,7 @@ class _Run:
                     "The backup is inconsistent; try another one (`recoverctl list`).",
                     code=ErrorCode.BACKUP_CORRUPT,
                 )
-        return len(counts), sum(counts.values())
+        return len(counts), counted.stored
 
     def stop_apps(self) -> None:
         engine = self.db.engine
