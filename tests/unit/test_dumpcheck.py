@@ -40,6 +40,23 @@ def test_plain_dump_truncated_or_altered() -> None:
     )
 
 
+def test_create_dump_pairs_its_first_restrict_with_its_last_unrestrict() -> None:
+    # pg_dump --create writes \\unrestrict, \\connect, \\restrict near the top: one key.
+    head = SQL_HEAD + b"CREATE DATABASE v;\n\\unrestrict abc123\n\\connect v\n\\restrict abc123\n"
+    assert dumpcheck.inspect(head, SQL_TAIL).problems == ()
+    assert dumpcheck.inspect(head + SQL_TAIL, head + SQL_TAIL).problems == ()  # a small file
+
+
+def test_cluster_and_compressed_files_are_named() -> None:
+    with pytest.raises(dumpcheck.NotADump, match="pg_dumpall") as caught:
+        dumpcheck.inspect(b"--\n-- PostgreSQL database cluster dump\n--\n", b"")
+    assert "psql" in caught.value.hint
+    for magic, tool in ((b"\x1f\x8b\x08", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd")):
+        with pytest.raises(dumpcheck.NotADump, match=f"compressed with {tool}") as caught:
+            dumpcheck.inspect(magic + b"rest", b"")
+        assert "Decompress" in caught.value.hint
+
+
 @pytest.mark.parametrize("vmin", [14, 15])
 def test_custom_header(vmin: int) -> None:
     info = dumpcheck.inspect(custom_header(vmin), b"")

@@ -68,7 +68,12 @@ def test_plan_steps_and_warnings() -> None:
     assert not any("safety" in s for s in empty.steps)
     # The app stops only once the loaded copy is proven: its downtime stays the same
     # whatever the database's size.
-    assert empty.steps[1:3] == ("compare its row counts with the manifest; ANALYZE it", "stop backend")
+    assert empty.steps[1:3] == (
+        "count every table of vault__restore_x: each must hold the rows its load reported "
+        "and the manifest recorded; ANALYZE it",
+        "stop backend",
+    )
+    assert "confined to it" in empty.steps[0] and "sha256" in empty.steps[0]
     assert "rename vault__restore_x -> vault" in empty.steps
     risky = plan(backup_stack="prod", safety_backup=False, leftovers=("vault__restore_old",))
     assert risky.warnings == (
@@ -77,6 +82,11 @@ def test_plan_steps_and_warnings() -> None:
         "database vault__restore_old was left by an interrupted run; inspect or drop it",
     )
     assert plan(backup_stack=None).warnings[0].startswith("the backup has no manifest")
+    # Without a manifest the plan promises only what it can check: the load against itself.
+    foreign = plan(backup_stack=None).steps
+    assert "manifest" not in foreign[0]
+    assert foreign[1].endswith("(no manifest to compare with); ANALYZE it")
+    assert foreign[-1] == "drop vault__pre_restore_x"
 
 
 def test_names_fit_postgres_identifiers() -> None:

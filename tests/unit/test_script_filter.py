@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recoverctl.adapters import fsio
-from recoverctl.core.script import ScriptFilter, is_cluster_dump
+from recoverctl.core.script import ScriptFilter
 
 KEY = b"AbC123xyz"
 HEADER = b"--\n-- PostgreSQL database dump\n--\n\n"
@@ -115,11 +115,6 @@ def test_crlf_and_missing_final_newline() -> None:
     out, _ = _filtered(dump)
     assert b"OWNER TO vault" not in out and b"restrict " + KEY not in out
     assert b"\\restrict not-a-command" in out  # the COPY data
-
-
-def test_pg_dumpall_is_recognised() -> None:
-    assert is_cluster_dump(b"--\n-- PostgreSQL database cluster dump\n--\n")
-    assert not is_cluster_dump(HEADER)
 
 
 @settings(max_examples=300, deadline=None)

@@ -17,6 +17,7 @@ TAIL_BYTES = 64 * 1024
 CUSTOM_MAGIC = b"PGDMP"
 SQL_HEADER = b"-- PostgreSQL database dump"
 SQL_TRAILER = b"-- PostgreSQL database dump complete"
+CLUSTER_HEADER = b"-- PostgreSQL database cluster dump"
 _RESTRICT_RE = re.compile(rb"^\\restrict (\S+)\s*$", re.M)
 _UNRESTRICT_RE = re.compile(rb"^\\unrestrict (\S+)\s*$", re.M)
 _FROM_RE = re.compile(rb"^-- Dumped from database version (.+)$", re.M)
@@ -39,7 +40,12 @@ class DumpInfo:
 
 
 class NotADump(ValueError):
-    pass
+    def __init__(self, message: str, hint: str = "Use another backup."):
+        super().__init__(message)
+        self.hint = hint
+
+
+_COMPRESSED = {b"\x1f\x8b": ("gzip", "gunzip -k"), b"\x28\xb5\x2f\xfd": ("zstd", "unzstd -k")}
 
 
 def detect_format(head: bytes) -> Format | None:
@@ -57,6 +63,19 @@ def inspect(head: bytes, tail: bytes) -> DumpInfo:
         return _inspect_custom(head)
     if fmt == "sql":
         return _inspect_sql(head, tail)
+    if CLUSTER_HEADER in head[:512]:
+        raise NotADump(
+            "a pg_dumpall file (a whole cluster: its roles and every database), "
+            "not one database's pg_dump",
+            "Restore one database's dump (recoverctl backup, or pg_dump of it); a cluster "
+            "file loads by hand with psql into a new, empty cluster.",
+        )
+    for magic, (tool, command) in _COMPRESSED.items():
+        if head.startswith(magic):
+            raise NotADump(
+                f"compressed with {tool}; recoverctl reads a dump as pg_dump wrote it",
+                f"Decompress it first ({command} FILE) and give the file that gives.",
+            )
     raise NotADump("not a PostgreSQL dump (neither a custom archive nor a plain SQL dump)")
 
 
@@ -64,8 +83,10 @@ def _inspect_sql(head: bytes, tail: bytes) -> DumpInfo:
     problems: list[str] = []
     if SQL_TRAILER not in tail:
         problems.append("no 'dump complete' trailer at the end: the file is truncated")
-    opened = _RESTRICT_RE.findall(head)
-    closed = _UNRESTRICT_RE.findall(tail)
+    # pg_dump uses one key per file; --create writes the pair twice (around its \\connect),
+    # so the first \\restrict is paired with the last \\unrestrict, not line for line.
+    opened = _RESTRICT_RE.findall(head)[:1]
+    closed = _UNRESTRICT_RE.findall(tail)[-1:]
     if opened and not closed:
         problems.append("\\restrict is never closed by \\unrestrict: the file is truncated")
     elif opened != closed:

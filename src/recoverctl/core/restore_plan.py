@@ -44,10 +44,14 @@ class RestorePlan:
     def steps(self) -> tuple[str, ...]:
         apps = ", ".join(self.app_services) or "no app service"
         safety = self.safety_backup and self.current.exists
+        manifest = self.backup_stack is not None
+        confined = f"confined to it (psql's restricted mode, a role that owns only {self.scratch})"
         steps = [
-            f"restore {self.backup} into a new database {self.scratch}; check its sha256 "
-            "against the manifest as it streams",
-            "compare its row counts with the manifest; ANALYZE it",
+            f"restore {self.backup} into a new database {self.scratch}, {confined}"
+            + ("; check its sha256 against the manifest as it streams" if manifest else ""),
+            f"count every table of {self.scratch}: each must hold the rows its load reported"
+            + (" and the manifest recorded" if manifest else " (no manifest to compare with)")
+            + "; ANALYZE it",
         ]
         if safety:
             steps.append(f"take a safety backup of {self.database} (custom format)")
@@ -62,18 +66,23 @@ class RestorePlan:
         else:
             steps.append(f"rename {self.scratch} -> {self.database}")
         steps.append(f"start {apps}; wait until healthy")
-        steps.append(
-            f"compare row counts again; drop {self.keep_as} meanwhile"
-            if self.current.exists
-            else "compare row counts again"
-        )
+        drop = f"drop {self.keep_as}" if self.current.exists else ""
+        if manifest:
+            steps.append(
+                "compare row counts again" + (drop and f"; {drop} meanwhile")
+            )
+        elif drop:
+            steps.append(drop)
         return tuple(steps)
 
     @property
     def warnings(self) -> tuple[str, ...]:
         found: list[str] = []
         if self.backup_stack is None:
-            found.append("the backup has no manifest: row counts cannot be compared")
+            found.append(
+                "the backup has no manifest: its provenance and checksum are unknown; the load "
+                "is checked against itself only"
+            )
         elif self.backup_stack != self.stack:
             found.append(
                 f"this is a {self.backup_stack} backup restored into the {self.stack} stack"

@@ -33,7 +33,6 @@ _REUSE = re.compile(rb"-reuse-previous=on \"dbname='((?:[^']|'')*)'\"\Z")
 _SETTING = re.compile(rb"(?:SET |SELECT pg_catalog\.set_config\()")
 _DROP = re.compile(rb"DROP (?!DATABASE)[A-Z ]+ ")
 _CREATE = re.compile(rb"CREATE ")
-_CLUSTER_HEADER = b"-- PostgreSQL database cluster dump"
 # Room for the longest end-of-data marker, "\n\\.\r\n", kept back between reads.
 _MARKER_ROOM = 4
 
@@ -200,8 +199,3 @@ def _connect_target(arg: bytes) -> str:
 def _shown(line: bytes, limit: int = 80) -> str:
     text = line.decode("utf-8", "replace")
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def is_cluster_dump(head: bytes) -> bool:
-    """A pg_dumpall file: roles and every database, not one database's dump."""
-    return _CLUSTER_HEADER in head[:512]

@@ -62,7 +62,7 @@ def quick_checks(
     try:
         info = dumpcheck.inspect(head, tail)
     except dumpcheck.NotADump as exc:
-        checks.append(Check("format", FAIL, f"{path.name}: {exc}", "Use another backup."))
+        checks.append(Check("format", FAIL, f"{path.name}: {exc}", exc.hint))
         return Inspected(tuple(checks), None, None, None)
     named = "custom" if path.suffix == EXTENSIONS["custom"] else "sql" if path.suffix else None
     checks.append(

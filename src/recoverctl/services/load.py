@@ -127,10 +127,10 @@ def restore_stream(
     cause = script.notes.cause()
     if cause is not None:
         return Loaded(
-            Check("restore", FAIL, f"{cause} ({tool}: {said})", script.notes.hint() or _HINT),
+            Check("restore", FAIL, f"{cause} ({tool}: {said})", script.notes.hint() or LOAD_HINT),
             sha256,
         )
-    return Loaded(Check("restore", FAIL, f"{tool}: {said}", _HINT), sha256)
+    return Loaded(Check("restore", FAIL, f"{tool}: {said}", LOAD_HINT), sha256)
 
 
 def _release(db: Db, role: str, database: str) -> None:
@@ -255,7 +255,7 @@ def _archive_error(stderr: str) -> str | None:
     return next((ln for ln in stderr.splitlines() if ln.startswith("pg_restore: error:")), None)
 
 
-_HINT = "See the lines above; use another backup."
+LOAD_HINT = "See the lines above; use another backup."
 
 
 def throwaway_name(prefix: str) -> str:

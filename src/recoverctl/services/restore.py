@@ -30,6 +30,7 @@ from recoverctl.services.background import Background
 from recoverctl.services.checks import Inspected, load_integrity, quick_checks
 from recoverctl.services.dump import BackupResult, take_backup
 from recoverctl.services.load import (
+    LOAD_HINT,
     Counted,
     Loaded,
     all_counts,
@@ -233,9 +234,12 @@ class _Run:
             if integrity.status == FAIL:  # the bytes explain a failed load best, if they differ
                 raise _refused(self.prep.path, (integrity,), unchanged=False)
         if loaded.failed is not None:
+            fix = loaded.failed.fix
             raise RestoreFailed(
                 f"Loading the backup failed: {loaded.failed.evidence}.",
-                "The backup does not restore; try another one (`recoverctl list`).",
+                fix
+                if fix and fix != LOAD_HINT
+                else "The backup does not restore; try another one (`recoverctl list`).",
                 code=ErrorCode.BACKUP_CORRUPT,
             )
         return loaded

@@ -1,0 +1,199 @@
+"""Dumps recoverctl did not make, against the real stack: the ones teams make before they
+adopt it (the playbook's `pg_dump`, with --create, --clean, pg_dumpall, and as a pg_dump
+older than 15.14 writes them, without \\restrict lines), and files that try to reach beyond
+the scratch database. Each is adopted exactly or refused with its cause; none touches the
+live data, and restore and verify --deep judge each the same way.
+
+The data is the project's own zoo: partitions, inheritance, triggers, domains, views, a
+large object and grants, in a schema beside the vault's tables.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from tests.e2e.conftest import Project, make_project, tear_down, up_seeded
+from tests.e2e.vaultclient import Vault
+
+pytestmark = pytest.mark.e2e
+
+ZOO = """
+CREATE ROLE zoo_reader NOLOGIN;
+CREATE SCHEMA zoo;
+CREATE DOMAIN zoo.positive AS integer CHECK (VALUE > 0);
+CREATE TABLE zoo.measure (at date NOT NULL, v zoo.positive) PARTITION BY RANGE (at);
+CREATE TABLE zoo.measure_2025 PARTITION OF zoo.measure
+    FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE zoo.measure_2026 PARTITION OF zoo.measure
+    FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+INSERT INTO zoo.measure SELECT date '2025-06-01' + g % 400, g FROM generate_series(1, 300) g;
+CREATE TABLE zoo.animal (id serial PRIMARY KEY, name text, touched int DEFAULT 0);
+CREATE TABLE zoo.bird (wings int) INHERITS (zoo.animal);
+INSERT INTO zoo.animal (name) SELECT 'a' || g FROM generate_series(1, 20) g;
+INSERT INTO zoo.bird (name, wings) SELECT 'b' || g, 2 FROM generate_series(1, 10) g;
+CREATE FUNCTION zoo.touch() RETURNS trigger LANGUAGE plpgsql
+    AS $$ BEGIN NEW.touched := NEW.touched + 1; RETURN NEW; END $$;
+CREATE TRIGGER animal_touch BEFORE UPDATE ON zoo.animal FOR EACH ROW EXECUTE FUNCTION zoo.touch();
+CREATE VIEW zoo.names AS SELECT name FROM zoo.animal;
+SELECT lo_from_bytea(424242, '\\x0102030405'::bytea);
+GRANT USAGE ON SCHEMA zoo TO zoo_reader;
+GRANT SELECT ON zoo.names TO zoo_reader;
+"""
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient
+) -> Iterator[tuple[Project, Vault]]:
+    project = make_project(tmp_path_factory.mktemp("fd"), "rctl-e2e-fd", docker_client)
+    vault = up_seeded(project)
+    project.sql(ZOO)
+    yield project, vault
+    tear_down(project)
+
+
+def pg_dump(project: Project, name: str, *options: str, tool: str = "pg_dump") -> Path:
+    """A dump made as the playbook makes it: the tool in the db container, to a host file."""
+    db = project.container("db")
+    user = project.env["POSTGRES_USER"]
+    args = [tool, "-U", user, *options] + (
+        [project.env["POSTGRES_DB"]] if tool == "pg_dump" else []
+    )
+    code, out = db.exec_run(args, demux=True)
+    assert code == 0, out[1]
+    path = project.root / "legacy" / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(out[0])
+    return path
+
+
+def as_older_pg_dump(path: Path) -> Path:
+    """The file as a pg_dump older than 15.14 writes it: no \\restrict lines."""
+    data = re.sub(rb"(?m)^\\(?:un)?restrict \S+\n", b"", path.read_bytes())
+    assert b"\\restrict" not in data
+    older = path.with_name("old-" + path.name)
+    older.write_bytes(data)
+    return older
+
+
+def no_loader_roles(project: Project) -> bool:
+    return (
+        project.sql("SELECT count(*) FROM pg_roles WHERE rolname LIKE 'recoverctl_load_%'").strip()
+        == "0"
+    )
+
+
+def in_db_container(project: Project, path: str) -> bool:
+    code, _ = project.container("db").exec_run(["test", "-e", path])
+    return code == 0
+
+
+@pytest.mark.parametrize("older", [False, True], ids=["with-restrict", "older-pg_dump"])
+def test_a_create_clean_dump_restores_exactly_and_the_safety_backup_holds_what_was_live(
+    stack: tuple[Project, Vault], older: bool
+) -> None:
+    """The file that once emptied the live database: DROP DATABASE, CREATE DATABASE and
+    \\connect, as pg_dump --clean --create writes them. The preamble is neutralised, the
+    rest loads into the scratch database, and its data is what serves afterwards."""
+    project, vault = stack
+    made = pg_dump(project, f"create-{older}.sql", "--create", "--clean")
+    path = as_older_pg_dump(made) if older else made
+    at_dump = project.checksum()
+    project.sql("INSERT INTO zoo.animal (name) VALUES ('canary')")  # after the dump: live only
+    deep = project.run("verify", str(path), "--deep")
+    assert deep.returncode == 0, deep.stderr + deep.stdout
+    result = project.run("restore", str(path), "--yes")
+    assert result.returncode == 0, result.stderr
+    assert project.checksum() == at_dump  # the file's data, exactly: the canary is gone
+    project.wait_healthy()
+    assert vault.alice_reads() == vault.alice_secrets
+    # Owned by the stack's user, as a restore of recoverctl's own backup leaves them; the
+    # file's grants and its large object are there.
+    owners = project.sql(
+        "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE nspname = 'zoo'"
+    ).split()
+    assert owners == [project.env["POSTGRES_USER"]]
+    assert (
+        project.sql("SELECT has_table_privilege('zoo_reader', 'zoo.names', 'SELECT')").strip()
+        == "t"
+    )
+    assert project.sql("SELECT lo_get(424242)").strip() == "\\x0102030405"
+    assert no_loader_roles(project)
+    # The safety backup holds what was live when the restore began: the canary.
+    safety = re.search(r"safety backup of the previous data: (\S+\.dump)", result.stdout)
+    assert safety is not None, result.stdout
+    with open(safety.group(1), "rb") as safety_file:
+        listing = subprocess.run(
+            ["docker", "exec", "-i", project.container("db").name, "pg_restore", "--data-only",
+             "--table=animal", "--file=-"],
+            stdin=safety_file, capture_output=True, check=True,
+        )  # fmt: skip
+    assert b"\tcanary\t" in listing.stdout
+
+
+ESCAPES = {
+    "connect": "\\connect postgres\nDROP DATABASE vault;\n",
+    "shell": "\\! touch /tmp/recoverctl-pwned\n",
+    "copy-to-program": "COPY (SELECT 1) TO PROGRAM 'touch /tmp/recoverctl-pwned';\n",
+    "drop-in-do": "DO $$ BEGIN EXECUTE 'DROP DATABASE vault'; END $$;\n",
+    "create-role": "CREATE ROLE intruder SUPERUSER LOGIN;\n",
+    "alter-system": "ALTER SYSTEM SET archive_command = 'touch /tmp/recoverctl-pwned';\n",
+    "lo-export": "SELECT lo_export(424242, '/tmp/recoverctl-pwned');\n",
+}
+
+
+@pytest.mark.parametrize("escape", sorted(ESCAPES))
+def test_a_file_that_reaches_beyond_the_scratch_database_is_refused(
+    stack: tuple[Project, Vault], escape: str
+) -> None:
+    project, _ = stack
+    plain = pg_dump(project, "plain.sql").read_bytes().decode()
+    # After the first table: what a tampered file would slip in among pg_dump's lines.
+    at = plain.index("CREATE TABLE")
+    path = project.root / "legacy" / f"escape-{escape}.sql"
+    path.write_text(plain[:at] + ESCAPES[escape] + plain[at:])
+    before = project.checksum()
+    databases = project.databases()
+    for args in (("verify", str(path), "--deep"), ("restore", str(path), "--yes")):
+        result = project.run(*args)
+        assert result.returncode == 1, (args, result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr
+        if escape in ("connect", "shell"):
+            assert "meta-command" in result.stdout + result.stderr, result.stderr
+    assert project.checksum() == before
+    assert project.databases() == databases
+    assert not in_db_container(project, "/tmp/recoverctl-pwned")
+    assert project.sql("SELECT count(*) FROM pg_roles WHERE rolname = 'intruder'").strip() == "0"
+    assert no_loader_roles(project)
+
+
+def test_a_clean_dump_is_refused_with_its_cause(stack: tuple[Project, Vault]) -> None:
+    project, _ = stack
+    path = pg_dump(project, "clean.sql", "--clean")
+    before = project.checksum()
+    for args in (("verify", str(path), "--deep"), ("restore", str(path), "--yes")):
+        result = project.run(*args)
+        assert result.returncode == 1, result.stderr
+        shown = result.stdout + result.stderr
+        assert "pg_dump --clean" in shown and "--if-exists" in shown, shown
+    assert project.checksum() == before
+    # With --if-exists its DROPs do nothing on an empty database: it restores.
+    path = pg_dump(project, "clean-if-exists.sql", "--clean", "--if-exists")
+    assert project.run("verify", str(path), "--deep").returncode == 0
+
+
+def test_a_pg_dumpall_file_is_refused_with_its_cause(stack: tuple[Project, Vault]) -> None:
+    project, _ = stack
+    path = pg_dump(project, "all.sql", tool="pg_dumpall")
+    before = project.checksum()
+    result = project.run("restore", str(path), "--yes")
+    assert result.returncode == 1
+    assert "pg_dumpall" in result.stderr and "Traceback" not in result.stderr
+    assert project.checksum() == before
