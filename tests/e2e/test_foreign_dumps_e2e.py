@@ -91,7 +91,7 @@ def no_loader_roles(project: Project) -> bool:
 
 def in_db_container(project: Project, path: str) -> bool:
     code, _ = project.container("db").exec_run(["test", "-e", path])
-    return code == 0
+    return bool(code == 0)
 
 
 @pytest.mark.parametrize("older", [False, True], ids=["with-restrict", "older-pg_dump"])
