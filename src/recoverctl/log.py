@@ -89,6 +89,15 @@ class _AppendFile(logging.Handler):
         if notice:
             self._warn(notice)  # logged too, now that the file is open
 
+    def destination(self) -> Path | None:
+        """Where this run's lines go, when a log file is set and usable."""
+        if self._given_up and self._fd is None:
+            return None
+        try:
+            return self._locate()
+        except OSError:
+            return None
+
     def _give_up(self, why: str) -> None:
         # First: the warning is logged as well, and must not come back here.
         self._given_up = True
@@ -178,6 +187,14 @@ def start(
     for handler in _handlers:
         LOGGER.addHandler(handler)
     LOGGER.setLevel(logging.INFO)
+
+
+def file_destination() -> Path | None:
+    """The log file this run writes to, if any (for the message that points at it)."""
+    for handler in _handlers:
+        if isinstance(handler, _AppendFile):
+            return handler.destination()
+    return None
 
 
 def stop() -> None:

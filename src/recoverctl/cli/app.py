@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import shlex
 import signal
-import traceback
 import warnings
 from pathlib import Path
 from types import FrameType
@@ -22,7 +21,7 @@ from typer.core import TyperGroup
 
 from recoverctl import __version__, signals
 from recoverctl import log as logs
-from recoverctl.cli import render
+from recoverctl.cli import crash, render
 from recoverctl.errors import EXIT_OK, ErrorCode, Interrupted, RecoverctlError
 
 log = logging.getLogger("recoverctl")
@@ -76,21 +75,8 @@ class _Group(TyperGroup):
             _end(exc)
         except (KeyboardInterrupt, typer.Abort):
             _end(Interrupted("Interrupted before finishing."))
-        except Exception as exc:
-            # A bug. Its traceback goes to stderr and the log; --json still gets its envelope.
-            trace = traceback.format_exc()
-            log.error(trace.rstrip(), extra={"tag": "traceback"})
-            if not render.json_mode.get():
-                _log_end(RecoverctlError(str(exc), code=ErrorCode.INTERNAL_ERROR))
-                raise
-            render.err.print(trace, markup=False, highlight=False)
-            _end(
-                RecoverctlError(
-                    f"recoverctl failed unexpectedly: {type(exc).__name__}: {exc}",
-                    "This is a bug: report it with the traceback printed above.",
-                    code=ErrorCode.INTERNAL_ERROR,
-                )
-            )
+        except Exception as exc:  # the one broad catch: a bug, told in one line, kept in a file
+            _end(crash.internal_error(exc, verbose=_verbose))
         _end(None)
 
 
@@ -111,7 +97,12 @@ def _command_path(group: TyperGroup, ctx: _click.Context, args: list[str]) -> st
     return " ".join(names) or None
 
 
+_verbose = False
+
+
 def _begin(group: TyperGroup, ctx: _click.Context, args: list[str]) -> None:
+    global _verbose
+    _verbose = bool(ctx.params.get("verbose"))
     before = args[: args.index("--")] if "--" in args else args
     render.begin(_command_path(group, ctx, args), json=_wants_json(args))
     if "--help" in before or "-h" in before:

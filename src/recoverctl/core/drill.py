@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from recoverctl.core.checks import OK, WARN, Check, Finding
+from recoverctl.core.outside import AwareDatetime
 
 RECORD_VERSION = 1
 DRILL_DIR = "drills"  # under the backups folder
@@ -94,9 +95,9 @@ class DrillRecord(BaseModel):
     source: str  # "local", or "target NAME"
     backup: str  # the backup file's name
     backup_sha256: str | None = None
-    backup_created: datetime | None = None
-    started_at: datetime
-    finished_at: datetime
+    backup_created: AwareDatetime | None = None
+    started_at: AwareDatetime
+    finished_at: AwareDatetime
     # From the start to the restored vault serving its data; None: it never got there.
     recovery_seconds: float | None = None
     seconds: float

@@ -29,6 +29,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from recoverctl.core.outside import AwareDatetime, read_json
 from recoverctl.errors import ErrorCode, RecoverctlError
 
 ENV_MANIFEST_VERSION = 1
@@ -86,7 +87,7 @@ class EnvManifest(BaseModel):
 
     env_manifest_version: int = ENV_MANIFEST_VERSION
     project: str = Field(min_length=1)
-    pushed_at: datetime
+    pushed_at: AwareDatetime
     recipients: tuple[str, ...]
     files: tuple[EnvObject, ...]
     recoverctl_version: str
@@ -97,8 +98,8 @@ class EnvManifest(BaseModel):
     @classmethod
     def from_bytes(cls, raw: bytes, *, where: str = "the target") -> EnvManifest:
         try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            data = read_json(raw)
+        except ValueError:
             data = None
         version = data.get("env_manifest_version") if isinstance(data, dict) else None
         if isinstance(version, int) and version > ENV_MANIFEST_VERSION:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from recoverctl.core.naming import Format
+from recoverctl.core.outside import AwareDatetime
 
 MANIFEST_VERSION = 1
 VerifyState = Literal["never", "quick ok", "deep ok", "failed"]
@@ -46,7 +47,7 @@ class Manifest(BaseModel):
     # else before and after it: None marks a table that changed while the dump ran.
     tables: dict[str, int | None]
     migrations: dict[str, str]  # the database's latest applied migration per app
-    started_at: datetime
+    started_at: AwareDatetime
     duration_seconds: float
     recoverctl_version: str
     code: CodeInfo | None = None  # None: a manifest from before the code was recorded
@@ -60,7 +61,7 @@ class VerifyResult(BaseModel):
 
     kind: Literal["quick", "deep"]
     ok: bool
-    at: datetime
+    at: AwareDatetime
     sha256: str | None = None
     detail: str = ""
 

@@ -11,7 +11,10 @@ Format = Literal["custom", "sql"]
 EXTENSIONS: dict[str, str] = {"custom": ".dump", "sql": ".sql"}
 PARTIAL_SUFFIX = ".partial"
 MANIFEST_SUFFIX = ".json"
-NAME_RE = re.compile(r"^backup_(\d{4}-\d{2}-\d{2}_\d{6})(?:_(\d+))?\.(dump|sql)$")
+# ASCII digits only (\d matches any script's), the whole name (a `$` lets a newline end it).
+NAME_RE = re.compile(r"backup_([0-9]{4}-[0-9]{2}-[0-9]{2}_[0-9]{6})(?:_([0-9]{1,6}))?\.(dump|sql)")
+# What a person or a sync tool makes of a backup's name: "(copy)", a date that cannot be.
+_LOOKS_LIKE = re.compile(r"backup_.*\.(dump|sql)(\.gz|\.zst)?", re.S)
 STAMP = "%Y-%m-%d_%H%M%S"
 
 
@@ -29,14 +32,24 @@ def backup_name(when: datetime, fmt: Format, taken: Iterable[str] = ()) -> str:
 
 
 def parse_backup_name(name: str) -> datetime | None:
-    m = NAME_RE.match(name)
+    """The name's time, or None when it is not a name backup_name makes (an impossible
+    date such as February 30 included)."""
+    m = NAME_RE.fullmatch(name)
     if not m:
         return None
-    return datetime.strptime(m.group(1), STAMP).replace(tzinfo=UTC)
+    try:
+        return datetime.strptime(m.group(1), STAMP).replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def is_backup_name(name: str) -> bool:
-    return NAME_RE.match(name) is not None
+    return parse_backup_name(name) is not None
+
+
+def looks_like_backup(name: str) -> bool:
+    """Named almost like a backup, yet not one recoverctl makes: worth a word in `list`."""
+    return _LOOKS_LIKE.fullmatch(name) is not None and not is_backup_name(name)
 
 
 def manifest_name(backup: str) -> str:
@@ -44,10 +57,11 @@ def manifest_name(backup: str) -> str:
 
 
 def sort_key(name: str) -> tuple[datetime, int]:
-    m = NAME_RE.match(name)
-    if not m:
+    when = parse_backup_name(name)
+    m = NAME_RE.fullmatch(name)
+    if when is None or m is None:
         return (datetime.min.replace(tzinfo=UTC), 0)
-    return (datetime.strptime(m.group(1), STAMP).replace(tzinfo=UTC), int(m.group(2) or 1))
+    return (when, int(m.group(2) or 1))
 
 
 def newest(names: Iterable[str]) -> str | None:

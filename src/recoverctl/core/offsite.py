@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from recoverctl.core.naming import Format, is_backup_name
 from recoverctl.core.naming import sort_key as name_sort_key
+from recoverctl.core.outside import AwareDatetime, read_json
 from recoverctl.errors import ErrorCode, RecoverctlError
 
 REMOTE_MANIFEST_VERSION = 1
@@ -128,8 +129,8 @@ class RemoteManifest(BaseModel):
     remote_manifest_version: int = REMOTE_MANIFEST_VERSION
     backup: str = Field(min_length=1)
     format: Format
-    created_at: datetime  # when the backup was taken (its local manifest's started_at)
-    uploaded_at: datetime
+    created_at: AwareDatetime  # when the backup was taken (its local manifest's started_at)
+    uploaded_at: AwareDatetime
     plain_size: int = Field(ge=0)  # the local backup's size, before sealing
     encryption: Encryption
     # Public keys only: which identity opens the backup, the first question on a bad day.
@@ -153,8 +154,8 @@ class RemoteManifest(BaseModel):
     def from_bytes(cls, raw: bytes, *, where: str = "the target") -> RemoteManifest:
         """Parses a downloaded remote manifest; anything unreadable is MANIFEST_DAMAGED."""
         try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            data = read_json(raw)
+        except ValueError:
             data = None
         version = data.get("remote_manifest_version") if isinstance(data, dict) else None
         if isinstance(version, int) and version > REMOTE_MANIFEST_VERSION:

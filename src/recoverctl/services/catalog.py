@@ -70,10 +70,12 @@ def record(backup: Path, result: VerifyResult) -> None:
 
 
 def candidates(settings: Settings) -> list[Path]:
+    """The folder's backups, newest first: regular files (a symlink counts when it leads
+    to one) named as recoverctl names them. _strays tells of the rest."""
     folder = settings.backup_dir
     if not folder.is_dir():
         return []
-    names = [p.name for p in folder.iterdir() if naming.is_backup_name(p.name)]
+    names = [p.name for p in folder.iterdir() if naming.is_backup_name(p.name) and p.is_file()]
     return [folder / n for n in sorted(names, key=naming.sort_key, reverse=True)]
 
 
@@ -207,7 +209,10 @@ def list_backups(settings: Settings) -> Listing:
         m = load_manifest(path)
         if m is not None and m.stack != settings.stack:
             continue
-        st = path.stat()
+        try:
+            st = path.stat()
+        except OSError:
+            continue  # gone since the listing, or unreadable: _strays names it
         state, at = verify_state(load_record(path))
         created = m.started_at if m else naming.parse_backup_name(path.name)
         entries.append(
@@ -235,7 +240,22 @@ def _strays(folder: Path) -> tuple[str, ...]:
         return ()
     found: list[str] = []
     for p in sorted(folder.iterdir()):
-        if p.name.endswith(".partial"):
+        shown = ascii(p.name)[1:-1] if not p.name.isprintable() else p.name
+        if naming.is_backup_name(p.name) and not p.is_file():
+            why = (
+                "a symlink that leads to no file (an unmounted disk?)"
+                if p.is_symlink()
+                else "not a regular file"
+            )
+            found.append(f"{shown}: {why}; skipped")
+        elif naming.looks_like_backup(p.name):
+            compressed = p.name.endswith((".gz", ".zst"))
+            found.append(
+                f"{shown}: compressed; decompress it (gunzip -k or unzstd -k) to restore it"
+                if compressed
+                else f"{shown}: not a backup name recoverctl makes; skipped (restore it by path)"
+            )
+        elif p.name.endswith(".partial"):
             found.append(f"{p.name}: left by an interrupted run; delete it")
         elif p.name.endswith(naming.MANIFEST_SUFFIX) and not p.name.endswith(VERIFY_SUFFIX):
             dump = p.with_name(p.name[: -len(naming.MANIFEST_SUFFIX)])

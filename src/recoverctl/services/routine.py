@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from recoverctl.adapters import fsio
 from recoverctl.adapters.scheduler import Host
 from recoverctl.core.checks import FAIL
+from recoverctl.core.outside import AwareDatetime
 from recoverctl.errors import ErrorCode, RecoverctlError
 from recoverctl.services import catalog, envcopy
 from recoverctl.services.dump import BackupResult, take_backup
@@ -181,8 +182,8 @@ class TargetState(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     ok: bool
-    at: datetime
-    last_success_at: datetime | None = None
+    at: AwareDatetime
+    last_success_at: AwareDatetime | None = None
 
 
 class RoutineRecord(BaseModel):
@@ -194,8 +195,8 @@ class RoutineRecord(BaseModel):
     record_version: int = RECORD_VERSION
     project: str
     stack: str
-    started_at: datetime
-    finished_at: datetime
+    started_at: AwareDatetime
+    finished_at: AwareDatetime
     ok: bool
     exit_status: int
     error_code: str | None = None
