@@ -319,6 +319,11 @@ def read_config(path: Path) -> dict[str, object]:
             f"Settings file {path} is unreadable: {exc}.",
             "Fix it (TOML, keys under [recoverctl]) or move it away.",
         ) from None
+    except RecursionError:
+        raise ConfigError(
+            f"Settings file {path} is unreadable: its tables or arrays nest too deep.",
+            "Fix it (TOML, keys under [recoverctl]) or move it away.",
+        ) from None
     table = data.get("recoverctl", {})
     if not isinstance(table, dict):
         raise ConfigError(f"Settings file {path}: [recoverctl] must be a table.")
@@ -361,8 +366,17 @@ def resolve_settings(
     )
     base = (cwd or Path.cwd()).resolve()
     if explicit is not None:
-        root = (base / explicit).resolve()
-        if not root.is_dir():
+        try:
+            root = (base / explicit).resolve()
+            usable = root.is_dir()
+        except (OSError, RuntimeError) as exc:  # a name too long, a symlink loop
+            raise ConfigError(
+                f"Project folder {explicit} cannot be read: "
+                f"{getattr(exc, 'strerror', None) or exc}.",
+                "Pass --project-dir (or RECOVERCTL_PROJECT_DIR) pointing at the vault's checkout.",
+                code=ErrorCode.PROJECT_NOT_FOUND,
+            ) from None
+        if not usable:
             raise ConfigError(
                 f"Project folder {root} does not exist.",
                 "Pass --project-dir (or RECOVERCTL_PROJECT_DIR) pointing at the vault's checkout.",
@@ -387,7 +401,11 @@ def resolve_settings(
         "env_file": root / ENV_FILES[stack],
         "backup_dir": root / "backups",
     }
-    raw.update(read_config(config_path(env)))
+    file = config_path(env)
+    from_file = read_config(file)
+    raw.update(from_file)
+    # Where each value was set, for an error that names it there (never its value).
+    origin = {key: f"{file} {key}" for key in from_file}
     for field, var in (
         ("project_name", "PROJECT_NAME"),
         ("backup_dir", "BACKUP_DIR"),
@@ -403,11 +421,13 @@ def resolve_settings(
         value = env.get(ENV_PREFIX + var)
         if value:
             raw[field] = value
+            origin[field] = ENV_PREFIX + var
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(
-            "Invalid settings:\n" + "\n".join(_describe(err) for err in exc.errors()),
+            "Invalid settings:\n"
+            + "\n".join(_describe(err, origin, file) for err in exc.errors()),
             "Fix the RECOVERCTL_* variables or the settings file entries named above.",
         ) from None
     # Relative paths from the environment are relative to the project, not to the cwd.
@@ -419,18 +439,23 @@ def resolve_settings(
     return settings.model_copy(update=updates) if updates else settings
 
 
-def _describe(err: object) -> str:
+def _describe(err: object, origin: Mapping[str, str], file: Path) -> str:
+    """One line per problem: where the value was set and what is wrong with it. The value
+    itself is never repeated: it may be a secret pasted into the wrong setting."""
     assert isinstance(err, dict)
     path = tuple(str(p) for p in err.get("loc", ()))
-    if path and path[0] in ("encryption", "targets", "retention", "monitoring"):
-        return "  " + _describe_file_entry(path, err)
-    loc = ".".join(path)
-    var = ENV_PREFIX + loc.upper()
-    return f"  {var}: {err.get('msg')} (got {err.get('input')!r})"
+    message = str(err.get("msg", "")).removeprefix("Value error, ")
+    if path and path[0] in FILE_TABLES[1:]:
+        if err.get("type") in ("union_tag_not_found", "union_tag_invalid"):
+            return f'  {file} {_file_entry(path[:2])} type: must be "dir", "s3" or "sftp"'
+        return f"  {file} {_file_entry(path)}: {message}"
+    where = origin.get(path[0], ENV_PREFIX + path[0].upper()) if path else str(file)
+    rest = ".".join(path[1:])
+    return f"  {where}{' ' + rest if rest else ''}: {message}"
 
 
-def _describe_file_entry(path: tuple[str, ...], err: dict[str, object]) -> str:
-    """`[targets.nas] path: ...` for an entry of the settings file's own tables."""
+def _file_entry(path: tuple[str, ...]) -> str:
+    """`[targets.nas] path` for an entry of the settings file's own tables."""
     if path[0] == "targets" and len(path) >= 2:
         table, rest = f"[targets.{path[1]}]", path[2:]
         # A tagged union puts the tag ("dir", "s3", "sftp") in the location: not a key.
@@ -439,21 +464,7 @@ def _describe_file_entry(path: tuple[str, ...], err: dict[str, object]) -> str:
     else:
         table, rest = f"[{path[0]}]", path[1:]
     key = ".".join(rest)
-    where = f"{table} {key}" if key else table
-    if err.get("type") in ("union_tag_not_found", "union_tag_invalid"):
-        return f'{table} type: must be "dir", "s3" or "sftp"'
-    value = err.get("input")
-    # Only short plain values are echoed: never a table, never what could be a secret.
-    shown = ""
-    # [monitoring] holds ping URLs and apprise URLs: tokens and passwords, never shown.
-    if path[0] == "monitoring":
-        value = None
-    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        text = str(value)
-        if "SECRET" not in text.upper() and "endpoint_url" not in rest and len(text) <= 100:
-            shown = f" (got {value!r})"
-    message = str(err.get("msg", "")).removeprefix("Value error, ")
-    return f"{where}: {message}{shown}"
+    return f"{table} {key}" if key else table
 
 
 def project_name(settings: Settings, compose: ComposeModel) -> str:

@@ -161,10 +161,13 @@ port = 0
 type = "tape"
 """,
     )
+    config = project.parent / "config.toml"
+    # Each is named where it was set (the file and its key), and no value is repeated.
+    assert "RECOVERCTL_RPO_HOURS" not in message and "relative/folder" not in message
     for expected in (
-        "RECOVERCTL_RPO_HOURS",
+        f"{config} rpo_hours: Input should be greater than 0",
         "[encryption] recipients.0: not an age public key",
-        "[targets.nas] path: must be an absolute path (or start with ~/) (got 'relative/folder')",
+        f"{config} [targets.nas] path: must be an absolute path (or start with ~/)",
         "[targets.offsite] bucket: not a bucket name",
         "[targets.offsite] endpoint_url: must be an http:// or https:// URL",
         "[targets.offsite] colour: Extra inputs are not permitted",

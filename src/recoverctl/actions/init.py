@@ -159,6 +159,12 @@ def _hosts(stack: str, hosts: Sequence[str]) -> tuple[str, ...]:
 def _read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecoverctlError(
+            f"{path} is not UTF-8 (byte {exc.start}).",
+            f"Save it as UTF-8, or restore it from git (`git checkout -- {path.name}`).",
+            code=ErrorCode.ENV_INVALID,
+        ) from None
     except OSError as exc:
         raise RecoverctlError(
             f"Cannot read {path}: {exc.strerror or exc}.",

@@ -28,8 +28,20 @@ def load_compose(settings: Settings) -> ComposeModel:
             f"Compose file {rel} is not valid YAML{line}.",
             f"Fix {rel}; `docker compose -f {rel} config` shows the exact problem.",
         ) from None
+    except UnicodeDecodeError as exc:
+        raise ProjectFileError(
+            f"Compose file {rel} is not UTF-8 (byte {exc.start}).",
+            f"Save {rel} as UTF-8 (or restore it from git: `git checkout -- {rel}`).",
+            code=ErrorCode.COMPOSE_INVALID,
+        ) from None
     except OSError as exc:
         raise ProjectFileError(f"Cannot read {rel}: {exc.strerror}.", "Check its permissions.") from None
+    except RecursionError:
+        raise ProjectFileError(
+            f"Compose file {rel} nests too deep to read.",
+            f"Fix {rel}; `docker compose -f {rel} config` shows the exact problem.",
+            code=ErrorCode.COMPOSE_INVALID,
+        ) from None
     return parse_compose(data, rel)
 
 

@@ -22,11 +22,14 @@ class Check:
     fix: str = ""  # what to do, one line; empty when there is nothing to do
 
     def __post_init__(self) -> None:
-        # Rendered as table cells and log lines: a stray newline would break both.
         if self.status not in STATUSES:
             raise ValueError(f"unknown check status {self.status!r}")
-        if "\n" in self.evidence or "\n" in self.fix:
-            raise ValueError(f"check {self.name}: evidence and fix must be one line")
+        # Rendered as table cells and log lines, a stray newline would break both; evidence
+        # may quote what a file held (a multi-line value, a name): made one line here.
+        for attr in ("evidence", "fix"):
+            text = getattr(self, attr)
+            if "\n" in text or "\r" in text:
+                object.__setattr__(self, attr, " ".join(text.split()))
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -267,7 +267,10 @@ def check_csrf_origins(values: EnvValues, host: str, port: str, source: str) -> 
     names = _host_names(host)
     host_only: list[str] = []
     for origin in origins:
-        parts = urlsplit(origin)
+        try:
+            parts = urlsplit(origin)
+        except ValueError:  # "http://[::1:8000": an unclosed IPv6 bracket never matches
+            continue
         if parts.scheme not in ("http", "https") or (parts.hostname or "") not in names:
             continue
         if not port.isdigit():

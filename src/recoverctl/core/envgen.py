@@ -35,8 +35,9 @@ LOCAL_IMAGES: dict[str, str] = {
 }
 _ASSIGNMENT = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)=(?P<value>.*)$")
 _COMMENTED = re.compile(r"^#\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)=")
-_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+# ASCII only (\d matches any script's digits), and \Z: `$` lets a final newline through.
+_HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
+_IPV4 = re.compile(r"[0-9]{1,3}(\.[0-9]{1,3}){3}\Z")
 
 
 class InvalidHost(ValueError):

@@ -123,7 +123,9 @@ STAMP_LEN = len("20260101_000000")
 def name_base(database: str) -> str:
     """What a restore's databases are named after: the database's name, cut so that the
     longest of them fits PostgreSQL's 63 bytes (it would cut them itself, silently)."""
-    return database[: 63 - len(FAILED_TAG) - STAMP_LEN]
+    room = 63 - len(FAILED_TAG) - STAMP_LEN
+    # Cut by bytes, as PostgreSQL counts, never inside a character.
+    return database.encode()[:room].decode("utf-8", "ignore")
 
 
 def names_for(database: str, stamp: datetime) -> tuple[str, str, str]:

@@ -24,7 +24,9 @@ NOT_CARRIED = ("RECOVERCTL_PROJECT_DIR",)  # passed as --project-dir
 # next run is not blocked for ever behind it and the failure is reported.
 TIMEOUT = "4h"
 CRON_HOUR = 3  # daily and weekly runs: the small hours, local time
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$")
+_DURATION_RE = re.compile(r"\s*([0-9]{1,12}(?:\.[0-9]{1,9})?)\s*([a-z]*)\s*")
+# Longer than any schedule or age recoverctl judges; beyond it date arithmetic overflows.
+MAX_DURATION = timedelta(days=3660)
 _UNITS = {
     "s": 1,
     "sec": 1,
@@ -53,13 +55,15 @@ def parse_duration(value: object, *, bare: str = "h") -> timedelta:
         text = value.strip().lower()
     else:
         raise ValueError("must be a duration such as 30m, 1h, 1d")
-    m = _DURATION_RE.match(text)
+    m = _DURATION_RE.fullmatch(text)
     unit = (m.group(2) or bare) if m else ""
     if not m or unit not in _UNITS:
-        raise ValueError(f"{value!r} is not a duration such as 30m, 1h, 1d, 2w")
+        raise ValueError("must be a duration such as 30m, 1h, 1d, 2w")
     seconds = float(m.group(1)) * _UNITS[unit]
     if seconds <= 0:
         raise ValueError("must be more than zero")
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError("must be at most 10 years (3660d)")
     return timedelta(seconds=seconds)
 
 

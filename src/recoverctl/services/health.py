@@ -204,7 +204,7 @@ class Context:
             source=source,
             text=text,
             values=dotenv_values(stream=io.StringIO(text)),
-            example=dotenv_values(example_path) if example_path.is_file() else {},
+            example=_example_values(example_path),
             mode=s.env_file.stat().st_mode,
             stack=s.stack,
         )
@@ -478,6 +478,15 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def _example_values(path: Path) -> dict[str, str | None]:
+    """.env.example's values, decoded by hand: a Latin-1 comment must not stop doctor."""
+    from dotenv import dotenv_values
+
+    if not path.is_file():
+        return {}
+    return dict(dotenv_values(stream=io.StringIO(path.read_bytes().decode("utf-8", "replace"))))
+
+
 def _prod_flag(settings: Settings) -> str:
     return " --prod" if settings.stack == "prod" else ""
 
@@ -721,7 +730,8 @@ def _history(ctx: Context) -> Finding:
 def _gitignore(ctx: Context) -> Finding:
     """.gitignore has the playbook's recommended entries."""
     path = ctx.repo() / ".gitignore"
-    lines = set(path.read_text().splitlines()) if path.is_file() else set()
+    text = path.read_bytes().decode("utf-8", "replace") if path.is_file() else ""
+    lines = set(text.splitlines())
     missing = [e for e in GITIGNORE_ENTRIES if e not in lines]
     if missing:
         return Finding(
