@@ -22,7 +22,7 @@ from recoverctl.core.outside import AwareDatetime
 RECORD_VERSION = 1
 DRILL_DIR = "drills"  # under the backups folder
 DRILL_SUFFIX = "-drill"
-RECORD_RE = re.compile(r"^DRILL-(\d{4}-\d{2}-\d{2}_\d{6})(?:_(\d+))?\.json$")
+RECORD_RE = re.compile(r"DRILL-([0-9]{4}-[0-9]{2}-[0-9]{2}_[0-9]{6})(?:_([0-9]{1,6}))?\.json")
 STAMP = "%Y-%m-%d_%H%M%S"
 DEFAULT_DRILL_DAYS = 30.0
 
@@ -46,7 +46,7 @@ def record_name(when: datetime, taken: Iterable[str] = ()) -> str:
 
 
 def is_record_name(name: str) -> bool:
-    return RECORD_RE.match(name) is not None
+    return RECORD_RE.fullmatch(name) is not None
 
 
 class StepTime(BaseModel):

@@ -41,7 +41,7 @@ Role = Literal["env", "key_file"]
 
 
 MANIFEST_NAME = "manifest.json"
-_OBJECT_RE = re.compile(r"^[0-9]{8}T[0-9]{12}Z\.(env|env\.production|keyfile)\.age$")
+_OBJECT_RE = re.compile(r"[0-9]{8}T[0-9]{12}Z\.(env|env\.production|keyfile)\.age")
 
 
 def namespace(project: str) -> str:
@@ -64,7 +64,7 @@ def object_name(when: str, name: str, role: Role) -> str:
 
 
 def is_object_name(name: str) -> bool:
-    return bool(_OBJECT_RE.match(name))
+    return _OBJECT_RE.fullmatch(name) is not None
 
 
 class EnvObject(BaseModel):

@@ -182,7 +182,13 @@ class RemoteManifest(BaseModel):
 
 def remote_manifest_names(listing: Iterable[ObjectInfo]) -> list[str]:
     """The objects the caller must fetch before `classify` can judge the listing."""
-    return sorted(o.name for o in listing if o.name.endswith(REMOTE_MANIFEST_SUFFIX))
+    # Only a backup's: a foreign file named like a manifest ("x (copy).manifest.json") is
+    # left alone, never fetched.
+    return sorted(
+        o.name
+        for o in listing
+        if o.name.endswith(REMOTE_MANIFEST_SUFFIX) and is_backup_name(backup_of(o.name))
+    )
 
 
 @dataclass(frozen=True)

@@ -40,10 +40,16 @@ CHUNK = 1 << 20
 # A file-like object opened for reading in binary, or any iterable of byte chunks.
 Source = BinaryIO | io.RawIOBase | io.BufferedIOBase | Iterable[bytes]
 # One path segment, printable, no leading dot: object names never climb out of the target.
-_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+=@,-]{0,254}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=@,-]{0,254}")
 
 
-_NAMESPACE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_NAMESPACE_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+
+
+class InvalidName(RecoverctlError, ValueError):
+    """A name that is not an object's (a person's typo, or a foreign file's)."""
+
+    default_code = ErrorCode.USAGE
 
 
 def check_namespace(namespace: str) -> list[str]:
@@ -51,17 +57,20 @@ def check_namespace(namespace: str) -> list[str]:
     could climb out of the target's path."""
     parts = [p for p in namespace.split("/") if p]
     for part in parts:
-        if not _NAMESPACE_RE.match(part):
+        if not _NAMESPACE_RE.fullmatch(part):
             raise ValueError(f"invalid namespace {namespace!r}")
     return parts
 
 
 def check_name(name: str, *, for_write: bool = False) -> str:
     """Refuses a name that could leave the target's folder or pose as a partial upload."""
-    if not _NAME_RE.match(name) or ".." in name:
-        raise ValueError(f"invalid object name {name!r}")
+    if not _NAME_RE.fullmatch(name) or ".." in name:
+        raise InvalidName(
+            f"Invalid object name {name!a}: one segment of letters, digits and _.+=@,-.",
+            "`recoverctl list --target NAME` shows the objects' names.",
+        )
     if for_write and name.endswith(PARTIAL_SUFFIX):
-        raise ValueError(f"{name!r}: the {PARTIAL_SUFFIX} suffix is reserved for uploads")
+        raise InvalidName(f"{name!r}: the {PARTIAL_SUFFIX} suffix is reserved for uploads")
     return name
 
 
