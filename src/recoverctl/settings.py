@@ -319,9 +319,14 @@ def read_config(path: Path) -> dict[str, object]:
             f"Settings file {path} is unreadable: {exc}.",
             "Fix it (TOML, keys under [recoverctl]) or move it away.",
         ) from None
-    except RecursionError:
+    except (RecursionError, ValueError) as exc:  # nested too deep; an integer past the limit
+        why = (
+            "its tables or arrays nest too deep"
+            if isinstance(exc, RecursionError)
+            else ("it holds a number too large to read")
+        )
         raise ConfigError(
-            f"Settings file {path} is unreadable: its tables or arrays nest too deep.",
+            f"Settings file {path} is unreadable: {why}.",
             "Fix it (TOML, keys under [recoverctl]) or move it away.",
         ) from None
     table = data.get("recoverctl", {})
@@ -426,8 +431,7 @@ def resolve_settings(
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(
-            "Invalid settings:\n"
-            + "\n".join(_describe(err, origin, file) for err in exc.errors()),
+            "Invalid settings:\n" + "\n".join(_describe(err, origin, file) for err in exc.errors()),
             "Fix the RECOVERCTL_* variables or the settings file entries named above.",
         ) from None
     # Relative paths from the environment are relative to the project, not to the cwd.
