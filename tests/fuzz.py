@@ -73,7 +73,9 @@ def json_mutated(valid: dict[str, Any]) -> st.SearchStrategy[bytes]:
 
 def _paths(doc: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     found: list[tuple[Any, ...]] = []
-    items = doc.items() if isinstance(doc, dict) else enumerate(doc) if isinstance(doc, list) else []
+    items = (
+        doc.items() if isinstance(doc, dict) else enumerate(doc) if isinstance(doc, list) else []
+    )
     for key, value in items:
         found.append((*prefix, key))
         found += _paths(value, (*prefix, key))

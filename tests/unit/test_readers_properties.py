@@ -177,7 +177,12 @@ def test_durations(text: str) -> None:
 
 
 @FUZZ
-@given(st.one_of(st.text(max_size=80), st.sampled_from(["\u0661\u0662\u0667.\u0660.\u0660.\u0661", "vault.example.com\n"])))
+@given(
+    st.one_of(
+        st.text(max_size=80),
+        st.sampled_from(["\u0661\u0662\u0667.\u0660.\u0660.\u0661", "vault.example.com\n"]),
+    )
+)
 def test_hosts(text: str) -> None:
     try:
         host = check_host(text)
@@ -278,7 +283,9 @@ def test_a_secret_in_a_setting_is_never_repeated(tmp_path: Path) -> None:
     config.write_text(f'[recoverctl]\nidentity_file = "{key}"\n')
     with pytest.raises(RecoverctlError) as caught:
         resolve_settings(project_dir=tmp_path, environ={"RECOVERCTL_CONFIG": str(config)})
-    assert key not in caught.value.message and "RECOVERCTL_IDENTITY_FILE" not in caught.value.message
+    assert (
+        key not in caught.value.message and "RECOVERCTL_IDENTITY_FILE" not in caught.value.message
+    )
     assert f"{config} identity_file" in caught.value.message
     with pytest.raises(RecoverctlError) as caught:
         resolve_settings(
