@@ -26,6 +26,7 @@ from recoverctl.adapters.targets.s3 import MIN_PART_SIZE, S3Target
 from recoverctl.adapters.targets.sftp import SftpTarget
 from recoverctl.core import offsite
 from recoverctl.errors import ErrorCode, RecoverctlError
+from recoverctl.services import offsite as offsite_service
 from recoverctl.settings import DirTargetSettings
 from tests.e2e import servers
 from tests.e2e.servers import S3Server, SftpServer, keygen, require_tool
@@ -255,8 +256,39 @@ def test_a_partial_is_never_complete(target: Target) -> None:
     assert all(not o.name.endswith(".partial") for o in target.list())
 
 
+ODD_NAMES = [
+    "backup_2026-11-30_020000 (copy).dump.age.manifest.json",  # a sync tool's copy
+    "notes for ops.manifest.json",
+    "caf\u00e9.manifest.json",
+    "backup_2026-02-30_120000.dump.age.manifest.json",  # a date that cannot be
+    "backup_\u0662\u0660\u0662\u0666-11-30_020000.dump.age.manifest.json",  # other digits
+    "backup_2026-11-30_030000.dump.age.manifest.json\n",
+]
+
+
+def test_odd_names_and_a_manifest_without_its_data(target: Target) -> None:
+    """Foreign objects named like manifests are left alone, never fetched; a remote
+    manifest whose data is gone makes an incomplete backup; the good copy stays listed."""
+    _complete_backup(target, BACKUP)
+    # moto's server routes no key with a newline (real S3 takes one); the others take it.
+    odd = [n for n in ODD_NAMES if not (isinstance(target, S3Target) and "\n" in n)]
+    for name in odd:
+        _write_raw(target, name, b"{not json")
+    lonely = "backup_2026-11-30_040000.dump"
+    remote = _complete_backup(target, lonely)
+    target.delete(remote.expected_names().data)
+    judged = offsite_service.judge(target, offsite.Owner("vault", "prod"))
+    assert [(b.backup, b.complete) for b in judged.backups] == [(lonely, False), (BACKUP, True)]
+    assert sorted(o.name for o in judged.foreign) == sorted(odd)
+    lone = judged.find(lonely)
+    assert lone is not None and "is missing" in lone.problems[0]
+
+
 def _write_raw(target: Target, name: str, data: bytes) -> None:
-    """Writes behind the target's back, as a crashed run would have left it."""
+    """Writes behind the target's back, as a crashed run or another tool would have."""
+    if isinstance(target, S3Target):
+        target.client.put_object(Bucket=target.bucket, Key=target.key(name), Body=data)
+        return
     if isinstance(target, SftpTarget):
         sftp = target._client()
         target._ensure_base(sftp)
