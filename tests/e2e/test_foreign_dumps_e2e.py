@@ -197,3 +197,63 @@ def test_a_pg_dumpall_file_is_refused_with_its_cause(stack: tuple[Project, Vault
     assert result.returncode == 1
     assert "pg_dumpall" in result.stderr and "Traceback" not in result.stderr
     assert project.checksum() == before
+
+
+def privileges(project: Project) -> str:
+    return project.sql(
+        "SELECT nspname || ':' || coalesce(nspacl::text, '') FROM pg_namespace "
+        "WHERE nspname IN ('public', 'zoo') ORDER BY 1"
+    ) + project.sql(
+        "SELECT relname || ':' || coalesce(relacl::text, '') FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE nspname = 'zoo' ORDER BY 1"
+    )
+
+
+@pytest.mark.parametrize("fmt", ["custom", "sql"])
+def test_a_restore_keeps_the_privileges_exactly(stack: tuple[Project, Vault], fmt: str) -> None:
+    """recoverctl's own backups, in either format: the same grants and revokes after."""
+    project, _ = stack
+    project.sql("REVOKE USAGE ON SCHEMA public FROM PUBLIC")
+    try:
+        before = privileges(project)
+        made = project.run("backup", "--format", fmt, "--json")
+        assert made.returncode == 0, made.stderr
+        result = project.run("restore", "latest", "--yes")
+        assert result.returncode == 0, result.stderr
+        assert privileges(project) == before
+        assert "=U/" not in project.sql(
+            "SELECT nspacl::text FROM pg_namespace WHERE nspname = 'public'"
+        )
+    finally:
+        project.sql("GRANT USAGE ON SCHEMA public TO PUBLIC")
+
+
+def test_grants_to_missing_roles_and_to_public_are_said_before_the_restore(
+    stack: tuple[Project, Vault],
+) -> None:
+    project, _ = stack
+    project.sql("CREATE ROLE zoo_gone NOLOGIN; GRANT SELECT ON zoo.animal TO zoo_gone; "
+                "GRANT SELECT ON zoo.bird TO PUBLIC")  # fmt: skip
+    try:
+        path = pg_dump(project, "foreign.dump", "--format=custom")
+    finally:
+        project.sql("REVOKE SELECT ON zoo.animal FROM zoo_gone; DROP ROLE zoo_gone; "
+                    "REVOKE SELECT ON zoo.bird FROM PUBLIC")  # fmt: skip
+    plan = project.run("restore", str(path), "--dry-run")
+    assert plan.returncode == 0, plan.stderr
+    shown = plan.stdout + plan.stderr
+    assert (
+        "skipped, its role does not exist here: GRANT SELECT ON TABLE zoo.animal TO zoo_gone;"
+        in shown
+    )
+    assert (
+        "the file grants access to every role: GRANT SELECT ON TABLE zoo.bird TO PUBLIC;" in shown
+    )
+    result = project.run("restore", str(path), "--yes")
+    assert result.returncode == 0, result.stderr
+    assert (
+        project.sql("SELECT has_table_privilege('zoo_reader', 'zoo.names', 'SELECT')").strip()
+        == "t"
+    )
+    assert project.sql("SELECT has_table_privilege('public', 'zoo.bird', 'SELECT')").strip() == "t"
+    project.sql("REVOKE SELECT ON zoo.bird FROM PUBLIC")

@@ -63,6 +63,7 @@ RESTRICT_KEY = "Xq3ZkVb1rT"
 SQL_KINDS = frozenset(
     {
         "server_version",
+        "roles",
         "list_tables",
         "count_rows",
         "has_migrations",
@@ -184,12 +185,14 @@ def _copy_blocks(tables: Tables) -> bytes:
 
 
 def custom_dump(tables: Tables, database: str = "vault", pg_dump: str = PG_DUMP_VERSION) -> bytes:
-    """A custom archive: the real header, then a table of contents and the data blocks."""
+    """A custom archive: the real header and an empty real table of contents, then the
+    fake's own table of contents and the data blocks."""
     toc = b"".join(
         f"{i};{len(tables[n])} TABLE DATA {n}\n".encode() for i, n in enumerate(sorted(tables), 1)
     )
     return (
         custom_header(database, pg_dump)
+        + bytes(5)  # the real table of contents' entry count: none (core/grants reads it)
         + b"\n@@TOC\n"
         + toc
         + b"@@DATA\n"
@@ -584,6 +587,7 @@ class FakeDb(Db):
     def _kind(sql: str) -> str:
         fixed = {
             pg.SERVER_VERSION_SQL: "server_version",
+            pg.ROLES_SQL: "roles",
             pg.LIST_TABLES_SQL: "list_tables",
             pg.INHERITANCE_PARENTS_SQL: "inheritance_parents",
             pg.HAS_MIGRATIONS_SQL: "has_migrations",
@@ -637,6 +641,8 @@ class FakeDb(Db):
         dbs = self.databases
         if kind == "server_version":
             return SERVER_VERSION + "\n"
+        if kind == "roles":
+            return "".join(f"{r}\n" for r in sorted({self.user, "pg_database_owner"}))
         if kind == "inheritance_parents":
             return "".join(t + "\n" for t in sorted(self.parents))
         if kind == "list_tables":

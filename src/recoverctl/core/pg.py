@@ -103,8 +103,8 @@ def restrict_line(key: str) -> bytes:
 
 def pg_restore_counted(user: str, db: str, *, one_transaction: bool, restrict_key: str) -> Argv:
     """An archive from stdin, as SQL, into psql_counted_script; ARCHIVE_WHOLE after it.
-    --no-owner/--no-acl: a backup restores on a new machine whose roles differ, and the
-    load's role could not give its objects away. pg_restore writes the script inside
+    --no-owner: the load's role could not give its objects away. --no-acl: the archive's
+    privileges follow the load, those whose roles exist here (services/load, core/grants). pg_restore writes the script inside
     `\\restrict KEY` … `\\unrestrict KEY` itself, so the archive's entries run restricted.
     one_transaction is pg_restore's to write: it then leaves out the BEGIN and COMMIT it
     puts around each large object, which would end psql's own transaction early."""
@@ -190,6 +190,7 @@ COUNTS_BESIDE_DUMP_SQL = "SET LOCAL max_parallel_workers_per_gather = 0; SET LOC
 MIGRATIONS_SQL = "SELECT DISTINCT ON (app) app, name FROM django_migrations ORDER BY app, id DESC"
 HAS_MIGRATIONS_SQL = "SELECT to_regclass('public.django_migrations') IS NOT NULL"
 SERVER_VERSION_SQL = "SHOW server_version"
+ROLES_SQL = "SELECT rolname FROM pg_catalog.pg_roles ORDER BY 1"
 DB_SIZE_SQL = "SELECT pg_database_size(current_database())"
 
 

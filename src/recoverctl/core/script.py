@@ -11,7 +11,9 @@ load under that confinement, and say why a file failed when it did:
   as `pg_restore --no-owner` does for an archive (the load's role could not give them away);
 - pg_dump --create's preamble goes: DROP/CREATE/ALTER/COMMENT ON DATABASE statements and
   the one `\\connect` to that same database, all before the first other statement
-  (recoverctl makes the database itself).
+  (recoverctl makes the database itself);
+- with `roles` given, a GRANT or REVOKE naming a role the server lacks goes (core/grants:
+  the restore's plan lists them).
 
 Anything else passes unchanged. A line this module does not recognise is not a risk: psql
 refuses a meta-command, the server a statement the role may not run. COPY data is passed
@@ -23,6 +25,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+
+from recoverctl.core import grants
 
 _RESTRICT = re.compile(rb"\\(?:un)?restrict(?:[ \t]+\S*)?[ \t]*\Z")
 _COPY_FROM_STDIN = re.compile(rb"COPY .* FROM stdin;\Z")
@@ -45,6 +49,7 @@ class Notes:
     clean: str | None = None  # a DROP before anything was created: pg_dump --clean
     preamble_database: str | None = None  # the --create preamble's database, when one went
     owner_lines: int = 0
+    skipped_grants: int = 0
 
     def cause(self) -> str | None:
         if self.clean is not None:
@@ -72,6 +77,7 @@ class ScriptFilter:
     """Streams a plain dump's bytes through the rules above; `notes` fills as it reads."""
 
     notes: Notes = field(default_factory=Notes)
+    roles: frozenset[str] | None = None  # the server's roles; None: every grant passes
     _line_no: int = 0
     _in_copy: bool = False
     _copy_line_start: bool = True  # the undecided COPY bytes kept back start a line
@@ -155,6 +161,11 @@ class ScriptFilter:
         if _OWNER_TO.match(line):
             self.notes.owner_lines += 1
             return False
+        if self.roles is not None and line.startswith((b"GRANT ", b"REVOKE ")):
+            role = grants.grantee(line.decode("utf-8", "replace"))
+            if role is not None and role.lower() != "public" and role not in self.roles:
+                self.notes.skipped_grants += 1
+                return False
         if not _SETTING.match(line):
             self._preamble_open = False
             if _CREATE.match(line):

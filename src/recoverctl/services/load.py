@@ -15,14 +15,17 @@ from pathlib import Path
 from recoverctl import signals
 from recoverctl.adapters import fsio
 from recoverctl.adapters.pgexec import Db, ExecResult, cause_of
-from recoverctl.core import pg
+from recoverctl.core import grants, pg
 from recoverctl.core.checks import FAIL, Check
+from recoverctl.core.dumpcheck import NotADump
 from recoverctl.core.naming import Format
 from recoverctl.core.restore_plan import FAILED_TAG, KEEP_TAG, SCRATCH_TAG, name_base
 from recoverctl.core.script import ScriptFilter
 from recoverctl.errors import ErrorCode, RecoverctlError
 
 OnBytes = Callable[[int], None]
+# How much of an archive is read for its table of contents (its privileges are there).
+TOC_BYTES = 16 * 1024 * 1024
 VERIFY_PREFIX = "recoverctl_verify"
 
 
@@ -87,7 +90,9 @@ def restore_stream(
 
     key = secrets.token_hex(16)
     role = pg.LOADER_PREFIX + secrets.token_hex(6)
-    script = ScriptFilter()
+    roles = server_roles(db)
+    script = ScriptFilter(roles=roles)
+    privileges = archive_grants(path, roles).applied if fmt == "custom" else ()
     chunks: Iterator[bytes]
     if fmt == "custom":
         argv = pg.pg_restore_counted(
@@ -102,6 +107,10 @@ def restore_stream(
     try:
         result = db.run(argv, stdin=chunks, on_stdout=echo)
         echo.finish()
+        if result.ok and privileges:
+            granted = _grant(db, role, database, key, privileges)
+            if not granted.ok:
+                result = granted
     except BaseException:
         with contextlib.suppress(RecoverctlError):  # the load's own error is the one to tell
             _release(db, role, database)
@@ -131,6 +140,44 @@ def restore_stream(
             sha256,
         )
     return Loaded(Check("restore", FAIL, f"{tool}: {said}", LOAD_HINT), sha256)
+
+
+def server_roles(db: Db) -> frozenset[str]:
+    return frozenset(r[0] for r in pg.parse_rows(db.query(pg.ROLES_SQL, database="postgres")))
+
+
+def file_grants(path: Path, fmt: Format, roles: frozenset[str]) -> grants.Judged:
+    return archive_grants(path, roles) if fmt == "custom" else plain_grants(path, roles)
+
+
+def archive_grants(path: Path, roles: frozenset[str]) -> grants.Judged:
+    """An archive's GRANTs and REVOKEs, judged against the server's roles. An archive
+    whose table of contents cannot be read (a newer format) keeps none: the plan says so."""
+    head, _ = fsio.head_and_tail(path, TOC_BYTES, 0)
+    try:
+        return grants.judge(grants.archive_statements(head), roles)
+    except NotADump as exc:
+        return grants.Judged((), (), (), unread=str(exc))
+
+
+def plain_grants(path: Path, roles: frozenset[str]) -> grants.Judged:
+    """A plain dump's GRANT and REVOKE lines, read in one pass, judged against the roles."""
+    found: list[str] = []
+    rest = b""
+    for chunk in fsio.read_chunks(path):
+        data = rest + chunk
+        cut = data.rfind(b"\n") + 1
+        found += grants.plain_statements(data[:cut])
+        rest = data[cut:]
+    found += grants.plain_statements(rest)
+    return grants.judge(found, roles)
+
+
+def _grant(db: Db, role: str, database: str, key: str, statements: tuple[str, ...]) -> ExecResult:
+    """An archive's privileges, after its load (pg_restore --no-acl): the statements are
+    the archive's own, so they run as confined as the load."""
+    script = pg.restrict_line(key) + "\n".join(statements).encode() + b"\n"
+    return db.run(pg.psql_counted_script(role, database, one_transaction=True), stdin=iter([script]))
 
 
 def _release(db: Db, role: str, database: str) -> None:

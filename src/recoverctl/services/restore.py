@@ -34,9 +34,11 @@ from recoverctl.services.load import (
     Counted,
     Loaded,
     all_counts,
+    file_grants,
     leftovers,
     related_databases,
     restore_stream,
+    server_roles,
 )
 from recoverctl.services.session import StackRef, StackSession
 from recoverctl.services.stack import wait_ready
@@ -120,8 +122,10 @@ def prepare(
             raise _refused(path, inspected.checks)
         related = related_databases(db)
         current = _current(db, related)
+        privileges = file_grants(path, inspected.info.format, server_roles(db))
     m = inspected.manifest
     notes = _code_notes(code.match(m, settings.project_dir), path, allow_newer_data)
+    notes += privileges.notes(foreign=m is None)
     scratch, keep_as, _ = names_for(db.database, datetime.now(UTC))
     plan = RestorePlan(
         backup=str(path),
