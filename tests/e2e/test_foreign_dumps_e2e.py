@@ -10,6 +10,7 @@ large object and grants, in a schema beside the vault's tables.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from collections.abc import Iterator
@@ -257,3 +258,20 @@ def test_grants_to_missing_roles_and_to_public_are_said_before_the_restore(
     )
     assert project.sql("SELECT has_table_privilege('public', 'zoo.bird', 'SELECT')").strip() == "t"
     project.sql("REVOKE SELECT ON zoo.bird FROM PUBLIC")
+
+
+def test_verify_deep_counts_each_row_once(stack: tuple[Project, Vault]) -> None:
+    """A partitioned table's rows are stored in its partitions, an inheritance parent's
+    children's in the children: the summary counts each row once, where it is stored."""
+    project, _ = stack
+    made = project.run("backup", "--json")
+    assert made.returncode == 0, made.stderr
+    tables = project.sql(
+        "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
+        "WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
+    ).split()
+    stored = sum(int(project.sql(f"SELECT count(*) FROM ONLY {t}")) for t in tables)
+    result = project.run("verify", "latest", "--deep", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = next(c for c in json.loads(result.stdout)["result"]["checks"] if c["name"] == "rows")
+    assert rows["status"] == "ok" and f" {stored} rows, as in the manifest" in rows["evidence"]
