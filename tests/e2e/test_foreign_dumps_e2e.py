@@ -10,6 +10,7 @@ large object and grants, in a schema beside the vault's tables.
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import subprocess
@@ -19,7 +20,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.e2e.conftest import Project, make_project, tear_down, up_seeded
+from tests.e2e.conftest import FAULTS, Project, make_project, tear_down, up_seeded
 from tests.e2e.vaultclient import Vault
 
 pytestmark = pytest.mark.e2e
@@ -162,8 +163,13 @@ def test_a_file_that_reaches_beyond_the_scratch_database_is_refused(
     path.write_text(plain[:at] + ESCAPES[escape] + plain[at:])
     before = project.checksum()
     databases = project.databases()
+    backups = project.backups()
     for args in (("verify", str(path), "--deep"), ("restore", str(path), "--yes")):
         result = project.run(*args)
+        unchanged = project.checksum() == before
+        left = [f for f in project.backups() if f not in backups and not f.endswith(".json")]
+        FAULTS.record(safe=result.returncode == 1 and unchanged, lost=not unchanged,
+                      misleading=len(left))  # fmt: skip
         assert result.returncode == 1, (args, result.stdout, result.stderr)
         assert "Traceback" not in result.stderr
         if escape in ("connect", "shell"):
@@ -195,9 +201,31 @@ def test_a_pg_dumpall_file_is_refused_with_its_cause(stack: tuple[Project, Vault
     path = pg_dump(project, "all.sql", tool="pg_dumpall")
     before = project.checksum()
     result = project.run("restore", str(path), "--yes")
+    FAULTS.record(safe=result.returncode == 1, lost=project.checksum() != before)
     assert result.returncode == 1
     assert "pg_dumpall" in result.stderr and "Traceback" not in result.stderr
     assert project.checksum() == before
+
+
+def test_a_gzipped_dump_is_named_and_refused(stack: tuple[Project, Vault]) -> None:
+    """What cron scripts and docker-db-backup-style tools leave: backup_….sql.gz."""
+    project, _ = stack
+    plain = pg_dump(project, "for-gzip.sql")
+    gz = project.root / "backups" / "backup_2026-01-15_030000.sql.gz"
+    gz.parent.mkdir(mode=0o700, exist_ok=True)
+    gz.write_bytes(gzip.compress(plain.read_bytes()))
+    try:
+        listed = project.run("list")
+        assert listed.returncode == 0, listed.stderr
+        assert f"{gz.name}: compressed; decompress it" in listed.stdout + listed.stderr
+        before = project.checksum()
+        result = project.run("restore", str(gz), "--yes")
+        FAULTS.record(safe=result.returncode == 1, lost=project.checksum() != before)
+        assert result.returncode == 1
+        assert "compressed with gzip" in result.stderr and "gunzip -k" in result.stderr
+        assert project.checksum() == before
+    finally:
+        gz.unlink()
 
 
 def privileges(project: Project) -> str:
