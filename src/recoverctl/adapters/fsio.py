@@ -132,6 +132,16 @@ def head_and_tail(path: Path, head: int, tail: int) -> tuple[bytes, bytes]:
         return first, f.read(tail)
 
 
+def read_bounded(path: Path, limit: int) -> bytes:
+    """A small file recoverctl reads whole (a manifest, a record): at most limit bytes, or
+    ValueError, so that a huge or endless file is refused rather than read into memory."""
+    with path.open("rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{path.name} is larger than {limit // (1024 * 1024)} MiB")
+    return data
+
+
 def read_chunks(
     path: Path, on_bytes: Callable[[int], None] | None = None, size: int = READ_CHUNK
 ) -> Iterator[bytes]:

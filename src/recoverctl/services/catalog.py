@@ -14,6 +14,7 @@ from recoverctl.adapters import fsio
 from recoverctl.core import naming
 from recoverctl.core.drill import DRILL_DIR, DrillRecord, is_record_name, newest
 from recoverctl.core.manifest import Manifest, VerifyRecord, VerifyResult, VerifyState, verify_state
+from recoverctl.core.outside import MAX_JSON_BYTES
 from recoverctl.errors import ErrorCode, RecoverctlError, UsageError
 from recoverctl.settings import Settings
 
@@ -36,7 +37,7 @@ def load_manifest(backup: Path, *, strict: bool = False) -> Manifest | None:
     """The backup's manifest; None when there is none (or, unless strict, when unreadable)."""
     path = manifest_path(backup)
     try:
-        return Manifest.model_validate_json(path.read_bytes())
+        return Manifest.model_validate_json(fsio.read_bounded(path, MAX_JSON_BYTES))
     except FileNotFoundError:
         return None
     except (OSError, ValidationError, ValueError) as exc:
@@ -56,7 +57,9 @@ def _first_line(exc: BaseException) -> str:
 
 def load_record(backup: Path) -> VerifyRecord | None:
     try:
-        return VerifyRecord.model_validate_json(verify_path(backup).read_bytes())
+        return VerifyRecord.model_validate_json(
+            fsio.read_bounded(verify_path(backup), MAX_JSON_BYTES)
+        )
     except (OSError, ValidationError, ValueError):
         return None
 
@@ -176,7 +179,7 @@ def drill_records(settings: Settings) -> list[DrillRecord]:
         if not is_record_name(path.name):
             continue
         try:
-            record = DrillRecord.model_validate_json(path.read_bytes())
+            record = DrillRecord.model_validate_json(fsio.read_bounded(path, MAX_JSON_BYTES))
         except (OSError, ValidationError, ValueError):
             continue
         if record.stack == settings.stack:

@@ -29,7 +29,7 @@ from recoverctl import __version__
 from recoverctl.adapters import fsio, seal
 from recoverctl.core import envcopy
 from recoverctl.core.envcopy import EnvManifest, EnvObject, Role
-from recoverctl.core.outside import read_json
+from recoverctl.core.outside import MAX_JSON_BYTES, read_json
 from recoverctl.errors import ErrorCode, RecoverctlError
 from recoverctl.services.session import StackSession
 from recoverctl.settings import ENV_FILES, Settings
@@ -109,7 +109,7 @@ def read_record(path: Path) -> dict[str, dict[str, str]]:
     """target -> {file -> sha256 of its plaintext}; an unreadable record is an empty one
     (the next backup pushes again: harmless)."""
     try:
-        data = read_json(path.read_bytes())
+        data = read_json(fsio.read_bounded(path, MAX_JSON_BYTES))
         targets = data["targets"]
         return {
             str(t): {str(k): str(v) for k, v in entry["files"].items()}

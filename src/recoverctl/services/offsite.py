@@ -61,6 +61,7 @@ from recoverctl.core.offsite import (
     object_names,
     remote_manifest_names,
 )
+from recoverctl.core.outside import MAX_JSON_BYTES
 from recoverctl.errors import ErrorCode, Interrupted, RecoverctlError
 from recoverctl.services import catalog
 from recoverctl.services.session import StackSession
@@ -384,7 +385,7 @@ def local_backup(path: Path) -> tuple[Manifest, bytes]:
         )
     manifest_file = catalog.manifest_path(path)
     try:
-        raw = manifest_file.read_bytes()
+        raw = fsio.read_bounded(manifest_file, MAX_JSON_BYTES)
     except FileNotFoundError:
         raise RecoverctlError(
             f"{path.name} has no manifest beside it ({manifest_file.name}): only backups "
@@ -392,9 +393,9 @@ def local_backup(path: Path) -> tuple[Manifest, bytes]:
             "Take a new backup: recoverctl backup",
             code=ErrorCode.MANIFEST_DAMAGED,
         ) from None
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise RecoverctlError(
-            f"Cannot read {manifest_file}: {exc.strerror or exc}.",
+            f"Cannot read {manifest_file}: {getattr(exc, 'strerror', None) or exc}.",
             "Check the file, then try again.",
             code=ErrorCode.MANIFEST_DAMAGED,
         ) from None

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from recoverctl.adapters import fsio
 from recoverctl.adapters.scheduler import Host
 from recoverctl.core.checks import FAIL
-from recoverctl.core.outside import AwareDatetime
+from recoverctl.core.outside import MAX_JSON_BYTES, AwareDatetime
 from recoverctl.errors import ErrorCode, RecoverctlError
 from recoverctl.services import catalog, envcopy
 from recoverctl.services.dump import BackupResult, take_backup
@@ -218,7 +218,9 @@ def record_path(settings: Settings) -> Path:
 
 def load_record(settings: Settings) -> RoutineRecord | None:
     try:
-        return RoutineRecord.model_validate_json(record_path(settings).read_bytes())
+        return RoutineRecord.model_validate_json(
+            fsio.read_bounded(record_path(settings), MAX_JSON_BYTES)
+        )
     except (OSError, ValidationError, ValueError):
         return None
 
