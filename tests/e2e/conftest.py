@@ -137,7 +137,7 @@ class Project:
     def checksum(self) -> dict[str, str]:
         """Every table's full content, hashed: equal before and after means nothing lost."""
         tables = self.sql(
-            "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
+            "SELECT pg_catalog.format('%I.%I', schemaname, tablename) FROM pg_catalog.pg_tables "
             "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1"
         ).split()
         return {

@@ -295,7 +295,7 @@ def test_verify_deep_counts_each_row_once(stack: tuple[Project, Vault]) -> None:
     made = project.run("backup", "--json")
     assert made.returncode == 0, made.stderr
     tables = project.sql(
-        "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
+        "SELECT pg_catalog.format('%I.%I', schemaname, tablename) FROM pg_catalog.pg_tables "
         "WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
     ).split()
     stored = sum(int(project.sql(f"SELECT count(*) FROM ONLY {t}")) for t in tables)
@@ -303,3 +303,53 @@ def test_verify_deep_counts_each_row_once(stack: tuple[Project, Vault]) -> None:
     assert result.returncode == 0, result.stderr
     rows = next(c for c in json.loads(result.stdout)["result"]["checks"] if c["name"] == "rows")
     assert rows["status"] == "ok" and f" {stored} rows, as in the manifest" in rows["evidence"]
+
+
+TIME_BOMBS = {
+    # A closer match than pg_catalog.format(text, VARIADIC "any") for recoverctl's own
+    # table listing, were it called unqualified as the superuser.
+    "format-shadow": (
+        "CREATE FUNCTION public.format(text, name, name) RETURNS text LANGUAGE plpgsql AS $f$ "
+        "BEGIN EXECUTE 'COPY (SELECT 1) TO PROGRAM ''touch /tmp/recoverctl-pwned'''; "
+        "RETURN ''; END $f$;\n"
+    ),
+    # What the database's owner may set for its own database: undone after the load.
+    "own-database": (
+        "DO $d$ BEGIN EXECUTE pg_catalog.format('ALTER DATABASE %I SET "
+        "default_transaction_read_only = on', current_database()); EXECUTE "
+        "pg_catalog.format('ALTER DATABASE %I WITH IS_TEMPLATE true CONNECTION LIMIT 0', "
+        "current_database()); EXECUTE pg_catalog.format('ALTER ROLE %I SET search_path = "
+        "nowhere', current_user); END $d$;\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("bomb", sorted(TIME_BOMBS))
+def test_what_a_file_defines_never_runs_as_the_superuser_nor_outlives_its_load(
+    stack: tuple[Project, Vault], bomb: str
+) -> None:
+    """These load (creating them is within the role's rights) and the file restores; none
+    of them runs as the superuser, and nothing the load set for its database stays."""
+    project, vault = stack
+    plain = pg_dump(project, "bomb-base.sql").read_bytes().decode()
+    at = plain.index("CREATE TABLE")
+    path = project.root / "legacy" / f"bomb-{bomb}.sql"
+    path.write_text(plain[:at] + TIME_BOMBS[bomb] + plain[at:])
+    at_dump = project.checksum()
+    try:
+        for args in (("verify", str(path), "--deep"), ("restore", str(path), "--yes")):
+            result = project.run(*args)
+            assert result.returncode == 0, (args, result.stdout, result.stderr)
+            assert not in_db_container(project, "/tmp/recoverctl-pwned"), args
+    finally:  # the next tests' dumps must not hold it
+        project.sql("DROP FUNCTION IF EXISTS public.format(text, name, name)")
+    settings = project.sql(
+        "SELECT datistemplate, datconnlimit, "
+        "(SELECT count(*) FROM pg_db_role_setting s WHERE s.setdatabase = d.oid) "
+        "FROM pg_database d WHERE datname = current_database()"
+    ).strip()
+    assert settings == "f|-1|0", settings
+    assert project.checksum() == at_dump
+    project.wait_healthy()
+    assert vault.alice_reads() == vault.alice_secrets
+    assert no_loader_roles(project)

@@ -71,6 +71,7 @@ SQL_KINDS = frozenset(
         "estimate",
         "create",
         "create_loader",
+        "contain_loader",
         "release_loader",
         "drop_loader",
         "drop",
@@ -487,6 +488,8 @@ class FakeDb(Db):
         self.parents: set[str] = set()  # tables with inheritance children
         self.loaders: dict[str, str] = {}  # a load's role -> the database it owns
         self.released: list[str] = []  # loaders whose database went back to the user
+        self.contained: list[str] = []  # loaders whose settings were undone after their load
+        self.queried_as: list[tuple[str, str]] = []  # (role, statement kind) of query_as
         self._lock = threading.RLock()
 
     # --- for tests ---
@@ -534,6 +537,14 @@ class FakeDb(Db):
 
     def query(self, sql: str, database: str | None = None) -> str:
         return self.answer(sql, database or self.database, None)
+
+    def query_as(self, role: str, sql: str, database: str) -> str:
+        """A query as a load's role: only in the database it owns, and only once its load
+        was contained."""
+        assert self.loaders.get(role) == database, f"{role} does not own {database}"
+        assert role in self.contained, f"{role} queried before its load was contained"
+        self.queried_as.append((role, self._kind(sql)))
+        return self.answer(sql, database, None)
 
     def answer(self, sql: str, database: str, frozen: Tables | None) -> str:
         kind = self._kind(sql)
@@ -606,6 +617,7 @@ class FakeDb(Db):
             ("SELECT '", "count_rows"),
             ("CREATE DATABASE ", "create"),
             ("CREATE ROLE ", "create_loader"),
+            ("ALTER ROLE ", "contain_loader"),
             ("REASSIGN OWNED BY ", "release_loader"),
             ("DROP ROLE IF EXISTS ", "drop_loader"),
             ("DROP DATABASE IF EXISTS ", "drop"),
@@ -651,7 +663,7 @@ class FakeDb(Db):
             tables = self._tables(database, frozen)
             out = []
             for name, quoted in re.findall(
-                r"SELECT '([^']*)', \(SELECT count\(\*\) FROM ([^)]*)\)", sql
+                r"SELECT '([^']*)', \(SELECT pg_catalog\.count\(\*\) FROM ([^)]*)\)", sql
             ):
                 if quoted not in tables:
                     raise _SqlError(f'relation "{quoted}" does not exist')
@@ -677,6 +689,12 @@ class FakeDb(Db):
             if database not in dbs:
                 raise _SqlError(f'database "{database}" does not exist')
             self.loaders[role] = database
+            return ""
+        if kind == "contain_loader":
+            role, database = _names(sql)[0], _names(sql)[2]
+            if self.loaders.get(role) != database:
+                raise _SqlError(f'role "{role}" does not own "{database}"')
+            self.contained.append(role)
             return ""
         if kind == "release_loader":
             role = _names(sql)[0]

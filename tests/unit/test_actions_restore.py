@@ -57,6 +57,7 @@ restore
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -493,16 +494,17 @@ ALL_TABLES = [
 
 
 def _counted_tables(st: FakeStack, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """The tables each count of the scratch copy asked for (the settled database's not)."""
+    """The tables each count of the scratch copy asked for (as the load's role; the
+    settled database's counts are not)."""
     asked: list[list[str]] = []
-    real = st.db.count_rows
+    real = st.db.query_as
 
-    def count_rows(database: str | None = None, tables: list[str] | None = None) -> Any:
-        if database and database.startswith("vault__restore"):
-            asked.append(list(tables or ["(every table)"]))
-        return real(database, tables)
+    def query_as(role: str, sql: str, database: str) -> Any:
+        if database.startswith("vault__restore") and sql.startswith("SELECT '"):
+            asked.append(re.findall(r"SELECT '([^']*)'", sql))
+        return real(role, sql, database)
 
-    monkeypatch.setattr(st.db, "count_rows", count_rows)
+    monkeypatch.setattr(st.db, "query_as", query_as)
     return asked
 
 

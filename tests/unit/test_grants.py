@@ -13,7 +13,7 @@ from recoverctl.core.script import ScriptFilter
 
 # pg_dump 15 of: role reader; role gone; table t; REVOKE USAGE ON SCHEMA public FROM PUBLIC;
 # GRANT SELECT ON t TO reader, gone, PUBLIC; schema z; GRANT USAGE ON SCHEMA z TO gone.
-ARCHIVE = (Path(__file__).resolve().parents[1] / "vectors" / "acl.dump").read_bytes()
+ARCHIVE = (Path(__file__).resolve().parents[1] / "vectors" / "acl-archive.bin").read_bytes()
 
 
 def test_a_real_archives_privileges() -> None:

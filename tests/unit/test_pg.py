@@ -45,8 +45,8 @@ def test_quoting() -> None:
 def test_counts_sql_and_parsing() -> None:
     sql = pg.count_rows_sql(['public."T"', "public.u"])
     assert sql == (
-        'SELECT \'public."T"\', (SELECT count(*) FROM public."T") UNION ALL '
-        "SELECT 'public.u', (SELECT count(*) FROM public.u)"
+        'SELECT \'public."T"\', (SELECT pg_catalog.count(*) FROM public."T") UNION ALL '
+        "SELECT 'public.u', (SELECT pg_catalog.count(*) FROM public.u)"
     )
     assert pg.count_rows_sql([]) == "SELECT NULL, NULL WHERE false"
     assert pg.parse_counts("public.a\t3\npublic.b\t0\n") == {"public.a": 3, "public.b": 0}

@@ -118,6 +118,13 @@ class Db:
         self.check(result, "a query in the db container", "Check `recoverctl logs db`.")
         return result.stdout.decode("utf-8", "replace")
 
+    def query_as(self, role: str, sql: str, database: str) -> str:
+        """One query as another role (a load's, confined to its database): an exec of its
+        own, never the session's psql."""
+        result = self.run(pg.psql_query(role, database, sql))
+        self.check(result, "a query in the db container", "Check `recoverctl logs db`.")
+        return result.stdout.decode("utf-8", "replace")
+
     def tables(self, database: str | None = None) -> list[str]:
         """The user's tables, as quoted schema-qualified names."""
         return [row[0] for row in pg.parse_rows(self.query(pg.LIST_TABLES_SQL, database))]

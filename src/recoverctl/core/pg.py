@@ -126,8 +126,20 @@ LOADER_PREFIX = "recoverctl_load_"
 def create_loader_sql(role: str, db: str) -> str:
     return (
         f"CREATE ROLE {quote_ident(role)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
-        "NOREPLICATION NOBYPASSRLS CONNECTION LIMIT 1; "
+        "NOREPLICATION NOBYPASSRLS; "
         f"ALTER DATABASE {quote_ident(db)} OWNER TO {quote_ident(role)}"
+    )
+
+
+def contain_loader_sql(role: str, db: str) -> str:
+    """From another database, after the load and before anything else connects to db:
+    what the load, as db's owner, may have set for db or for itself is undone (a
+    search_path, read-only transactions, a role to become, IS_TEMPLATE, no connections)."""
+    r, d = quote_ident(role), quote_ident(db)
+    return (
+        f"ALTER ROLE {r} RESET ALL; ALTER ROLE {r} IN DATABASE {d} RESET ALL; "
+        f"ALTER DATABASE {d} RESET ALL; "
+        f"ALTER DATABASE {d} WITH ALLOW_CONNECTIONS true CONNECTION LIMIT -1 IS_TEMPLATE false"
     )
 
 
@@ -172,17 +184,22 @@ def psql_version() -> Argv:
 # Planner statistics: cheap, approximate; good enough to describe what a restore replaces.
 ESTIMATE_SQL = "SELECT count(*), coalesce(sum(n_live_tup), 0) FROM pg_stat_user_tables"
 
+# Queries that run in a restored database name pg_catalog's functions and operators: a
+# dump's own function with a closer signature (public.format(text, name, name)) would
+# otherwise be called instead.
 # Tables of the user's schemas, as qualified identifiers ready for SQL.
 LIST_TABLES_SQL = (
-    "SELECT format('%I.%I', schemaname, tablename) FROM pg_catalog.pg_tables "
-    "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1"
+    "SELECT pg_catalog.format('%I.%I', schemaname, tablename) FROM pg_catalog.pg_tables "
+    "WHERE schemaname OPERATOR(pg_catalog.<>) ALL "
+    "(ARRAY['pg_catalog', 'information_schema']::pg_catalog.name[]) ORDER BY 1"
 )
 # Tables with inheritance children: count(*) of one adds its children's rows (as the
 # manifest counts it), while pg_dump's COPY of it holds only its own.
 INHERITANCE_PARENTS_SQL = (
-    "SELECT DISTINCT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_inherits i "
-    "JOIN pg_catalog.pg_class c ON c.oid = i.inhparent "
-    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace ORDER BY 1"
+    "SELECT DISTINCT pg_catalog.format('%I.%I', n.nspname, c.relname) "
+    "FROM pg_catalog.pg_inherits i "
+    "JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhparent "
+    "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace ORDER BY 1"
 )
 # The row counts read beside pg_dump, in its snapshot: on one core, not compiled. Parallel
 # workers and JIT would take the CPUs the dump they accompany runs on.
@@ -196,7 +213,7 @@ DB_SIZE_SQL = "SELECT pg_database_size(current_database())"
 
 def count_rows_sql(tables: list[str]) -> str:
     """Exact counts of every table in one statement (tables already quoted by LIST_TABLES_SQL)."""
-    parts = [f"SELECT {quote_literal(t)}, (SELECT count(*) FROM {t})" for t in tables]
+    parts = [f"SELECT {quote_literal(t)}, (SELECT pg_catalog.count(*) FROM {t})" for t in tables]
     return " UNION ALL ".join(parts) if parts else "SELECT NULL, NULL WHERE false"
 
 

@@ -24,6 +24,7 @@ from recoverctl.services.load import (
     VERIFY_PREFIX,
     Counted,
     Loaded,
+    Loader,
     OnBytes,
     all_counts,
     psql_knows_restrict,
@@ -193,6 +194,7 @@ class Throwaway:
     def __init__(self, db: Db):
         self.db = db
         self.name = throwaway_name(VERIFY_PREFIX)
+        self.loader: Loader | None = None
         self._error: BaseException | None = None
         # Another thread: its query runs in an exec of its own, beside the session's psql.
         self._thread = threading.Thread(target=self._create, name="recoverctl-create", daemon=True)
@@ -214,6 +216,8 @@ class Throwaway:
         with signals.deferred(reraise=False):
             self._thread.join()
         _drop_quietly(self.db, self.name)
+        if self.loader is not None:  # its role owned only this database: gone with it
+            self.loader.drop()
 
 
 def deep_check(
@@ -229,12 +233,13 @@ def deep_check(
     try:
         # Asked while the throwaway is still being made: one exec less before the load.
         restricts = psql_knows_restrict(db)
-        database = scratch.ready()
+        loader = Loader(db, scratch.ready())
+        scratch.loader = loader
         loaded = restore_stream(
             db,
             path,
             found.info.format,
-            database,
+            loader,
             on_bytes,
             one_transaction=True,
             psql_restricts=restricts,
@@ -254,7 +259,7 @@ def deep_check(
             )
         )
         try:
-            counted = all_counts(db, database, loaded)
+            counted = all_counts(loader, loaded)
         except RecoverctlError as exc:
             if exc.code is not ErrorCode.BACKUP_CORRUPT:
                 raise

@@ -43,11 +43,45 @@ class Loaded:
     counts: dict[str, int] = field(default_factory=dict)
 
 
+class Loader:
+    """The role one load runs as: made for it, owner of its database and of nothing else,
+    granted no role (pg.create_loader_sql). Whatever the file holds runs as this role, and
+    so do recoverctl's own queries of the loaded database (its counts, ANALYZE, which
+    evaluates index expressions as the tables' owner) until hand_over: no function a file
+    defines ever runs as the superuser before the restored database serves.
+
+    contain() undoes what the load may have set for its database or itself; hand_over()
+    (a restore, before the swap) gives the database and its objects to the stack's user,
+    as a load of its own would have left them, and drops the role; drop() removes the role
+    once its database is gone (a throwaway, a rollback), best effort."""
+
+    def __init__(self, db: Db, database: str):
+        self.db = db
+        self.database = database
+        self.role = pg.LOADER_PREFIX + secrets.token_hex(6)
+        db.query(pg.create_loader_sql(self.role, database), database="postgres")
+
+    def query(self, sql: str) -> str:
+        return self.db.query_as(self.role, sql, self.database)
+
+    def contain(self) -> None:
+        self.db.query(pg.contain_loader_sql(self.role, self.database), database="postgres")
+
+    def hand_over(self) -> None:
+        with signals.deferred():
+            self.db.query(pg.release_loader_sql(self.role, self.db.user), database=self.database)
+            self.db.query(pg.drop_loader_sql(self.role), database="postgres")
+
+    def drop(self) -> None:
+        with signals.deferred(reraise=False), contextlib.suppress(RecoverctlError):
+            self.db.query(pg.drop_loader_sql(self.role), database="postgres")
+
+
 def restore_stream(
     db: Db,
     path: Path,
     fmt: Format,
-    database: str,
+    loader: Loader,
     on_bytes: OnBytes = _no_progress,
     *,
     one_transaction: bool = False,
@@ -56,11 +90,9 @@ def restore_stream(
     """Restores the file into an existing empty database, confined to it, hashing the bytes
     it sends and counting the rows the load copies (pg.parse_copy_counts).
 
-    Confined: the load runs in psql's restricted mode, as a role made for it that owns the
-    database and nothing else (pg.create_loader_sql); afterwards the database and its
-    objects go to the stack's user, as a load of its own would have left them, and the
-    role is dropped. A file recoverctl did not write can thus reach nothing but this
-    database, whatever it holds.
+    Confined: the load runs in psql's restricted mode as the loader's role (Loader), so a
+    file recoverctl did not write can reach nothing but this database, whatever it holds;
+    what it set for the database or the role is undone when it ends (Loader.contain).
 
     one_transaction, for a throwaway that is counted once and dropped: about 0.2 s faster
     at 6 M rows (no commit per item) but it leaves every row without its hint bits, which
@@ -89,7 +121,7 @@ def restore_stream(
             yield chunk
 
     key = secrets.token_hex(16)
-    role = pg.LOADER_PREFIX + secrets.token_hex(6)
+    role, database = loader.role, loader.database
     roles = server_roles(db)
     script = ScriptFilter(roles=roles)
     privileges = archive_grants(path, roles).applied if fmt == "custom" else ()
@@ -103,7 +135,6 @@ def restore_stream(
         argv = pg.psql_counted_script(role, database, one_transaction=one_transaction)
         chunks = itertools.chain((pg.restrict_line(key),), script(hashed()))
     echo = Echo()
-    db.query(pg.create_loader_sql(role, database), database="postgres")
     try:
         result = db.run(argv, stdin=chunks, on_stdout=echo)
         echo.finish()
@@ -113,9 +144,9 @@ def restore_stream(
                 result = granted
     except BaseException:
         with contextlib.suppress(RecoverctlError):  # the load's own error is the one to tell
-            _release(db, role, database)
+            loader.contain()
         raise
-    _release(db, role, database)
+    loader.contain()
     # The command may stop reading early (an error, or trailing bytes it ignores): the
     # sha256 then comes from a pass of its own, since it must cover the whole file.
     whole = result.stdin_error is None and sent[0] == path.stat().st_size
@@ -180,14 +211,6 @@ def _grant(db: Db, role: str, database: str, key: str, statements: tuple[str, ..
     return db.run(pg.psql_counted_script(role, database, one_transaction=True), stdin=iter([script]))
 
 
-def _release(db: Db, role: str, database: str) -> None:
-    """The database and what the load made in it to the stack's user; the role dropped.
-    Runs whatever the load did, and under Ctrl-C as a whole."""
-    with signals.deferred():
-        db.query(pg.release_loader_sql(role, db.user), database=database)
-        db.query(pg.drop_loader_sql(role), database="postgres")
-
-
 class Echo:
     """What a counted load's echo is read for, kept as it streams in: the COPY statements
     and tags (pg.parse_copy_counts) and the last line (the archive's end). The echo holds
@@ -242,15 +265,16 @@ class Counted:
     stored: int
 
 
-def all_counts(db: Db, database: str, loaded: Loaded, *, exact: bool = False) -> Counted:
+def all_counts(loader: Loader, loaded: Loaded, *, exact: bool = False) -> Counted:
     """Every table's rows, from the database itself: each table the load reported must be
     there (a load that left it would have reported another database's). Without exact,
     the load's own counts stand, and only a table it did not COPY into (a partitioned
     table's parent, a table whose data was not in the dump) or one with inheritance
     children, whose COPY holds only its own rows, is counted. With exact (before a swap),
     every table is counted and must hold what the load reported."""
-    parents = {row[0] for row in pg.parse_rows(db.query(pg.INHERITANCE_PARENTS_SQL, database))}
-    present = db.tables(database)
+    database = loader.database
+    parents = {row[0] for row in pg.parse_rows(loader.query(pg.INHERITANCE_PARENTS_SQL))}
+    present = [row[0] for row in pg.parse_rows(loader.query(pg.LIST_TABLES_SQL))]
     absent = sorted(set(loaded.counts) - set(present))
     if absent:
         raise RecoverctlError(
@@ -260,7 +284,7 @@ def all_counts(db: Db, database: str, loaded: Loaded, *, exact: bool = False) ->
             code=ErrorCode.BACKUP_CORRUPT,
         )
     if exact:
-        counts = db.count_rows(database, tables=present)
+        counts = pg.parse_counts(loader.query(pg.count_rows_sql(present)))
         differ = [
             f"{t}: {counts[t]} rows, the load reported {n}"
             for t, n in sorted(loaded.counts.items())
@@ -276,7 +300,7 @@ def all_counts(db: Db, database: str, loaded: Loaded, *, exact: bool = False) ->
         counts = {t: n for t, n in loaded.counts.items() if t not in parents}
         rest = [t for t in present if t not in counts]
         if rest:
-            counts.update(db.count_rows(database, tables=rest))
+            counts.update(pg.parse_counts(loader.query(pg.count_rows_sql(rest))))
     stored = sum(n for t, n in counts.items() if t not in parents)
     stored += sum(loaded.counts.get(p, 0) for p in parents)
     return Counted(counts, stored)
