@@ -77,3 +77,18 @@ def test_a_plain_dumps_grants_to_missing_roles_are_filtered() -> None:
     # The COPY row that reads like a grant is data: it stays; the statement goes.
     assert out.count(b"TO gone;") == 1 and b"TO reader;" in out
     assert f.notes.skipped_grants == 1
+
+
+def test_default_privileges_and_a_grant_by_another_role() -> None:
+    statements = [
+        "ALTER DEFAULT PRIVILEGES FOR ROLE vault IN SCHEMA public GRANT SELECT ON TABLES TO reader;",
+        "GRANT SELECT ON TABLE public.t TO reader;",
+    ]
+    judged = grants.judge(statements, ["vault", "reader"])
+    assert judged.applied == ("GRANT SELECT ON TABLE public.t TO reader;",)
+    assert judged.defaults == (statements[0],)
+    assert judged.notes(foreign=False) == (
+        f"not restored (default privileges of another role): {statements[0]}",
+    )
+    text = b"SET SESSION AUTHORIZATION reader;\nGRANT SELECT ON TABLE public.t TO x;\nRESET SESSION AUTHORIZATION;\n"
+    assert grants.plain_statements(text) == ["GRANT SELECT ON TABLE public.t TO x;"]

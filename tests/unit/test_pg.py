@@ -150,3 +150,10 @@ def test_copy_counts_ignore_a_copy_without_its_tag_and_stray_tags() -> None:
     # A load cut in a COPY: no tag follows, nothing is counted for that table.
     assert pg.parse_copy_counts("COPY public.a (x) FROM stdin;\nERROR:  boom\n") == {}
     assert pg.parse_copy_counts("COPY 5\nCOPY public.a FROM stdin;\nCOPY 2\n") == {"public.a": 2}
+
+
+def test_ident_key_reads_quoted_and_bare_names_alike() -> None:
+    """pg_dump of one version and format('%I') of another quote keywords differently."""
+    assert pg.ident_key('public."json_object"') == pg.ident_key("public.json_object")
+    assert pg.ident_key('"a.b"."c""d"') == ("a.b", 'c"d')
+    assert pg.ident_key('public."T"') != pg.ident_key("public.t")

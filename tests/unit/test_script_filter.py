@@ -125,3 +125,68 @@ def test_random_bytes_never_raise_and_only_whole_lines_go(data: bytes, cuts: lis
     whole, _ = _filtered(data)
     assert out == whole  # the cuts never change the result
     assert len(out) <= len(data)
+
+
+def test_rules_apply_only_where_a_statement_starts() -> None:
+    """Inside a function's body, a multi-line string or a comment, lines that read like
+    the rules' are the function's own: kept byte for byte."""
+    body = (
+        b"CREATE FUNCTION public.f() RETURNS void LANGUAGE sql AS $_$\n"
+        b"SELECT 1;\n"
+        b"ALTER TABLE public.t OWNER TO vault;\n"
+        b"GRANT SELECT ON TABLE public.t TO gone;\n"
+        b"$_$;\n"
+        b"COMMENT ON TABLE public.t IS 'first\n"
+        b"ALTER TABLE public.t OWNER TO vault;\n"
+        b"it''s still the comment';\n"
+        b"/* a /* nested */ comment\n"
+        b"GRANT SELECT ON TABLE public.t TO gone;\n"
+        b"*/\n"
+        b"CREATE TABLE public.a$b$c (x int);\n"
+        b"ALTER TABLE public.a$b$c OWNER TO vault;\n"
+    )
+    f = ScriptFilter(roles=frozenset({"vault"}))
+    out = b"".join(f(iter([_dump(body)])))
+    assert out.count(b"OWNER TO vault;") == 2  # the body's and the comment's; not the last
+    assert out.count(b"TO gone;") == 2
+    assert b"ALTER TABLE public.a$b$c OWNER TO vault;" not in out  # a$b$c opened no quote
+
+
+def test_a_copy_spread_over_lines_by_a_quoted_name_keeps_its_data() -> None:
+    rows = b"ALTER TABLE t OWNER TO y;\n\\restrict x\n"
+    copy = b'COPY public."a\nb" (line) FROM stdin;\n' + rows + b"\\.\n"
+    out, _ = _filtered(_dump(TABLE + copy))
+    assert rows in out
+
+
+def test_a_long_line_passes_through_in_linear_time() -> None:
+    import time
+
+    value = b"x" * (24 * 1024 * 1024)
+    dump = _dump(TABLE + b"INSERT INTO public.t VALUES ('" + value + b"');\n" + COPY)
+    chunks = [dump[i : i + 1024 * 1024] for i in range(0, len(dump), 1024 * 1024)]
+    started = time.monotonic()
+    out = b"".join(ScriptFilter()(iter(chunks)))
+    assert time.monotonic() - started < 5
+    assert value in out and b"OWNER TO vault" not in out and ROWS in out
+
+
+def test_create_preamble_with_the_databases_comment_and_settings() -> None:
+    """pg_dump --create writes the database's comment and settings after its \\connect,
+    then \\connect again: all of it goes."""
+    preamble = (
+        b"CREATE DATABASE vault WITH TEMPLATE = template0;\n"
+        b"ALTER DATABASE vault OWNER TO vault;\n"
+        b"\\connect vault\n" + SETTINGS + b"COMMENT ON DATABASE vault IS 'the vault';\n"
+        b"ALTER DATABASE vault SET search_path TO public;\n"
+        b"\\connect vault\n" + SETTINGS
+    )
+    out, f = _filtered(_dump(preamble + TABLE + COPY))
+    assert b"DATABASE" not in out and b"\\connect" not in out
+    assert f.notes.cause() is None and f.notes.meta_command is None
+
+
+def test_default_privileges_for_another_role_go() -> None:
+    line = b"ALTER DEFAULT PRIVILEGES FOR ROLE vault IN SCHEMA public GRANT SELECT ON TABLES TO reader;\n"
+    out, f = _filtered(_dump(TABLE + line + COPY))
+    assert line not in out and f.notes.default_privileges == 1

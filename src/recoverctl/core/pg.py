@@ -158,6 +158,13 @@ _COPY_START = re.compile(rf"^COPY ({_IDENT}\.{_IDENT})(?: \(.*\))? FROM stdin;$"
 _COPY_TAG = re.compile(r"^COPY (\d+)$")
 
 
+def ident_key(qualified: str) -> tuple[str, ...]:
+    """A qualified name's identifiers, unquoted: `public."select"` and `public.select`
+    (quoted or not by another version's keywords) are the same table."""
+    parts = re.findall(r'"((?:[^"]|"")*)"|([^."]+)', qualified)
+    return tuple(quoted.replace('""', '"') if quoted else bare for quoted, bare in parts)
+
+
 def parse_copy_counts(output: str) -> dict[str, int]:
     """Each COPY's table and the rows its tag says were loaded, from psql --echo-queries.
     Names are as pg_dump wrote them, quoted only when needed, as format('%I.%I') does."""

@@ -78,8 +78,17 @@ def candidates(settings: Settings) -> list[Path]:
     folder = settings.backup_dir
     if not folder.is_dir():
         return []
-    names = [p.name for p in folder.iterdir() if naming.is_backup_name(p.name) and p.is_file()]
+    names = [p.name for p in folder.iterdir() if naming.is_backup_name(p.name) and _is_file(p)]
     return [folder / n for n in sorted(names, key=naming.sort_key, reverse=True)]
+
+
+def _is_file(path: Path) -> bool:
+    """A regular file, or a symlink to one; False for one that cannot be looked at (a
+    link into a folder this user may not read)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def newest_backup(settings: Settings) -> Path | None:
@@ -244,7 +253,7 @@ def _strays(folder: Path) -> tuple[str, ...]:
     found: list[str] = []
     for p in sorted(folder.iterdir()):
         shown = ascii(p.name)[1:-1] if not p.name.isprintable() else p.name
-        if naming.is_backup_name(p.name) and not p.is_file():
+        if naming.is_backup_name(p.name) and not _is_file(p):
             why = (
                 "a symlink that leads to no file (an unmounted disk?)"
                 if p.is_symlink()

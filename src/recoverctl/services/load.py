@@ -275,7 +275,17 @@ def all_counts(loader: Loader, loaded: Loaded, *, exact: bool = False) -> Counte
     database = loader.database
     parents = {row[0] for row in pg.parse_rows(loader.query(pg.INHERITANCE_PARENTS_SQL))}
     present = [row[0] for row in pg.parse_rows(loader.query(pg.LIST_TABLES_SQL))]
-    absent = sorted(set(loaded.counts) - set(present))
+    # The load's names are pg_dump's, the server's format('%I')'s: the same identifiers,
+    # quoted differently when their versions' keywords differ.
+    named = {pg.ident_key(t): t for t in present}
+    reported: dict[str, int] = {}
+    absent: list[str] = []
+    for table, rows in sorted(loaded.counts.items()):
+        name = named.get(pg.ident_key(table))
+        if name is None:
+            absent.append(table)
+        else:
+            reported[name] = reported.get(name, 0) + rows
     if absent:
         raise RecoverctlError(
             f"The load reported rows for {_some(absent)}, which {database} does not hold: "
@@ -287,7 +297,7 @@ def all_counts(loader: Loader, loaded: Loaded, *, exact: bool = False) -> Counte
         counts = pg.parse_counts(loader.query(pg.count_rows_sql(present)))
         differ = [
             f"{t}: {counts[t]} rows, the load reported {n}"
-            for t, n in sorted(loaded.counts.items())
+            for t, n in sorted(reported.items())
             if t not in parents and counts.get(t) != n
         ]
         if differ:
@@ -297,12 +307,12 @@ def all_counts(loader: Loader, loaded: Loaded, *, exact: bool = False) -> Counte
                 code=ErrorCode.BACKUP_CORRUPT,
             )
     else:
-        counts = {t: n for t, n in loaded.counts.items() if t not in parents}
+        counts = {t: n for t, n in reported.items() if t not in parents}
         rest = [t for t in present if t not in counts]
         if rest:
             counts.update(pg.parse_counts(loader.query(pg.count_rows_sql(rest))))
     stored = sum(n for t, n in counts.items() if t not in parents)
-    stored += sum(loaded.counts.get(p, 0) for p in parents)
+    stored += sum(reported.get(p, 0) for p in parents)
     return Counted(counts, stored)
 
 
