@@ -796,3 +796,17 @@ def test_sigint_while_settling(st: FakeStack, path: Path) -> None:
     result = _run(st, path, step=_on_step("comparing", ctrl_c))
     assert result.drift == () and result.kept is None
     assert st.db.databases["vault"] == BACKUP and st.db.names() == {"vault"}
+
+
+def test_a_role_left_by_an_interrupted_load_is_named_in_the_plan(
+    st: FakeStack, path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = st.db._answer
+
+    def with_leftover(kind: str, sql: str, database: str, frozen: Any) -> str:
+        extra = "recoverctl_load_0123456789ab\n" if kind == "roles" else ""
+        return real(kind, sql, database, frozen) + extra
+
+    monkeypatch.setattr(st.db, "_answer", with_leftover)
+    prep = _prep(st, path)
+    assert any("role recoverctl_load_0123456789ab was left" in n for n in prep.plan.notes)

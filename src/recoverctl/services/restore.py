@@ -123,10 +123,17 @@ def prepare(
             raise _refused(path, inspected.checks)
         related = related_databases(db)
         current = _current(db, related)
-        privileges = file_grants(path, inspected.info.format, server_roles(db))
+        roles = server_roles(db)
+        privileges = file_grants(path, inspected.info.format, roles)
     m = inspected.manifest
     notes = _code_notes(code.match(m, settings.project_dir), path, allow_newer_data)
     notes += privileges.notes(foreign=m is None)
+    notes += tuple(
+        f"role {r} was left by an interrupted load: once no database is named after it, "
+        f'DROP OWNED BY "{r}"; DROP ROLE "{r}"'
+        for r in sorted(roles)
+        if r.startswith(pg.LOADER_PREFIX)
+    )
     scratch, keep_as, _ = names_for(db.database, datetime.now(UTC))
     plan = RestorePlan(
         backup=str(path),
