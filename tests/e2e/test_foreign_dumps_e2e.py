@@ -75,6 +75,16 @@ def pg_dump(project: Project, name: str, *options: str, tool: str = "pg_dump") -
     return path
 
 
+def tampered(project: Project, name: str, statements: str) -> Path:
+    """The playbook's plain dump with statements slipped in before its first table, as a
+    tampered file or a hostile one would hold them among pg_dump's lines."""
+    plain = pg_dump(project, "plain-" + name).read_bytes().decode()
+    at = plain.index("CREATE TABLE")
+    path = project.root / "legacy" / name
+    path.write_text(plain[:at] + statements + plain[at:])
+    return path
+
+
 def as_older_pg_dump(path: Path) -> Path:
     """The file as a pg_dump older than 15.14 writes it: no \\restrict lines."""
     data = re.sub(rb"(?m)^\\(?:un)?restrict \S+\n", b"", path.read_bytes())
@@ -156,11 +166,7 @@ def test_a_file_that_reaches_beyond_the_scratch_database_is_refused(
     stack: tuple[Project, Vault], escape: str
 ) -> None:
     project, _ = stack
-    plain = pg_dump(project, "plain.sql").read_bytes().decode()
-    # After the first table: what a tampered file would slip in among pg_dump's lines.
-    at = plain.index("CREATE TABLE")
-    path = project.root / "legacy" / f"escape-{escape}.sql"
-    path.write_text(plain[:at] + ESCAPES[escape] + plain[at:])
+    path = tampered(project, f"escape-{escape}.sql", ESCAPES[escape])
     before = project.checksum()
     databases = project.databases()
     backups = project.backups()
@@ -331,10 +337,7 @@ def test_what_a_file_defines_never_runs_as_the_superuser_nor_outlives_its_load(
     """These load (creating them is within the role's rights) and the file restores; none
     of them runs as the superuser, and nothing the load set for its database stays."""
     project, vault = stack
-    plain = pg_dump(project, "bomb-base.sql").read_bytes().decode()
-    at = plain.index("CREATE TABLE")
-    path = project.root / "legacy" / f"bomb-{bomb}.sql"
-    path.write_text(plain[:at] + TIME_BOMBS[bomb] + plain[at:])
+    path = tampered(project, f"bomb-{bomb}.sql", TIME_BOMBS[bomb])
     at_dump = project.checksum()
     try:
         for args in (("verify", str(path), "--deep"), ("restore", str(path), "--yes")):
