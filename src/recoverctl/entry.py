@@ -3,7 +3,7 @@ then the CLI (cli/app.py).
 
 Python's cyclic garbage collector runs every 700 new container objects: a command imports
 about 600 modules (typer, pydantic, rich, the Docker SDK, botocore), and its collections
-walk those long-lived objects again and again, 40 to 60 ms of every command. Collections
+walk those long-lived objects again and again, a large share of a short command. Collections
 are made rarer (our data flows through bytes, which the collector does not track), and
 before exit the objects are frozen, so the interpreter's last collections skip them:
 finalizers and atexit handlers (the log file's flush) still run.

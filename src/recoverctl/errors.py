@@ -18,15 +18,17 @@ EXIT_TERMINATED = 143
 
 
 class ErrorCode(StrEnum):
-    # usage and settings (exit 2)
+    # the command line, the settings and the confirmations (exit 2)
     USAGE = "usage"
     CONFIG_INVALID = "config_invalid"
     PROJECT_NOT_FOUND = "project_not_found"
     CONFIRMATION_REQUIRED = "confirmation_required"
-    # the project's files
+    CONFIRMATION_MISMATCH = "confirmation_mismatch"
+    # the project's files and code
     COMPOSE_INVALID = "compose_invalid"
     ENV_INVALID = "env_invalid"
     FILE_EXISTS = "file_exists"
+    CODE_BEHIND_DATA = "code_behind_data"  # the backup's data has a migration the checkout lacks
     # the engine and the stack
     ENGINE_UNREACHABLE = "engine_unreachable"
     ENGINE_REFUSED = "engine_refused"
@@ -39,51 +41,47 @@ class ErrorCode(StrEnum):
     DB_QUERY_FAILED = "db_query_failed"
     DB_IN_USE = "db_in_use"
     LOCKED = "locked"
-    # backups
-    BACKUP_NOT_FOUND = "backup_not_found"
+    # local files and the disk
     UNSAFE_PATH = "unsafe_path"
+    DISK_FULL = "disk_full"
+    WRITE_FAILED = "write_failed"
+    # backups: finding, judging and taking them
+    BACKUP_NOT_FOUND = "backup_not_found"
     OTHER_STACK = "other_stack"
-    UPDATE_REFUSED = "update_refused"
     BACKUP_CORRUPT = "backup_corrupt"
     MANIFEST_DAMAGED = "manifest_damaged"
     BACKUP_FAILED = "backup_failed"
-    DISK_FULL = "disk_full"
-    WRITE_FAILED = "write_failed"
+    # restores
+    UPDATE_REFUSED = "update_refused"
     RESTORE_FAILED = "restore_failed"
     ROLLBACK_INCOMPLETE = "rollback_incomplete"
-    CONFIRMATION_MISMATCH = "confirmation_mismatch"
     DATA_PRESENT = "data_present"
     # keys
     KEY_FILE_INVALID = "key_file_invalid"
     KEY_MISMATCH = "key_mismatch"
-    # off-site
-    OFFSITE_FAILED = "offsite_failed"
+    # off-site copies and the age identity
+    OFFSITE_FAILED = "offsite_failed"  # exit 3: the local part succeeded
     TARGET_UNREACHABLE = "target_unreachable"
     TARGET_REFUSED = "target_refused"
     TARGET_NOT_FOUND = "target_not_found"
+    TARGET_FAILED = "target_failed"  # the target answered, with an error no other code names
+    OBJECT_NOT_FOUND = "object_not_found"
     OBJECT_CORRUPT = "object_corrupt"
+    ENV_NOT_FOUND = "env_not_found"  # the target holds no copy of this project's env files
     ENCRYPTION_REQUIRED = "encryption_required"
     IDENTITY_INVALID = "identity_invalid"
     DECRYPT_FAILED = "decrypt_failed"
-    OBJECT_NOT_FOUND = "object_not_found"
-    TARGET_FAILED = "target_failed"  # the target answered, with an error no other code names
-    # the run itself
-    INTERRUPTED = "interrupted"
-    FAILED = "failed"
-    # a result whose own verdict is bad: doctor's or recover's checks (result.checks says which)
-    CHECKS_FAILED = "checks_failed"
-    TERMINATED = "terminated"  # SIGTERM, with the same clean-up as Ctrl-C
-    INTERNAL_ERROR = "internal_error"  # a bug in recoverctl: the traceback is on stderr
-    # unattended operation
+    # unattended operation and drills
     ROUTINE_RUNNING = "routine_running"  # another routine holds this stack: this one did nothing
     PRUNE_REFUSED = "prune_refused"  # the plan would leave no verified backup: nothing deleted
-    # recovery drills
     CLEANUP_INCOMPLETE = "cleanup_incomplete"  # a drill's throwaway stack was not all removed
-    # the code and the data
-    CODE_BEHIND_DATA = "code_behind_data"  # the backup's data has a migration the checkout lacks
-    # the env files off-site
-    ENV_NOT_FOUND = "env_not_found"  # the target holds no copy of this project's env files
-
+    # a result whose own verdict is bad: doctor's or recover's checks (result.checks says which)
+    CHECKS_FAILED = "checks_failed"
+    # the run itself
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # Ctrl-C (exit 130)
+    TERMINATED = "terminated"  # SIGTERM, with the same clean-up as Ctrl-C (exit 143)
+    INTERNAL_ERROR = "internal_error"  # a bug in recoverctl: the traceback goes to a file
 
 EXIT_STATUS: dict[ErrorCode, int] = {
     ErrorCode.USAGE: EXIT_USAGE,

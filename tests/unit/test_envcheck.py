@@ -10,9 +10,9 @@ from dotenv import dotenv_values
 
 from recoverctl.core.checks import Check, Finding, worst
 from recoverctl.core.envcheck import (
+    ENV_FILES,
     Stack,
     check_env_mode,
-    env_file_name,
     estimate_entropy_bits,
 )
 from recoverctl.services import health as doctor
@@ -84,7 +84,7 @@ def run(
     text: str, stack: Stack = "dev", port: str = "8000", *, ex: dict[str, str | None] | None = None
 ) -> dict[str, Check]:
     env = doctor.EnvFile(
-        source=env_file_name(stack),
+        source=ENV_FILES[stack],
         text=text,
         values=dotenv_values(stream=io.StringIO(text)),
         example=example() if ex is None else ex,

@@ -88,7 +88,7 @@ def test_push_seals_every_env_file_and_never_leaves_a_value_in_clear(world: Worl
             for secret in (b"dev-secret-value", b"prod-pw-zyxwvu", b"POSTGRES_PASSWORD"):
                 assert secret not in body
         manifest = core.EnvManifest.from_bytes(objects[core.MANIFEST_NAME])
-        assert [f.name for f in manifest.env_files()] == [".env", ".env.production"]
+        assert [f.name for f in manifest.files if f.role == "env"] == [".env", ".env.production"]
         assert manifest.recipients == (world.recipient,)
     # the local record: sha256s only, private
     record = envcopy.record_path(world.settings(), "vault-dev")

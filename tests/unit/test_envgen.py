@@ -148,7 +148,7 @@ def render(plan: EnvPlan, images: dict[str, str | None] | None = None) -> envgen
 def findings(text: str, stack: envcheck.Stack, port: str) -> dict[str, str]:
     values = parse(text)
     example = parse(EXAMPLE)
-    source = envcheck.env_file_name(stack)
+    source = envcheck.ENV_FILES[stack]
     results = {
         "line_endings": envcheck.check_line_endings(text, source),
         "syntax": envcheck.check_syntax(text, source),

@@ -157,12 +157,12 @@ def test_round_trip_through_files(tmp_path: Path, key: tuple[Path, seal.Recipien
     path, recipient = key
     plain = tmp_path / "backup.dump"
     plain.write_bytes(data(3 * MiB + 17))
-    sealed = seal.seal_file(plain, tmp_path / "backup.dump.age", [recipient])
+    with plain.open("rb") as src, (tmp_path / "backup.dump.age").open("wb") as dst:
+        sealed = seal.seal(src, dst, [recipient])
     raw = (tmp_path / "backup.dump.age").read_bytes()
     assert raw.startswith(b"age-encryption.org/v1\n")
     assert (sealed.size, sealed.sha256) == (len(raw), hashlib.sha256(raw).hexdigest())
     assert sealed.plain_sha256 == hashlib.sha256(plain.read_bytes()).hexdigest()
-    assert ((tmp_path / "backup.dump.age").stat().st_mode & 0o777) == 0o600
 
     out = tmp_path / "restored" / "backup.dump"
     out.parent.mkdir()
@@ -294,7 +294,7 @@ def test_target_errors_pass_through_unseal(
     assert info.value is lost
 
 
-def test_interrupted_seal_file_leaves_nothing(
+def test_an_interrupted_seal_stops(
     tmp_path: Path, key: tuple[Path, seal.Recipient]
 ) -> None:
     _, recipient = key
@@ -307,10 +307,6 @@ def test_interrupted_seal_file_leaves_nothing(
 
     with pytest.raises(KeyboardInterrupt):
         seal.seal(src.open("rb"), Sink(), [recipient])
-    with pytest.raises(RecoverctlError) as info:
-        seal.seal_file(tmp_path / "missing", tmp_path / "o.age", [recipient])
-    assert "Cannot read" in info.value.message
-    assert nothing_named(tmp_path / "o.age")
 
 
 def test_seal_refuses_no_recipient() -> None:

@@ -275,7 +275,8 @@ def _close(raw: socket.socket) -> None:
 
 class Session:
     """One psql process that runs statement after statement, switching databases with
-    \\connect: a query costs a round trip on its socket instead of a new exec (~30 ms).
+    \\connect: a query costs a round trip on its socket instead of a new exec (a process started in
+    the container).
 
     psql stops at the first error (ON_ERROR_STOP); the error is raised as Db.query raises
     it, and the next query opens a new process."""

@@ -349,37 +349,6 @@ def seal_bytes(data: bytes, recipients: Sequence[Recipient]) -> bytes:
     return out.getvalue()
 
 
-def seal_file(src: Path, dst: Path, recipients: Sequence[Recipient]) -> Sealed:
-    """src sealed into dst, which appears only when whole (NAME.partial, fsync, rename)."""
-    try:
-        source = src.open("rb")
-    except OSError as exc:
-        raise RecoverctlError(
-            f"Cannot read {src}: {exc.strerror or exc}.",
-            "Check the file, then try again.",
-            code=ErrorCode.BACKUP_NOT_FOUND,
-        ) from None
-    with source:
-        fsio.remove_quietly(dst.with_name(dst.name + ".partial"))
-        try:
-            partial, f = fsio.open_partial(dst)
-        except OSError as exc:
-            raise write_error(exc, dst) from None
-        reader = _Reader(chunks_of(source))  # tracks the source's errors, apart from ours
-        try:
-            with f:
-                result = seal(reader, f, recipients)
-                f.flush()
-                os.fsync(f.fileno())
-            fsio.publish(partial, dst)
-        except BaseException as exc:
-            fsio.remove_quietly(partial)
-            if isinstance(exc, OSError) and _on_write_side(exc, reader):
-                raise write_error(exc, dst) from None
-            raise
-    return result
-
-
 class _Cancelled(Exception):
     pass
 

@@ -53,10 +53,6 @@ _KEY_RE = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*(.*)$")
 _MAX_LINES_SHOWN = 10
 
 
-def env_file_name(stack: Stack) -> str:
-    return ENV_FILES[stack]
-
-
 def check_env_mode(mode: int, source: str = ".env") -> Finding:
     """The file holds the database password and Django's key: owner-only access."""
     perms = mode & 0o777

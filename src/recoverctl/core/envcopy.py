@@ -136,9 +136,6 @@ class EnvManifest(BaseModel):
                     code=ErrorCode.MANIFEST_DAMAGED,
                 )
 
-    def env_files(self) -> tuple[EnvObject, ...]:
-        return tuple(f for f in self.files if f.role == "env")
-
     def key_file(self) -> EnvObject | None:
         return next((f for f in self.files if f.role == "key_file"), None)
 

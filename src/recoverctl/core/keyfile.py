@@ -255,19 +255,6 @@ def unwrap_private_key(kf: KeyFile, passphrase: str) -> rsa.RSAPrivateKey:
 # --- reading an envelope ---------------------------------------------------------------
 
 
-def envelope_kid(envelope: Mapping[str, Any]) -> str:
-    """The fingerprint of the key that can open this envelope (shape-checked)."""
-    if not isinstance(envelope, Mapping):
-        raise EnvelopeError("not a valid secret envelope: not a JSON object", ENVELOPE_HINT)
-    kid = envelope.get("kid")
-    if not isinstance(kid, str) or not FINGERPRINT_RE.match(kid):
-        raise EnvelopeError(
-            'not a valid secret envelope: kid is not "sha256:" followed by 64 lowercase hex digits',
-            ENVELOPE_HINT,
-        )
-    return kid
-
-
 def open_envelope(private_key: rsa.RSAPrivateKey, envelope: Mapping[str, Any]) -> bytes:
     """Decrypt one secret; EnvelopeError says whether it is malformed, foreign or damaged."""
     kid, ek, iv, ct = _envelope_parts(envelope)

@@ -312,7 +312,7 @@ def _until_unused(db: Db, database: str) -> None:
     """Ends the sessions still in the database and waits until none is listed: the one that
     counted its rows is still exiting when the drop follows at once, and an autovacuum
     worker may have started on the new tables. DROP DATABASE … WITH (FORCE) ends them too,
-    but then sleeps 100 ms whenever one has not quite gone (one drop in five, measured).
+    but then sleeps 100 ms whenever one has not quite gone, which happens often here.
     Best effort: the drop follows whatever this finds."""
     deadline = time.monotonic() + UNUSED_WAIT
     with contextlib.suppress(RecoverctlError):

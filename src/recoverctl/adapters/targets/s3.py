@@ -1,7 +1,7 @@
 """An S3-compatible target (AWS, MinIO, Ceph, Garage, Backblaze, ...), through boto3's S3
 client. The client is made by botocore's session, which boto3's own wraps: boto3's import
-pulls in its transfer manager (s3transfer, about 55 ms of every S3 command), whose
-multipart uploads and downloads this target does itself, in bounded memory.
+pulls in its transfer manager (s3transfer, a noticeable share of every S3 command's
+start-up), whose multipart uploads and downloads this target does itself, in bounded memory.
 
 Uploads stream: the source is cut into parts of `part_size` bytes, `concurrency` of them
 uploading at once, so memory holds that many parts whatever the object's size; an object
@@ -20,10 +20,10 @@ Credentials come from the standard AWS chain (environment, ~/.aws/credentials, t
 
 Memory: botocore parses its table of every AWS service's endpoints (endpoints.json, about
 7 MiB once in Python objects) to make any client, and keeps it. A backup's peak RSS is
-bounded (issue 12: < 80 MiB with the dump, the sealing and the parts in flight), so the
+bounded (under 80 MiB with the dump, the sealing and the parts in flight), so the
 client's loader keeps the entries of the services this target talks to: S3, and those the
 credential chain may call (STS for assumed roles, SSO). Resolution for those services is
-unchanged (tests/unit/test_s3_endpoints.py compares it with the full table, region by
+unchanged (tests/unit/test_s3_memory.py compares it with the full table, region by
 region).
 """
 
@@ -61,7 +61,7 @@ if TYPE_CHECKING:
 
 MIN_PART_SIZE = 5 << 20  # S3's floor for every part but the last
 # Memory holds CONCURRENCY parts (S3's floor in size: 50 GB objects at most). One at a time
-# keeps a backup's push under issue 12's 80 MiB, and uploads as fast as two to a server
+# keeps a backup's push under its 80 MiB bound, and uploads as fast as two to a server
 # near by (bench/offsite.py); `parts_in_flight` raises it for a slow link.
 PART_SIZE = MIN_PART_SIZE
 CONCURRENCY = 1
