@@ -269,7 +269,7 @@ def verify_target(
 
 
 def prewarm(session: StackSession) -> Callable[[], None]:
-    """The S3 targets' clients made while backup dumps (see services/offsite.py). Without
+    """The S3 targets' clients made while backup dumps (see services/offsite/lookup.py). Without
     targets, the off-site services are not even imported (~30 ms of every backup)."""
     if not session.settings.targets:
         return _nothing
