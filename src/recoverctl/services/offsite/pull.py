@@ -103,6 +103,7 @@ def _into(
     started: float,
     on_bytes: OnBytes | None,
 ) -> Pulled:
+    """The copy found into dest_dir, as `pull` says."""
     m = remote.manifest
     assert m is not None and remote.complete
     if m.encryption == "age" and identities is None:

@@ -118,7 +118,7 @@ def failure(results: Sequence[PushResult], *, local: str = "is good here") -> Of
     )
 
 
-# --- what a target holds ------------------------------------------------------------------
+# --- what a target holds -------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,7 @@ class SealedCheck:
         return worst(self.checks) != FAIL
 
 
-# --- a copy pulled back -------------------------------------------------------------------
+# --- a copy pulled back --------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
