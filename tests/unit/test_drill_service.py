@@ -364,16 +364,16 @@ def test_a_drill_from_an_offsite_copy(
                 "No target 'box' in the settings.", code=ErrorCode.TARGET_NOT_FOUND
             )
 
-    def pull_backup(
+    def pull(
         session: StackSession, target: str, name: str, identity: Path | None, dest_dir: Path
-    ) -> Path:
+    ) -> SimpleNamespace:
         pulled.append((target, name, identity, dest_dir))
         copy = dest_dir / "backup_2026-11-01_030000.dump"
         copy.write_bytes(b"PGDMP")
-        return copy
+        return SimpleNamespace(path=copy)  # the one field of offsite.Pulled a drill reads
 
     monkeypatch.setattr(offsite, "check_source", check_source)
-    monkeypatch.setattr(offsite, "pull_backup", pull_backup)
+    monkeypatch.setattr(offsite, "pull", pull)
     session = stage.session()
     with pytest.raises(RecoverctlError) as unknown:
         drills.target_source(session, "box", None)

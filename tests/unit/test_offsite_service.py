@@ -1,4 +1,4 @@
-"""services/offsite.py over real folder targets in a tmp folder: push, list, the sealed
+"""services/offsite/ over real folder targets in a tmp folder: push, list, the sealed
 check and pull, with every refusal the e2e suite drives against real servers, in
 milliseconds. No engine: pushing and pulling never need one."""
 
@@ -138,7 +138,7 @@ def test_push_seals_and_commits_last_then_pull_gives_the_same_bytes(w: World) ->
     assert (pulled.path.stat().st_mode & 0o777) == 0o600
     # In clear, no identity is needed.
     out2 = w.tmp / "restored2"
-    assert offsite.pull_backup(session, "clear", B2, None, out2).read_bytes() == w.data[B2]
+    assert offsite.pull(session, "clear", B2, None, out2).path.read_bytes() == w.data[B2]
 
 
 def test_a_complete_copy_is_left_alone_and_incomplete_ones_are_replaced(w: World) -> None:
@@ -271,7 +271,7 @@ def test_pull_never_writes_over_a_local_file_and_fetch_uses_a_scratch_folder(w: 
     with pytest.raises(RecoverctlError) as info:
         offsite.pull(session, "nas", B2, w.identity, w.backups)
     assert info.value.code is ErrorCode.FILE_EXISTS
-    path = offsite.fetch(session, "nas", B2, w.identity)
+    path = offsite.pull(session, "nas", B2, w.identity).path
     assert path.parent.parent == w.backups and path.parent.name.startswith(".pulled-")
     assert path.read_bytes() == w.data[B2]
     session.close()
@@ -279,7 +279,7 @@ def test_pull_never_writes_over_a_local_file_and_fetch_uses_a_scratch_folder(w: 
     # With no local file of that name, it lands in the backups folder and stays.
     (w.backups / B2).unlink()
     (w.backups / (B2 + ".json")).unlink()
-    kept = offsite.fetch(session, "nas", "latest", w.identity)
+    kept = offsite.pull(session, "nas", "latest", w.identity).path
     session.close()
     assert kept == w.backups / B2 and kept.read_bytes() == w.data[B2]
 
@@ -473,7 +473,7 @@ def test_new_recipients_seal_the_copy_again_and_a_failure_keeps_the_old_one(
     done = offsite.push_backup(StackSession(rotated), w.backups / B1, targets=["nas"])
     assert done.copies[0].status == "pushed"  # not "present": sealed to the old key
     out = w.tmp / "out"
-    assert offsite.pull_backup(StackSession(rotated), "nas", B1, new_identity, out).read_bytes() \
+    assert offsite.pull(StackSession(rotated), "nas", B1, new_identity, out).path.read_bytes() \
         == w.data[B1]  # fmt: skip
 
 

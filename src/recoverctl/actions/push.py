@@ -70,12 +70,6 @@ def push(
             "recoverctl push latest, or recoverctl push --missing.",
         )
     names = offsite.target_names(session, targets)
-    if not names:
-        raise RecoverctlError(
-            "No off-site target is configured.",
-            "Add a [targets.NAME] table to the settings file (README: Off-site copies).",
-            code=ErrorCode.TARGET_NOT_FOUND,
-        )
     paths = _local_backups(session) if missing else [_resolve(session, spec or "latest")]
     results: list[PushResult] = []
     broken: dict[str, RecoverctlError] = {}

@@ -134,7 +134,7 @@ def recover(
     if rows == 0 or spec:
         if target is not None:
             step(f"pulling {spec or 'the newest copy'} from target {target}")
-            chosen = str(offsite.fetch(session, target, spec or offsite.LATEST, identity))
+            chosen = str(offsite.pull(session, target, spec or offsite.LATEST, identity).path)
         else:
             chosen = pick_backup(settings, spec)
         try:

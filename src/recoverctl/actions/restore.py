@@ -27,12 +27,13 @@ def prepare(
 ) -> Prepared:
     """Verifies and plans; changes nothing. A dry run hashes the file now, since no load
     will. With target, the file is pulled from that off-site target first (services/
-    offsite.py:fetch): spec names the copy there, or latest."""
+    offsite/pull.py): spec names the copy there, or latest."""
     if target is not None:
         # Imported here: a restore from a local file never needs the off-site services.
         from recoverctl.services import offsite
 
-        spec = str(offsite.fetch(session, target, spec, identity or session.settings.identity_file))
+        identity = identity or session.settings.identity_file
+        spec = str(offsite.pull(session, target, spec, identity).path)
     return swap.prepare(
         session,
         spec,

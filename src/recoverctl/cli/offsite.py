@@ -269,9 +269,9 @@ def verify_target(
 
 
 def prewarm(session: StackSession) -> Callable[[], None]:
-    """The S3 targets' clients made while backup dumps (see services/offsite.py). Without
-    targets, the off-site services are not even imported (boto3 and paramiko are slow to
-    import)."""
+    """The S3 targets' clients made while backup dumps (see services/offsite/lookup.py).
+    Without targets, the off-site services are not even imported (boto3 and paramiko are
+    slow to import)."""
     if not session.settings.targets:
         return _nothing
     from recoverctl.services import offsite

@@ -90,7 +90,7 @@ def target_source(
     session: StackSession, target: str, identity: Path | None, spec: str = "latest"
 ) -> Source:
     """The copy an off-site target holds (spec: its name, or latest), pulled, checked and
-    decrypted into the drill's scratch folder (services/offsite.py): the drill then proves
+    decrypted into the drill's scratch folder (services/offsite/pull.py): the drill then proves
     the off-site copy alone brings the vault back, and the pulled file goes with the
     drill. The target and the identity are checked now: a wrong name or key fails before
     anything starts."""
@@ -99,7 +99,7 @@ def target_source(
     offsite.check_source(session, target, identity)
 
     def fetch(scratch: Path) -> Path:
-        return offsite.pull_backup(session, target, spec, identity, scratch)
+        return offsite.pull(session, target, spec, identity, scratch).path
 
     return Source(f"target {target}", spec, fetch)
 

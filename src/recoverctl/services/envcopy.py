@@ -3,10 +3,11 @@ recover's first step on a machine with no env file.
 
 A push seals each file with [encryption]'s recipients (always: an env file is never in
 clear off this server, whatever a target's own `encryption` says), uploads the sealed
-objects, then the manifest LAST (the commit marker, names in core/envcopy.py), then removes
-the previous copy's objects. A small record in the backups folder (mode 0600) keeps, per
-target, the sha256 of each file's plaintext as last pushed: backup pushes only when it
-differs. Never a value in it.
+objects, then the manifest LAST (the commit marker, names in core/envcopy.py), as a
+backup's copy is written (services/offsite/upload.py), then removes the previous copy's
+objects. A small record in the backups folder (mode 0600) keeps, per target, the sha256
+of each file's plaintext as last pushed: backup pushes only when it differs. Never a value
+in it.
 
 A pull downloads and opens every file first, checking the sealed bytes' size and sha256
 against the manifest, then writes each missing one (mode 0600, never over a file that
@@ -194,14 +195,7 @@ class EnvPushFailed(RecoverctlError):
 def _target_names(session: StackSession, names: Sequence[str] | None) -> list[str]:
     from recoverctl.services.offsite import target_names
 
-    found = target_names(session, names)
-    if not found:
-        raise RecoverctlError(
-            "No off-site target is configured.",
-            "Add a [targets.NAME] table to the settings file (README: Off-site copies).",
-            code=ErrorCode.TARGET_NOT_FOUND,
-        )
-    return found
+    return target_names(session, names)
 
 
 def push(
@@ -270,28 +264,22 @@ def _push_one(
     contents: dict[str, bytes],
     recipients: Sequence[seal.Recipient],
 ) -> EnvCopy:
+    from recoverctl.services.offsite.upload import check_stored, committing
+
     started = time.monotonic()
     location = ""
-    uploaded: list[str] = []
     removed: list[str] = []
     try:
         target = open_target(session, name, project)
         location = target.location
         when = envcopy.stamp(datetime.now(UTC))
         objects: list[EnvObject] = []
-        try:
+        with committing(target, removed) as upload:
             for f in files:
                 sealed = seal.seal_bytes(contents[f.name], recipients)
                 oname = envcopy.object_name(when, f.name, f.role)
-                uploaded.append(oname)
-                info = target.put(oname, iter([sealed]))
-                if info.size != len(sealed):
-                    raise target.error(
-                        ErrorCode.TARGET_FAILED,
-                        f"it stored {info.size} bytes of the {len(sealed)} sent.",
-                        "Check the target's free space and health, then push again.",
-                        name=oname,
-                    )
+                info = upload.put(oname, iter([sealed]))
+                check_stored(target, oname, info.size, len(sealed))
                 objects.append(
                     EnvObject(name=f.name, role=f.role, object=oname, size=len(sealed),
                               sha256=hashlib.sha256(sealed).hexdigest())
@@ -303,17 +291,7 @@ def _push_one(
                 files=tuple(objects),
                 recoverctl_version=__version__,
             )
-            body = manifest.to_bytes()
-            marker = target.put(envcopy.MANIFEST_NAME, iter([body]))
-        except RecoverctlError as exc:
-            if exc.code is not ErrorCode.TARGET_UNREACHABLE:
-                for o in uploaded:
-                    try:
-                        target.delete(o)
-                        removed.append(o)
-                    except RecoverctlError:
-                        pass
-            raise
+            marker = upload.commit(envcopy.MANIFEST_NAME, manifest.to_bytes())
         keep = {envcopy.MANIFEST_NAME, *(o.object for o in objects)}
         for old in target.list():
             if old.name not in keep and envcopy.is_object_name(old.name.removesuffix(".partial")):

@@ -100,7 +100,7 @@ class Pushed:
 
 def push(session: StackSession, path: Path) -> Pushed:
     """Pushes one backup, then the env files when they changed, to every target
-    (services/offsite.py, services/envcopy.py); skipped with no target. Any failure is an
+    (services/offsite/, services/envcopy.py); skipped with no target. Any failure is an
     off-site one (exit 3): the local backup is good."""
     targets = tuple(sorted(session.settings.targets))
     if not targets:

@@ -138,7 +138,7 @@ class StackSession:
     def target(self, name: str, namespace: str = "") -> Target:
         """The storage target configured as [targets.NAME], opened on first use (it connects
         on its first operation) and closed with the session. With namespace (a folder or
-        key prefix such as "vault/prod", services/offsite.py), only what lies inside it."""
+        key prefix such as "vault/prod", services/offsite/lookup.py), only what lies inside it."""
         key = f"{name}:{namespace}" if namespace else name
         if key not in self._targets:
             found = self.settings.targets.get(name)
