@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
+from recoverctl.errors import ErrorCode, RecoverctlError
+
 HELD = (signal.SIGINT, signal.SIGTERM)
 _pending: list[int] = []
 _terminated = False
@@ -28,6 +30,16 @@ def terminated() -> bool:
     """Whether SIGTERM was received: a KeyboardInterrupt (or an Interrupted error) is then
     a termination, which the process exits with (143, code terminated), not a Ctrl-C."""
     return _terminated
+
+
+def as_termination(error: RecoverctlError) -> RecoverctlError:
+    """An interruption under SIGTERM is a termination: the process's exit, the routine's
+    record and its metrics then all say 143, terminated, not 130."""
+    if error.code is ErrorCode.INTERRUPTED and _terminated:
+        return RecoverctlError(
+            error.message, error.hint, code=ErrorCode.TERMINATED, details=error.details
+        )
+    return error
 
 
 @contextmanager

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -28,7 +27,7 @@ from typer import _click
 from typer.core import TyperGroup
 from typer.testing import CliRunner, Result
 
-from recoverctl.cli import app as app_module
+from recoverctl import signals
 from recoverctl.cli import contract
 from recoverctl.cli.app import app
 from recoverctl.errors import ErrorCode, exit_status
@@ -256,7 +255,7 @@ def test_ctrl_c(runner: CliRunner, project: Path, monkeypatch: pytest.MonkeyPatc
 
 def test_sigterm(runner: CliRunner, project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("recoverctl.actions.listing.list_backups", _raise(KeyboardInterrupt()))
-    monkeypatch.setattr(app_module, "_terminated_by", signal.SIGTERM)
+    monkeypatch.setattr(signals, "_terminated", True)
     document = failed(run(runner, "list"), ErrorCode.TERMINATED)
     assert document["exit_code"] == 143
 

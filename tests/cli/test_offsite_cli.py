@@ -209,7 +209,7 @@ def test_backup_whose_push_cannot_start_shows_the_backup_and_exits_3(
     def locked(*_a: object, **_k: object) -> None:
         raise RecoverctlError("Another recoverctl push is running.", "Wait.", code=ErrorCode.LOCKED)
 
-    monkeypatch.setattr("recoverctl.actions.backup.push", locked)
+    monkeypatch.setattr("recoverctl.services.offsite.push_backup", locked)
     doc = failed(runner, ErrorCode.OFFSITE_FAILED, "backup")
     assert doc["result"]["path"] == str(path) and doc["result"]["offsite"] == []
     assert "Another recoverctl push is running" in doc["error"]["message"]

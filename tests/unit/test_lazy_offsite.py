@@ -14,8 +14,8 @@ from recoverctl.cli import app, offsite
 from recoverctl.actions import backup, restore, verify
 session = SimpleNamespace(settings=SimpleNamespace(targets=()))
 offsite.prewarm(session)()
-done, failed = offsite.push_after_backup(session, "made")
-assert (done.backup, done.pushed, failed) == ("made", None, None)
+done = offsite.push_after_backup(session, "made")
+assert (done.backup, done.pushed, done.error) == ("made", None, None)
 print(sorted(m for m in ("recoverctl.services.offsite", "recoverctl.services.envcopy",
                          "recoverctl.adapters.seal", "pyrage") if m in sys.modules))
 """

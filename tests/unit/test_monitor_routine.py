@@ -20,7 +20,7 @@ from recoverctl.core.checks import FAIL, OK, Check
 from recoverctl.core.drill import CheckRow, DrillError, DrillRecord, record_name
 from recoverctl.core.manifest import Manifest
 from recoverctl.errors import ConfigError, ErrorCode, Interrupted, RecoverctlError
-from recoverctl.services import catalog
+from recoverctl.services import catalog, offsite
 from recoverctl.services import routine as service
 from recoverctl.services.drill import DrillResult
 from recoverctl.services.dump import BackupResult
@@ -220,7 +220,7 @@ def test_the_push_step_is_the_off_site_service_under_the_project_lock(
     session = with_nas(tmp_path)
     seen: list[Path] = []
 
-    def push_backup(s: StackSession, path: Path) -> PushResult:
+    def push_backup(s: StackSession, path: Path, **_progress: object) -> PushResult:
         seen.append(path)
         # One writer per target: the push holds the project lock.
         with pytest.raises(RecoverctlError) as held, fsio.project_lock(s.project, "push 2"):
@@ -231,7 +231,7 @@ def test_the_push_step_is_the_off_site_service_under_the_project_lock(
         raise OffsiteFailed("copying it off-site failed: nas is full.", "Make room.",
                             [PushResult(path, (copy,))])  # fmt: skip
 
-    monkeypatch.setattr(service, "push_backup", push_backup)
+    monkeypatch.setattr(offsite, "push_backup", push_backup)
     fake = Fake(session.settings.backup_dir)
     report = action.routine(session, steps=fake.steps())
     assert report.error is not None and report.error.code == ErrorCode.OFFSITE_FAILED
@@ -346,7 +346,6 @@ def test_doctor_reports_how_the_last_routine_ended(tmp_path: Path) -> None:
 def sigterm(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
     """Sends the routine the CLI's own SIGTERM handler (it raises KeyboardInterrupt), and
     forgets it after the test."""
-    monkeypatch.setattr(app_module, "_terminated_by", None)
     monkeypatch.setattr(signals, "_terminated", False, raising=False)
 
     def send() -> None:

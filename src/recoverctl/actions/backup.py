@@ -1,21 +1,23 @@
-"""backup: pg_dump inside the db container, streamed to a file that appears only when whole."""
+"""backup: pg_dump inside the db container, streamed to a file that appears only when whole;
+then its push to the off-site targets."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from recoverctl.adapters import fsio
 from recoverctl.core import naming
-from recoverctl.errors import ErrorCode, RecoverctlError
-from recoverctl.services.dump import BackupResult, OnBytes, take_backup
+from recoverctl.core.progress import OnBytes, Step
+from recoverctl.errors import EXIT_OK, RecoverctlError
+from recoverctl.services.dump import BackupResult, take_backup
 from recoverctl.services.session import StackSession
 
 if TYPE_CHECKING:
     from recoverctl.services.envcopy import EnvPushResult
     from recoverctl.services.offsite import PushResult
+    from recoverctl.services.offsite_push import OffsitePush
 
 
 def _no_progress(_: int) -> None:
@@ -43,11 +45,17 @@ def _quiet(_: object) -> None:
 @dataclass(frozen=True)
 class BackupDone:
     """The backup, and its copies on the off-site targets (none when none is configured);
-    env: the env files' push that followed (None when none was due)."""
+    env: the env files' push that followed (None when none was due). error: the off-site
+    failure (exit 3) once the result is shown; the envelope's error, not its result."""
 
     backup: BackupResult
     pushed: PushResult | None = None
     env: EnvPushResult | None = None
+    error: RecoverctlError | None = field(default=None, compare=False)
+
+    @property
+    def exit_status(self) -> int:
+        return self.error.exit_code if self.error is not None else EXIT_OK
 
     def to_json(self) -> dict[str, Any]:
         copies = self.pushed.copies if self.pushed is not None else ()
@@ -62,40 +70,41 @@ def push(
     session: StackSession,
     made: BackupResult,
     *,
-    step: Callable[[str], None] = _quiet,
+    step: Step = _quiet,
     on_bytes: OnBytes | None = None,
 ) -> BackupDone:
     """The new backup, checked as it was written, to every configured target, then the env
-    files to each target when they changed since their last copy there. A target that
-    fails either raises offsite.OffsiteFailed (exit 3): the local backup stays as it is."""
+    files to each target when they changed since their last copy there. Whatever fails
+    there is the result's error (exit 3): the local backup stays as it is."""
     if not session.settings.targets:
         return BackupDone(made)
     # Imported here: a backup without targets (timed against the playbook's pipeline)
     # never needs them.
-    from recoverctl.services import offsite
+    from recoverctl.services import offsite_push
 
-    with fsio.project_lock(session.project, "push"):
-        pushed = offsite.push_backup(session, made.path, step=step, on_bytes=on_bytes)
-        return BackupDone(made, pushed, _push_env(session, made, pushed, step))
+    done = offsite_push.push(session, made.path, step=step, on_bytes=on_bytes)
+    return BackupDone(made, done.backup, done.env, _failure(made, done))
 
 
-def _push_env(
-    session: StackSession, made: BackupResult, pushed: PushResult, step: Callable[[str], None]
-) -> EnvPushResult | None:
-    """The env files' push, inside the off-site step: whatever fails is OffsiteFailed (exit
-    3, the backup and its copies kept), never an error that hides the backup."""
-    from recoverctl.services import envcopy, offsite
+def _failure(made: BackupResult, done: OffsitePush) -> RecoverctlError | None:
+    """The off-site failure in backup's words: it names the backup that stays."""
+    cause = done.cause
+    if cause is None or done.stopped_at == "backup":
+        return cause
+    from recoverctl.services.offsite import OffsiteFailed
 
-    try:
-        return envcopy.push_if_changed(session, step=step)
-    except RecoverctlError as exc:
-        if exc.code in (ErrorCode.INTERRUPTED, ErrorCode.TERMINATED):
-            raise
-        hint = exc.hint + " " if exc.hint else ""
-        cause = exc.message.removeprefix("Copying the env files off-site failed: ")
-        raise offsite.OffsiteFailed(
-            f"{made.path.name} is good here and copied off-site, but copying the env files "
-            f"failed: {cause}",
-            hint + "The backup stays; push the env files once fixed: recoverctl env push.",
-            [pushed],
-        ) from None
+    hint = cause.hint + " " if cause.hint else ""
+    if done.stopped_at == "start":
+        return OffsiteFailed(
+            f"{made.path.name} is good here, but copying it off-site could not start: "
+            + cause.message,
+            hint + f"The local backup stays; push it once fixed: recoverctl push {made.path.name}.",
+            [],
+        )
+    reason = cause.message.removeprefix("Copying the env files off-site failed: ")
+    return OffsiteFailed(
+        f"{made.path.name} is good here and copied off-site, but copying the env files "
+        f"failed: {reason}",
+        hint + "The backup stays; push the env files once fixed: recoverctl env push.",
+        [done.backup] if done.backup is not None else [],
+    )

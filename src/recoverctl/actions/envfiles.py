@@ -4,11 +4,14 @@ and brought back on a machine that has none."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from recoverctl.adapters import fsio
+from recoverctl.core.progress import Step
+from recoverctl.errors import EXIT_OK, RecoverctlError
 from recoverctl.services import envcopy
-from recoverctl.services.envcopy import EnvPullResult, EnvPushResult, Step
+from recoverctl.services.envcopy import EnvPullResult, EnvPushResult
 from recoverctl.services.session import StackSession
 
 
@@ -16,12 +19,29 @@ def _quiet(_: object) -> None:
     return None
 
 
+@dataclass(frozen=True)
+class EnvPushDone(EnvPushResult):
+    """The push's result; error: a target's failure (exit 3) once the result is shown, the
+    envelope's error, not its result (to_json is EnvPushResult's)."""
+
+    error: RecoverctlError | None = field(default=None, compare=False)
+
+    @property
+    def exit_status(self) -> int:
+        return self.error.exit_code if self.error is not None else EXIT_OK
+
+
 def push(
     session: StackSession, targets: Sequence[str] | None = None, *, step: Step = _quiet
-) -> EnvPushResult:
-    """Every env file here, sealed, to every configured target (or those named)."""
+) -> EnvPushDone:
+    """Every env file here, sealed, to every configured target (or those named). A target
+    that failed is the result's error (exit 3); what cannot start raises."""
     with fsio.project_lock(session.project, "env push"):
-        return envcopy.push(session, targets, step=step)
+        try:
+            pushed = envcopy.push(session, targets, step=step)
+        except envcopy.EnvPushFailed as exc:
+            return EnvPushDone(exc.result.project, exc.result.files, exc.result.copies, exc)
+    return EnvPushDone(pushed.project, pushed.files, pushed.copies)
 
 
 def pull(

@@ -4,15 +4,16 @@ with --missing, every local backup a target lacks."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from recoverctl.adapters import fsio
 from recoverctl.core import naming
-from recoverctl.errors import ErrorCode, RecoverctlError, UsageError
+from recoverctl.core.progress import OnBytes, Step
+from recoverctl.errors import EXIT_OK, ErrorCode, RecoverctlError, UsageError
 from recoverctl.services import catalog, offsite
-from recoverctl.services.offsite import Copy, OffsiteFailed, OnBytes, PushResult, Step
+from recoverctl.services.offsite import Copy, OffsiteFailed, PushResult
 from recoverctl.services.session import StackSession
 
 # A target failing for one of these fails the same way for every backup: it is not tried
@@ -32,7 +33,15 @@ def _quiet(_: object) -> None:
 
 @dataclass(frozen=True)
 class PushReport:
+    """error: the copies' failure (exit 3) once the report is shown; the envelope's error,
+    not its result."""
+
     results: tuple[PushResult, ...]
+    error: RecoverctlError | None = field(default=None, compare=False)
+
+    @property
+    def exit_status(self) -> int:
+        return self.error.exit_code if self.error is not None else EXIT_OK
 
     @property
     def copies(self) -> tuple[Copy, ...]:
@@ -57,8 +66,8 @@ def push(
     on_bytes: OnBytes | None = None,
 ) -> PushReport:
     """One backup (FILE or latest) to every target or those named; with missing, every
-    local backup of this stack that a target lacks, newest first. Raises OffsiteFailed
-    (exit 3, with the report's results) when a copy failed."""
+    local backup of this stack that a target lacks, newest first. A failed copy is the
+    report's error (exit 3); what cannot start (no target, no backup) raises."""
     if missing and replace:
         raise UsageError(
             "--replace is for one backup, not --missing.",
@@ -92,7 +101,7 @@ def push(
                     broken[c.target] = c.error
     report = PushReport(tuple(results))
     if not report.ok:
-        raise offsite.failure(report.results)
+        return PushReport(report.results, offsite.failure(report.results))
     return report
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from recoverctl.core.progress import OnBytes, Step
 from recoverctl.services import restore as swap
-from recoverctl.services.restore import OnBytes, Prepared, RestoreResult, Step
+from recoverctl.services.restore import Prepared, RestoreResult
 from recoverctl.services.session import StackSession
 
 

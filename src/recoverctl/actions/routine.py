@@ -3,9 +3,9 @@
 nothing is ever pruned after a failed backup, verification, push or drill (when the newest
 backup did not bring the vault back, the older ones may be the ones that can). What a
 failed step leaves done stays done: a failed drill keeps the backup it follows, pushed.
-The report (routine-STACK.json, Healthchecks, apprise, the Prometheus textfile) runs
-whatever happened, and a monitoring endpoint that is down never changes the routine's
-verdict."""
+The report (services/reporting/: routine-STACK.json, Healthchecks, apprise, the
+Prometheus textfile) runs whatever happened, and a monitoring endpoint that is down never
+changes the routine's verdict."""
 
 from __future__ import annotations
 
@@ -14,8 +14,6 @@ import dataclasses
 import logging
 import time
 import traceback
-import uuid
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from recoverctl import signals
-from recoverctl.adapters import fsio, monitor
+from recoverctl.adapters import fsio
 from recoverctl.core.checks import FAIL
+from recoverctl.core.progress import OnBytes
 from recoverctl.core.schedule import format_duration
 from recoverctl.errors import (
     EXIT_FAILED,
@@ -34,19 +33,19 @@ from recoverctl.errors import (
     RecoverctlError,
     exit_status,
 )
+from recoverctl.services import checked_backup, retention
 from recoverctl.services import drill as drills
-from recoverctl.services import retention
 from recoverctl.services import routine as service
 from recoverctl.services.drill import DrillResult
-from recoverctl.services.dump import BackupResult, take_backup
-from recoverctl.services.load import OnBytes
-from recoverctl.services.routine import Pushed, RoutineRecord, StepRecord, TargetState
+from recoverctl.services.dump import BackupResult
+from recoverctl.services.offsite_push import as_offsite
+from recoverctl.services.reporting import Reporting
+from recoverctl.services.routine import Pushed, StepRecord
 from recoverctl.services.session import StackSession
 from recoverctl.services.verification import VerifyReport
 
 log = logging.getLogger(__name__)
 STEPS = ("backup", "verify", "push", "drill", "prune", "report")
-TAIL_LINES = 40
 
 
 def _quiet(_: str) -> None:
@@ -61,9 +60,7 @@ def _no_progress(_: int) -> None:
 
 
 def _backup(session: StackSession, on_bytes: OnBytes) -> BackupResult:
-    db = session.db()
-    with fsio.project_lock(session.project, "routine: backup"):
-        return take_backup(db, session.ref, session.settings.backup_dir, "custom", on_bytes)
+    return checked_backup.take(session, "routine: backup", on_bytes=on_bytes)
 
 
 def _verify(session: StackSession, path: Path, deep: bool, on_bytes: OnBytes) -> VerifyReport:
@@ -90,7 +87,7 @@ def _prune(session: StackSession, step: Callable[[str], None]) -> tuple[int, lis
                 )
             except RecoverctlError as exc:
                 # The local part is done: a target's failure is an off-site one (exit 3).
-                raise service.as_offsite(exc) from None
+                raise as_offsite(exc) from None
             deleted += len(done.deleted)
             lines.append(f"{name}: kept {len(done.plan.kept)}, deleted {len(done.deleted)}")
     return deleted, lines
@@ -142,26 +139,12 @@ class RoutineReport:
         }
 
 
-class _Tail(logging.Handler):
-    """The run's last log lines, for the /fail ping's body."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.lines: deque[str] = deque(maxlen=TAIL_LINES)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        when = time.strftime("%H:%M:%S", time.localtime(record.created))
-        for line in record.getMessage().splitlines() or [""]:
-            self.lines.append(f"{when} {record.levelname.lower()}: {line}")
-
-
 @dataclass
 class _Run:
     session: StackSession
     progress: Callable[[str], None]
     steps: list[StepRecord] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    monitoring: list[str] = field(default_factory=list)  # what monitoring could not do
 
     @contextlib.contextmanager
     def step(self, name: str) -> Iterator[dict[str, str]]:
@@ -210,30 +193,28 @@ def routine(
     settings = session.settings
     project = session.project
     with service.routine_lock(project, settings.stack):
-        tail = _Tail()
-        logging.getLogger("recoverctl").addHandler(tail)
+        run = _Run(session, progress)
+        reporting = Reporting(settings, run.warnings.append)
+        logging.getLogger("recoverctl").addHandler(reporting.tail)
         try:
-            return _run(session, project, progress, on_bytes, steps, tail)
+            return _run(session, project, on_bytes, steps, run, reporting)
         finally:
-            logging.getLogger("recoverctl").removeHandler(tail)
+            logging.getLogger("recoverctl").removeHandler(reporting.tail)
 
 
 def _run(
     session: StackSession,
     project: str,
-    progress: Callable[[str], None],
     on_bytes: OnBytes,
     steps: Steps,
-    tail: _Tail,
+    run: _Run,
+    reporting: Reporting,
 ) -> RoutineReport:
     settings = session.settings
+    progress = run.progress
     started_at = datetime.now(UTC)
     started = time.monotonic()
-    run = _Run(session, progress)
-    rid = str(uuid.uuid4())
-    hc = settings.monitoring.healthchecks_url
-    if hc:
-        _warn(run, monitor.ping(hc, "start", rid=rid))
+    reporting.start()
     made: BackupResult | None = None
     pushed: Pushed | None = None
     pruned = 0
@@ -248,14 +229,7 @@ def _run(
             verified = steps.verify(session, made.path, deep, on_bytes)
             kind = "deep" if verified.deep else "quick"
             if not verified.ok:
-                bad = ", ".join(c.name for c in verified.checks if c.status == FAIL)
-                raise RecoverctlError(
-                    f"The new backup {made.path.name} failed its {kind} verification ({bad}); "
-                    "nothing was pushed or pruned.",
-                    f"See why: recoverctl verify {made.path}"
-                    + (" --deep" if verified.deep else ""),
-                    code=ErrorCode.BACKUP_CORRUPT,
-                )
+                raise _refused(made, verified)
             d["text"] = (
                 f"{kind}, {verified.seconds:.1f} s"
                 if verified.deep or not deep
@@ -268,7 +242,7 @@ def _run(
                 try:
                     pushed = steps.push(session, made.path)
                 except RecoverctlError as exc:
-                    raise service.as_offsite(exc) from None
+                    raise as_offsite(exc) from None
                 d["text"] = "to " + ", ".join(pushed.targets)
         else:
             run.skip("push", "no target configured")
@@ -284,9 +258,9 @@ def _run(
                 pruned, lines = steps.prune(session, progress)
                 d["text"] = "; ".join(lines)
     except RecoverctlError as exc:
-        error = _terminated(exc)
+        error = signals.as_termination(exc)
     except KeyboardInterrupt:
-        error = _terminated(
+        error = signals.as_termination(
             Interrupted(
                 "The routine was interrupted; the steps after it did not run.",
                 "Run it again: recoverctl routine"
@@ -315,20 +289,21 @@ def _run(
         error,
         tuple(run.warnings),
     )
-    _report(session, report, made, pushed, pruned, rid, tail, run)
+    run.steps.append(reporting.report(report, made, pushed, pruned))
     if bug is not None:
         raise bug
     return dataclasses.replace(report, steps=tuple(run.steps), warnings=tuple(run.warnings))
 
 
-def _terminated(error: RecoverctlError) -> RecoverctlError:
-    """An interruption under SIGTERM is a termination: the record, the metrics and the
-    process's exit (cli/app.py) then all say 143, terminated."""
-    if error.code is ErrorCode.INTERRUPTED and signals.terminated():
-        return RecoverctlError(
-            error.message, error.hint, code=ErrorCode.TERMINATED, details=error.details
-        )
-    return error
+def _refused(made: BackupResult, verified: VerifyReport) -> RecoverctlError:
+    kind = "deep" if verified.deep else "quick"
+    bad = ", ".join(c.name for c in verified.checks if c.status == FAIL)
+    return RecoverctlError(
+        f"The new backup {made.path.name} failed its {kind} verification ({bad}); "
+        "nothing was pushed or pruned.",
+        f"See why: recoverctl verify {made.path}" + (" --deep" if verified.deep else ""),
+        code=ErrorCode.BACKUP_CORRUPT,
+    )
 
 
 # --- the drill ---------------------------------------------------------------------------
@@ -369,32 +344,9 @@ def _not_due(settings: Any) -> str:
 
 
 def _failed_drill(result: DrillResult, made: BackupResult) -> RecoverctlError:
-    r = result.record
-    if r.error is not None:
-        try:
-            code = ErrorCode(r.error.code)
-        except ValueError:
-            code = ErrorCode.FAILED
-        return _drill_failed(r.error.message, r.error.hint, code, r.error.details, made)
-    if r.leftovers:
-        return _drill_failed(
-            f"The drill passed, but its stack {r.drill_project} is not all removed: "
-            f"{', '.join(r.leftovers[:4])}.",
-            f"Remove it by hand: docker compose -p {r.drill_project} down --volumes --rmi local",
-            ErrorCode.CLEANUP_INCOMPLETE,
-            None,
-            made,
-        )
-    failing = ", ".join(c.name for c in result.checks if c.status == FAIL) or "?"
-    return _drill_failed(
-        f"The drill of {r.backup} brought the vault back with failing checks ({failing}).",
-        "Each check's evidence is in the drill record"
-        + (f" ({result.path})" if result.path else "")
-        + "; fix the cause, then run recoverctl drill.",
-        ErrorCode.CHECKS_FAILED,
-        None,
-        made,
-    )
+    failed = drills.failure(result, unattended=True)
+    assert failed is not None, "a drill that passed is no failure"
+    return _drill_failed(failed.message, failed.hint, failed.code, failed.details, made)
 
 
 def _drill_failed(
@@ -408,179 +360,3 @@ def _drill_failed(
         code=code if exit_status(code) == EXIT_FAILED else ErrorCode.FAILED,
         details=details,
     )
-
-
-def _warn(run: _Run, problem: str | None) -> None:
-    if problem:
-        run.monitoring.append(problem)
-        text = f"monitoring: {problem} (the routine's result is unchanged)"
-        run.warnings.append(text)
-        log.warning(text)
-
-
-def _report(
-    session: StackSession,
-    report: RoutineReport,
-    made: BackupResult | None,
-    pushed: Pushed | None,
-    pruned: int,
-    rid: str,
-    tail: _Tail,
-    run: _Run,
-) -> None:
-    settings = session.settings
-    m = settings.monitoring
-    started = time.monotonic()
-    record = _record(session, report, made, pushed, pruned)
-    try:
-        service.save_record(settings, record)
-    except OSError as exc:
-        _warn(run, f"could not write {service.record_path(settings)}: {exc.strerror or exc}")
-    summary = _summary(report)
-    if m.prometheus_textfile is not None:
-        _warn(
-            run,
-            monitor.write_textfile(
-                m.prometheus_textfile,
-                metrics(record),
-                {"project": record.project, "stack": record.stack},
-            ),
-        )
-    if m.healthchecks_url:
-        body = summary if report.ok else summary + "\n\nlast log lines:\n" + "\n".join(tail.lines)
-        kind: monitor.Ping = "success" if report.ok else "fail"
-        _warn(run, monitor.ping(m.healthchecks_url, kind, body, rid=rid))
-    wanted = "success" if report.ok else "fail"
-    if m.notify and wanted in m.notify_on:
-        verdict = "ok" if report.ok else "FAILED"
-        title = f"recoverctl routine {verdict}: {report.project} ({report.stack})"
-        _warn(run, monitor.notify(m.notify, title, summary, ok=report.ok))
-    run.steps.append(
-        StepRecord(
-            name="report",
-            status="failed" if run.monitoring else "ok",
-            seconds=_since(started),
-            detail="; ".join(run.monitoring) or _reported_to(settings),
-        )
-    )
-
-
-def _reported_to(settings: Any) -> str:
-    m = settings.monitoring
-    where = ["routine record"]
-    if m.prometheus_textfile is not None:
-        where.append("textfile")
-    if m.healthchecks_url:
-        where.append("healthchecks")
-    if m.notify:
-        where.append("notifications")
-    return ", ".join(where)
-
-
-def _summary(report: RoutineReport) -> str:
-    lines = [
-        f"recoverctl routine on {report.project} ({report.stack}): "
-        + ("ok" if report.ok else f"FAILED ({report.error.code if report.error else '?'})"),
-    ]
-    if report.error is not None:
-        lines.append(f"error: {report.error.message}")
-        if report.error.hint:
-            lines.append(f"hint: {report.error.hint}")
-    for s in report.steps:
-        lines.append(f"  {s.name}: {s.status}" + (f" ({s.detail})" if s.detail else ""))
-    return "\n".join(lines)
-
-
-def _record(
-    session: StackSession,
-    report: RoutineReport,
-    made: BackupResult | None,
-    pushed: Pushed | None,
-    pruned: int,
-) -> RoutineRecord:
-    settings = session.settings
-    previous = service.load_record(settings)
-    now = datetime.now(UTC)
-    targets = dict(previous.targets) if previous else {}
-    push_step = next((s for s in report.steps if s.name == "push"), None)
-    if push_step is not None and push_step.status != "skipped":
-        # Per target when the push service says so; else the step's verdict for all.
-        said = service.copy_states(pushed.detail if pushed else None, report.error)
-        for name in sorted(settings.targets):
-            ok = said.get(name, push_step.status == "ok")
-            before = targets.get(name)
-            targets[name] = TargetState(
-                ok=ok,
-                at=now,
-                last_success_at=now if ok else (before.last_success_at if before else None),
-            )
-    targets = {k: v for k, v in targets.items() if k in settings.targets}
-    error = report.error
-    return RoutineRecord(
-        project=report.project,
-        stack=report.stack,
-        started_at=report.started_at,
-        finished_at=now,
-        ok=report.ok,
-        exit_status=report.exit_status,
-        error_code=str(error.code) if error else None,
-        message=error.message if error else None,
-        steps=report.steps,
-        backup=made.path.name if made else None,
-        backup_size=made.manifest.size if made else None,
-        backup_seconds=made.manifest.duration_seconds if made else None,
-        last_success_at=now if report.ok else (previous.last_success_at if previous else None),
-        last_backup_at=made.manifest.started_at
-        if made
-        else (previous.last_backup_at if previous else None),
-        last_deep_verify_at=service.last_deep_verification(settings),
-        pruned=pruned,
-        targets=targets,
-    )
-
-
-def metrics(record: RoutineRecord) -> list[monitor.Metric]:
-    """What node_exporter publishes; times are Unix seconds, 0 when never."""
-    labels = {"project": record.project, "stack": record.stack}
-
-    def ts(when: datetime | None) -> float:
-        return when.timestamp() if when else 0.0
-
-    out = [
-        monitor.Metric("recoverctl_routine_last_run_timestamp_seconds",
-                       "When the last routine ended.", ts(record.finished_at), labels),
-        monitor.Metric("recoverctl_routine_last_success_timestamp_seconds",
-                       "When a routine last ended without any failure.",
-                       ts(record.last_success_at), labels),
-        monitor.Metric("recoverctl_routine_last_exit_status",
-                       "The last routine's exit status (0 ok, 1 failed, 3 off-site failed).",
-                       record.exit_status, labels),
-        monitor.Metric("recoverctl_routine_last_duration_seconds", "How long the last routine took.",
-                       (record.finished_at - record.started_at).total_seconds(), labels),
-        monitor.Metric("recoverctl_backup_last_timestamp_seconds",
-                       "When the newest routine backup was taken.", ts(record.last_backup_at),
-                       labels),
-        monitor.Metric("recoverctl_verify_deep_last_success_timestamp_seconds",
-                       "When a backup last passed a deep verification (restored and counted).",
-                       ts(record.last_deep_verify_at), labels),
-        monitor.Metric("recoverctl_prune_last_deleted_backups",
-                       "How many backups the last routine's prune deleted.", record.pruned, labels),
-    ]  # fmt: skip
-    if record.backup_size is not None and record.backup_seconds is not None:
-        out += [
-            monitor.Metric("recoverctl_backup_last_size_bytes",
-                           "Size of the last routine's backup.", record.backup_size, labels),
-            monitor.Metric("recoverctl_backup_last_duration_seconds",
-                           "How long the last routine's backup took.", record.backup_seconds,
-                           labels),
-        ]  # fmt: skip
-    for name, state in sorted(record.targets.items()):
-        target = {**labels, "target": name}
-        out += [
-            monitor.Metric("recoverctl_offsite_last_push_ok",
-                           "1 when the last push to this target succeeded.", int(state.ok), target),
-            monitor.Metric("recoverctl_offsite_last_success_timestamp_seconds",
-                           "When a push to this target last succeeded.",
-                           ts(state.last_success_at), target),
-        ]  # fmt: skip
-    return out

@@ -11,15 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recoverctl.adapters import files, fsio, process
+from recoverctl.adapters import files, process
 from recoverctl.core import commands
 from recoverctl.core.stack import StackStatus
 from recoverctl.errors import ErrorCode, RecoverctlError, StackError
-from recoverctl.services import catalog
-from recoverctl.services.dump import take_backup
+from recoverctl.services import catalog, checked_backup
+from recoverctl.services.dump import BackupResult
 from recoverctl.services.session import StackSession
 from recoverctl.services.stack import Progress, bring_up, status, wait_ready
-from recoverctl.services.verification import verify_file
+from recoverctl.services.verification import VerifyReport
 
 
 def _quiet(_: str) -> None:
@@ -144,23 +144,24 @@ def _safety_backup(session: StackSession, progress: Progress) -> Path | None:
     """A copy of the database about to be erased; None when its service is not running
     (there is nothing to copy from, and the person confirmed with the newest backup named)."""
     try:
-        db = session.db()
+        session.db()
     except RecoverctlError as exc:
         if exc.code in (ErrorCode.DB_NOT_RUNNING, ErrorCode.SERVICE_MISSING):
             return None
         raise
-    progress("safety backup of the database before erasing it")
-    with fsio.project_lock(session.project, "safety backup before down --volumes"):
-        made = take_backup(db, session.ref, session.settings.backup_dir, "custom")
-    progress(f"verifying {made.path.name}")
-    checked = verify_file(session, made.path, deep=False)
-    if not checked.ok:
+
+    def refused(made: BackupResult, checked: VerifyReport) -> RecoverctlError:
         bad = ", ".join(f"{c.name}: {c.evidence}" for c in checked.failed)
-        raise RecoverctlError(
+        return RecoverctlError(
             f"The safety backup {made.path.name} failed its checks ({bad}); nothing was erased.",
             f"Run recoverctl verify {made.path} to see why; erase only with a good backup.",
             code=ErrorCode.BACKUP_CORRUPT,
         )
+
+    made, _ = checked_backup.take_checked(
+        session, "safety backup before down --volumes", refused,
+        announce="safety backup of the database before erasing it", step=progress,
+    )  # fmt: skip
     return made.path
 
 

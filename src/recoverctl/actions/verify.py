@@ -9,9 +9,9 @@ from typing import Any
 
 from recoverctl.core.checks import FAIL, OK, Check, worst
 from recoverctl.core.naming import Format
+from recoverctl.core.progress import OnBytes
 from recoverctl.errors import ErrorCode, RecoverctlError
 from recoverctl.services import catalog
-from recoverctl.services.load import OnBytes
 from recoverctl.services.session import StackSession
 from recoverctl.services.verification import VerifyReport, verify_file
 

@@ -127,11 +127,8 @@ def _usage_error(exc: UsageError, command: str | None) -> RecoverctlError:
 
 def _end(error: RecoverctlError | None) -> NoReturn:
     """Every run ends here: the error's lines, the envelope, the log's last line, the status."""
-    if error is not None and error.code == ErrorCode.INTERRUPTED and _terminated_by is not None:
-        error = RecoverctlError(
-            error.message, error.hint, code=ErrorCode.TERMINATED, details=error.details
-        )
     if error is not None:
+        error = signals.as_termination(error)
         render.error(error)
     status = error.exit_code if error is not None else EXIT_OK
     if render.json_mode.get():
@@ -211,14 +208,9 @@ def _register() -> None:
 _register()
 
 
-_terminated_by: int | None = None
-
-
-def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
+def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
     # SIGTERM takes the same careful way out as Ctrl-C: partial files removed, rollbacks run.
-    global _terminated_by
-    _terminated_by = signum
-    signals.note_sigterm()  # for the code that records how it ended (the routine)
+    signals.note_sigterm()  # what _end, and the routine's record, read it from
     raise KeyboardInterrupt
 
 

@@ -48,7 +48,7 @@ def backup(
         result = action.backup(session, fmt=fmt, output_dir=output_dir, on_bytes=on_bytes)  # type: ignore[arg-type]
     for w in result.warnings:
         render.warn(w)
-    done, failed = offsite.push_after_backup(session, result, warmed)
+    done = offsite.push_after_backup(session, result, warmed)
 
     def human() -> None:
         m = result.manifest
@@ -64,8 +64,8 @@ def backup(
                 render.out.print(f"[green]pushed[/] the env files to {c.target}: they changed")
 
     render.emit(done, human)
-    if failed is not None:
-        raise failed
+    if done.error is not None:
+        raise done.error
 
 
 def list_(

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from recoverctl.cli import offsite, options, render
-from recoverctl.errors import ErrorCode, RecoverctlError, UsageError
+from recoverctl.errors import UsageError
 
 if TYPE_CHECKING:
     from recoverctl.services.drill import DrillResult
@@ -46,6 +46,7 @@ def drill(
     (<project>-drill), check it, time it, then remove the copy. The live stack is never
     touched. With --target, the copy that off-site target holds is drilled."""
     from recoverctl.actions import drill as action
+    from recoverctl.services import drill as drills
 
     session = options.session(prod, project_dir, json)
     known_key = key_file is not None or session.settings.key_file is not None
@@ -63,8 +64,9 @@ def drill(
     for warning in result.warnings:
         render.warn(warning)
     render.emit(result, lambda: _show(result))
-    if not result.ok:
-        raise _failure(result)
+    failed = drills.failure(result)
+    if failed is not None:
+        raise failed
 
 
 def _passphrase(from_stdin: bool, *, ask: bool) -> str | None:
@@ -99,27 +101,6 @@ def _show(result: DrillResult) -> None:
     )
     if result.path is not None:
         render.out.print(f"  record: {result.path}")
-
-
-def _failure(result: DrillResult) -> RecoverctlError:
-    r = result.record
-    if r.error is not None:
-        return RecoverctlError(
-            r.error.message, r.error.hint, code=ErrorCode(r.error.code), details=r.error.details
-        )
-    if r.leftovers:
-        return RecoverctlError(
-            f"The drill passed, but its stack {r.drill_project} is not all removed: "
-            + ", ".join(r.leftovers[:4])
-            + ".",
-            f"Remove it by hand: docker compose -p {r.drill_project} down --volumes --rmi local",
-            code=ErrorCode.CLEANUP_INCOMPLETE,
-        )
-    return render.checks_failed(
-        "The drill brought the vault back with problems",
-        result.checks,
-        "Each failing row says what to fix; run the drill again once done.",
-    )
 
 
 def register(app: typer.Typer) -> None:

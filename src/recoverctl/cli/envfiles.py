@@ -28,14 +28,9 @@ def push(
     Whichever env files exist; the browser key export when key_file is set (already
     passphrase-wrapped, sealed once more). Never a value in clear off this server."""
     from recoverctl.actions import envfiles as action
-    from recoverctl.services.envcopy import EnvPushFailed
 
     session = options.session(prod, project_dir, json)
-    failed: EnvPushFailed | None = None
-    try:
-        result = action.push(session, target, step=log.info)
-    except EnvPushFailed as exc:
-        failed, result = exc, exc.result
+    result = action.push(session, target, step=log.info)
 
     def human() -> None:
         for c in result.copies:
@@ -51,8 +46,8 @@ def push(
                 render.out.print(f"[red]NOT copied[/] the env files to {escape(where)}")
 
     render.emit(result, human)
-    if failed is not None:
-        raise failed
+    if result.error is not None:
+        raise result.error
 
 
 def pull(

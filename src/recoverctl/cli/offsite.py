@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from recoverctl.actions.backup import BackupDone
     from recoverctl.actions.verify import OffsiteReport
     from recoverctl.services.dump import BackupResult
-    from recoverctl.services.offsite import Copy, OffsiteFailed, TargetListing
+    from recoverctl.services.offsite import Copy, TargetListing
     from recoverctl.services.session import StackSession
 
 log = logging.getLogger("recoverctl")
@@ -75,26 +75,21 @@ def push(
 ) -> None:
     """Copy a backup to the off-site targets (sealed with age), or every one they lack."""
     from recoverctl.actions import push as action
-    from recoverctl.services.offsite import OffsiteFailed
 
     session = options.session(prod, project_dir, json)
-    failed: OffsiteFailed | None = None
-    try:
-        with render.transfer("uploading") as on_bytes:
-            report = action.push(
-                session, spec, targets=target, missing=missing, replace=replace,
-                step=log.info, on_bytes=on_bytes,
-            )  # fmt: skip
-    except OffsiteFailed as exc:
-        failed, report = exc, action.PushReport(exc.results)
+    with render.transfer("uploading") as on_bytes:
+        report = action.push(
+            session, spec, targets=target, missing=missing, replace=replace,
+            step=log.info, on_bytes=on_bytes,
+        )  # fmt: skip
 
     def human() -> None:
         for c in report.copies:
             show_copy(c)
 
     render.emit(report, human)
-    if failed is not None:
-        raise failed
+    if report.error is not None:
+        raise report.error
 
 
 def show_copy(c: Copy) -> None:
@@ -285,36 +280,17 @@ def _nothing() -> None:
 
 def push_after_backup(
     session: StackSession, made: BackupResult, warmed: Callable[[], None] | None = None
-) -> tuple[BackupDone, OffsiteFailed | None]:
-    """backup's push to every configured target; a failure is returned, to be raised once
-    the backup's own result is out (exit 3, the local backup stays). Whatever error stops
-    the push (another run holds the lock, a broken compose file) is that failure too: only
-    Ctrl-C and SIGTERM end the command otherwise."""
+) -> BackupDone:
+    """backup's push to every configured target, its failure in the result (exit 3, the
+    local backup stays), raised once the backup's own result is out."""
     from recoverctl.actions import backup as action
 
     if warmed is not None:
         warmed()
     if not session.settings.targets:
-        return action.BackupDone(made), None
-    from recoverctl.errors import ErrorCode, RecoverctlError
-    from recoverctl.services.offsite import OffsiteFailed
-
-    try:
-        with render.transfer("uploading to the off-site targets") as on_bytes:
-            return action.push(session, made, step=log.info, on_bytes=on_bytes), None
-    except OffsiteFailed as exc:
-        return action.BackupDone(made, exc.results[-1] if exc.results else None), exc
-    except RecoverctlError as exc:
-        if exc.code in (ErrorCode.INTERRUPTED, ErrorCode.TERMINATED):
-            raise
-        failed = OffsiteFailed(
-            f"{made.path.name} is good here, but copying it off-site could not start: "
-            + exc.message,
-            (exc.hint + " " if exc.hint else "")
-            + f"The local backup stays; push it once fixed: recoverctl push {made.path.name}.",
-            [],
-        )
-        return action.BackupDone(made), failed
+        return action.BackupDone(made)
+    with render.transfer("uploading to the off-site targets") as on_bytes:
+        return action.push(session, made, step=log.info, on_bytes=on_bytes)
 
 
 def show_copies(done: BackupDone) -> None:

@@ -18,6 +18,7 @@ from recoverctl.core import dumpcheck, pg
 from recoverctl.core.checks import FAIL, OK, WARN, Check, worst
 from recoverctl.core.manifest import Manifest, compare_counts
 from recoverctl.core.naming import EXTENSIONS, Format
+from recoverctl.core.progress import OnBytes
 from recoverctl.errors import ErrorCode, Interrupted, RecoverctlError
 from recoverctl.services import catalog
 from recoverctl.services.load import (
@@ -25,7 +26,6 @@ from recoverctl.services.load import (
     Counted,
     Loaded,
     Loader,
-    OnBytes,
     all_counts,
     psql_knows_restrict,
     restore_stream,

@@ -151,6 +151,43 @@ class DrillResult:
         return {"ok": self.ok, **data, "record": str(self.path) if self.path else None}
 
 
+def failure(result: DrillResult, *, unattended: bool = False) -> RecoverctlError | None:
+    """A drill that did not pass, as its error (None when it passed): the error of the
+    step that failed, else the drill stack's leftovers, else the failing checks. The
+    checks' wording differs by who reads it: `drill` has just shown their rows, while the
+    routine's reader (a ping, a notification) finds them only in the drill record."""
+    if result.ok:
+        return None
+    r = result.record
+    if r.error is not None:
+        try:
+            code = ErrorCode(r.error.code)
+        except ValueError:  # a record written by a later version, with a code this lacks
+            code = ErrorCode.FAILED
+        return RecoverctlError(r.error.message, r.error.hint, code=code, details=r.error.details)
+    if r.leftovers:
+        return RecoverctlError(
+            f"The drill passed, but its stack {r.drill_project} is not all removed: "
+            f"{', '.join(r.leftovers[:4])}.",
+            f"Remove it by hand: docker compose -p {r.drill_project} down --volumes --rmi local",
+            code=ErrorCode.CLEANUP_INCOMPLETE,
+        )
+    failing = ", ".join(c.name for c in result.checks if c.status == FAIL)
+    if not unattended:
+        return RecoverctlError(
+            f"The drill brought the vault back with problems: {failing}.",
+            "Each failing row says what to fix; run the drill again once done.",
+            code=ErrorCode.CHECKS_FAILED,
+        )
+    return RecoverctlError(
+        f"The drill of {r.backup} brought the vault back with failing checks ({failing or '?'}).",
+        "Each check's evidence is in the drill record"
+        + (f" ({result.path})" if result.path else "")
+        + "; fix the cause, then run recoverctl drill.",
+        code=ErrorCode.CHECKS_FAILED,
+    )
+
+
 # --- the reader the routine and doctor use -----------------------------------------------
 
 

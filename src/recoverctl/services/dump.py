@@ -10,7 +10,6 @@ import os
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,13 +20,13 @@ from recoverctl.adapters import fsio
 from recoverctl.adapters.pgexec import Db, SnapshotSession
 from recoverctl.core import dumpcheck, naming, pg
 from recoverctl.core.manifest import Manifest
+from recoverctl.core.progress import OnBytes
 from recoverctl.errors import ErrorCode, Interrupted, RecoverctlError
 from recoverctl.services.background import Background
 from recoverctl.services.catalog import load_manifest
 from recoverctl.services.code import code_info
 from recoverctl.services.session import StackRef
 
-OnBytes = Callable[[int], None]
 SHRINK_WARNING = 0.5  # a new backup under half the size of the previous one is suspicious
 NOTHING_WRITTEN = "; no backup was written"
 

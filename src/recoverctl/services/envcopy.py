@@ -20,7 +20,7 @@ import errno
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +31,7 @@ from recoverctl.adapters import fsio, seal
 from recoverctl.core import envcopy
 from recoverctl.core.envcopy import EnvManifest, EnvObject, Role
 from recoverctl.core.outside import MAX_JSON_BYTES, read_json
+from recoverctl.core.progress import Step
 from recoverctl.errors import ErrorCode, RecoverctlError
 from recoverctl.services.session import StackSession
 from recoverctl.settings import ENV_FILES, Settings
@@ -38,7 +39,6 @@ from recoverctl.settings import ENV_FILES, Settings
 if TYPE_CHECKING:
     from recoverctl.adapters.targets import Target
 
-Step = Callable[[str], None]
 CopyStatus = Literal["pushed", "unchanged", "failed"]
 FILE_LIMIT = 4 << 20  # an env file or a key export is a few KiB
 RECORD_VERSION = 1

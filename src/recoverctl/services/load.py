@@ -7,7 +7,7 @@ import contextlib
 import hashlib
 import itertools
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,11 +19,11 @@ from recoverctl.core import grants, pg
 from recoverctl.core.checks import FAIL, Check
 from recoverctl.core.dumpcheck import NotADump
 from recoverctl.core.naming import Format
+from recoverctl.core.progress import OnBytes
 from recoverctl.core.restore_plan import FAILED_TAG, KEEP_TAG, SCRATCH_TAG, name_base
 from recoverctl.core.script import ScriptFilter
 from recoverctl.errors import ErrorCode, RecoverctlError
 
-OnBytes = Callable[[int], None]
 # How much of an archive is read for its table of contents (its privileges are there).
 TOC_BYTES = 16 * 1024 * 1024
 VERIFY_PREFIX = "recoverctl_verify"

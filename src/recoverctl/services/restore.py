@@ -9,7 +9,6 @@ failure swaps it back. Whatever happens, the message says which database is serv
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from recoverctl.core import pg
 from recoverctl.core.checks import FAIL, Check
 from recoverctl.core.codematch import CodeMatch
 from recoverctl.core.manifest import VerifyResult, compare_counts
+from recoverctl.core.progress import OnBytes, Step
 from recoverctl.core.restore_plan import CurrentDb, RestorePlan, name_base, names_for
 from recoverctl.errors import ErrorCode, Interrupted, RecoverctlError
 from recoverctl.services import catalog, code
@@ -44,8 +44,6 @@ from recoverctl.services.load import (
 from recoverctl.services.session import StackRef, StackSession
 from recoverctl.services.stack import wait_ready
 
-Step = Callable[[str], None]
-OnBytes = Callable[[int], None]
 SWAP_ATTEMPTS = 5
 
 

@@ -24,6 +24,7 @@ from recoverctl.adapters import fsio
 from recoverctl.core import naming, offsite
 from recoverctl.core import retention as core
 from recoverctl.core.manifest import verify_state
+from recoverctl.core.progress import Step
 from recoverctl.errors import ErrorCode, RecoverctlError, UsageError
 from recoverctl.services import catalog
 from recoverctl.services import offsite as offsite_service
@@ -31,7 +32,6 @@ from recoverctl.settings import Settings
 
 log = logging.getLogger(__name__)
 LOCAL = "local"
-Step = Callable[[str], None]
 
 
 def _quiet(_: str) -> None:

@@ -19,11 +19,11 @@ from recoverctl.adapters import fsio
 from recoverctl.adapters.scheduler import Host
 from recoverctl.core.checks import FAIL
 from recoverctl.core.outside import MAX_JSON_BYTES, AwareDatetime
+from recoverctl.core.progress import OnBytes
 from recoverctl.errors import ErrorCode, RecoverctlError
-from recoverctl.services import catalog, envcopy
-from recoverctl.services.dump import BackupResult, take_backup
-from recoverctl.services.load import OnBytes
-from recoverctl.services.offsite import OffsiteFailed, PushResult, push_backup
+from recoverctl.services import catalog, checked_backup, offsite_push
+from recoverctl.services.dump import BackupResult
+from recoverctl.services.offsite import OffsiteFailed, PushResult
 from recoverctl.services.session import StackSession
 from recoverctl.services.verification import VerifyReport, verify_file
 from recoverctl.settings import Settings
@@ -99,21 +99,12 @@ class Pushed:
 
 
 def push(session: StackSession, path: Path) -> Pushed:
-    """Pushes one backup, then the env files when they changed, to every target
-    (services/offsite/, services/envcopy.py); skipped with no target. Any failure is an
-    off-site one (exit 3): the local backup is good."""
-    targets = tuple(sorted(session.settings.targets))
-    if not targets:
-        return Pushed(())
-    try:
-        # Under the project lock, as `push` and `backup` push: one writer per target.
-        with fsio.project_lock(session.project, "push"):
-            detail = push_backup(session, path)
-            # The env files too, as backup does, when they changed since their last copy.
-            envcopy.push_if_changed(session)
-    except RecoverctlError as exc:
-        raise as_offsite(exc) from None
-    return Pushed(targets, detail)
+    """The off-site push (services/offsite_push.py) of one good backup; raises its failure
+    (exit 3). The routine pushes only with targets configured; up --prod too."""
+    done = offsite_push.push(session, path)
+    if done.error is not None:
+        raise done.error
+    return Pushed(tuple(sorted(session.settings.targets)), done.backup)
 
 
 def copy_states(pushed: PushResult | None, error: RecoverctlError | None) -> dict[str, bool]:
@@ -123,14 +114,6 @@ def copy_states(pushed: PushResult | None, error: RecoverctlError | None) -> dic
     if isinstance(error, OffsiteFailed):
         results += error.results
     return {c.target: c.status != "failed" for r in results for c in r.copies}
-
-
-def as_offsite(exc: RecoverctlError) -> RecoverctlError:
-    """A target's failure once the local backup is good: an off-site failure (exit 3),
-    whatever the target said, in its own words. An interruption stays one."""
-    if exc.code in (ErrorCode.INTERRUPTED, ErrorCode.TERMINATED, ErrorCode.OFFSITE_FAILED):
-        return exc
-    return RecoverctlError(exc.message, exc.hint, code=ErrorCode.OFFSITE_FAILED, details=exc.details)
 
 
 # --- a backup before an update -----------------------------------------------------------
@@ -148,20 +131,20 @@ def backup_verified(
 ) -> SafetyBackup:
     """A backup, quick-verified, and pushed when targets exist: what `up --prod` takes
     before it rebuilds anything. Raises when any of the three fails."""
-    step("backing up before the update")
-    db = session.db()
-    with fsio.project_lock(session.project, "backup before up"):
-        made = take_backup(db, session.ref, session.settings.backup_dir, "custom", on_bytes)
-    step(f"verifying {made.path.name}")
-    verified = verify_and_record(session, made.path, deep=False)
-    if not verified.ok:
+
+    def refused(made: BackupResult, verified: VerifyReport) -> RecoverctlError:
         bad = ", ".join(c.name for c in verified.checks if c.status == FAIL)
-        raise RecoverctlError(
+        return RecoverctlError(
             f"The backup taken before the update failed verification ({bad}); nothing was "
             "rebuilt or recreated.",
             f"Run recoverctl verify {made.path} to see why, fix it, then run up again.",
             code=ErrorCode.BACKUP_CORRUPT,
         )
+
+    made, verified = checked_backup.take_checked(
+        session, "backup before up", refused, announce="backing up before the update",
+        step=step, on_bytes=on_bytes,
+    )  # fmt: skip
     pushed = push(session, made.path) if session.settings.targets else Pushed(())
     return SafetyBackup(made, verified, pushed)
 

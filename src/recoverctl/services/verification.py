@@ -13,9 +13,9 @@ from typing import Any
 from recoverctl.core.checks import FAIL, OK, Check, worst
 from recoverctl.core.manifest import Manifest, VerifyResult
 from recoverctl.core.naming import Format
+from recoverctl.core.progress import OnBytes
 from recoverctl.services import catalog
 from recoverctl.services.checks import Throwaway, deep_check, quick_checks, without_load
-from recoverctl.services.load import OnBytes
 from recoverctl.services.session import StackSession
 
 

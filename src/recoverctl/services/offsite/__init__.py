@@ -11,6 +11,7 @@ or prefix, core/offsite.py), and every remote manifest records the project and s
 copy of another one is never listed, taken as latest, replaced or removed.
 """
 
+from recoverctl.core.progress import OnBytes, Step
 from recoverctl.services.offsite.check import check_sealed
 from recoverctl.services.offsite.listing import LATEST, judge, list_target, resolve_remote
 from recoverctl.services.offsite.lookup import (
@@ -28,11 +29,9 @@ from recoverctl.services.offsite.results import (
     Copy,
     CopyStatus,
     OffsiteFailed,
-    OnBytes,
     Pulled,
     PushResult,
     SealedCheck,
-    Step,
     TargetListing,
     failure,
 )

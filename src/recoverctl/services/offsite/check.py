@@ -9,10 +9,11 @@ from pathlib import Path
 
 from recoverctl.core.checks import FAIL, OK, WARN, Check
 from recoverctl.core.offsite import RemoteManifest, backup_of
+from recoverctl.core.progress import OnBytes
 from recoverctl.errors import ErrorCode, RecoverctlError
 from recoverctl.services.offsite.listing import resolve_remote
 from recoverctl.services.offsite.lookup import load_identities, open_target, owner
-from recoverctl.services.offsite.results import OnBytes, SealedCheck
+from recoverctl.services.offsite.results import SealedCheck
 from recoverctl.services.session import StackSession
 
 

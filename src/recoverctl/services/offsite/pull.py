@@ -24,12 +24,13 @@ from recoverctl import failpoints
 from recoverctl.adapters import fsio, seal
 from recoverctl.core.manifest import Manifest
 from recoverctl.core.offsite import RemoteBackup, RemoteManifest, StoredObject
+from recoverctl.core.progress import OnBytes
 from recoverctl.errors import ErrorCode, Interrupted, RecoverctlError
 from recoverctl.services import catalog
 from recoverctl.services.offsite.listing import resolve_remote
 from recoverctl.services.offsite.lookup import load_identities, open_target, owner
 from recoverctl.services.offsite.manifests import MANIFEST_LIMIT, limited, parse_manifest
-from recoverctl.services.offsite.results import OnBytes, Pulled
+from recoverctl.services.offsite.results import Pulled
 from recoverctl.services.session import StackSession
 
 if TYPE_CHECKING:

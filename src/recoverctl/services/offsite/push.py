@@ -37,12 +37,13 @@ from recoverctl.core.offsite import (
     object_names,
 )
 from recoverctl.core.outside import MAX_JSON_BYTES
+from recoverctl.core.progress import OnBytes, Step
 from recoverctl.errors import ErrorCode, Interrupted, RecoverctlError
 from recoverctl.services import catalog
 from recoverctl.services.offsite.listing import judge
 from recoverctl.services.offsite.lookup import encryption_of, open_target, owner, target_names
 from recoverctl.services.offsite.manifests import parse_manifest
-from recoverctl.services.offsite.results import Copy, OnBytes, PushResult, Step, failure
+from recoverctl.services.offsite.results import Copy, PushResult, failure
 from recoverctl.services.offsite.upload import Upload, check_stored, committing
 from recoverctl.services.session import StackSession
 

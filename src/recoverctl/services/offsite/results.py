@@ -3,7 +3,7 @@ when one failed), a target's listing, a sealed copy's checks, a pulled backup.""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,8 +15,6 @@ from recoverctl.core.manifest import Manifest
 from recoverctl.core.offsite import Encryption, Listing, RemoteBackup, RemoteManifest
 from recoverctl.errors import ErrorCode, RecoverctlError
 
-OnBytes = Callable[[int], None]
-Step = Callable[[str], None]
 CopyStatus = Literal["pushed", "present", "failed"]
 
 

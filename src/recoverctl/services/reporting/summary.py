@@ -1,0 +1,20 @@
+"""The routine's verdict in a few lines: the body of its ping and of its notification."""
+
+from __future__ import annotations
+
+from recoverctl.services.reporting.outcome import Outcome
+
+
+def summary(outcome: Outcome) -> str:
+    error = outcome.error
+    lines = [
+        f"recoverctl routine on {outcome.project} ({outcome.stack}): "
+        + ("ok" if outcome.ok else f"FAILED ({error.code if error else '?'})"),
+    ]
+    if error is not None:
+        lines.append(f"error: {error.message}")
+        if error.hint:
+            lines.append(f"hint: {error.hint}")
+    for s in outcome.steps:
+        lines.append(f"  {s.name}: {s.status}" + (f" ({s.detail})" if s.detail else ""))
+    return "\n".join(lines)
