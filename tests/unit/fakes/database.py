@@ -71,6 +71,38 @@ RUN_KINDS = frozenset(
     }
 )
 ENGINE_KINDS = frozenset({"containers", "stop", "start", "reload", "logs", "version"})
+# The statements FakeDb answers: these exact strings, or those that start so (each built
+# by one of core/pg.py's builders). sql.py holds one of each with realistic arguments; the
+# e2e suite runs those against a real server, and a unit test keeps both lists equal.
+FIXED_SQL: dict[str, str] = {
+    pg.SERVER_VERSION_SQL: "server_version",
+    pg.ROLES_SQL: "roles",
+    pg.LIST_TABLES_SQL: "list_tables",
+    pg.INHERITANCE_PARENTS_SQL: "inheritance_parents",
+    pg.HAS_MIGRATIONS_SQL: "has_migrations",
+    pg.MIGRATIONS_SQL: "migrations",
+    pg.ESTIMATE_SQL: "estimate",
+    "ANALYZE": "analyze",
+    "CHECKPOINT": "checkpoint",
+    "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY": "begin",
+    "SELECT pg_export_snapshot()": "export_snapshot",
+    pg.COUNTS_BESIDE_DUMP_SQL: "counts_beside_dump",
+    pg.count_rows_sql([]): "count_rows",
+}
+PREFIXED_SQL: tuple[tuple[str, str], ...] = (
+    ("SELECT '", "count_rows"),
+    ("CREATE DATABASE ", "create"),
+    ("CREATE ROLE ", "create_loader"),
+    ("ALTER ROLE ", "contain_loader"),
+    ("REASSIGN OWNED BY ", "release_loader"),
+    ("DROP ROLE IF EXISTS ", "drop_loader"),
+    ("DROP DATABASE IF EXISTS ", "drop"),
+    ("SELECT count(pg_terminate_backend(pid))", "terminate"),
+    ("BEGIN; ALTER DATABASE ", "swap"),
+    ("ALTER DATABASE ", "rename"),
+    ("SELECT datname FROM pg_database WHERE starts_with", "databases_like"),
+    ("SELECT datname, CASE WHEN", "related"),
+)
 IN_USE_STDERR = (
     'ERROR:  database "{db}" is being accessed by other users\n'
     "DETAIL:  There is 1 other session using the database."
@@ -232,38 +264,9 @@ class FakeDb(Db):
 
     @staticmethod
     def _kind(sql: str) -> str:
-        fixed = {
-            pg.SERVER_VERSION_SQL: "server_version",
-            pg.ROLES_SQL: "roles",
-            pg.LIST_TABLES_SQL: "list_tables",
-            pg.INHERITANCE_PARENTS_SQL: "inheritance_parents",
-            pg.HAS_MIGRATIONS_SQL: "has_migrations",
-            pg.MIGRATIONS_SQL: "migrations",
-            pg.ESTIMATE_SQL: "estimate",
-            "ANALYZE": "analyze",
-            "CHECKPOINT": "checkpoint",
-            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY": "begin",
-            "SELECT pg_export_snapshot()": "export_snapshot",
-            pg.COUNTS_BESIDE_DUMP_SQL: "counts_beside_dump",
-            pg.count_rows_sql([]): "count_rows",
-        }
-        if sql in fixed:
-            return fixed[sql]
-        prefixes = (
-            ("SELECT '", "count_rows"),
-            ("CREATE DATABASE ", "create"),
-            ("CREATE ROLE ", "create_loader"),
-            ("ALTER ROLE ", "contain_loader"),
-            ("REASSIGN OWNED BY ", "release_loader"),
-            ("DROP ROLE IF EXISTS ", "drop_loader"),
-            ("DROP DATABASE IF EXISTS ", "drop"),
-            ("SELECT count(pg_terminate_backend(pid))", "terminate"),
-            ("BEGIN; ALTER DATABASE ", "swap"),
-            ("ALTER DATABASE ", "rename"),
-            ("SELECT datname FROM pg_database WHERE starts_with", "databases_like"),
-            ("SELECT datname, CASE WHEN", "related"),
-        )
-        for prefix, kind in prefixes:
+        if sql in FIXED_SQL:
+            return FIXED_SQL[sql]
+        for prefix, kind in PREFIXED_SQL:
             if sql.startswith(prefix):
                 return kind
         raise AssertionError(f"FakeDb does not know this statement: {sql!r}")
