@@ -6,10 +6,19 @@ honest; each module says what it models:
 - dumps.py: dumps as bytes (a custom archive's real header, a plain dump's \\restrict pair);
 - engine.py: FakeEngine, containers with compose labels, running or stopped, healthy or not;
 - database.py: FakeDb and FakeSnapshot, answering the exact SQL of core/pg.py (sql.py);
-- project.py: a project on disk, the real session over the fakes, and backups written as
-  `recoverctl backup` leaves them.
+- project.py: a project on disk and the real session over the fakes;
+- backups.py: backups on disk as `recoverctl backup` leaves them (file, manifest, record);
+- sql.py: the statements FakeDb answers, which the e2e suite runs on a real server.
 """
 
+from .backups import (
+    OFFSITE_TABLES,
+    make_backup,
+    make_settings,
+    write_backup,
+    write_backup_file,
+    write_manifest,
+)
 from .database import (
     IN_USE_STDERR,
     RUN_KINDS,
@@ -40,7 +49,6 @@ from .project import (
     FakeStack,
     app_tables,
     make_stack,
-    write_backup,
 )
 
 __all__ = [
@@ -49,6 +57,7 @@ __all__ = [
     "ENV_FILE",
     "ENV_SECRET",
     "IN_USE_STDERR",
+    "OFFSITE_TABLES",
     "PG_DUMP_VERSION",
     "PROJECT",
     "RESTRICT_KEY",
@@ -70,8 +79,12 @@ __all__ = [
     "engine_lost",
     "in_use",
     "load_skips_copy_of",
+    "make_backup",
+    "make_settings",
     "make_stack",
     "parse_dump",
     "plain_dump",
     "write_backup",
+    "write_backup_file",
+    "write_manifest",
 ]

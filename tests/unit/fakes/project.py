@@ -5,29 +5,23 @@ leaves them.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from recoverctl import __version__
 from recoverctl.adapters import compose, process
 from recoverctl.adapters.engine import Engine
 from recoverctl.adapters.pgexec import Db
-from recoverctl.core import naming
 from recoverctl.core.commands import Argv
-from recoverctl.core.manifest import Manifest
 from recoverctl.services.session import StackSession
 from recoverctl.settings import Settings
 
 from .database import FakeDb
-from .dumps import PG_DUMP_VERSION, SERVER_VERSION, Tables, custom_dump, plain_dump
-from .engine import PROJECT, FakeEngine
+from .dumps import Tables
+from .engine import FakeEngine
 
 
 class FakeSession(StackSession):
@@ -186,45 +180,3 @@ def make_stack(
     monkeypatch.setattr(compose, "detect_cli", lambda: ("docker", "compose"))
     monkeypatch.setattr(process, "run", run)
     return stack
-
-
-def write_backup(
-    folder: Path,
-    contents: Tables,
-    fmt: naming.Format = "custom",
-    *,
-    when: datetime | None = None,
-    stack: str = "dev",
-    manifest: bool = True,
-    data: bytes | None = None,
-    **overrides: Any,
-) -> Path:
-    """A backup file as `recoverctl backup` leaves it (its bytes may be given), with its
-    manifest (fields may be overridden)."""
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    when = when or datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
-    path = folder / naming.backup_name(when, fmt, (p.name for p in folder.iterdir()))
-    if data is None:
-        data = custom_dump(contents) if fmt == "custom" else plain_dump(contents)
-    path.write_bytes(data)
-    if manifest:
-        fields: dict[str, Any] = {
-            "file": path.name,
-            "sha256": hashlib.sha256(data).hexdigest(),
-            "size": len(data),
-            "format": fmt,
-            "database": "vault",
-            "project": PROJECT,
-            "stack": stack,
-            "server_version": SERVER_VERSION,
-            "pg_dump_version": PG_DUMP_VERSION,
-            "tables": {t: len(r) for t, r in contents.items()},
-            "migrations": {},
-            "started_at": when,
-            "duration_seconds": 0.5,
-            "recoverctl_version": __version__,
-        }
-        fields.update(overrides)
-        m = Manifest.model_validate(fields)
-        path.with_name(path.name + ".json").write_text(json.dumps(m.to_json()))
-    return path
