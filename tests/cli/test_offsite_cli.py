@@ -18,7 +18,8 @@ from recoverctl.adapters import seal
 from recoverctl.cli import contract
 from recoverctl.cli.app import app
 from recoverctl.errors import ErrorCode, exit_status
-from tests.unit.test_offsite_service import B1, B2, write_backup
+from tests.unit.fakes import write_backup_file
+from tests.unit.test_offsite_service import B1, B2
 
 
 class Env:
@@ -36,7 +37,7 @@ class Env:
         self.backups = project / "backups"
         self.data = {B1: os.urandom(200_000), B2: os.urandom(700_000)}
         for name, data in self.data.items():
-            write_backup(self.backups, name, data)
+            write_backup_file(self.backups, name, data)
         self.write_config()
 
     def write_config(self, extra: str = "", recipients: bool = True) -> None:

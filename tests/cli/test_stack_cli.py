@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from recoverctl import __version__
 from recoverctl.cli.app import app
-from tests.unit.test_retention_prune import make_backup
+from tests.unit.fakes import make_backup
 
 COMMANDS = ("up", "down", "ps", "logs", "restart")
 

@@ -18,17 +18,13 @@ from typer.testing import CliRunner
 from recoverctl.cli import contract, unattended
 from recoverctl.cli.app import app
 from recoverctl.errors import ErrorCode
+from tests.unit.fakes import make_backup
 from tests.unit.test_monitor import Recorder
-from tests.unit.test_retention_prune import make_backup
 
 T0 = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
 
 
-@pytest.fixture(autouse=True)
-def private_locks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    runtime = tmp_path / "run"
-    runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("RECOVERCTL_LOCK_DIR", str(runtime))
+pytestmark = pytest.mark.usefixtures("private_locks")
 
 
 @pytest.fixture

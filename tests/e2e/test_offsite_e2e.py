@@ -31,7 +31,7 @@ from tests.e2e.servers import AWS_ENV, S3Server, SftpServer, keygen, require_too
 from tests.e2e.vaultclient import Vault
 from tests.keywriter import make_keyfile
 from tests.playbook import PLAYBOOK, is_offsite, playbook_commands
-from tests.unit.test_offsite_service import write_backup
+from tests.unit.fakes import write_backup_file
 
 pytestmark = pytest.mark.e2e
 
@@ -421,7 +421,7 @@ def big(world: World) -> Path:
     """A large backup (96 MiB) beside the real ones' folder, for uploads long enough to
     cut: its manifest describes it, which is all a push reads."""
     folder = world.root / "big-backups"
-    path = write_backup(folder, "backup_2026-11-29_010000.dump", os.urandom(96 * MiB))
+    path = write_backup_file(folder, "backup_2026-11-29_010000.dump", os.urandom(96 * MiB))
     manifest = path.with_name(path.name + ".json")
     doc = json.loads(manifest.read_text())
     doc["project"] = NAMESPACE.split("/")[0]  # this project's: a push sends only its own

@@ -28,15 +28,10 @@ from recoverctl.services.offsite import Copy, OffsiteFailed, PushResult
 from recoverctl.services.routine import Pushed
 from recoverctl.services.session import StackSession
 from recoverctl.services.verification import VerifyReport
+from tests.unit.fakes import make_backup, make_settings
 from tests.unit.test_monitor import Recorder
-from tests.unit.test_retention_prune import make_backup, make_settings
 
-
-@pytest.fixture(autouse=True)
-def private_locks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    runtime = tmp_path / "run"
-    runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("RECOVERCTL_LOCK_DIR", str(runtime))
+pytestmark = pytest.mark.usefixtures("private_locks")
 
 
 @pytest.fixture

@@ -18,40 +18,14 @@ import pytest
 from recoverctl import failpoints
 from recoverctl.adapters import seal
 from recoverctl.core import offsite as core
-from recoverctl.core.manifest import Manifest
 from recoverctl.errors import ErrorCode, RecoverctlError
 from recoverctl.services import offsite
 from recoverctl.services.session import StackSession
 from recoverctl.settings import DirTargetSettings, EncryptionSettings, Settings
+from tests.unit.fakes import write_backup_file
 
 B1 = "backup_2026-11-28_030000.dump"
 B2 = "backup_2026-11-29_030000.dump"
-TABLES: dict[str, int | None] = {"public.vault_secret": 42, "public.auth_user": 3}
-
-
-def write_backup(folder: Path, name: str, data: bytes) -> Path:
-    """A local backup as recoverctl backup leaves it: the file and its manifest."""
-    folder.mkdir(mode=0o700, exist_ok=True)
-    path = folder / name
-    path.write_bytes(data)
-    manifest = Manifest(
-        file=name,
-        sha256=hashlib.sha256(data).hexdigest(),
-        size=len(data),
-        format="custom",
-        database="vault",
-        project="vault-dev",
-        stack="dev",
-        server_version="16.4",
-        pg_dump_version="16.4",
-        tables=TABLES,
-        migrations={"vault": "0003_x"},
-        started_at=datetime.strptime(name[7:24], "%Y-%m-%d_%H%M%S").replace(tzinfo=UTC),
-        duration_seconds=1.0,
-        recoverctl_version="0.1.0",
-    )
-    path.with_name(name + ".json").write_text(json.dumps(manifest.model_dump(mode="json")))
-    return path
 
 
 class World:
@@ -76,7 +50,7 @@ class World:
         self.backups = self.root / "backups"
         self.data = {B1: os.urandom(300_000), B2: os.urandom(1_500_000)}
         for name, data in self.data.items():
-            write_backup(self.backups, name, data)
+            write_backup_file(self.backups, name, data)
 
     def settings(self, *, recipients: bool = True) -> Settings:
         return Settings(
@@ -367,7 +341,7 @@ def prod_session(w: World) -> StackSession:
     settings = w.settings().model_copy(
         update={"stack": "prod", "compose_file": w.root / "docker-compose.yml"}
     )
-    path = write_backup(w.backups, B3, os.urandom(200_000))
+    path = write_backup_file(w.backups, B3, os.urandom(200_000))
     raw = json.loads(path.with_name(B3 + ".json").read_text())
     raw.update(project="vault-prod", stack="prod")
     path.with_name(B3 + ".json").write_text(json.dumps(raw))

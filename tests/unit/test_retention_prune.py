@@ -4,59 +4,20 @@ leftovers finished) and a folder target (the remote manifest first)."""
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pytest
 
 from recoverctl.adapters.targets.dir import DirTarget
 from recoverctl.core import offsite
-from recoverctl.core.manifest import Manifest, VerifyRecord, VerifyResult
 from recoverctl.errors import ErrorCode, RecoverctlError
 from recoverctl.services import retention
-from recoverctl.settings import Settings, resolve_settings
+from recoverctl.settings import Settings
+from tests.unit.fakes import make_backup, make_settings
 
 T0 = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
-
-
-def make_settings(tmp_path: Path, toml: str = "[retention]\nkeep_last = 2\n") -> Settings:
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    (tmp_path / "docker-compose.dev.yml").write_text("name: x\nservices:\n  db:\n    image: pg\n")
-    config = tmp_path / "config.toml"
-    config.write_text(toml)
-    return resolve_settings(environ={"RECOVERCTL_CONFIG": str(config)}, cwd=tmp_path)
-
-
-def make_backup(folder: Path, when: datetime, state: str = "quick ok", stack: str = "dev") -> Path:
-    folder.mkdir(mode=0o700, exist_ok=True)
-    name = f"backup_{when:%Y-%m-%d_%H%M%S}.dump"
-    data = b"PGDMP" + name.encode()
-    (folder / name).write_bytes(data)
-    manifest = Manifest(
-        file=name,
-        sha256=hashlib.sha256(data).hexdigest(),
-        size=len(data),
-        format="custom",
-        database="vault",
-        project="x",
-        stack=stack,  # type: ignore[arg-type]
-        server_version="15",
-        pg_dump_version="15",
-        tables={},
-        migrations={},
-        started_at=when,
-        duration_seconds=1.0,
-        recoverctl_version="test",
-    )
-    (folder / f"{name}.json").write_text(json.dumps(manifest.to_json()))
-    if state != "never":
-        kind: Literal["quick", "deep"] = "deep" if state == "deep ok" else "quick"
-        result = VerifyResult(kind=kind, ok=state != "failed", at=when, sha256=manifest.sha256)
-        record = VerifyRecord(file=name, results=(result,))
-        (folder / f"{name}.verify.json").write_text(record.model_dump_json())
-    return folder / name
 
 
 def history(settings: Settings, states: list[str]) -> list[Path]:

@@ -14,7 +14,7 @@ from recoverctl.adapters import scheduler
 from recoverctl.adapters.scheduler import Host
 from recoverctl.errors import ErrorCode, RecoverctlError
 from recoverctl.services.session import StackSession
-from tests.unit.test_retention_prune import make_settings
+from tests.unit.fakes import make_settings
 
 
 @pytest.fixture
