@@ -36,7 +36,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Self
 
@@ -1103,7 +1103,7 @@ def make_stack(
         compose_file=root / "docker-compose.dev.yml",
         env_file=root / ".env",
         backup_dir=root / "backups",
-        up_timeout=up_timeout,
+        up_timeout=timedelta(seconds=up_timeout),
     )
     monkeypatch.setenv("RECOVERCTL_LOCK_DIR", str(tmp_path / "run"))
     clock = FakeClock()
