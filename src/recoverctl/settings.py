@@ -527,20 +527,16 @@ def _old_spellings(
             continue
         value = raw[old.key]
         if old.renamed:
-            new_where = _renamed(origin[old.key], old)
             if old.field in raw:
                 message = (
-                    f"the old name of {new_where}, which is set too ({origin[old.field]}): "
-                    "keep only the new one"
+                    f"the old name of {old.field}, which {origin[old.field]} sets too: "
+                    "keep only the new name"
                 )
                 problems.append(_problem(old.key, message))
                 del raw[old.key]
                 continue
             if warn is not None:
-                warn(
-                    f"{origin[old.key]} is deprecated: set {new_where} instead, with its unit "
-                    f"(such as {old.example})"
-                )
+                warn(_deprecated(origin[old.key], old))
             del raw[old.key]
         elif not _bare_number(value):
             continue  # a Duration, read by the model
@@ -555,11 +551,14 @@ def _old_spellings(
     return problems
 
 
-def _renamed(where: str, old: OldSpelling) -> str:
-    """Where an old name was set (`FILE key` or a variable), with the new name instead."""
+def _deprecated(where: str, old: OldSpelling) -> str:
+    """The warning for an old name, set at `where` (`FILE key` or a variable)."""
     if where.startswith(ENV_PREFIX):
-        return ENV_PREFIX + old.field.upper()
-    return where.removesuffix(old.key) + old.field
+        new = ENV_PREFIX + old.field.upper()
+        example = f"{new}={old.example}"
+    else:
+        new, example = old.field, f'{old.field} = "{old.example}"'
+    return f"{where} is deprecated: use {new} instead, a duration with its unit ({example})"
 
 
 def _problem(key: str, message: str) -> dict[str, object]:
