@@ -8,10 +8,11 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -19,14 +20,15 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
 )
 
 from recoverctl.core.compose_model import PROJECT_NAME_RE, ComposeModel
+from recoverctl.core.duration import HOUR, MAX_DURATION, Duration, parse_duration
 from recoverctl.core.retention import Policy
-from recoverctl.core.schedule import parse_duration
 from recoverctl.errors import ConfigError, ErrorCode
 
 Stack = Literal["dev", "prod"]
@@ -223,17 +225,19 @@ class Settings(BaseModel):
     # Overrides the compose file's `name:`; the e2e tests use it to stay off a user's stack.
     project_name: str | None = None
     backup_dir: Path
-    up_timeout: float = Field(default=300.0, gt=0, le=3600)
-    rpo_hours: float = Field(default=24.0, gt=0)
+    # Every time is a Duration ("90s", "15m", "24h", "30d"); OLD_SPELLINGS reads the
+    # names and bare numbers of before.
+    up_timeout: Duration = timedelta(seconds=300)
+    rpo: Duration = timedelta(hours=24)
     key_file: Path | None = None
     # The routine deep-verifies its new backup when the last deep verification is older.
-    deep_every: timedelta = timedelta(hours=24)
+    deep_every: Duration = timedelta(hours=24)
     # Recovery drills: the routine drills when the last passed drill is older than
-    # drill_every days (None: never); doctor warns when none passed within drill_days, and
-    # when the last drill's recovery time exceeded rto_minutes (None: no target).
-    drill_every: float | None = Field(default=None, gt=0)
-    drill_days: float = Field(default=30.0, gt=0)
-    rto_minutes: float | None = Field(default=None, gt=0)
+    # drill_every (None: never); doctor warns when none passed within drill_max_age, and
+    # when the last drill's recovery time exceeded rto (None: no target).
+    drill_every: Duration | None = None
+    drill_max_age: Duration = timedelta(days=30)
+    rto: Duration | None = None
     # From the settings file only: [retention] and [monitoring] (unattended operation).
     retention: RetentionSettings = RetentionSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
@@ -254,10 +258,13 @@ class Settings(BaseModel):
             raise ValueError("must be lowercase letters, digits, '-' and '_'")
         return value
 
-    @field_validator("deep_every", mode="before")
+    @field_validator("up_timeout")
     @classmethod
-    def _duration(cls, value: object) -> timedelta:
-        return parse_duration(value)
+    def _up_timeout(cls, value: timedelta) -> timedelta:
+        # Longer than any stack takes to start: past it, something is stuck.
+        if value > HOUR:
+            raise ValueError("must be at most 1h")
+        return value
 
     @field_validator("targets")
     @classmethod
@@ -289,14 +296,65 @@ CONFIG_KEYS = (
     "key_file",
     "backup_dir",
     "up_timeout",
-    "rpo_hours",
+    "rpo",
     "log_file",
     "deep_every",
     "drill_every",
-    "drill_days",
-    "rto_minutes",
+    "drill_max_age",
+    "rto",
     "identity_file",
 )
+
+
+@dataclass(frozen=True)
+class OldSpelling:
+    """A time setting's name, or its bare numbers, from before every time was a Duration.
+    A bare number there keeps its old unit; a renamed one reads only what it read before."""
+
+    key: str  # in the settings file; RECOVERCTL_ + key.upper() in the environment
+    field: str  # the setting it sets now (the same key when only bare numbers are old)
+    read: Callable[[object], timedelta]  # raises ValueError or ValidationError
+    example: str  # the new spelling, for the deprecation warning
+
+    @property
+    def renamed(self) -> bool:
+        return self.key != self.field
+
+
+def _number_of(seconds: int, *, le: float | None = None) -> Callable[[object], timedelta]:
+    """The old reader: a number (a float's messages, as before), in units of seconds."""
+    adapter: TypeAdapter[float] = TypeAdapter(Annotated[float, Field(gt=0, le=le)])
+
+    def read(value: object) -> timedelta:
+        total = adapter.validate_python(value) * seconds
+        if not total <= MAX_DURATION.total_seconds():  # inf too
+            raise ValueError("must be at most 10 years (3660d)")
+        return timedelta(seconds=total)
+
+    return read
+
+
+OLD_SPELLINGS = (
+    OldSpelling("up_timeout", "up_timeout", _number_of(1, le=3600), "300s"),
+    OldSpelling("rpo_hours", "rpo", _number_of(3600), "24h"),
+    OldSpelling("deep_every", "deep_every", lambda v: parse_duration(v, bare="h"), "24h"),
+    OldSpelling("drill_every", "drill_every", _number_of(86400), "7d"),
+    OldSpelling("drill_days", "drill_max_age", _number_of(86400), "30d"),
+    OldSpelling("rto_minutes", "rto", _number_of(60), "15m"),
+)
+OLD_KEYS = tuple(old.key for old in OLD_SPELLINGS if old.renamed)
+
+
+def _bare_number(value: object) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return True
+    try:
+        float(str(value))
+    except ValueError:
+        return False
+    return True
 
 
 def config_path(env: Mapping[str, str]) -> Path:
@@ -333,7 +391,7 @@ def read_config(path: Path) -> dict[str, object]:
     if not isinstance(table, dict):
         raise ConfigError(f"Settings file {path}: [recoverctl] must be a table.")
     problems: list[str] = []
-    unknown = sorted(set(table) - set(CONFIG_KEYS))
+    unknown = sorted(set(table) - set(CONFIG_KEYS) - set(OLD_KEYS))
     if unknown:
         problems.append(f"unknown keys {', '.join(unknown)}")
     # A mistyped [target.nas] silently ignored would mean no off-site copy at all.
@@ -364,7 +422,9 @@ def resolve_settings(
     project_dir: Path | None = None,
     environ: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> Settings:
+    """The settings; `warn` hears once of each old name used (they are read still)."""
     env = os.environ if environ is None else environ
     explicit = project_dir or (
         Path(env[f"{ENV_PREFIX}PROJECT_DIR"]) if env.get(f"{ENV_PREFIX}PROJECT_DIR") else None
@@ -415,25 +475,38 @@ def resolve_settings(
         ("project_name", "PROJECT_NAME"),
         ("backup_dir", "BACKUP_DIR"),
         ("up_timeout", "UP_TIMEOUT"),
-        ("rpo_hours", "RPO_HOURS"),
+        ("rpo", "RPO"),
         ("deep_every", "DEEP_EVERY"),
         ("drill_every", "DRILL_EVERY"),
-        ("drill_days", "DRILL_DAYS"),
-        ("rto_minutes", "RTO_MINUTES"),
+        ("drill_max_age", "DRILL_MAX_AGE"),
+        ("rto", "RTO"),
         ("key_file", "KEY_FILE"),
         ("identity_file", "IDENTITY_FILE"),
+        *((old.key, old.key.upper()) for old in OLD_SPELLINGS if old.renamed),
     ):
         value = env.get(ENV_PREFIX + var)
         if value:
             raw[field] = value
             origin[field] = ENV_PREFIX + var
+    problems = _old_spellings(raw, origin, warn)
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
+        problems += exc.errors()
+    if problems:
+        order = list(Settings.model_fields)
+        fields = {old.key: old.field for old in OLD_SPELLINGS}
+
+        def rank(err: Mapping[str, Any]) -> int:
+            loc: tuple[object, ...] = tuple(err.get("loc") or ("",))
+            name = fields.get(str(loc[0]), str(loc[0]))
+            return order.index(name) if name in order else len(order)
+
         raise ConfigError(
-            "Invalid settings:\n" + "\n".join(_describe(err, origin, file) for err in exc.errors()),
+            "Invalid settings:\n"
+            + "\n".join(_describe(err, origin, file) for err in sorted(problems, key=rank)),
             "Fix the RECOVERCTL_* variables or the settings file entries named above.",
-        ) from None
+        )
     # Relative paths from the environment are relative to the project, not to the cwd.
     updates: dict[str, object] = {}
     if not settings.backup_dir.is_absolute():
@@ -441,6 +514,55 @@ def resolve_settings(
     if settings.key_file is not None and not settings.key_file.is_absolute():
         updates["key_file"] = root / settings.key_file
     return settings.model_copy(update=updates) if updates else settings
+
+
+def _old_spellings(
+    raw: dict[str, object], origin: dict[str, str], warn: Callable[[str], None] | None
+) -> list[Any]:
+    """Reads the old spellings of raw into their settings, in place: an old name into its new
+    one, a bare number into a Duration. Returns the problems, as pydantic's errors are."""
+    problems: list[Any] = []
+    for old in OLD_SPELLINGS:
+        if old.key not in raw:
+            continue
+        value = raw[old.key]
+        if old.renamed:
+            if old.field in raw:
+                message = (
+                    f"the old name of {old.field}, which {origin[old.field]} sets too: "
+                    "keep only the new name"
+                )
+                problems.append(_problem(old.key, message))
+                del raw[old.key]
+                continue
+            if warn is not None:
+                warn(_deprecated(origin[old.key], old))
+            del raw[old.key]
+        elif not _bare_number(value):
+            continue  # a Duration, read by the model
+        try:
+            raw[old.field] = old.read(value)
+        except ValidationError as exc:
+            problems += [{**e, "loc": (old.key,)} for e in exc.errors()]
+        except ValueError as exc:
+            problems.append(_problem(old.key, str(exc)))
+        if old.renamed:
+            origin[old.field] = origin[old.key]
+    return problems
+
+
+def _deprecated(where: str, old: OldSpelling) -> str:
+    """The warning for an old name, set at `where` (`FILE key` or a variable)."""
+    if where.startswith(ENV_PREFIX):
+        new = ENV_PREFIX + old.field.upper()
+        example = f"{new}={old.example}"
+    else:
+        new, example = old.field, f'{old.field} = "{old.example}"'
+    return f"{where} is deprecated: use {new} instead, a duration with its unit ({example})"
+
+
+def _problem(key: str, message: str) -> dict[str, object]:
+    return {"loc": (key,), "msg": message, "type": "value_error"}
 
 
 def _describe(err: object, origin: Mapping[str, str], file: Path) -> str:

@@ -60,7 +60,7 @@ scenario = st.fixed_dictionaries(
             max_size=3,
             unique_by=lambda e: e[0],
         ),
-        "settings": mutated(b'[recoverctl]\nrpo_hours = 24\ndeep_every = "1d"\n'),
+        "settings": mutated(b'[recoverctl]\nrpo = "24h"\ndeep_every = "1d"\n'),
         "env": mutated(
             f"POSTGRES_PASSWORD={SECRET}\nDJANGO_CSRF_TRUSTED_ORIGINS=http://[::1:8000\n"
             'MULTI="a\nb"\n'.encode()

@@ -192,7 +192,7 @@ def test_doctor_warns_when_no_drill_passed_lately(runner: CliRunner, project: Pa
     write_record(project, record(started_at=NOW - timedelta(days=40),
                                  finished_at=NOW - timedelta(days=40)))  # fmt: skip
     assert "over the 30 days allowed" in rows()["backups.drill"]["evidence"]
-    assert rows(RECOVERCTL_DRILL_DAYS="45")["backups.drill"]["status"] == "ok"
-    slow = rows(RECOVERCTL_DRILL_DAYS="45", RECOVERCTL_RTO_MINUTES="0.5")["backups.rto"]
+    assert rows(RECOVERCTL_DRILL_MAX_AGE="45d")["backups.drill"]["status"] == "ok"
+    slow = rows(RECOVERCTL_DRILL_MAX_AGE="45d", RECOVERCTL_RTO="30s")["backups.rto"]
     assert slow["status"] == "warn" and "over the 0.5 min allowed" in slow["evidence"]
-    assert rows(RECOVERCTL_RTO_MINUTES="1")["backups.rto"]["status"] == "ok"
+    assert rows(RECOVERCTL_RTO="1m")["backups.rto"]["status"] == "ok"

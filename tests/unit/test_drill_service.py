@@ -10,7 +10,7 @@ import shutil
 import signal
 import stat
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -201,11 +201,11 @@ def test_the_routine_reads_the_last_drill(stage: Stage) -> None:
     settings = stage.session().settings
     assert drills.last_drill(settings) is None
     assert not drills.drill_due(settings)  # drill_every unset: the routine never drills
-    assert drills.drill_due(settings.model_copy(update={"drill_every": 7.0}))
+    assert drills.drill_due(settings.model_copy(update={"drill_every": timedelta(days=7)}))
     stage.run()
     last = drills.last_drill(settings)
     assert last is not None and last.passed
-    assert not drills.drill_due(settings.model_copy(update={"drill_every": 7.0}))
+    assert not drills.drill_due(settings.model_copy(update={"drill_every": timedelta(days=7)}))
     stage.check_rows = (Check("app.admin", "fail", "HTTP 500", "recoverctl logs backend"),)
     stage.run()
     assert drills.last_drill(settings, passed=True) == last
@@ -391,7 +391,9 @@ def test_a_drill_from_an_offsite_copy(
 def test_the_routine_drills_when_due(stage: Stage, tmp_path: Path) -> None:
     session = stage.session()
     assert drills.routine_drill(session) is None  # drill_every unset
-    every = session.settings.model_copy(update={"drill_every": 7.0, "key_file": tmp_path / "gone"})
+    every = session.settings.model_copy(
+        update={"drill_every": timedelta(days=7), "key_file": tmp_path / "gone"}
+    )
     due = StackSession(every, connect=lambda: stage.engine)  # type: ignore[arg-type,return-value]
     first = drills.routine_drill(due)
     assert first is not None and first.ok  # a missing key export does not stop it

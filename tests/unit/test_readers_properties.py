@@ -17,12 +17,12 @@ from hypothesis import strategies as st
 from recoverctl.adapters.files import load_compose
 from recoverctl.adapters.targets.base import check_name
 from recoverctl.core import dumpcheck, naming
+from recoverctl.core.duration import parse_duration
 from recoverctl.core.envcopy import EnvManifest
 from recoverctl.core.envgen import InvalidHost, check_host
 from recoverctl.core.keyfile import KeyFileError, parse_keyfile
 from recoverctl.core.offsite import RemoteManifest, classify, remote_manifest_names
 from recoverctl.core.outside import read_json
-from recoverctl.core.schedule import parse_duration
 from recoverctl.errors import RecoverctlError
 from recoverctl.services import catalog
 from recoverctl.settings import resolve_settings
@@ -242,7 +242,7 @@ def test_a_compose_file(tmp_path: Path, raw: bytes) -> None:
 
 
 SETTINGS_FILE = b"""[recoverctl]
-rpo_hours = 24
+rpo = "24h"
 deep_every = "1d"
 identity_file = "/root/id.age"
 

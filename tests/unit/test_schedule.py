@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from recoverctl.core.duration import format_duration, parse_duration
 from recoverctl.core.schedule import (
     Every,
     Job,
@@ -19,9 +20,7 @@ from recoverctl.core.schedule import (
     cron_block,
     cron_block_of,
     cron_entry,
-    format_duration,
     job_name,
-    parse_duration,
     routine_argv,
     service_unit,
     spread,

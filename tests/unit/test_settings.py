@@ -1,3 +1,4 @@
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,7 @@ def test_environment_overrides_relative_to_the_project(project: Path, tmp_path: 
     }
     s = resolve_settings(environ=env, cwd=Path("/"))
     assert s.backup_dir == project / "elsewhere"
-    assert (s.project_name, s.up_timeout) == ("e2e-1", 12.0)
+    assert (s.project_name, s.up_timeout) == ("e2e-1", timedelta(seconds=12))
 
 
 def test_every_invalid_variable_is_reported_at_once(project: Path) -> None:
@@ -70,12 +71,12 @@ def test_settings_file_sets_the_key_location(project: Path, tmp_path: Path) -> N
     config = tmp_path / "config.toml"
     config.write_text('[recoverctl]\nkey_file = "/safe/alice.zkkey.json"\nrpo_hours = 12\n')
     s = resolve_settings(environ={"RECOVERCTL_CONFIG": str(config)}, cwd=project)
-    assert (s.key_file, s.rpo_hours) == (Path("/safe/alice.zkkey.json"), 12.0)
+    assert (s.key_file, s.rpo) == (Path("/safe/alice.zkkey.json"), timedelta(hours=12))
     # The environment wins over the file.
     s = resolve_settings(
         environ={"RECOVERCTL_CONFIG": str(config), "RECOVERCTL_RPO_HOURS": "6"}, cwd=project
     )
-    assert s.rpo_hours == 6.0
+    assert s.rpo == timedelta(hours=6)
 
 
 @pytest.mark.parametrize(

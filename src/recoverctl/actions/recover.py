@@ -180,7 +180,7 @@ def recover(
         )
     # A restore declares the app ready by its own healthcheck; the checks below read the
     # engine's view, so let that catch up (and read the port again: a restart may move it).
-    final = wait_ready(session.engine, session.ref, settings.up_timeout, progress)
+    final = wait_ready(session.engine, session.ref, settings.up_timeout.total_seconds(), progress)
     serving = time.monotonic() - started
     step("checking the database, migrations, admin and key")
     checks = health.doctor(session, only=("service", "db", "app", "key")).checks

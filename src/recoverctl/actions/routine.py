@@ -23,8 +23,8 @@ from typing import Any
 from recoverctl import signals
 from recoverctl.adapters import fsio
 from recoverctl.core.checks import FAIL
+from recoverctl.core.duration import DAY, format_duration, in_units
 from recoverctl.core.progress import OnBytes
-from recoverctl.core.schedule import format_duration
 from recoverctl.errors import (
     EXIT_FAILED,
     EXIT_OK,
@@ -340,7 +340,7 @@ def _drill_step(run: _Run, session: StackSession, steps: Steps, made: BackupResu
 def _not_due(settings: Any) -> str:
     last = drills.last_drill(settings, passed=True)
     when = f"last passed {last.finished_at:%Y-%m-%d %H:%M} UTC" if last else "none passed"
-    return f"not due: {when}; every {settings.drill_every:g} days"
+    return f"not due: {when}; every {in_units(settings.drill_every, DAY):g} days"
 
 
 def _failed_drill(result: DrillResult, made: BackupResult) -> RecoverctlError:

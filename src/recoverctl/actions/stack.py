@@ -181,7 +181,7 @@ def restart(
     for container in targets:
         progress(f"restarting {container.name}")
         engine.restart(container)
-    return wait_ready(engine, ref, settings.up_timeout, progress)
+    return wait_ready(engine, ref, settings.up_timeout.total_seconds(), progress)
 
 
 def logs(

@@ -44,7 +44,8 @@ def settings(prod: bool, project_dir: Path | None, json: bool = False) -> Settin
     from recoverctl.settings import resolve_settings
 
     render.json_mode.set(json)
-    return resolve_settings(prod=prod, project_dir=project_dir)
+    # An old setting name is read still, and said once per run (stderr, the envelope).
+    return resolve_settings(prod=prod, project_dir=project_dir, warn=render.warn_once)
 
 
 def session(prod: bool, project_dir: Path | None, json: bool = False) -> StackSession:

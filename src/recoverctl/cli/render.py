@@ -135,6 +135,12 @@ def warn(text: str) -> None:
     _run.warnings.append(text)
 
 
+def warn_once(text: str) -> None:
+    """A warning the run may come across more than once (settings resolved twice)."""
+    if text not in _run.warnings:
+        warn(text)
+
+
 def echo(line: str) -> None:
     """A --verbose step line, on stderr above any spinner."""
     err.print(escape(line), style="dim")

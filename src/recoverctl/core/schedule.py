@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from recoverctl.core.duration import format_duration, parse_duration
+
 HEADER = "# Written by `recoverctl schedule install`; `recoverctl schedule remove` removes it."
 # Variables carried from the installing shell into the timer's environment: the ones that
 # choose the settings file, the stack's project and the engine (never a secret).
@@ -24,57 +26,6 @@ NOT_CARRIED = ("RECOVERCTL_PROJECT_DIR",)  # passed as --project-dir
 # next run is not blocked for ever behind it and the failure is reported.
 TIMEOUT = "4h"
 CRON_HOUR = 3  # daily and weekly runs: the small hours, local time
-_DURATION_RE = re.compile(r"\s*([0-9]{1,12}(?:\.[0-9]{1,9})?)\s*([a-z]*)\s*")
-# Longer than any schedule or age recoverctl judges; beyond it date arithmetic overflows.
-MAX_DURATION = timedelta(days=3660)
-_UNITS = {
-    "s": 1,
-    "sec": 1,
-    "m": 60,
-    "min": 60,
-    "h": 3600,
-    "hour": 3600,
-    "hours": 3600,
-    "d": 86400,
-    "day": 86400,
-    "days": 86400,
-    "w": 604800,
-    "week": 604800,
-}
-
-
-def parse_duration(value: object, *, bare: str = "h") -> timedelta:
-    """`30m`, `1h`, `1d`, `2w`, or a bare number in `bare` units; raises ValueError."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, bool):
-        raise ValueError("must be a duration such as 30m, 1h, 1d")
-    if isinstance(value, int | float):
-        text = f"{value}{bare}"
-    elif isinstance(value, str):
-        text = value.strip().lower()
-    else:
-        raise ValueError("must be a duration such as 30m, 1h, 1d")
-    m = _DURATION_RE.fullmatch(text)
-    unit = (m.group(2) or bare) if m else ""
-    if not m or unit not in _UNITS:
-        raise ValueError("must be a duration such as 30m, 1h, 1d, 2w")
-    seconds = float(m.group(1)) * _UNITS[unit]
-    if seconds <= 0:
-        raise ValueError("must be more than zero")
-    if seconds > MAX_DURATION.total_seconds():
-        raise ValueError("must be at most 10 years (3660d)")
-    return timedelta(seconds=seconds)
-
-
-def format_duration(value: timedelta) -> str:
-    seconds = int(value.total_seconds())
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
 EVERY_MINUTES = (15, 20, 30)
 EVERY_HOURS = (1, 2, 3, 4, 6, 8, 12)
 EVERY_CHOICES = "15m, 20m, 30m, 1h, 2h, 3h, 4h, 6h, 8h, 12h, 1d, 1w"

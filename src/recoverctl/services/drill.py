@@ -44,6 +44,7 @@ from recoverctl.core.drill import (
     is_due,
     record_name,
 )
+from recoverctl.core.duration import DAY, in_units
 from recoverctl.core.keyfile import KeyFile, unwrap_private_key
 from recoverctl.core.manifest import Manifest
 from recoverctl.errors import ErrorCode, Interrupted, RecoverctlError
@@ -199,7 +200,8 @@ def last_drill(settings: Settings, *, passed: bool = False) -> DrillRecord | Non
 def drill_due(settings: Settings, now: datetime | None = None) -> bool:
     """Whether the scheduled routine should drill now: drill_every is set and no drill
     passed within it."""
-    return is_due(catalog.drill_records(settings), settings.drill_every, now or datetime.now(UTC))
+    every = in_units(settings.drill_every, DAY)
+    return is_due(catalog.drill_records(settings), every, now or datetime.now(UTC))
 
 
 def routine_drill(session: StackSession, *, progress: Progress = _quiet) -> DrillResult | None:

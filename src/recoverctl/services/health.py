@@ -32,6 +32,7 @@ from recoverctl.core import commands, envcheck, pg
 from recoverctl.core.checks import FAIL, OK, WARN, Check, Finding, worst
 from recoverctl.core.drill import freshness as drill_freshness
 from recoverctl.core.drill import rto as drill_rto
+from recoverctl.core.duration import DAY, HOUR, MINUTE, in_units
 from recoverctl.core.keyfile import KeyFile, KeyFileError, parse_keyfile
 from recoverctl.core.stack import ServiceStatus, StackStatus, describe_problem
 from recoverctl.errors import ErrorCode, RecoverctlError, UsageError
@@ -990,8 +991,8 @@ def _key_check_endpoint(ctx: Context) -> Finding:
 
 @check("backups.rpo", Group.BACKUPS)
 def _rpo(ctx: Context) -> Finding:
-    """The newest verified backup is younger than rpo_hours."""
-    return rpo_check(ctx.listing(), ctx.settings.rpo_hours, ctx.settings.stack)
+    """The newest verified backup is younger than rpo."""
+    return rpo_check(ctx.listing(), in_units(ctx.settings.rpo, HOUR), ctx.settings.stack)
 
 
 def rpo_check(
@@ -1079,7 +1080,7 @@ def _schedule(ctx: Context) -> Finding:
 
 @check("backups.routine", Group.BACKUPS)
 def _routine(ctx: Context) -> Finding | None:
-    """The last routine ended well, within rpo_hours."""
+    """The last routine ended well, within rpo."""
     from recoverctl.services.routine import load_record
 
     record = load_record(ctx.settings)
@@ -1095,10 +1096,10 @@ def _routine(ctx: Context) -> Finding | None:
             .replace("\n", " "),
             f"recoverctl schedule status{flag}; run it by hand to see: recoverctl routine{flag}",
         )
-    if age_h > ctx.settings.rpo_hours:
+    if age_h > in_units(ctx.settings.rpo, HOUR):
         return Finding(
             WARN,
-            f"the last routine ended {when}, over the {ctx.settings.rpo_hours:g} h allowed",
+            f"the last routine ended {when}, over the {in_units(ctx.settings.rpo, HOUR):g} h allowed",
             f"Is the timer running? recoverctl schedule status{flag}",
         )
     return Finding(OK, f"the last routine ended well {when} ({record.backup})")
@@ -1106,16 +1107,17 @@ def _routine(ctx: Context) -> Finding | None:
 
 @check("backups.drill", Group.BACKUPS)
 def _drill(ctx: Context) -> Finding:
-    """A recovery drill passed within drill_days (default 30), and the last one did not
+    """A recovery drill passed within drill_max_age (default 30d), and the last one did not
     fail."""
     s = ctx.settings
-    return drill_freshness(catalog.drill_records(s), s.drill_days, s.stack, datetime.now(UTC))
+    max_age = in_units(s.drill_max_age, DAY)
+    return drill_freshness(catalog.drill_records(s), max_age, s.stack, datetime.now(UTC))
 
 
 @check("backups.rto", Group.BACKUPS)
 def _rto(ctx: Context) -> Finding | None:
-    """When rto_minutes is set: the last drill brought the vault back within it."""
-    return drill_rto(catalog.drill_records(ctx.settings), ctx.settings.rto_minutes)
+    """When rto is set: the last drill brought the vault back within it."""
+    return drill_rto(catalog.drill_records(ctx.settings), in_units(ctx.settings.rto, MINUTE))
 
 
 # --- targets -----------------------------------------------------------------------------
@@ -1217,8 +1219,8 @@ def _targets_newest(ctx: Context) -> dict[str, Finding]:
 
 @check("targets.rpo", Group.TARGETS, each="target")
 def _targets_rpo(ctx: Context) -> dict[str, Finding]:
-    """Each target's newest complete copy is younger than rpo_hours."""
-    rpo = ctx.settings.rpo_hours
+    """Each target's newest complete copy is younger than rpo."""
+    rpo = in_units(ctx.settings.rpo, HOUR)
     now = datetime.now(UTC)
     flag = _prod_flag(ctx.settings)
 

@@ -453,7 +453,7 @@ def restore(
     started = time.monotonic()
     plan = prep.plan
     settings = session.settings
-    run = _Run(prep, step, on_bytes, settings.up_timeout)
+    run = _Run(prep, step, on_bytes, settings.up_timeout.total_seconds())
     safety: BackupResult | None = None
     with fsio.project_lock(plan.project, "restore"), prep.db.session():
         try:

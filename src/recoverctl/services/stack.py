@@ -139,4 +139,4 @@ def bring_up(
         hint="Its last lines are above; fix the cause and run recoverctl up again.",
     )
     session.forget_db()  # up may have recreated the db container
-    return wait_ready(engine, ref, settings.up_timeout, progress)
+    return wait_ready(engine, ref, settings.up_timeout.total_seconds(), progress)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +149,7 @@ def make_stack(
         compose_file=root / "docker-compose.dev.yml",
         env_file=root / ".env",
         backup_dir=root / "backups",
-        up_timeout=up_timeout,
+        up_timeout=timedelta(seconds=up_timeout),
     )
     monkeypatch.setenv("RECOVERCTL_LOCK_DIR", str(tmp_path / "run"))
     clock = FakeClock()
