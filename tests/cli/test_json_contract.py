@@ -410,7 +410,7 @@ def _recover(*statuses: str) -> Any:
 
 
 def _doctor(*statuses: str) -> Any:
-    from recoverctl.services.health import DoctorReport
+    from recoverctl.services.doctor import DoctorReport
 
     checks = tuple(_check(n, s) for n, s in zip(("engine", "db.answers"), statuses, strict=False))
     return DoctorReport("vault-dev", "dev", checks, 0.3)

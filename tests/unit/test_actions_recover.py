@@ -1,6 +1,6 @@
 """recover (actions/recover.py, with services/stack.py bring_up and wait_ready, and the
 restore service) over the fake engine and database. `docker compose up` is faked (it starts
-the fake containers); services/health.doctor is replaced by a stub returning canned checks,
+the fake containers); services/doctor's run is replaced by a stub returning canned checks,
 since its own checks are tested elsewhere and only recover's use of its report is under test
 here.
 
@@ -45,8 +45,9 @@ from recoverctl.core.checks import FAIL, OK, WARN, Check
 from recoverctl.core.manifest import VerifyResult
 from recoverctl.core.restore_plan import RestorePlan
 from recoverctl.errors import CommandFailed, EngineError, ErrorCode, RecoverctlError
-from recoverctl.services import catalog, health
-from recoverctl.services.health import DoctorReport
+from recoverctl.services import catalog
+from recoverctl.services import doctor as checks
+from recoverctl.services.doctor import DoctorReport
 from recoverctl.services.session import StackSession
 from tests.unit.fakes import FakeStack, Tables, app_tables, make_stack, write_backup
 
@@ -65,7 +66,7 @@ def empty_tables() -> Tables:
 
 
 class Doctor:
-    """health.doctor's stand-in: records what it was asked for, returns canned checks."""
+    """doctor.run's stand-in: records what it was asked for, returns canned checks."""
 
     def __init__(self, checks: tuple[Check, ...] = DOCTOR_CHECKS):
         self.checks = checks
@@ -74,7 +75,7 @@ class Doctor:
     def __call__(
         self,
         session: StackSession,
-        groups: Iterable[str] = health.GROUPS,
+        groups: Iterable[str] = checks.GROUPS,
         only: Iterable[str] | None = None,
     ) -> DoctorReport:
         self.calls.append(tuple(only or ()))
@@ -84,7 +85,7 @@ class Doctor:
 @pytest.fixture
 def doctor(monkeypatch: pytest.MonkeyPatch) -> Doctor:
     stub = Doctor()
-    monkeypatch.setattr(health, "doctor", stub)
+    monkeypatch.setattr(checks, "run", stub)
     return stub
 
 

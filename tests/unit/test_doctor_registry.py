@@ -12,8 +12,9 @@ import pytest
 from recoverctl.adapters.engine import Engine
 from recoverctl.core.checks import FAIL, OK, WARN, Finding
 from recoverctl.errors import EngineError, ErrorCode, RecoverctlError, UsageError
-from recoverctl.services import health as doctor
-from recoverctl.services.health import REGISTRY, CheckSpec, Context, Group, Need
+from recoverctl.services import doctor
+from recoverctl.services.doctor import REGISTRY, CheckSpec, Context, Group, Need
+from recoverctl.services.doctor.framework import CheckFn
 from recoverctl.services.session import StackSession
 from recoverctl.settings import Settings
 
@@ -135,7 +136,7 @@ def dead(tmp_path: Path) -> tuple[Context, DeadEngine]:
 
 def spec(
     name: str,
-    run: doctor.CheckFn,
+    run: CheckFn,
     needs: tuple[Need, ...] = (),
     gates: Need | None = None,
     each: str = "",
@@ -208,12 +209,12 @@ def test_a_check_per_item_names_its_rows(dead: tuple[Context, DeadEngine]) -> No
 def test_doctor_takes_a_session_and_reports(tmp_path: Path) -> None:
     connect = DeadEngine()
     session = StackSession(settings(tmp_path), connect=connect)
-    report = doctor.doctor(session, only=["engine", "env.file"])
+    report = doctor.run(session, only=["engine", "env.file"])
     assert [(c.name, c.status) for c in report.checks] == [("env.file", FAIL), ("engine", FAIL)]
     assert not report.ok and report.stack == "dev"
     assert report.project == tmp_path.name  # no compose file to name it: the folder does
     # recover's call: groups only.
-    report = doctor.doctor(session, groups=("stack", "key"))
+    report = doctor.run(session, groups=("stack", "key"))
     assert {c.name for c in report.checks} >= {"engine", "key.configured"}
     assert not [c for c in report.checks if c.name.startswith(("db.", "app.", "service"))]
 

@@ -22,8 +22,8 @@ from recoverctl.core.drill import DrillRecord
 from recoverctl.core.keyfile import KeyFileError, parse_keyfile
 from recoverctl.core.manifest import Manifest
 from recoverctl.errors import EngineError, ErrorCode, Interrupted, RecoverctlError
+from recoverctl.services import doctor, keys, offsite, restore
 from recoverctl.services import drill as drills
-from recoverctl.services import health, keys, offsite, restore
 from recoverctl.services.session import StackSession
 from recoverctl.settings import Settings, resolve_settings
 
@@ -102,7 +102,7 @@ class Stage:
         monkeypatch.setattr(drills, "bring_up", self.bring_up)
         monkeypatch.setattr(restore, "prepare", self.prepare)
         monkeypatch.setattr(restore, "restore", self.restore)
-        monkeypatch.setattr(health, "doctor", self.doctor)
+        monkeypatch.setattr(doctor, "run", self.doctor)
         monkeypatch.setattr(keys, "open_sample", self.open_sample)
         monkeypatch.setattr(keys, "owner", self.owner)
 

@@ -15,7 +15,8 @@ from recoverctl.core.envcheck import (
     check_env_mode,
     estimate_entropy_bits,
 )
-from recoverctl.services import health as doctor
+from recoverctl.services import doctor
+from recoverctl.services.doctor.framework import EnvFile
 
 EXAMPLE_PATH = Path(__file__).parents[2] / ".env.example"
 PG_PASSWORD = "Pg9-qL2x-Vt7w-Rz4k-Hs8m"
@@ -63,11 +64,11 @@ def example() -> dict[str, str | None]:
 class EnvOnly(doctor.Context):
     """A doctor context that knows an env file and a port: all the file's rules read."""
 
-    def __init__(self, env: doctor.EnvFile, port: str) -> None:
+    def __init__(self, env: EnvFile, port: str) -> None:
         self._env = env
         self._port = port
 
-    def env(self) -> doctor.EnvFile:
+    def env(self) -> EnvFile:
         return self._env
 
     def env_port(self) -> str:
@@ -83,7 +84,7 @@ FILE_RULES = [
 def run(
     text: str, stack: Stack = "dev", port: str = "8000", *, ex: dict[str, str | None] | None = None
 ) -> dict[str, Check]:
-    env = doctor.EnvFile(
+    env = EnvFile(
         source=ENV_FILES[stack],
         text=text,
         values=dotenv_values(stream=io.StringIO(text)),

@@ -322,15 +322,15 @@ def test_a_second_routine_exits_at_once_without_a_ping(tmp_path: Path, server: R
 
 
 def test_doctor_reports_how_the_last_routine_ended(tmp_path: Path) -> None:
-    from recoverctl.services import health
+    from recoverctl.services import doctor
 
     session = session_for(tmp_path, "[retention]\nkeep_last = 3\n")
-    assert health.doctor(session, only=["backups.routine"]).checks == ()
+    assert doctor.run(session, only=["backups.routine"]).checks == ()
     action.routine(session, steps=Fake(session.settings.backup_dir, backup_fails=True).steps())
-    (check,) = health.doctor(session, only=["backups.routine"]).checks
+    (check,) = doctor.run(session, only=["backups.routine"]).checks
     assert check.status == "fail" and "backup_failed" in check.evidence
     action.routine(session, steps=Fake(session.settings.backup_dir).steps())
-    (check,) = health.doctor(session, only=["backups.routine"]).checks
+    (check,) = doctor.run(session, only=["backups.routine"]).checks
     assert check.status == "ok"
 
 

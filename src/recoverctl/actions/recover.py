@@ -13,7 +13,7 @@ from recoverctl.core import pg
 from recoverctl.core.checks import FAIL, Check, worst
 from recoverctl.core.restore_plan import RestorePlan
 from recoverctl.errors import ErrorCode, RecoverctlError
-from recoverctl.services import catalog, envcopy, health, offsite, restore
+from recoverctl.services import catalog, doctor, envcopy, offsite, restore
 from recoverctl.services.session import StackSession
 from recoverctl.services.stack import Progress, bring_up, wait_ready
 from recoverctl.settings import Settings
@@ -183,7 +183,7 @@ def recover(
     final = wait_ready(session.engine, session.ref, settings.up_timeout.total_seconds(), progress)
     serving = time.monotonic() - started
     step("checking the database, migrations, admin and key")
-    checks = health.doctor(session, only=("service", "db", "app", "key")).checks
+    checks = doctor.run(session, only=("service", "db", "app", "key")).checks
     backend = next((s for s in final.services if s.service == "backend"), None)
     port = http.published_port(backend.ports) if backend else None
     return RecoverResult(

@@ -2,7 +2,7 @@
 
 Pure: the caller reads the file (python-dotenv's dotenv_values for the mapping, the
 raw text for what the parser hides: line endings, bad lines, duplicates) and stats it.
-Each rule returns an unnamed Finding: doctor's registry (services/health.py) names it and
+Each rule returns an unnamed Finding: doctor's registry (services/doctor/env.py) names it and
 decides when it applies. `port` is the published one ("" if unknown).
 Rules mirror what the vault's settings (vault/config/env.py) and Django enforce, so a
 check fails here exactly when the backend would refuse to start or misbehave.

@@ -48,7 +48,7 @@ from recoverctl.core.duration import DAY, in_units
 from recoverctl.core.keyfile import KeyFile, unwrap_private_key
 from recoverctl.core.manifest import Manifest
 from recoverctl.errors import ErrorCode, Interrupted, RecoverctlError
-from recoverctl.services import catalog, health, keys, restore
+from recoverctl.services import catalog, doctor, keys, restore
 from recoverctl.services.session import StackSession
 from recoverctl.services.stack import bring_up
 from recoverctl.settings import Settings
@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 
 Progress = Callable[[str], None]
 
-# doctor's checks that prove the restored stack serves (services/health.py), run on the drill.
+# doctor's checks that prove the restored stack serves (services/doctor/), run on the drill.
 STACK_CHECKS = ("db.not_empty", "db.migrations", "app.admin", "app.key_check")
 
 
@@ -373,7 +373,7 @@ def _checks(
     has waited until the app answers its health probe: the engine's own healthcheck, which
     lags by up to its interval, is not waited for."""
     rows = [_rows(done, manifest)]
-    rows += health.doctor(drill, only=STACK_CHECKS).checks
+    rows += doctor.run(drill, only=STACK_CHECKS).checks
     rows += _key_rows(drill, key)
     return tuple(rows)
 

@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from recoverctl.services.catalog import BackupEntry, Listing
-from recoverctl.services.health import rpo_check, space_check
+from recoverctl.services.doctor.backups import rpo_check, space_check
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 MIB = 1024 * 1024
