@@ -118,11 +118,30 @@ def _record(full: bool = True) -> Any:
     )
 
 
+def _pushed() -> Any:
+    from recoverctl.errors import ErrorCode, RecoverctlError
+    from recoverctl.services.offsite import Copy, PushResult
+
+    failed = RecoverctlError("down", "start it", code=ErrorCode.TARGET_UNREACHABLE)
+    return (
+        PushResult(
+            Path("/p/b.dump"),
+            (
+                Copy("nas", "s3://b", "b.dump", "pushed", "age", 30, "ef" * 32, 1.234, ("x",)),
+                Copy("usb", "/mnt", "b.dump", "failed", "none", error=failed),
+            ),
+        ),
+        PushResult(Path("/p/c.dump"), (Copy("nas", "s3://b", "c.dump", "present", "age", 3),)),
+    )
+
+
 def _cases() -> dict[str, Callable[[], Any]]:
+    from recoverctl.actions.backup import BackupDone
     from recoverctl.actions.identity import NewIdentity
     from recoverctl.actions.init import InitResult
     from recoverctl.actions.keys import KeyCheckResult
     from recoverctl.actions.prune import PruneResult
+    from recoverctl.actions.push import PushReport
     from recoverctl.actions.recover import RecoverResult
     from recoverctl.actions.schedule import Installation, ScheduleResult
     from recoverctl.actions.stack import DownResult, UpResult
@@ -131,6 +150,7 @@ def _cases() -> dict[str, Callable[[], Any]]:
     from recoverctl.services.catalog import BackupEntry, Listing
     from recoverctl.services.drill import DrillResult
     from recoverctl.services.dump import BackupResult
+    from recoverctl.services.envcopy import EnvCopy, EnvPushResult
     from recoverctl.services.restore import RestoreResult
     from recoverctl.services.retention import Item, ScopePlan, ScopeResult
     from recoverctl.services.verification import VerifyReport
@@ -144,7 +164,9 @@ def _cases() -> dict[str, Callable[[], Any]]:
         Item("c.dump", WHEN, "never", 20, ()),
     )
     scope = ScopeResult(
-        ScopePlan("local", "/p/backups", "keep 7 daily", items, ("x.json",)), ("c.dump",), ("x.json",)
+        ScopePlan("local", "/p/backups", "keep 7 daily", items, ("x.json",)),
+        ("c.dump",),
+        ("x.json",),
     )
     bare_scope = ScopeResult(ScopePlan("nas", "s3://b", "keep all", ()), (), ())
     install = Installation("systemd", ("a.timer", "a.service"), "*-*-* 03:00", "tomorrow", True)
@@ -160,48 +182,111 @@ def _cases() -> dict[str, Callable[[], Any]]:
             Path("/safe/k.zkkey.json"), "sha256:" + "cd" * 32, 2048, 600000, True, "alice", 5, 3, 3
         ),
         "keys_check_bare": lambda: KeyCheckResult(Path("k"), "sha256:" + "cd" * 32, 4096, 1, False),
-        "keyfile": lambda: KeyFile("sha256:" + "cd" * 32, 2048, ELSEWHERE, 600000, b"k", b"s", b"i", b"w"),
+        "keyfile": lambda: KeyFile(
+            "sha256:" + "cd" * 32, 2048, ELSEWHERE, 600000, b"k", b"s", b"i", b"w"
+        ),
         "manifest": lambda: _manifest(),
         "manifest_bare": lambda: _manifest(False),
         "backup": lambda: BackupResult(
             Path("/p/b.dump"), Path("/p/b.dump.json"), _manifest(), ("smaller",)
         ),
         "backup_bare": lambda: BackupResult(Path("/p/b.dump"), Path("/p/b.dump.json"), _manifest()),
-        "verify": lambda: VerifyReport(Path("/p/b.dump"), "custom", True, _checks(), _manifest(), 0.456),
+        "verify": lambda: VerifyReport(
+            Path("/p/b.dump"), "custom", True, _checks(), _manifest(), 0.456
+        ),
         "verify_bare": lambda: VerifyReport(Path("/p/b.dump"), None, False, (), None, 1),
-        "offsite_verify": lambda: OffsiteReport("nas", "s3://b", "b.dump", True, True, "custom", _checks(), 2.345),
-        "offsite_verify_bare": lambda: OffsiteReport("nas", "s3://b", "b.dump", False, False, None, (), 0),
-        "listing": lambda: Listing(Path("/p/backups"), "dev", (entry, bare_entry), ("b.partial",), _record()),
+        "offsite_verify": lambda: OffsiteReport(
+            "nas", "s3://b", "b.dump", True, True, "custom", _checks(), 2.345
+        ),
+        "offsite_verify_bare": lambda: OffsiteReport(
+            "nas", "s3://b", "b.dump", False, False, None, (), 0
+        ),
+        "listing": lambda: Listing(
+            Path("/p/backups"), "dev", (entry, bare_entry), ("b.partial",), _record()
+        ),
         "listing_drill_passed": lambda: Listing(Path("/p/backups"), "dev", (), (), _record(False)),
         "listing_bare": lambda: Listing(Path("/p/backups"), "dev", (), ()),
         "restore_plan": lambda: _plan(),
         "restore_plan_bare": lambda: _plan(False),
         "restore": lambda: RestoreResult(
-            _plan(), Path("/p/safety.dump"), 12, 40, 3.456, (("load", 1.555), ("swap", 2)),
-            ("x: 1 -> 2",), "vault__old", 0.844,
+            _plan(),
+            Path("/p/safety.dump"),
+            12,
+            40,
+            3.456,
+            (("load", 1.555), ("swap", 2)),
+            ("x: 1 -> 2",),
+            "vault__old",
+            0.844,
         ),
         "restore_bare": lambda: RestoreResult(_plan(False), None, 0, 0, 3, ()),
         "recover": lambda: RecoverResult(
-            "vault-dev", "dev", Path("/p/b.dump"), None, _checks(), "http://127.0.0.1:8000",
-            42.06, ("up", "restore"), (Path("/p/.env"),), 40.04,
+            "vault-dev",
+            "dev",
+            Path("/p/b.dump"),
+            None,
+            _checks(),
+            "http://127.0.0.1:8000",
+            42.06,
+            ("up", "restore"),
+            (Path("/p/.env"),),
+            40.04,
         ),
         "recover_bare": lambda: RecoverResult("vault-dev", "prod", None, "no backup", (), None, 1),
         "init": lambda: InitResult(
-            Path("/p/.env"), "prod", ("SECRET_KEY",), {"backend": "img:1", "db": None}, "local",
-            ("vault.example",), ("https://vault.example",), 8443, ("start it",), ("weak",),
+            Path("/p/.env"),
+            "prod",
+            ("SECRET_KEY",),
+            {"backend": "img:1", "db": None},
+            "local",
+            ("vault.example",),
+            ("https://vault.example",),
+            8443,
+            ("start it",),
+            ("weak",),
         ),
-        "init_bare": lambda: InitResult(Path("/p/.env"), "dev", (), {}, "official", (), (), 8000, ()),
+        "init_bare": lambda: InitResult(
+            Path("/p/.env"), "dev", (), {}, "official", (), (), 8000, ()
+        ),
         "new_identity": lambda: NewIdentity(Path("/safe/id.txt"), "age1" + "q" * 58),
         "drill": lambda: DrillResult(_record(), Path("/p/backups/drills/DRILL-x.json"), ("w",)),
         "drill_bare": lambda: DrillResult(_record(False), None),
         "prune": lambda: PruneResult("dev", False, (scope, bare_scope)),
         "prune_bare": lambda: PruneResult("prod", True, ()),
         "schedule": lambda: ScheduleResult(
-            "install", "vault-dev", "prod", "recoverctl-vault", (install, Installation("crontab", ("crontab of u",), "0 3 * * *", None, None)),
-            ("recoverctl", "routine"), {"a.timer": "[Timer]"}, ("old.timer",),
-            {"ok": True, "exit_status": 0}, ("w",),
+            "install",
+            "vault-dev",
+            "prod",
+            "recoverctl-vault",
+            (install, Installation("crontab", ("crontab of u",), "0 3 * * *", None, None)),
+            ("recoverctl", "routine"),
+            {"a.timer": "[Timer]"},
+            ("old.timer",),
+            {
+                "ok": False,
+                "exit_status": 3,
+                "error_code": "target_unreachable",
+                "message": "down",
+                "started_at": WHEN.isoformat(),
+                "finished_at": ELSEWHERE.isoformat(),
+                "backup": None,
+                "last_success_at": None,
+            },
+            ("w",),
         ),
         "schedule_bare": lambda: ScheduleResult("status", "vault-dev", "dev", "n", ()),
+        "push": lambda: PushReport(_pushed()),
+        "push_bare": lambda: PushReport(()),
+        "backup_done": lambda: BackupDone(
+            BackupResult(Path("/p/b.dump"), Path("/p/b.dump.json"), _manifest(), ("smaller",)),
+            _pushed()[0],
+            EnvPushResult(
+                "vault-dev", (".env",), (EnvCopy("nas", "s3://b", "pushed", (".env",), 10, 0.126),)
+            ),
+        ),
+        "backup_done_bare": lambda: BackupDone(
+            BackupResult(Path("/p/b.dump"), Path("/p/b.dump.json"), _manifest())
+        ),
     }
 
 

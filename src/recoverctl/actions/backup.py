@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from recoverctl.adapters import fsio
 from recoverctl.core import naming
+from recoverctl.core.result import INTERNAL, JsonResult, computed, meta
 from recoverctl.errors import ErrorCode, RecoverctlError
 from recoverctl.services.dump import BackupResult, OnBytes, take_backup
 from recoverctl.services.session import StackSession
 
 if TYPE_CHECKING:
     from recoverctl.services.envcopy import EnvPushResult
-    from recoverctl.services.offsite import PushResult
+    from recoverctl.services.offsite import Copy, PushResult
 
 
 def _no_progress(_: int) -> None:
@@ -41,21 +42,18 @@ def _quiet(_: object) -> None:
 
 
 @dataclass(frozen=True)
-class BackupDone:
+class BackupDone(JsonResult):
     """The backup, and its copies on the off-site targets (none when none is configured);
     env: the env files' push that followed (None when none was due)."""
 
-    backup: BackupResult
-    pushed: PushResult | None = None
+    backup: BackupResult = field(metadata=meta(flatten=True))
+    pushed: PushResult | None = field(default=None, metadata=INTERNAL)
     env: EnvPushResult | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        copies = self.pushed.copies if self.pushed is not None else ()
-        return {
-            **self.backup.to_json(),
-            "offsite": [c.to_json() for c in copies],
-            "env": self.env.to_json() if self.env is not None else None,
-        }
+    @property
+    @computed(after="backup")
+    def offsite(self) -> tuple[Copy, ...]:
+        return self.pushed.copies if self.pushed is not None else ()
 
 
 def push(

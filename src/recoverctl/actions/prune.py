@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Any
 
 from recoverctl.adapters import fsio
+from recoverctl.core.result import JsonResult, computed
 from recoverctl.services import retention
 from recoverctl.services.retention import LOCAL
 
@@ -24,12 +24,13 @@ def _quiet(_: str) -> None:
 
 
 @dataclass(frozen=True)
-class PruneResult:
+class PruneResult(JsonResult):
     stack: str
     dry_run: bool
     scopes: tuple[ScopeResult, ...]
 
     @property
+    @computed(after="dry_run")
     def deleted(self) -> int:
         return sum(len(s.deleted) for s in self.scopes)
 
@@ -37,14 +38,6 @@ class PruneResult:
     def doomed(self) -> tuple[tuple[str, str], ...]:
         """(where, name) of each backup the plans delete: what a person confirms."""
         return tuple((s.plan.where, i.name) for s in self.scopes for i in s.plan.doomed)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "stack": self.stack,
-            "dry_run": self.dry_run,
-            "deleted": self.deleted,
-            "scopes": [s.to_json() for s in self.scopes],
-        }
 
 
 def _plans(

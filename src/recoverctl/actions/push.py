@@ -4,12 +4,12 @@ with --missing, every local backup a target lacks."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from recoverctl.adapters import fsio
 from recoverctl.core import naming
+from recoverctl.core.result import INTERNAL, JsonResult, computed
 from recoverctl.errors import ErrorCode, RecoverctlError, UsageError
 from recoverctl.services import catalog, offsite
 from recoverctl.services.offsite import Copy, OffsiteFailed, OnBytes, PushResult, Step
@@ -31,19 +31,18 @@ def _quiet(_: object) -> None:
 
 
 @dataclass(frozen=True)
-class PushReport:
-    results: tuple[PushResult, ...]
+class PushReport(JsonResult):
+    results: tuple[PushResult, ...] = field(metadata=INTERNAL)
 
     @property
+    @computed()
     def copies(self) -> tuple[Copy, ...]:
         return tuple(c for r in self.results for c in r.copies)
 
     @property
+    @computed(after="")
     def ok(self) -> bool:
         return all(r.ok for r in self.results)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "copies": [c.to_json() for c in self.copies]}
 
 
 def push(

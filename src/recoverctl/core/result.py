@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 _KEY = "recoverctl.json"
-T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,8 @@ class Spec:
     digits: int | None = None  # rounded to this many decimals
     empty_is_null: bool = False  # "" (or any empty value) becomes null
     flatten: bool = False  # the value's own JSON fields, spread in this field's place
+    pick: tuple[str, ...] = ()  # flattened: only these of them, in this order
+    omit: tuple[str, ...] = ()  # flattened: all of them but these
     after: str | None = None  # placed after this JSON field; "" places it first
     encode: Callable[[Any], Any] | None = None  # a value whose JSON has a shape of its own
     schema: Any = None  # its JSON Schema type, when the annotation says less than the JSON
@@ -50,12 +52,12 @@ def meta(**spec: Any) -> dict[str, Spec]:
 INTERNAL = meta(internal=True)
 
 
-def computed(after: str | None = None, **spec: Any) -> Callable[[Callable[[Any], T]], property]:
-    """A property that is a JSON field: `@computed(after="stack")` over its getter."""
+def computed(after: str | None = None, **spec: Any) -> Callable[[F], F]:
+    """A property's getter that is a JSON field: `@property`, then `@computed(after=...)`."""
 
-    def mark(getter: Callable[[Any], T]) -> property:
+    def mark(getter: F) -> F:
         getter.__dict__[_KEY] = Spec(after=after, **spec)
-        return property(getter)
+        return getter
 
     return mark
 
@@ -137,7 +139,9 @@ def _fields(value: Any) -> Iterator[tuple[str, Any]]:
             spread = to_json(raw)
             if not isinstance(spread, dict):
                 raise TypeError(f"{item.attribute} is not an object to flatten")
-            yield from spread.items()
+            if spec.pick:
+                spread = {name: spread[name] for name in spec.pick}
+            yield from ((k, v) for k, v in spread.items() if k not in spec.omit)
             continue
         if spec.empty_is_null and not raw:
             raw = None
