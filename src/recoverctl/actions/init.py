@@ -17,7 +17,8 @@ from typing import Literal
 from recoverctl.adapters import fsio
 from recoverctl.core import envgen
 from recoverctl.core.envgen import EnvPlan, ImageChoice, InvalidHost
-from recoverctl.core.result import JsonResult, computed
+from recoverctl.core.result import JsonResult, computed, meta
+from recoverctl.core.stack import StackName
 from recoverctl.errors import EngineError, ErrorCode, RecoverctlError, UsageError
 from recoverctl.services.session import StackSession
 from recoverctl.settings import Settings
@@ -33,7 +34,7 @@ def new_secret() -> str:
 @dataclass(frozen=True)
 class InitResult(JsonResult):
     path: Path
-    stack: str
+    stack: str = field(metadata=meta(schema=StackName))
     secrets: tuple[str, ...]  # the names given random values, never the values
     images: dict[str, str | None]  # None: the compose file's official image
     image_source: envgen.ImageSource

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from recoverctl.adapters import fsio
-from recoverctl.core.result import JsonResult, computed
+from recoverctl.core.result import JsonResult, computed, meta
+from recoverctl.core.stack import StackName
 from recoverctl.services import retention
 from recoverctl.services.retention import LOCAL
 
@@ -25,7 +26,7 @@ def _quiet(_: str) -> None:
 
 @dataclass(frozen=True)
 class PruneResult(JsonResult):
-    stack: str
+    stack: str = field(metadata=meta(schema=StackName))
     dry_run: bool
     scopes: tuple[ScopeResult, ...]
 

@@ -12,6 +12,7 @@ from recoverctl.core import pg
 from recoverctl.core.checks import FAIL, Check, worst
 from recoverctl.core.restore_plan import RestorePlan
 from recoverctl.core.result import JsonResult, computed, meta
+from recoverctl.core.stack import StackName
 from recoverctl.errors import ErrorCode, RecoverctlError
 from recoverctl.services import catalog, envcopy, health, offsite, restore
 from recoverctl.services.session import StackSession
@@ -30,7 +31,7 @@ def _quiet(_: object) -> None:
 @dataclass(frozen=True)
 class RecoverResult(JsonResult):
     project: str
-    stack: str
+    stack: str = field(metadata=meta(schema=StackName))
     restored_from: Path | None
     restore_skipped: str | None
     checks: tuple[Check, ...]

@@ -9,11 +9,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
-from pydantic import ConfigDict, with_config
-
 from recoverctl.adapters.scheduler import Host, calendar_ok, program
 from recoverctl.core import schedule as core
-from recoverctl.core.result import JsonResult
+from recoverctl.core.result import JsonResult, meta
+from recoverctl.core.stack import StackName
 from recoverctl.errors import ErrorCode, RecoverctlError, UsageError
 from recoverctl.services import routine as routine_service
 from recoverctl.services.session import StackSession
@@ -32,7 +31,6 @@ class Installation(JsonResult):
     active: bool | None  # systemd: the timer is active; cron: None (cron does not say)
 
 
-@with_config(ConfigDict(extra="forbid"))
 class LastRoutine(TypedDict):
     """How the last routine ended, from its record."""
 
@@ -50,7 +48,7 @@ class LastRoutine(TypedDict):
 class ScheduleResult(JsonResult):
     action: Literal["install", "print", "status", "remove"]
     project: str
-    stack: str
+    stack: str = field(metadata=meta(schema=StackName))
     name: str
     installed: tuple[Installation, ...]  # after the action
     command: tuple[str, ...] = ()

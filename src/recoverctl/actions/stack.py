@@ -14,7 +14,7 @@ from typing import Any
 from recoverctl.adapters import files, fsio, process
 from recoverctl.core import commands
 from recoverctl.core.result import JsonResult, meta
-from recoverctl.core.stack import StackStatus
+from recoverctl.core.stack import StackName, StackStatus
 from recoverctl.errors import ErrorCode, RecoverctlError, StackError
 from recoverctl.services import catalog
 from recoverctl.services.dump import take_backup
@@ -45,7 +45,7 @@ class DownPlan:
 @dataclass(frozen=True)
 class DownResult(JsonResult):
     project: str
-    stack: str
+    stack: str = field(metadata=meta(schema=StackName))
     volumes_removed: bool
     newest_backup: Path | None
     safety_backup: Path | None = None  # taken just before the volume was erased

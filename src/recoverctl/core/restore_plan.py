@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from recoverctl.core.naming import Format
-from recoverctl.core.result import INTERNAL, JsonResult, computed
+from recoverctl.core.result import INTERNAL, JsonResult, computed, meta
+from recoverctl.core.stack import StackName
 
 SCRATCH_TAG = "__restore_"
 KEEP_TAG = "__pre_restore_"
@@ -30,7 +31,7 @@ class RestorePlan(JsonResult):
     backup_tables: int | None
     backup_rows: int | None
     project: str
-    stack: str
+    stack: str = field(metadata=meta(schema=StackName))
     database: str
     current: CurrentDb
     # How it will be done: the JSON says it in its steps and warnings.

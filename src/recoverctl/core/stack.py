@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Literal
 
-from recoverctl.core.result import JsonResult, computed
+from recoverctl.core.result import JsonResult, computed, meta
+
+# The two stacks a project runs, as the JSON names them.
+StackName = Literal["dev", "prod"]
 
 # Docker states from which a container will not become healthy on its own; "restarting"
 # is a crash loop under a restart policy (a manual restart is stop + start, never this).
@@ -33,7 +37,7 @@ class ServiceStatus(JsonResult):
 @dataclass(frozen=True)
 class StackStatus(JsonResult):
     project: str
-    stack: str
+    stack: str = field(metadata=meta(schema=StackName))
     services: tuple[ServiceStatus, ...] = field(default_factory=tuple)
 
     @property

@@ -13,8 +13,10 @@ from recoverctl.adapters import fsio
 from recoverctl.core import naming
 from recoverctl.core.drill import DRILL_DIR, DrillRecord, Outcome, is_record_name, newest
 from recoverctl.core.manifest import Manifest, VerifyRecord, VerifyResult, VerifyState, verify_state
+from recoverctl.core.naming import Format
 from recoverctl.core.outside import MAX_JSON_BYTES
 from recoverctl.core.result import JsonResult, computed, meta
+from recoverctl.core.stack import StackName
 from recoverctl.errors import ErrorCode, RecoverctlError, UsageError
 from recoverctl.settings import Settings
 
@@ -163,7 +165,7 @@ class BackupEntry(JsonResult):
     path: Path
     size: int
     created: datetime
-    format: str
+    format: str = field(metadata=meta(schema=Format))
     stack: str
     state: VerifyState = field(metadata=meta(name="verification"))
     state_at: datetime | None = field(metadata=meta(name="verified_at"))
@@ -177,7 +179,7 @@ class BackupEntry(JsonResult):
 @dataclass(frozen=True)
 class Listing(JsonResult):
     folder: Path
-    stack: str
+    stack: str = field(metadata=meta(schema=StackName))
     entries: tuple[BackupEntry, ...] = field(metadata=meta(name="backups"))
     strays: tuple[str, ...]  # leftovers that need a person's attention
     # This stack's newest recovery drill; the JSON has its summary.

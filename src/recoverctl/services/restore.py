@@ -25,6 +25,7 @@ from recoverctl.core.codematch import CodeMatch
 from recoverctl.core.manifest import VerifyResult, compare_counts
 from recoverctl.core.restore_plan import CurrentDb, RestorePlan, name_base, names_for
 from recoverctl.core.result import INTERNAL, JsonResult, computed, meta
+from recoverctl.core.stack import StackName
 from recoverctl.errors import ErrorCode, Interrupted, RecoverctlError
 from recoverctl.services import catalog, code
 from recoverctl.services.background import Background
@@ -70,6 +71,18 @@ class Prepared:
 
 
 @dataclass(frozen=True)
+class StepSeconds(JsonResult):
+    """One step of a restore and how long it took."""
+
+    step: str
+    seconds: float = field(metadata=meta(digits=2))
+
+    @classmethod
+    def of(cls, steps: tuple[tuple[str, float], ...]) -> tuple[StepSeconds, ...]:
+        return tuple(cls(step, seconds) for step, seconds in steps)
+
+
+@dataclass(frozen=True)
 class RestoreResult(JsonResult):
     plan: RestorePlan = field(metadata=INTERNAL)
     safety_backup: Path | None
@@ -77,7 +90,7 @@ class RestoreResult(JsonResult):
     rows: int
     seconds: float = field(metadata=meta(digits=2))
     steps: tuple[tuple[str, float], ...] = field(
-        metadata=meta(encode=lambda steps: StepSeconds.of(steps), schema=list["StepSeconds"])
+        metadata=meta(encode=StepSeconds.of, schema=list[StepSeconds])
     )
     # Row count changes made by the app after it started.
     drift: tuple[str, ...] = field(default=(), metadata=meta(name="drift_after_start", after=""))
@@ -101,21 +114,9 @@ class RestoreResult(JsonResult):
         return self.plan.database
 
     @property
-    @computed(after="database")
+    @computed(after="database", schema=StackName)
     def stack(self) -> str:
         return self.plan.stack
-
-
-@dataclass(frozen=True)
-class StepSeconds(JsonResult):
-    """One step of a restore and how long it took."""
-
-    step: str
-    seconds: float = field(metadata=meta(digits=2))
-
-    @classmethod
-    def of(cls, steps: tuple[tuple[str, float], ...]) -> tuple[StepSeconds, ...]:
-        return tuple(cls(step, seconds) for step, seconds in steps)
 
 
 def prepare(

@@ -23,7 +23,7 @@ from typing import Any
 from recoverctl.adapters import fsio
 from recoverctl.core import naming, offsite
 from recoverctl.core import retention as core
-from recoverctl.core.manifest import verify_state
+from recoverctl.core.manifest import VerifyState, verify_state
 from recoverctl.core.result import INTERNAL, JsonResult, computed, meta
 from recoverctl.errors import ErrorCode, RecoverctlError, UsageError
 from recoverctl.services import catalog
@@ -43,7 +43,7 @@ def _quiet(_: str) -> None:
 class Item(JsonResult):
     name: str
     created: datetime
-    state: str = field(metadata=meta(name="verification"))  # never / quick ok / deep ok / failed
+    state: str = field(metadata=meta(name="verification", schema=VerifyState))
     size: int
     reasons: tuple[str, ...]  # empty: deleted
 
