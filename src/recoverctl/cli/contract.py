@@ -114,7 +114,7 @@ def _declared(cls: type) -> type[BaseModel]:
 def _strict_copy(model: type[BaseModel]) -> type[BaseModel]:
     # A pydantic result as the JSON has it: every field present, none other allowed.
     fields: dict[str, Any] = {
-        name: (_with_metadata(_json_type(info.annotation), info.metadata), ...)
+        name: (_with_metadata(_json_type(info.annotation, pydantic=True), info.metadata), ...)
         for name, info in model.model_fields.items()
     }
     return create_model(model.__name__, __base__=_Strict, **fields)
@@ -128,24 +128,26 @@ def _with_metadata(annotation: Any, metadata: list[Any]) -> Any:
     return Annotated[annotation, *metadata] if metadata else annotation
 
 
-def _json_type(annotation: Any) -> Any:
-    """A result field's annotation, as the type of its JSON value."""
+def _json_type(annotation: Any, *, pydantic: bool = False) -> Any:
+    """A result field's annotation, as the type of its JSON value. A pydantic model's own
+    fields keep their types (its validators expect them): pydantic knows their JSON."""
     origin, args = get_origin(annotation), get_args(annotation)
     if origin is Annotated:
-        return _with_metadata(_json_type(args[0]), list(annotation.__metadata__))
+        return _with_metadata(_json_type(args[0], pydantic=pydantic), list(annotation.__metadata__))
     if origin in (Union, types.UnionType):
-        return _union(_json_type(a) for a in args)
+        return _union(_json_type(a, pydantic=pydantic) for a in args)
     if origin is Literal or annotation in (Any, None, type(None), bool, int, float, str):
         return annotation
     if origin in (tuple, list):
         if origin is tuple and (len(args) != 2 or args[1] is not Ellipsis):
             raise TypeError(f"{annotation}: a fixed-length tuple needs its JSON declared")
-        return list[_json_type(args[0])]  # type: ignore[misc]
+        return list[_json_type(args[0], pydantic=pydantic)]  # type: ignore[misc]
     if origin is dict:
-        return dict[_json_type(args[0]), _json_type(args[1])]  # type: ignore[misc]
+        key, value = (_json_type(a, pydantic=pydantic) for a in args)
+        return dict[key, value]  # type: ignore[valid-type]
     if isinstance(annotation, type):
         if issubclass(annotation, PurePath | datetime | date):
-            return str
+            return annotation if pydantic else str
         if issubclass(annotation, enum.Enum):
             return annotation
         return model_of(annotation)
