@@ -1,10 +1,11 @@
 """Every command's --json output, success and failure, against the documented contract:
-src/recoverctl/cli/contract.py (models) and docs/json.md (prose). stdout must hold exactly
-one JSON document whatever happens; its exit_code is the process's exit status.
+src/recoverctl/cli/contract.py (models derived from the results) and docs/json.md
+(prose). stdout must hold exactly one JSON document whatever happens; its exit_code is
+the process's exit status.
 
 Failures need no engine (no project, an engine that cannot answer, no backup, bad
 command lines, Ctrl-C, a bug). Successes that need an engine run here with the action
-replaced by one returning a real result object, so a to_json that drifts from the
+replaced by one returning a real result object, so a result that drifts from the
 contract fails in milliseconds; tests/e2e check the real ones again.
 """
 
@@ -74,8 +75,8 @@ def envelope(result: Result) -> dict[str, Any]:
         contract.validate(document)
     except ValidationError as exc:
         pytest.fail(
-            f"{exc}\nA result field added, renamed or removed? Change its model in "
-            "src/recoverctl/cli/contract.py and its row in docs/json.md with it.",
+            f"{exc}\nA result field added, renamed or removed? Change it on the result "
+            "(src/recoverctl/core/result.py says how) and its row in docs/json.md with it.",
             pytrace=False,
         )
     assert document["exit_code"] == result.exit_code, (document, result.stderr)
@@ -134,6 +135,22 @@ def test_the_docs_describe_every_result_field(command: str) -> None:
         if f"`{name}`" not in section
     }
     assert not missing, f"docs/json.md, `{command}`: undocumented fields {sorted(missing)}"
+
+
+def _documented(section: str) -> set[str]:
+    """The field names in the first column of the section's `| field | ... |` tables."""
+    names: set[str] = set()
+    for table in re.findall(r"^\| field \|.*?\n((?:\|.*\n?)*)", section, re.M):
+        names.update(re.findall(r"^\| `([a-z_0-9]+)` \|", table, re.M))
+    return names
+
+
+@pytest.mark.parametrize("command", sorted(contract.RESULTS))
+def test_every_documented_field_exists(command: str) -> None:
+    documented = _documented(_section(f"`{command}`"))
+    fields = {name for model in contract.RESULTS[command] for name in _fields(model)}
+    extra = documented - fields
+    assert not extra, f"docs/json.md, `{command}`: documents fields it has not {sorted(extra)}"
 
 
 def test_the_docs_describe_the_envelope_and_every_error_code() -> None:

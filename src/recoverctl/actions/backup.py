@@ -5,18 +5,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from recoverctl.adapters import fsio
 from recoverctl.core import naming
 from recoverctl.core.progress import OnBytes, Step
+from recoverctl.core.result import INTERNAL, JsonResult, computed, meta
 from recoverctl.errors import EXIT_OK, RecoverctlError
 from recoverctl.services.dump import BackupResult, take_backup
 from recoverctl.services.session import StackSession
 
 if TYPE_CHECKING:
     from recoverctl.services.envcopy import EnvPushResult
-    from recoverctl.services.offsite import PushResult
+    from recoverctl.services.offsite import Copy, PushResult
     from recoverctl.services.offsite_push import OffsitePush
 
 
@@ -43,27 +44,24 @@ def _quiet(_: object) -> None:
 
 
 @dataclass(frozen=True)
-class BackupDone:
+class BackupDone(JsonResult):
     """The backup, and its copies on the off-site targets (none when none is configured);
     env: the env files' push that followed (None when none was due). error: the off-site
     failure (exit 3) once the result is shown; the envelope's error, not its result."""
 
-    backup: BackupResult
-    pushed: PushResult | None = None
+    backup: BackupResult = field(metadata=meta(flatten=True))
+    pushed: PushResult | None = field(default=None, metadata=INTERNAL)
     env: EnvPushResult | None = None
-    error: RecoverctlError | None = field(default=None, compare=False)
+    error: RecoverctlError | None = field(default=None, compare=False, metadata=INTERNAL)
 
     @property
     def exit_status(self) -> int:
         return self.error.exit_code if self.error is not None else EXIT_OK
 
-    def to_json(self) -> dict[str, Any]:
-        copies = self.pushed.copies if self.pushed is not None else ()
-        return {
-            **self.backup.to_json(),
-            "offsite": [c.to_json() for c in copies],
-            "env": self.env.to_json() if self.env is not None else None,
-        }
+    @property
+    @computed(after="backup")
+    def offsite(self) -> tuple[Copy, ...]:
+        return self.pushed.copies if self.pushed is not None else ()
 
 
 def push(

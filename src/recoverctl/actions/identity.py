@@ -4,19 +4,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 from recoverctl.adapters import seal
+from recoverctl.core.result import JsonResult, computed
 from recoverctl.errors import ErrorCode, RecoverctlError
 from recoverctl.settings import Settings
 
 
 @dataclass(frozen=True)
-class NewIdentity:
+class NewIdentity(JsonResult):
     path: Path
     recipient: str
 
     @property
+    @computed()
+    def mode(self) -> Literal["0600"]:
+        return "0600"  # the identity file's, written so
+
+    @property
+    @computed()
     def next_steps(self) -> tuple[str, ...]:
         return (
             f'Put the public key in the settings file: [encryption] recipients = ["{self.recipient}"]',
@@ -25,14 +32,6 @@ class NewIdentity:
             "Check the pair once: recoverctl backup, then recoverctl pull latest --target NAME "
             f"--identity {self.path} --output-dir /tmp/check",
         )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "path": str(self.path),
-            "recipient": self.recipient,
-            "mode": "0600",
-            "next_steps": list(self.next_steps),
-        }
 
 
 def new_identity(settings: Settings, path: Path) -> NewIdentity:

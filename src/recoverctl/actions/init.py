@@ -12,11 +12,13 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 from recoverctl.adapters import fsio
 from recoverctl.core import envgen
 from recoverctl.core.envgen import EnvPlan, ImageChoice, InvalidHost
+from recoverctl.core.result import JsonResult, computed, meta
+from recoverctl.core.stack import StackName
 from recoverctl.errors import EngineError, ErrorCode, RecoverctlError, UsageError
 from recoverctl.services.session import StackSession
 from recoverctl.settings import Settings
@@ -30,9 +32,9 @@ def new_secret() -> str:
 
 
 @dataclass(frozen=True)
-class InitResult:
+class InitResult(JsonResult):
     path: Path
-    stack: str
+    stack: str = field(metadata=meta(schema=StackName))
     secrets: tuple[str, ...]  # the names given random values, never the values
     images: dict[str, str | None]  # None: the compose file's official image
     image_source: envgen.ImageSource
@@ -42,20 +44,10 @@ class InitResult:
     next_steps: tuple[str, ...]
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "path": str(self.path),
-            "stack": self.stack,
-            "mode": "0600",
-            "secrets": list(self.secrets),
-            "images": dict(self.images),
-            "image_source": self.image_source,
-            "allowed_hosts": list(self.allowed_hosts),
-            "csrf_trusted_origins": list(self.csrf_trusted_origins),
-            "port": self.port,
-            "next_steps": list(self.next_steps),
-            "warnings": list(self.warnings),
-        }
+    @property
+    @computed(after="stack")
+    def mode(self) -> Literal["0600"]:
+        return "0600"  # the env file's, written so
 
 
 def ensure_absent(settings: Settings) -> None:

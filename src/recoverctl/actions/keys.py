@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recoverctl.core.keyfile import unwrap_private_key
+from recoverctl.core.result import JsonResult
 from recoverctl.services import keys
 from recoverctl.services.session import StackSession
 
 
 @dataclass(frozen=True)
-class KeyCheckResult:
+class KeyCheckResult(JsonResult):
     path: Path
     fingerprint: str
     modulus: int

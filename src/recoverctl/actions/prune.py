@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
 from recoverctl.adapters import fsio
+from recoverctl.core.result import JsonResult, computed, meta
+from recoverctl.core.stack import StackName
 from recoverctl.services import retention
 from recoverctl.services.retention import LOCAL
 
@@ -24,12 +25,13 @@ def _quiet(_: str) -> None:
 
 
 @dataclass(frozen=True)
-class PruneResult:
-    stack: str
+class PruneResult(JsonResult):
+    stack: str = field(metadata=meta(schema=StackName))
     dry_run: bool
     scopes: tuple[ScopeResult, ...]
 
     @property
+    @computed(after="dry_run")
     def deleted(self) -> int:
         return sum(len(s.deleted) for s in self.scopes)
 
@@ -37,14 +39,6 @@ class PruneResult:
     def doomed(self) -> tuple[tuple[str, str], ...]:
         """(where, name) of each backup the plans delete: what a person confirms."""
         return tuple((s.plan.where, i.name) for s in self.scopes for i in s.plan.doomed)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "stack": self.stack,
-            "dry_run": self.dry_run,
-            "deleted": self.deleted,
-            "scopes": [s.to_json() for s in self.scopes],
-        }
 
 
 def _plans(

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from recoverctl.adapters import fsio
 from recoverctl.core import naming
 from recoverctl.core.progress import OnBytes, Step
+from recoverctl.core.result import INTERNAL, JsonResult, computed
 from recoverctl.errors import EXIT_OK, ErrorCode, RecoverctlError, UsageError
 from recoverctl.services import catalog, offsite
 from recoverctl.services.offsite import Copy, OffsiteFailed, PushResult
@@ -32,27 +32,26 @@ def _quiet(_: object) -> None:
 
 
 @dataclass(frozen=True)
-class PushReport:
+class PushReport(JsonResult):
     """error: the copies' failure (exit 3) once the report is shown; the envelope's error,
     not its result."""
 
-    results: tuple[PushResult, ...]
-    error: RecoverctlError | None = field(default=None, compare=False)
+    results: tuple[PushResult, ...] = field(metadata=INTERNAL)
+    error: RecoverctlError | None = field(default=None, compare=False, metadata=INTERNAL)
 
     @property
     def exit_status(self) -> int:
         return self.error.exit_code if self.error is not None else EXIT_OK
 
     @property
+    @computed()
     def copies(self) -> tuple[Copy, ...]:
         return tuple(c for r in self.results for c in r.copies)
 
     @property
+    @computed(after="")
     def ok(self) -> bool:
         return all(r.ok for r in self.results)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "copies": [c.to_json() for c in self.copies]}
 
 
 def push(

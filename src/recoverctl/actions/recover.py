@@ -6,12 +6,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from recoverctl.adapters import http
 from recoverctl.core import pg
 from recoverctl.core.checks import FAIL, Check, worst
 from recoverctl.core.restore_plan import RestorePlan
+from recoverctl.core.result import JsonResult, computed, meta
+from recoverctl.core.stack import StackName
 from recoverctl.errors import ErrorCode, RecoverctlError
 from recoverctl.services import catalog, doctor, envcopy, offsite, restore
 from recoverctl.services.session import StackSession
@@ -28,25 +29,27 @@ def _quiet(_: object) -> None:
 
 
 @dataclass(frozen=True)
-class RecoverResult:
+class RecoverResult(JsonResult):
     project: str
-    stack: str
+    stack: str = field(metadata=meta(schema=StackName))
     restored_from: Path | None
     restore_skipped: str | None
     checks: tuple[Check, ...]
     url: str | None
-    seconds: float
+    seconds: float = field(metadata=meta(digits=1))
     steps: tuple[str, ...] = field(default_factory=tuple)
     # The env files brought back from the target before the stack came up (none was here).
     env_restored: tuple[Path, ...] = ()
     # From the start to the vault serving (the recovery time); None when it never did.
-    serving_seconds: float | None = None
+    serving_seconds: float | None = field(default=None, metadata=meta(digits=1, after="seconds"))
 
     @property
+    @computed(after="stack")
     def ok(self) -> bool:
         return worst(self.checks) != FAIL
 
     @property
+    @computed(after="url")
     def manual_step(self) -> str:
         where = self.url or "the vault's address"
         return (
@@ -55,24 +58,6 @@ class RecoverResult:
             "then reveal one password. Never generate a new key: existing data would stay "
             "unreadable."
         )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "project": self.project,
-            "stack": self.stack,
-            "ok": self.ok,
-            "restored_from": str(self.restored_from) if self.restored_from else None,
-            "restore_skipped": self.restore_skipped,
-            "checks": [c.to_json() for c in self.checks],
-            "url": self.url,
-            "manual_step": self.manual_step,
-            "seconds": round(self.seconds, 1),
-            "serving_seconds": None
-            if self.serving_seconds is None
-            else round(self.serving_seconds, 1),
-            "steps": list(self.steps),
-            "env_restored": [str(p) for p in self.env_restored],
-        }
 
 
 def data_rows(session: StackSession) -> int:

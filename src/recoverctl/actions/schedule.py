@@ -7,10 +7,12 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from recoverctl.adapters.scheduler import Host, calendar_ok, program
 from recoverctl.core import schedule as core
+from recoverctl.core.result import JsonResult, meta
+from recoverctl.core.stack import StackName
 from recoverctl.errors import ErrorCode, RecoverctlError, UsageError
 from recoverctl.services import routine as routine_service
 from recoverctl.services.session import StackSession
@@ -21,49 +23,39 @@ DEFAULT_EVERY = "1h"
 
 
 @dataclass(frozen=True)
-class Installation:
+class Installation(JsonResult):
     kind: Kind
     files: tuple[str, ...]  # unit files, the cron.d file, or "crontab of USER"
     when: str  # OnCalendar= or the cron fields
     next_run: str | None
     active: bool | None  # systemd: the timer is active; cron: None (cron does not say)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "files": list(self.files),
-            "when": self.when,
-            "next_run": self.next_run,
-            "active": self.active,
-        }
+
+class LastRoutine(TypedDict):
+    """How the last routine ended, from its record."""
+
+    ok: bool
+    exit_status: int
+    error_code: str | None
+    message: str | None
+    started_at: str
+    finished_at: str
+    backup: str | None
+    last_success_at: str | None
 
 
 @dataclass(frozen=True)
-class ScheduleResult:
+class ScheduleResult(JsonResult):
     action: Literal["install", "print", "status", "remove"]
     project: str
-    stack: str
+    stack: str = field(metadata=meta(schema=StackName))
     name: str
     installed: tuple[Installation, ...]  # after the action
     command: tuple[str, ...] = ()
     units: dict[str, str] = field(default_factory=dict)  # file name: content (install, print)
     removed: tuple[str, ...] = ()
-    last_routine: dict[str, Any] | None = None
+    last_routine: LastRoutine | None = None
     warnings: tuple[str, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "action": self.action,
-            "project": self.project,
-            "stack": self.stack,
-            "name": self.name,
-            "installed": [i.to_json() for i in self.installed],
-            "command": list(self.command),
-            "units": dict(self.units),
-            "removed": list(self.removed),
-            "last_routine": self.last_routine,
-            "warnings": list(self.warnings),
-        }
 
 
 def job(
@@ -234,7 +226,7 @@ def status(session: StackSession, *, host: Host | None = None) -> ScheduleResult
     )
 
 
-def _last(record: routine_service.RoutineRecord | None) -> dict[str, Any] | None:
+def _last(record: routine_service.RoutineRecord | None) -> LastRoutine | None:
     if record is None:
         return None
     return {

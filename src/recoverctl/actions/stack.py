@@ -7,13 +7,14 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from recoverctl.adapters import files, process
 from recoverctl.core import commands
-from recoverctl.core.stack import StackStatus
+from recoverctl.core.result import JsonResult, meta
+from recoverctl.core.stack import StackName, StackStatus
 from recoverctl.errors import ErrorCode, RecoverctlError, StackError
 from recoverctl.services import catalog, checked_backup
 from recoverctl.services.dump import BackupResult
@@ -27,19 +28,11 @@ def _quiet(_: str) -> None:
 
 
 @dataclass(frozen=True)
-class UpResult:
-    status: StackStatus
+class UpResult(JsonResult):
+    status: StackStatus = field(metadata=meta(flatten=True))
     built: bool
-    seconds: float
+    seconds: float = field(metadata=meta(digits=1))
     backup: Path | None = None  # taken (and verified) before the update, when one was
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            **self.status.to_json(),
-            "built": self.built,
-            "seconds": round(self.seconds, 1),
-            "backup": str(self.backup) if self.backup else None,
-        }
 
 
 @dataclass(frozen=True)
@@ -50,13 +43,12 @@ class DownPlan:
 
 
 @dataclass(frozen=True)
-class DownResult:
+class DownResult(JsonResult):
     project: str
-    stack: str
+    stack: str = field(metadata=meta(schema=StackName))
     volumes_removed: bool
     newest_backup: Path | None
     safety_backup: Path | None = None  # taken just before the volume was erased
-
 
 
 def ps(session: StackSession) -> StackStatus:

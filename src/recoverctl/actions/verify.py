@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from recoverctl.core.checks import FAIL, OK, Check, worst
 from recoverctl.core.naming import Format
 from recoverctl.core.progress import OnBytes
+from recoverctl.core.result import JsonResult, computed, meta
 from recoverctl.errors import ErrorCode, RecoverctlError
 from recoverctl.services import catalog
 from recoverctl.services.session import StackSession
@@ -21,7 +21,7 @@ def _no_progress(_: int) -> None:
 
 
 @dataclass(frozen=True)
-class OffsiteReport:
+class OffsiteReport(JsonResult):
     """verify --target: a copy on an off-site target. Without an identity its sealed
     objects are read back and compared with what was uploaded; with one it is pulled to a
     scratch folder and verified as a local backup (quick or deep)."""
@@ -33,24 +33,12 @@ class OffsiteReport:
     deep: bool
     format: Format | None
     checks: tuple[Check, ...]
-    seconds: float
+    seconds: float = field(metadata=meta(digits=2))
 
     @property
+    @computed(after="backup")
     def ok(self) -> bool:
         return worst(self.checks) != FAIL
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "target": self.target,
-            "location": self.location,
-            "backup": self.backup,
-            "ok": self.ok,
-            "decrypted": self.decrypted,
-            "deep": self.deep,
-            "format": self.format,
-            "checks": [c.to_json() for c in self.checks],
-            "seconds": round(self.seconds, 2),
-        }
 
 
 def verify_offsite(

@@ -1,25 +1,59 @@
-"""The --json contract: the envelope and each command's result, as pydantic models.
+"""The --json contract: the envelope, one table of commands and their results, and the
+models derived from the results' own declarations.
 
-docs/json.md describes these fields for people; tests/cli/test_json_contract.py and the
-e2e tests hold every command's real output to them; `python -m recoverctl.cli.contract`
-prints them as one JSON Schema for other programs. A field added to a result must be added
-here and in docs/json.md (the tests say so); a field changed or removed raises SCHEMA.
+A result declares its JSON on itself (core/result.py): its fields, in order, are the
+JSON's. This module turns each result type into a pydantic model (extra fields forbidden)
+and each command of COMMANDS into its envelope. docs/json.md describes the fields for
+people; tests/cli/test_json_contract.py and the e2e tests hold every command's real output
+to these models and to that page; `python -m recoverctl.cli.contract` prints them as one
+JSON Schema for other programs. A field added to a result is added to the result and to
+docs/json.md (the tests say so); a field changed or removed raises SCHEMA.
 
 Nothing imports this module at run time: the CLI writes plain dicts (cli/render.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import enum
+import functools
 import json
-from typing import Annotated, Any, Literal
+import operator
+import types
+from collections.abc import Iterable
+from datetime import date, datetime
+from pathlib import PurePath
+from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model, model_validator
+from typing_extensions import is_typeddict
 
+from recoverctl.actions.backup import BackupDone
+from recoverctl.actions.identity import NewIdentity
+from recoverctl.actions.init import InitResult
+from recoverctl.actions.keys import KeyCheckResult
+from recoverctl.actions.prune import PruneResult
+from recoverctl.actions.push import PushReport
+from recoverctl.actions.recover import RecoverResult
+from recoverctl.actions.routine import RoutineReport
+from recoverctl.actions.schedule import ScheduleResult
+from recoverctl.actions.stack import DownResult, UpResult
+from recoverctl.actions.verify import OffsiteReport
+from recoverctl.core import result as declared
+from recoverctl.core.checks import Check as CheckResult
+from recoverctl.core.restore_plan import RestorePlan
+from recoverctl.core.stack import StackStatus
 from recoverctl.errors import ErrorCode, exit_status
+from recoverctl.services import envcopy, offsite
+from recoverctl.services.catalog import Listing
+from recoverctl.services.drill import DrillResult
+from recoverctl.services.doctor import CheckList, DoctorReport
+from recoverctl.services.restore import RestoreResult
+from recoverctl.services.verification import VerifyReport
 
 Stack = Literal["dev", "prod"]
 Format = Literal["custom", "sql"]
-Status = Literal["ok", "warn", "fail"]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
 class _Strict(BaseModel):
@@ -27,49 +61,101 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-# --- shared parts -------------------------------------------------------------------
+# --- models derived from the results' declarations ----------------------------------
+
+# The names some results import for type checking only, for their annotations.
+_HINTS: dict[str, Any] = {
+    "Copy": offsite.Copy,
+    "PushResult": offsite.PushResult,
+    "EnvPushResult": envcopy.EnvPushResult,
+}
+_MODELS: dict[Any, type[BaseModel]] = {}
 
 
-class Check(_Strict):
-    name: str
-    status: Status
-    evidence: str
-    fix: str | None
+def model_of(cls: type) -> type[BaseModel]:
+    """The JSON model of a result type: its declared JSON fields, in order."""
+    if cls not in _MODELS:
+        if dataclasses.is_dataclass(cls) and declared.is_declared(cls):
+            _MODELS[cls] = _declared(cls)
+        elif isinstance(cls, type) and issubclass(cls, BaseModel):
+            _MODELS[cls] = _strict_copy(cls)
+        elif is_typeddict(cls):
+            hints = get_type_hints(cls, include_extras=True)
+            fields: dict[str, Any] = {n: (_json_type(t), ...) for n, t in hints.items()}
+            _MODELS[cls] = create_model(cls.__name__, __base__=_Strict, **fields)
+        else:
+            raise TypeError(f"{cls.__name__} declares no JSON and has no model here")
+    return _MODELS[cls]
 
 
-class Service(_Strict):
-    service: str
-    container: str | None
-    state: str
-    health: str | None
-    ports: list[str]
-    exit_code: int | None
+def _declared(cls: type) -> type[BaseModel]:
+    hints = get_type_hints(cls, localns=_HINTS, include_extras=True)
+    fields: dict[str, Any] = {}
+    for item in declared.items(cls):
+        spec = item.spec
+        if item.is_property:
+            getter = getattr(cls, item.attribute).fget
+            annotation = get_type_hints(getter, localns=_HINTS, include_extras=True)["return"]
+        else:
+            annotation = hints[item.attribute]
+        if spec.flatten:
+            inner = model_of(annotation).model_fields
+            for name in spec.pick or [n for n in inner if n not in spec.omit]:
+                fields[name] = (_with_metadata(inner[name].annotation, inner[name].metadata), ...)
+            continue
+        if spec.schema is not None:
+            annotation = spec.schema
+        elif spec.empty_is_null:
+            annotation = annotation | None
+        fields[item.name] = (_json_type(annotation), ...)
+    return create_model(cls.__name__, __base__=_Strict, **fields)
 
 
-# --- results, one per command ---------------------------------------------------------
+def _strict_copy(model: type[BaseModel]) -> type[BaseModel]:
+    # A pydantic result as the JSON has it: every field present, none other allowed.
+    fields: dict[str, Any] = {
+        name: (_with_metadata(_json_type(info.annotation, pydantic=True), info.metadata), ...)
+        for name, info in model.model_fields.items()
+    }
+    return create_model(model.__name__, __base__=_Strict, **fields)
 
 
-class StackStatus(_Strict):
-    """ps and restart."""
-
-    project: str
-    stack: Stack
-    ready: bool
-    services: list[Service]
+def _union(members: Iterable[Any]) -> Any:
+    return functools.reduce(operator.or_, members)
 
 
-class UpResult(StackStatus):
-    built: bool
-    seconds: float
-    backup: str | None
+def _with_metadata(annotation: Any, metadata: list[Any]) -> Any:
+    return Annotated[annotation, *metadata] if metadata else annotation
 
 
-class DownResult(_Strict):
-    project: str
-    stack: Stack
-    volumes_removed: bool
-    newest_backup: str | None
-    safety_backup: str | None
+def _json_type(annotation: Any, *, pydantic: bool = False) -> Any:
+    """A result field's annotation, as the type of its JSON value. A pydantic model's own
+    fields keep their types (its validators expect them): pydantic knows their JSON."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return _with_metadata(_json_type(args[0], pydantic=pydantic), list(annotation.__metadata__))
+    if origin in (Union, types.UnionType):
+        return _union(_json_type(a, pydantic=pydantic) for a in args)
+    if origin is Literal or annotation in (Any, None, type(None), bool, int, float, str):
+        return annotation
+    if origin in (tuple, list):
+        if origin is tuple and (len(args) != 2 or args[1] is not Ellipsis):
+            raise TypeError(f"{annotation}: a fixed-length tuple needs its JSON declared")
+        return list[_json_type(args[0], pydantic=pydantic)]  # type: ignore[misc]
+    if origin is dict:
+        key, value = (_json_type(a, pydantic=pydantic) for a in args)
+        return dict[key, value]  # type: ignore[valid-type]
+    if isinstance(annotation, type):
+        if issubclass(annotation, PurePath | datetime | date):
+            return annotation if pydantic else str
+        if issubclass(annotation, enum.Enum):
+            return annotation
+        return model_of(annotation)
+    raise TypeError(f"{annotation!r} has no JSON type")
+
+
+# --- results that still write their own to_json ---------------------------------------
+# Declared here until they declare their JSON on themselves.
 
 
 class CopyError(_Strict):
@@ -87,15 +173,10 @@ class OffsiteCopy(_Strict):
     status: Literal["pushed", "present", "failed"]
     encryption: Literal["age", "none"]
     size: int
-    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None
+    sha256: Sha256 | None
     seconds: float
     removed: list[str]
     error: CopyError | None
-
-
-class PushResult(_Strict):
-    ok: bool
-    copies: list[OffsiteCopy]
 
 
 class RemoteBackup(_Strict):
@@ -122,41 +203,20 @@ class TargetListResult(_Strict):
     others: list[RemoteBackup]
 
 
-class OffsiteVerifyResult(_Strict):
-    """verify --target."""
-
-    target: str
-    location: str
-    backup: str
-    ok: bool
-    decrypted: bool
-    deep: bool
-    format: Format | None
-    checks: list[Check]
-    seconds: float
-
-
 class PullResult(_Strict):
     target: str
     location: str
     backup: str
     path: str
     manifest: str
-    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    sha256: Sha256
     size: int
     format: Format
     stack: Stack
     created: str
     encryption: Literal["age", "none"]
-    sealed_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    sealed_sha256: Sha256
     seconds: float
-
-
-class NewIdentityResult(_Strict):
-    path: str
-    recipient: Annotated[str, Field(pattern=r"^age1[02-9ac-hj-np-z]{58}$")]
-    mode: Literal["0600"]
-    next_steps: list[str]
 
 
 class EnvCopy(_Strict):
@@ -192,101 +252,7 @@ class EnvPullResult(_Strict):
     seconds: float
 
 
-class BackupResult(_Strict):
-    path: str
-    manifest: str
-    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-    size: int
-    format: Format
-    database: str
-    stack: Stack
-    tables: dict[str, int | None]
-    duration_seconds: float
-    warnings: list[str]
-    offsite: list[OffsiteCopy] = Field(default_factory=list)
-    env: EnvPushResult | None = None
-
-
-class BackupEntry(_Strict):
-    path: str
-    name: str
-    size: int
-    created: str
-    format: Format
-    stack: str
-    verification: Literal["never", "quick ok", "deep ok", "failed"]
-    verified_at: str | None
-
-
-class LastDrill(_Strict):
-    result: Literal["passed", "failed", "interrupted"]
-    started_at: str
-    backup: str
-    source: str
-    recovery_seconds: float | None
-    failed_checks: list[str]
-    error: str | None
-
-
-class ListResult(_Strict):
-    folder: str
-    stack: Stack
-    backups: list[BackupEntry]
-    strays: list[str]
-    last_drill: LastDrill | None
-
-
-class VerifyResult(_Strict):
-    path: str
-    ok: bool
-    format: Format | None
-    deep: bool
-    provenance: Literal["manifest", "unverified"]
-    checks: list[Check]
-    seconds: float
-
-
-class CurrentDatabase(_Strict):
-    exists: bool
-    tables: int
-    rows: int
-    size: int
-
-
-class RestorePlan(_Strict):
-    """restore --dry-run."""
-
-    backup: str
-    backup_format: Format
-    backup_created: str | None
-    backup_stack: str | None
-    backup_tables: int | None
-    backup_rows: int | None
-    project: str
-    stack: Stack
-    database: str
-    current: CurrentDatabase
-    steps: list[str]
-    warnings: list[str]
-
-
-class StepTime(_Strict):
-    step: str
-    seconds: float
-
-
-class RestoreResult(_Strict):
-    backup: str
-    database: str
-    stack: Stack
-    safety_backup: str | None
-    tables: int
-    rows: int
-    seconds: float
-    app_downtime_seconds: float | None
-    steps: list[StepTime]
-    drift_after_start: list[str]
-    previous_database_kept_as: str | None
+Check = model_of(CheckResult)
 
 
 class Summary(_Strict):
@@ -300,7 +266,7 @@ class DoctorResult(_Strict):
     stack: Stack
     ok: bool
     summary: Summary
-    checks: list[Check]
+    checks: list[Check]  # type: ignore[valid-type]
     seconds: float
 
 
@@ -315,103 +281,6 @@ class DoctorList(_Strict):
     """doctor --list."""
 
     checks: list[DeclaredCheck]
-
-
-class KeyCheckResult(_Strict):
-    path: str
-    fingerprint: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
-    modulus: int
-    iterations: int
-    passphrase_checked: bool
-    user: str | None
-    secrets_total: int
-    sampled: int
-    opened: int
-
-
-class RecoverResult(_Strict):
-    project: str
-    stack: Stack
-    ok: bool
-    restored_from: str | None
-    restore_skipped: str | None
-    checks: list[Check]
-    url: str | None
-    manual_step: str
-    seconds: float
-    serving_seconds: float | None = None
-    steps: list[str]
-    env_restored: list[str] = Field(default_factory=list)
-
-
-class InitResult(_Strict):
-    path: str
-    stack: Stack
-    mode: Literal["0600"]
-    secrets: list[str]
-    images: dict[str, str | None]
-    image_source: Literal["official", "local", "unknown"]
-    allowed_hosts: list[str]
-    csrf_trusted_origins: list[str]
-    port: int
-    next_steps: list[str]
-    warnings: list[str]
-
-
-class DrillError(_Strict):
-    code: ErrorCode
-    message: str
-    hint: str | None
-    details: str | None
-
-
-class DrillResult(_Strict):
-    ok: bool
-    result: Literal["passed", "failed", "interrupted"]
-    project: str
-    drill_project: str
-    stack: Stack
-    source: str
-    backup: str
-    backup_sha256: str | None
-    backup_created: str | None
-    started_at: str
-    finished_at: str
-    recovery_seconds: float | None
-    seconds: float
-    steps: list[StepTime]
-    checks: list[Check]
-    error: DrillError | None
-    leftovers: list[str]
-    record: str | None
-
-
-class PruneBackup(_Strict):
-    name: str
-    created: str
-    verification: Literal["never", "quick ok", "deep ok", "failed"]
-    size: int
-    keep: bool
-    reasons: list[str]
-
-
-class PruneScope(_Strict):
-    where: str
-    location: str
-    policy: str
-    backups: list[PruneBackup]
-    kept: int
-    to_delete: int
-    deleted: list[str]
-    leftovers: list[str]
-    removed_leftovers: list[str]
-
-
-class PruneResult(_Strict):
-    stack: Stack
-    dry_run: bool
-    deleted: int
-    scopes: list[PruneScope]
 
 
 class RoutineStep(_Strict):
@@ -432,38 +301,64 @@ class RoutineResult(_Strict):
     warnings: list[str]
 
 
-class ScheduleInstallation(_Strict):
-    kind: Literal["systemd", "cron.d", "crontab"]
-    files: list[str]
-    when: str
-    next_run: str | None
-    active: bool | None
+_MODELS.update(
+    {
+        offsite.Copy: OffsiteCopy,
+        offsite.TargetListing: TargetListResult,
+        offsite.Pulled: PullResult,
+        envcopy.EnvCopy: EnvCopy,
+        envcopy.EnvPushResult: EnvPushResult,
+        envcopy.EnvPullResult: EnvPullResult,
+        DoctorReport: DoctorResult,
+        CheckList: DoctorList,
+        RoutineReport: RoutineResult,
+    }
+)
 
 
-class LastRoutine(_Strict):
-    ok: bool
-    exit_status: int
-    error_code: str | None
-    message: str | None
-    started_at: str
-    finished_at: str
-    backup: str | None
-    last_success_at: str | None
+# --- the one table of commands --------------------------------------------------------
 
+# Each command, as typed, and what its successful result is: restore's is the plan with
+# --dry-run, doctor's the declared checks with --list, list's and verify's a target's with
+# --target. No result: the command answers with usage errors only (logs streams the
+# services' own lines and takes no --json; keys, env and schedule are groups). None: a
+# command line that names no command recoverctl knows.
+COMMANDS: dict[str | None, tuple[type, ...]] = {
+    None: (),
+    "up": (UpResult,),
+    "down": (DownResult,),
+    "ps": (StackStatus,),
+    "restart": (StackStatus,),
+    "logs": (),
+    "backup": (BackupDone,),
+    "list": (Listing, offsite.TargetListing),
+    "verify": (VerifyReport, OffsiteReport),
+    "restore": (RestorePlan, RestoreResult),
+    "doctor": (DoctorReport, CheckList),
+    "keys": (),
+    "keys check": (KeyCheckResult,),
+    "recover": (RecoverResult,),
+    "init": (InitResult,),
+    "drill": (DrillResult,),
+    "prune": (PruneResult,),
+    "routine": (RoutineReport,),
+    "schedule": (),
+    "schedule install": (ScheduleResult,),
+    "schedule status": (ScheduleResult,),
+    "schedule remove": (ScheduleResult,),
+    "push": (PushReport,),
+    "pull": (offsite.Pulled,),
+    "keys new-identity": (NewIdentity,),
+    "env": (),
+    "env push": (envcopy.EnvPushResult,),
+    "env pull": (envcopy.EnvPullResult,),
+}
 
-class ScheduleResult(_Strict):
-    """schedule install, status and remove."""
-
-    action: Literal["install", "print", "status", "remove"]
-    project: str
-    stack: Stack
-    name: str
-    installed: list[ScheduleInstallation]
-    command: list[str]
-    units: dict[str, str]
-    removed: list[str]
-    last_routine: LastRoutine | None
-    warnings: list[str]
+RESULTS: dict[str, tuple[type[BaseModel], ...]] = {
+    command: tuple(model_of(t) for t in types_)
+    for command, types_ in COMMANDS.items()
+    if command is not None and types_
+}
 
 
 # --- the envelope -------------------------------------------------------------------
@@ -496,219 +391,21 @@ class _Envelope(_Strict):
         return self
 
 
-class UsageEnvelope(_Envelope):
-    """A command line that names no command recoverctl knows."""
-
-    command: None
-    ok: Literal[False]
-    result: None
-
-
-class UpEnvelope(_Envelope):
-    command: Literal["up"]
-    result: UpResult | None
-
-
-class DownEnvelope(_Envelope):
-    command: Literal["down"]
-    result: DownResult | None
-
-
-class PsEnvelope(_Envelope):
-    command: Literal["ps"]
-    result: StackStatus | None
-
-
-class RestartEnvelope(_Envelope):
-    command: Literal["restart"]
-    result: StackStatus | None
-
-
-class LogsEnvelope(_Envelope):
-    """logs prints the services' own lines and takes no --json: only its usage errors."""
-
-    command: Literal["logs"]
-    ok: Literal[False]
-    result: None
-
-
-class BackupEnvelope(_Envelope):
-    command: Literal["backup"]
-    result: BackupResult | None
-
-
-class ListEnvelope(_Envelope):
-    command: Literal["list"]
-    result: ListResult | TargetListResult | None
-
-
-class VerifyEnvelope(_Envelope):
-    command: Literal["verify"]
-    result: VerifyResult | OffsiteVerifyResult | None
-
-
-class PushEnvelope(_Envelope):
-    command: Literal["push"]
-    result: PushResult | None
-
-
-class PullEnvelope(_Envelope):
-    command: Literal["pull"]
-    result: PullResult | None
-
-
-class KeysNewIdentityEnvelope(_Envelope):
-    command: Literal["keys new-identity"]
-    result: NewIdentityResult | None
-
-
-class RestoreEnvelope(_Envelope):
-    command: Literal["restore"]
-    result: RestorePlan | RestoreResult | None
-
-
-class DoctorEnvelope(_Envelope):
-    command: Literal["doctor"]
-    result: DoctorResult | DoctorList | None
-
-
-class KeysCheckEnvelope(_Envelope):
-    command: Literal["keys check"]
-    result: KeyCheckResult | None
-
-
-class KeysEnvelope(_Envelope):
-    """`keys` without a subcommand: only usage errors."""
-
-    command: Literal["keys"]
-    ok: Literal[False]
-    result: None
-
-
-class EnvEnvelope(_Envelope):
-    """`env` without a subcommand: only usage errors."""
-
-    command: Literal["env"]
-    ok: Literal[False]
-    result: None
-
-
-class EnvPushEnvelope(_Envelope):
-    command: Literal["env push"]
-    result: EnvPushResult | None
-
-
-class EnvPullEnvelope(_Envelope):
-    command: Literal["env pull"]
-    result: EnvPullResult | None
-
-
-class RecoverEnvelope(_Envelope):
-    command: Literal["recover"]
-    result: RecoverResult | None
-
-
-class InitEnvelope(_Envelope):
-    command: Literal["init"]
-    result: InitResult | None
-
-
-class DrillEnvelope(_Envelope):
-    command: Literal["drill"]
-    result: DrillResult | None
-
-
-class PruneEnvelope(_Envelope):
-    command: Literal["prune"]
-    result: PruneResult | None
-
-
-class RoutineEnvelope(_Envelope):
-    command: Literal["routine"]
-    result: RoutineResult | None
-
-
-class ScheduleEnvelope(_Envelope):
-    """`schedule` without a subcommand: only usage errors."""
-
-    command: Literal["schedule"]
-    ok: Literal[False]
-    result: None
-
-
-class ScheduleInstallEnvelope(_Envelope):
-    command: Literal["schedule install"]
-    result: ScheduleResult | None
-
-
-class ScheduleStatusEnvelope(_Envelope):
-    command: Literal["schedule status"]
-    result: ScheduleResult | None
-
-
-class ScheduleRemoveEnvelope(_Envelope):
-    command: Literal["schedule remove"]
-    result: ScheduleResult | None
+def _envelope(command: str | None, results: tuple[type[BaseModel], ...]) -> type[_Envelope]:
+    name = "".join(w.capitalize() for w in (command or "usage").replace("-", " ").split())
+    fields: dict[str, Any] = {"command": (Literal[command] if command else None, ...)}
+    if results:
+        fields["result"] = (_union((*results, None)), ...)
+    else:
+        fields |= {"ok": (Literal[False], ...), "result": (None, ...)}
+    return create_model(f"{name}Envelope", __base__=_Envelope, **fields)
 
 
 ENVELOPES: dict[str | None, type[_Envelope]] = {
-    None: UsageEnvelope,
-    "up": UpEnvelope,
-    "down": DownEnvelope,
-    "ps": PsEnvelope,
-    "restart": RestartEnvelope,
-    "logs": LogsEnvelope,
-    "backup": BackupEnvelope,
-    "list": ListEnvelope,
-    "verify": VerifyEnvelope,
-    "restore": RestoreEnvelope,
-    "doctor": DoctorEnvelope,
-    "keys": KeysEnvelope,
-    "keys check": KeysCheckEnvelope,
-    "recover": RecoverEnvelope,
-    "init": InitEnvelope,
-    "drill": DrillEnvelope,
-    "prune": PruneEnvelope,
-    "routine": RoutineEnvelope,
-    "schedule": ScheduleEnvelope,
-    "schedule install": ScheduleInstallEnvelope,
-    "schedule status": ScheduleStatusEnvelope,
-    "schedule remove": ScheduleRemoveEnvelope,
-    "push": PushEnvelope,
-    "pull": PullEnvelope,
-    "keys new-identity": KeysNewIdentityEnvelope,
-    "env": EnvEnvelope,
-    "env push": EnvPushEnvelope,
-    "env pull": EnvPullEnvelope,
+    command: _envelope(command, RESULTS.get(command, ()) if command else ())
+    for command in COMMANDS
 }
-
-# What a command's successful result is: restore's is the plan with --dry-run, doctor's
-# the declared checks with --list.
-RESULTS: dict[str, tuple[type[BaseModel], ...]] = {
-    "up": (UpResult,),
-    "down": (DownResult,),
-    "ps": (StackStatus,),
-    "restart": (StackStatus,),
-    "backup": (BackupResult,),
-    "list": (ListResult, TargetListResult),
-    "verify": (VerifyResult, OffsiteVerifyResult),
-    "restore": (RestorePlan, RestoreResult),
-    "doctor": (DoctorResult, DoctorList),
-    "keys check": (KeyCheckResult,),
-    "recover": (RecoverResult,),
-    "init": (InitResult,),
-    "drill": (DrillResult,),
-    "prune": (PruneResult,),
-    "routine": (RoutineResult,),
-    "schedule install": (ScheduleResult,),
-    "schedule status": (ScheduleResult,),
-    "schedule remove": (ScheduleResult,),
-    "push": (PushResult,),
-    "pull": (PullResult,),
-    "keys new-identity": (NewIdentityResult,),
-    "env push": (EnvPushResult,),
-    "env pull": (EnvPullResult,),
-}
+UsageEnvelope = ENVELOPES[None]
 
 
 def validate(document: object) -> _Envelope:
@@ -723,35 +420,9 @@ def validate(document: object) -> _Envelope:
 
 
 def json_schema() -> dict[str, Any]:
-    union = Annotated[
-        UsageEnvelope
-        | UpEnvelope
-        | DownEnvelope
-        | PsEnvelope
-        | RestartEnvelope
-        | LogsEnvelope
-        | BackupEnvelope
-        | ListEnvelope
-        | VerifyEnvelope
-        | RestoreEnvelope
-        | DoctorEnvelope
-        | KeysEnvelope
-        | KeysCheckEnvelope
-        | RecoverEnvelope
-        | InitEnvelope
-        | DrillEnvelope
-        | PruneEnvelope
-        | RoutineEnvelope
-        | ScheduleEnvelope
-        | ScheduleInstallEnvelope
-        | ScheduleStatusEnvelope
-        | ScheduleRemoveEnvelope
-        | PushEnvelope
-        | PullEnvelope
-        | KeysNewIdentityEnvelope
-        | EnvEnvelope
-        | EnvPushEnvelope
-        | EnvPullEnvelope,
+    # Built at run time from the table: a type checker cannot follow it.
+    union: Any = Annotated[
+        _union(ENVELOPES.values()),
         Field(title="recoverctl --json envelope"),
     ]
     schema: dict[str, Any] = TypeAdapter(union).json_schema(by_alias=True)

@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from recoverctl.core.result import to_json as result_json
 from recoverctl.core.stack import StackStatus
 from recoverctl.errors import ErrorCode, RecoverctlError
 
@@ -69,21 +70,9 @@ def elapsed() -> float:
 def emit(result: object, human: Callable[[], None]) -> None:
     """A command's result: printed by `human` for a person, or kept for the envelope."""
     if json_mode.get():
-        _run.result = _jsonable(result)
+        _run.result = result_json(result)
     else:
         human()
-
-
-def _jsonable(result: object) -> Any:
-    to_json = getattr(result, "to_json", None)
-    if callable(to_json):
-        return to_json()
-    model_dump = getattr(result, "model_dump", None)
-    if callable(model_dump):
-        return model_dump(mode="json")
-    if dataclasses.is_dataclass(result) and not isinstance(result, type):
-        return dataclasses.asdict(result)
-    return result
 
 
 def _plain(value: object) -> Any:

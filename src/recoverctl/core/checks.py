@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from dataclasses import dataclass, field
+from typing import Literal, get_args
+
+from recoverctl.core.result import JsonResult, meta
 
 Status = Literal["ok", "warn", "fail"]
 STATUSES: tuple[Status, ...] = get_args(Status)
@@ -15,11 +17,12 @@ _RANK: dict[Status, int] = {OK: 0, WARN: 1, FAIL: 2}
 
 
 @dataclass(frozen=True)
-class Check:
+class Check(JsonResult):
     name: str  # stable identifier, e.g. "env.secret_key": scripts filter on it
     status: Status
     evidence: str  # what was seen, one line, never a secret value
-    fix: str = ""  # what to do, one line; empty when there is nothing to do
+    # What to do, one line; empty when there is nothing to do (null in the JSON).
+    fix: str = field(default="", metadata=meta(empty_is_null=True, schema=str | None))
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -30,14 +33,6 @@ class Check:
             text = getattr(self, attr)
             if "\n" in text or "\r" in text:
                 object.__setattr__(self, attr, " ".join(text.split()))
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "status": self.status,
-            "evidence": self.evidence,
-            "fix": self.fix or None,
-        }
 
 
 @dataclass(frozen=True)

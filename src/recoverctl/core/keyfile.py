@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
+from recoverctl.core.result import INTERNAL, JsonResult, meta
 from recoverctl.errors import ErrorCode, RecoverctlError
 
 FORMAT = "zkkey"
@@ -92,33 +93,26 @@ class EnvelopeError(RecoverctlError):
 
 
 @dataclass(frozen=True)
-class KeyFile:
+class KeyFile(JsonResult):
     """A parsed, shape-checked key backup; the private key is still wrapped."""
 
+    # The JSON is metadata only: nothing in it helps an attacker, all of it helps a person
+    # compare keys.
     fingerprint: str
-    modulus_length: int
-    created: datetime
+    modulus_length: int = field(metadata=meta(name="modulus", after="created"))
+    created: datetime = field(metadata=meta(encode=lambda when: _iso(when), schema=str))
     iterations: int
     # Public or encrypted, but long: kept out of repr so logs and tracebacks stay readable.
-    public_key_der: bytes = field(repr=False)
-    salt: bytes = field(repr=False)
-    iv: bytes = field(repr=False)
-    wrapped_key: bytes = field(repr=False)
+    public_key_der: bytes = field(repr=False, metadata=INTERNAL)
+    salt: bytes = field(repr=False, metadata=INTERNAL)
+    iv: bytes = field(repr=False, metadata=INTERNAL)
+    wrapped_key: bytes = field(repr=False, metadata=INTERNAL)
 
     def public_key(self) -> rsa.RSAPublicKey:
         key = serialization.load_der_public_key(self.public_key_der)
         if not isinstance(key, rsa.RSAPublicKey):  # parse_keyfile guarantees it; hand-built ones
             raise KeyFileError("publicKey is not an RSA key", KEYFILE_HINT)
         return key
-
-    def to_json(self) -> dict[str, Any]:
-        # Metadata only: nothing here helps an attacker, all of it helps a person compare keys.
-        return {
-            "fingerprint": self.fingerprint,
-            "created": _iso(self.created),
-            "modulus": self.modulus_length,
-            "iterations": self.iterations,
-        }
 
 
 def fingerprint_of(spki_der: bytes) -> str:

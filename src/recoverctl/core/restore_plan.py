@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from recoverctl.core.naming import Format
+from recoverctl.core.result import INTERNAL, JsonResult, computed, meta
+from recoverctl.core.stack import StackName
 
 SCRATCH_TAG = "__restore_"
 KEEP_TAG = "__pre_restore_"
@@ -22,7 +23,7 @@ class CurrentDb:
 
 
 @dataclass(frozen=True)
-class RestorePlan:
+class RestorePlan(JsonResult):
     backup: str
     backup_format: Format
     backup_created: datetime | None
@@ -30,17 +31,21 @@ class RestorePlan:
     backup_tables: int | None
     backup_rows: int | None
     project: str
-    stack: str
+    stack: str = field(metadata=meta(schema=StackName))
     database: str
     current: CurrentDb
-    scratch: str
-    keep_as: str
-    app_services: tuple[str, ...]
-    safety_backup: bool
-    leftovers: tuple[str, ...]  # databases an earlier, killed restore left behind
-    notes: tuple[str, ...] = ()  # more warnings, decided by the caller (the code's age)
+    # How it will be done: the JSON says it in its steps and warnings.
+    scratch: str = field(metadata=INTERNAL)
+    keep_as: str = field(metadata=INTERNAL)
+    app_services: tuple[str, ...] = field(metadata=INTERNAL)
+    safety_backup: bool = field(metadata=INTERNAL)
+    # Databases an earlier, killed restore left behind.
+    leftovers: tuple[str, ...] = field(metadata=INTERNAL)
+    # More warnings, decided by the caller (the code's age).
+    notes: tuple[str, ...] = field(default=(), metadata=INTERNAL)
 
     @property
+    @computed()
     def steps(self) -> tuple[str, ...]:
         apps = ", ".join(self.app_services) or "no app service"
         safety = self.safety_backup and self.current.exists
@@ -76,6 +81,7 @@ class RestorePlan:
         return tuple(steps)
 
     @property
+    @computed()
     def warnings(self) -> tuple[str, ...]:
         found: list[str] = []
         if self.backup_stack is None:
@@ -93,27 +99,6 @@ class RestorePlan:
             found.append(f"database {name} was left by an interrupted run; inspect or drop it")
         found.extend(self.notes)
         return tuple(found)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "backup": self.backup,
-            "backup_format": self.backup_format,
-            "backup_created": self.backup_created.isoformat() if self.backup_created else None,
-            "backup_stack": self.backup_stack,
-            "backup_tables": self.backup_tables,
-            "backup_rows": self.backup_rows,
-            "project": self.project,
-            "stack": self.stack,
-            "database": self.database,
-            "current": {
-                "exists": self.current.exists,
-                "tables": self.current.tables,
-                "rows": self.current.rows,
-                "size": self.current.size,
-            },
-            "steps": list(self.steps),
-            "warnings": list(self.warnings),
-        }
 
 
 STAMP = "%Y%m%d_%H%M%S"

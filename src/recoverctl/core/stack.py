@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Literal
+
+from recoverctl.core.result import JsonResult, computed, meta
+
+# The two stacks a project runs, as the JSON names them.
+StackName = Literal["dev", "prod"]
 
 # Docker states from which a container will not become healthy on its own; "restarting"
 # is a crash loop under a restart policy (a manual restart is stop + start, never this).
@@ -12,7 +17,7 @@ DEAD_STATES = frozenset({"exited", "dead", "removing", "restarting"})
 
 
 @dataclass(frozen=True)
-class ServiceStatus:
+class ServiceStatus(JsonResult):
     service: str
     container: str | None  # None: no container exists for the service
     state: str  # running, exited, restarting, ..., or "missing"
@@ -28,24 +33,15 @@ class ServiceStatus:
     def failed(self) -> bool:
         return self.state in DEAD_STATES or self.health == "unhealthy"
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "service": self.service,
-            "container": self.container,
-            "state": self.state,
-            "health": self.health,
-            "ports": list(self.ports),
-            "exit_code": self.exit_code,
-        }
-
 
 @dataclass(frozen=True)
-class StackStatus:
+class StackStatus(JsonResult):
     project: str
-    stack: str
+    stack: str = field(metadata=meta(schema=StackName))
     services: tuple[ServiceStatus, ...] = field(default_factory=tuple)
 
     @property
+    @computed(after="stack")
     def ready(self) -> bool:
         return bool(self.services) and all(s.ready for s in self.services)
 
@@ -56,14 +52,6 @@ class StackStatus:
     @property
     def waiting(self) -> tuple[ServiceStatus, ...]:
         return tuple(s for s in self.services if not s.ready and not s.failed)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "project": self.project,
-            "stack": self.stack,
-            "ready": self.ready,
-            "services": [s.to_json() for s in self.services],
-        }
 
 
 def merge(

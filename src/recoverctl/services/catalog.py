@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
 from recoverctl.adapters import fsio
 from recoverctl.core import naming
-from recoverctl.core.drill import DRILL_DIR, DrillRecord, is_record_name, newest
+from recoverctl.core.drill import DRILL_DIR, DrillRecord, Outcome, is_record_name, newest
 from recoverctl.core.manifest import Manifest, VerifyRecord, VerifyResult, VerifyState, verify_state
+from recoverctl.core.naming import Format
 from recoverctl.core.outside import MAX_JSON_BYTES
+from recoverctl.core.result import JsonResult, computed, meta
+from recoverctl.core.stack import StackName
 from recoverctl.errors import ErrorCode, RecoverctlError, UsageError
 from recoverctl.settings import Settings
 
@@ -134,44 +136,57 @@ def resolve_backup(settings: Settings, spec: str, cwd: Path | None = None) -> Pa
 
 
 @dataclass(frozen=True)
-class BackupEntry:
-    path: Path
-    size: int
-    created: datetime
-    format: str
-    stack: str
-    state: VerifyState
-    state_at: datetime | None
+class DrillSummary(JsonResult):
+    """A drill record, as far as a listing tells it."""
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "path": str(self.path),
-            "name": self.path.name,
-            "size": self.size,
-            "created": self.created.isoformat(),
-            "format": self.format,
-            "stack": self.stack,
-            "verification": self.state,
-            "verified_at": self.state_at.isoformat() if self.state_at else None,
-        }
+    result: Outcome
+    started_at: datetime
+    backup: str
+    source: str
+    recovery_seconds: float | None
+    failed_checks: tuple[str, ...]
+    error: str | None
+
+    @classmethod
+    def of(cls, record: DrillRecord) -> DrillSummary:
+        return cls(
+            record.result,
+            record.started_at,
+            record.backup,
+            record.source,
+            record.recovery_seconds,
+            tuple(c.name for c in record.checks if c.status == "fail"),
+            record.error.message if record.error else None,
+        )
 
 
 @dataclass(frozen=True)
-class Listing:
-    folder: Path
+class BackupEntry(JsonResult):
+    path: Path
+    size: int
+    created: datetime
+    format: str = field(metadata=meta(schema=Format))
     stack: str
-    entries: tuple[BackupEntry, ...]
-    strays: tuple[str, ...]  # leftovers that need a person's attention
-    last_drill: DrillRecord | None = None  # this stack's newest recovery drill
+    state: VerifyState = field(metadata=meta(name="verification"))
+    state_at: datetime | None = field(metadata=meta(name="verified_at"))
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "folder": str(self.folder),
-            "stack": self.stack,
-            "backups": [e.to_json() for e in self.entries],
-            "strays": list(self.strays),
-            "last_drill": _drill_summary(self.last_drill),
-        }
+    @property
+    @computed(after="path")
+    def name(self) -> str:
+        return self.path.name
+
+
+@dataclass(frozen=True)
+class Listing(JsonResult):
+    folder: Path
+    stack: str = field(metadata=meta(schema=StackName))
+    entries: tuple[BackupEntry, ...] = field(metadata=meta(name="backups"))
+    strays: tuple[str, ...]  # leftovers that need a person's attention
+    # This stack's newest recovery drill; the JSON has its summary.
+    last_drill: DrillRecord | None = field(
+        default=None,
+        metadata=meta(encode=DrillSummary.of, schema=DrillSummary | None),
+    )
 
 
 def drill_dir(settings: Settings) -> Path:
@@ -199,20 +214,6 @@ def drill_records(settings: Settings) -> list[DrillRecord]:
 def last_drill(settings: Settings, *, passed: bool = False) -> DrillRecord | None:
     """This stack's newest drill (the newest that passed, with passed)."""
     return newest(drill_records(settings), passed=passed)
-
-
-def _drill_summary(record: DrillRecord | None) -> dict[str, Any] | None:
-    if record is None:
-        return None
-    return {
-        "result": record.result,
-        "started_at": record.started_at.isoformat(),
-        "backup": record.backup,
-        "source": record.source,
-        "recovery_seconds": record.recovery_seconds,
-        "failed_checks": [c.name for c in record.checks if c.status == "fail"],
-        "error": record.error.message if record.error else None,
-    }
 
 
 def list_backups(settings: Settings) -> Listing:

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from recoverctl import __version__, failpoints, signals
 from recoverctl.adapters import files, fsio
@@ -47,6 +47,7 @@ from recoverctl.core.drill import (
 from recoverctl.core.duration import DAY, in_units
 from recoverctl.core.keyfile import KeyFile, unwrap_private_key
 from recoverctl.core.manifest import Manifest
+from recoverctl.core.result import INTERNAL, JsonResult, computed, meta
 from recoverctl.errors import ErrorCode, Interrupted, RecoverctlError
 from recoverctl.services import catalog, doctor, keys, restore
 from recoverctl.services.session import StackSession
@@ -133,12 +134,17 @@ def key_proof(settings: Settings, given: Path | None, passphrase: str | None) ->
 
 
 @dataclass(frozen=True)
-class DrillResult:
-    record: DrillRecord
-    path: Path | None  # the record's file; None when it could not be written
-    warnings: tuple[str, ...] = ()
+class DrillResult(JsonResult):
+    # The JSON is the record, but for what only its file needs.
+    record: DrillRecord = field(
+        metadata=meta(flatten=True, omit=("record_version", "recoverctl_version"))
+    )
+    # The record's file; None when it could not be written.
+    path: Path | None = field(metadata=meta(name="record"))
+    warnings: tuple[str, ...] = field(default=(), metadata=INTERNAL)
 
     @property
+    @computed(after="")
     def ok(self) -> bool:
         """The recovery was proven and nothing of the drill stack was left behind."""
         return self.record.passed and not self.record.leftovers
@@ -146,10 +152,6 @@ class DrillResult:
     @property
     def checks(self) -> tuple[Check, ...]:
         return tuple(row.check() for row in self.record.checks)
-
-    def to_json(self) -> dict[str, Any]:
-        data = self.record.model_dump(mode="json", exclude={"record_version", "recoverctl_version"})
-        return {"ok": self.ok, **data, "record": str(self.path) if self.path else None}
 
 
 def failure(result: DrillResult, *, unattended: bool = False) -> RecoverctlError | None:

@@ -21,6 +21,7 @@ from recoverctl.adapters.pgexec import Db, SnapshotSession
 from recoverctl.core import dumpcheck, naming, pg
 from recoverctl.core.manifest import Manifest
 from recoverctl.core.progress import OnBytes
+from recoverctl.core.result import JsonResult, meta
 from recoverctl.errors import ErrorCode, Interrupted, RecoverctlError
 from recoverctl.services.background import Background
 from recoverctl.services.catalog import load_manifest
@@ -35,27 +36,16 @@ def _no_progress(_: int) -> None:
     return None
 
 
-@dataclass(frozen=True)
-class BackupResult:
-    path: Path
-    manifest_path: Path
-    manifest: Manifest
-    warnings: tuple[str, ...] = field(default_factory=tuple)
+# What of the manifest a backup's JSON repeats, for a script that needs no second read.
+_FROM_MANIFEST = ("sha256", "size", "format", "database", "stack", "tables", "duration_seconds")
 
-    def to_json(self) -> dict[str, Any]:
-        m = self.manifest
-        return {
-            "path": str(self.path),
-            "manifest": str(self.manifest_path),
-            "sha256": m.sha256,
-            "size": m.size,
-            "format": m.format,
-            "database": m.database,
-            "stack": m.stack,
-            "tables": m.tables,
-            "duration_seconds": m.duration_seconds,
-            "warnings": list(self.warnings),
-        }
+
+@dataclass(frozen=True)
+class BackupResult(JsonResult):
+    path: Path
+    manifest_path: Path = field(metadata=meta(name="manifest"))
+    manifest: Manifest = field(metadata=meta(flatten=True, pick=_FROM_MANIFEST))
+    warnings: tuple[str, ...] = field(default_factory=tuple)
 
 
 class _Sink:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,8 @@ from recoverctl.core.codematch import CodeMatch
 from recoverctl.core.manifest import VerifyResult, compare_counts
 from recoverctl.core.progress import OnBytes, Step
 from recoverctl.core.restore_plan import CurrentDb, RestorePlan, name_base, names_for
+from recoverctl.core.result import INTERNAL, JsonResult, computed, meta
+from recoverctl.core.stack import StackName
 from recoverctl.errors import ErrorCode, Interrupted, RecoverctlError
 from recoverctl.services import catalog, code
 from recoverctl.services.background import Background
@@ -67,33 +69,52 @@ class Prepared:
 
 
 @dataclass(frozen=True)
-class RestoreResult:
-    plan: RestorePlan
+class StepSeconds(JsonResult):
+    """One step of a restore and how long it took."""
+
+    step: str
+    seconds: float = field(metadata=meta(digits=2))
+
+    @classmethod
+    def of(cls, steps: tuple[tuple[str, float], ...]) -> tuple[StepSeconds, ...]:
+        return tuple(cls(step, seconds) for step, seconds in steps)
+
+
+@dataclass(frozen=True)
+class RestoreResult(JsonResult):
+    plan: RestorePlan = field(metadata=INTERNAL)
     safety_backup: Path | None
     tables: int
     rows: int
-    seconds: float
-    steps: tuple[tuple[str, float], ...]
-    drift: tuple[str, ...] = ()  # row count changes made by the app after it started
-    kept: str | None = None  # the previous database, when dropping it failed
-    app_downtime: float | None = None  # seconds the app was stopped; None: no app to stop
+    seconds: float = field(metadata=meta(digits=2))
+    steps: tuple[tuple[str, float], ...] = field(
+        metadata=meta(encode=StepSeconds.of, schema=list[StepSeconds])
+    )
+    # Row count changes made by the app after it started.
+    drift: tuple[str, ...] = field(default=(), metadata=meta(name="drift_after_start", after=""))
+    # The previous database, when dropping it failed.
+    kept: str | None = field(
+        default=None, metadata=meta(name="previous_database_kept_as", after="drift_after_start")
+    )
+    # Seconds the app was stopped; None: no app to stop.
+    app_downtime: float | None = field(
+        default=None, metadata=meta(name="app_downtime_seconds", digits=2, after="seconds")
+    )
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "drift_after_start": list(self.drift),
-            "previous_database_kept_as": self.kept,
-            "backup": self.plan.backup,
-            "database": self.plan.database,
-            "stack": self.plan.stack,
-            "safety_backup": str(self.safety_backup) if self.safety_backup else None,
-            "tables": self.tables,
-            "rows": self.rows,
-            "seconds": round(self.seconds, 2),
-            "app_downtime_seconds": (
-                round(self.app_downtime, 2) if self.app_downtime is not None else None
-            ),
-            "steps": [{"step": s, "seconds": round(t, 2)} for s, t in self.steps],
-        }
+    @property
+    @computed(after="previous_database_kept_as")
+    def backup(self) -> str:
+        return self.plan.backup
+
+    @property
+    @computed(after="backup")
+    def database(self) -> str:
+        return self.plan.database
+
+    @property
+    @computed(after="database", schema=StackName)
+    def stack(self) -> str:
+        return self.plan.stack
 
 
 def prepare(

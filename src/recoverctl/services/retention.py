@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
@@ -23,8 +23,9 @@ from typing import Any
 from recoverctl.adapters import fsio
 from recoverctl.core import naming, offsite
 from recoverctl.core import retention as core
-from recoverctl.core.manifest import verify_state
+from recoverctl.core.manifest import VerifyState, verify_state
 from recoverctl.core.progress import Step
+from recoverctl.core.result import INTERNAL, JsonResult, computed, meta
 from recoverctl.errors import ErrorCode, RecoverctlError, UsageError
 from recoverctl.services import catalog
 from recoverctl.services import offsite as offsite_service
@@ -39,26 +40,17 @@ def _quiet(_: str) -> None:
 
 
 @dataclass(frozen=True)
-class Item:
+class Item(JsonResult):
     name: str
     created: datetime
-    state: str  # never / quick ok / deep ok / failed
+    state: str = field(metadata=meta(name="verification", schema=VerifyState))
     size: int
     reasons: tuple[str, ...]  # empty: deleted
 
     @property
+    @computed(after="size")
     def keep(self) -> bool:
         return bool(self.reasons)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "created": self.created.isoformat(),
-            "verification": self.state,
-            "size": self.size,
-            "keep": self.keep,
-            "reasons": list(self.reasons),
-        }
 
 
 @dataclass(frozen=True)
@@ -83,24 +75,46 @@ class ScopePlan:
 
 
 @dataclass(frozen=True)
-class ScopeResult:
-    plan: ScopePlan
+class ScopeResult(JsonResult):
+    plan: ScopePlan = field(metadata=INTERNAL)
     deleted: tuple[str, ...]  # what was deleted (nothing on a dry run)
     removed_leftovers: tuple[str, ...]
 
-    def to_json(self) -> dict[str, Any]:
-        p = self.plan
-        return {
-            "where": p.where,
-            "location": p.location,
-            "policy": p.policy,
-            "backups": [i.to_json() for i in p.items],
-            "kept": len(p.kept),
-            "to_delete": len(p.doomed),
-            "deleted": list(self.deleted),
-            "leftovers": list(p.leftovers),
-            "removed_leftovers": list(self.removed_leftovers),
-        }
+    # The plan, as the JSON tells it around what was done.
+    @property
+    @computed(after="")
+    def where(self) -> str:
+        return self.plan.where
+
+    @property
+    @computed(after="where")
+    def location(self) -> str:
+        return self.plan.location
+
+    @property
+    @computed(after="location")
+    def policy(self) -> str:
+        return self.plan.policy
+
+    @property
+    @computed(after="policy")
+    def backups(self) -> tuple[Item, ...]:
+        return self.plan.items
+
+    @property
+    @computed(after="backups", name="kept")
+    def kept_count(self) -> int:
+        return len(self.plan.kept)
+
+    @property
+    @computed(after="kept", name="to_delete")
+    def doomed_count(self) -> int:
+        return len(self.plan.doomed)
+
+    @property
+    @computed(after="deleted")
+    def leftovers(self) -> tuple[str, ...]:
+        return self.plan.leftovers
 
 
 def _policy(settings: Settings) -> core.Policy:

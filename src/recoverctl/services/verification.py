@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 from recoverctl.core.checks import FAIL, OK, Check, worst
 from recoverctl.core.manifest import Manifest, VerifyResult
 from recoverctl.core.naming import Format
 from recoverctl.core.progress import OnBytes
+from recoverctl.core.result import INTERNAL, JsonResult, computed, meta
 from recoverctl.services import catalog
 from recoverctl.services.checks import Throwaway, deep_check, quick_checks, without_load
 from recoverctl.services.session import StackSession
@@ -24,32 +25,27 @@ def _no_progress(_: int) -> None:
 
 
 @dataclass(frozen=True)
-class VerifyReport:
+class VerifyReport(JsonResult):
     path: Path
     format: Format | None
     deep: bool  # asked for; the deep checks run only on a file the quick ones pass
     checks: tuple[Check, ...]
-    manifest: Manifest | None
-    seconds: float
+    manifest: Manifest | None = field(metadata=INTERNAL)
+    seconds: float = field(metadata=meta(digits=2))
 
     @property
+    @computed(after="path")
     def ok(self) -> bool:
         return worst(self.checks) != FAIL
 
     @property
+    @computed(after="deep")
+    def provenance(self) -> Literal["manifest", "unverified"]:
+        return "manifest" if self.manifest else "unverified"
+
+    @property
     def failed(self) -> tuple[Check, ...]:
         return tuple(c for c in self.checks if c.status == FAIL)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "path": str(self.path),
-            "ok": self.ok,
-            "format": self.format,
-            "deep": self.deep,
-            "provenance": "manifest" if self.manifest else "unverified",
-            "checks": [c.to_json() for c in self.checks],
-            "seconds": round(self.seconds, 2),
-        }
 
 
 def verify_file(
