@@ -85,6 +85,10 @@ INIT_ENSURE_ABSENT = "recoverctl.actions.init.ensure_absent"
 SCHEDULE_INSTALL = "recoverctl.actions.schedule.install"
 SCHEDULE_STATUS = "recoverctl.actions.schedule.status"
 SCHEDULE_REMOVE = "recoverctl.actions.schedule.remove"
+PRUNE_PLAN = "recoverctl.actions.prune.plan"
+PRUNE = "recoverctl.actions.prune.prune"
+ROUTINE = "recoverctl.actions.routine.routine"
+DRILL = "recoverctl.actions.drill.drill"
 # The flag cli/app.py sets when SIGTERM arrived.
 TERMINATED_BY = (app_module, "_terminated_by")
 # The consoles rich prints with, made once at import: their width is fixed here.
@@ -467,6 +471,121 @@ def _schedule(action: str) -> Any:
     )
 
 
+def _prune(dry_run: bool) -> Any:
+    from recoverctl.actions.prune import PruneResult
+    from recoverctl.services.retention import Item, ScopePlan, ScopeResult
+
+    def at(day: int) -> datetime:
+        return datetime(2026, 1, day, 3, 4, 5, tzinfo=UTC)
+
+    items = (
+        Item("backup_2026-01-08_030405.dump", at(8), "quick ok", 2048, ("newest",)),
+        Item("backup_2026-01-05_030405.dump", at(5), "deep ok", 2048, ("newest deep", "daily")),
+        Item("backup_2026-01-02_030405.dump", at(2), "never", 1024, ()),
+    )
+    local = ScopePlan(
+        "local",
+        "/p/backups",
+        "keep 7 daily, 4 weekly",
+        items,
+        ("backup_2026-01-01_030405.dump.json",),
+    )
+    empty = ScopePlan("nas", "/srv/nas/vault-dev/dev", "keep 7 daily", ())
+    deleted = () if dry_run else ("backup_2026-01-02_030405.dump",)
+    removed = () if dry_run else ("backup_2026-01-01_030405.dump.json",)
+    return PruneResult(
+        "dev", dry_run, (ScopeResult(local, deleted, removed), ScopeResult(empty, (), ()))
+    )
+
+
+def _routine(partial: bool) -> Any:
+    from recoverctl.actions.routine import RoutineReport
+    from recoverctl.services.offsite import OffsiteFailed
+    from recoverctl.services.routine import StepRecord
+
+    push = (
+        StepRecord(name="push", status="failed", seconds=1.5, detail="cloud: the bucket said no")
+        if partial
+        else StepRecord(name="push", status="ok", seconds=1.5, detail="nas: pushed")
+    )
+    steps = (
+        StepRecord(name="backup", status="ok", seconds=2.0, detail="backup_2026-01-09_120000.dump"),
+        StepRecord(name="verify", status="ok", seconds=0.5, detail="quick"),
+        push,
+        StepRecord(name="drill", status="skipped", detail="not due: last passed 2d ago"),
+        StepRecord(name="prune", status="ok", seconds=0.1, detail="local: kept 3, deleted 0"),
+        StepRecord(name="report", status="ok", seconds=0.0, detail="routine record"),
+    )
+    error = (
+        OffsiteFailed(
+            "backup_2026-01-09_120000.dump is good here, but not on target cloud",
+            "push it once fixed",
+            [],
+        )
+        if partial
+        else None
+    )
+    return RoutineReport(
+        "vault-dev",
+        "dev",
+        datetime(2026, 1, 9, 12, 0, 0, tzinfo=UTC),
+        4.1,
+        steps,
+        Path("/p/backups/backup_2026-01-09_120000.dump"),
+        error,
+        ("the last drill is 8 days old",),
+    )
+
+
+def _drill(outcome: str) -> Any:
+    from recoverctl.core.drill import CheckRow, DrillError, DrillRecord, StepTime
+    from recoverctl.services.drill import DrillResult
+
+    failed = outcome == "failed-checks"
+    error = (
+        DrillError(
+            code="stack_unhealthy",
+            message="the drill's backend never became healthy",
+            hint="look at its log lines above",
+            details="backend | ImportError: no module named x",
+        )
+        if outcome == "error"
+        else None
+    )
+    record = DrillRecord(
+        result="passed" if outcome in ("passed", "leftovers") else "failed",
+        project="vault-dev",
+        drill_project="vault-dev-drill",
+        stack="dev",
+        source="local",
+        backup="backup_2026-01-02_030405.dump",
+        backup_sha256="ab" * 32,
+        backup_created=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        started_at=datetime(2026, 1, 9, 12, 0, 0, tzinfo=UTC),
+        finished_at=datetime(2026, 1, 9, 12, 1, 30, tzinfo=UTC),
+        recovery_seconds=None if outcome == "error" else 61.5,
+        seconds=90.0,
+        steps=(StepTime(step="up", seconds=40.0), StepTime(step="restore", seconds=21.5)),
+        checks=(
+            CheckRow(name="db.answers", status="ok", evidence="select 1"),
+            CheckRow(
+                name="secrets.open",
+                status="fail" if failed else "ok",
+                evidence="opened 3 of 3",
+                fix="check the key export" if failed else None,
+            ),
+        ),
+        error=error,
+        leftovers=("volume vault-dev-drill_db",) if outcome == "leftovers" else (),
+        recoverctl_version="0.1.0",
+    )
+    return DrillResult(
+        record,
+        Path("/p/backups/drills/DRILL-20260109T120000Z.json"),
+        ("no key_file: the secrets were not opened",),
+    )
+
+
 def _with_targets(monkeypatch: pytest.MonkeyPatch, project: Path) -> None:
     (project / "nas").mkdir()
     (project / "config.toml").write_text(
@@ -532,6 +651,14 @@ SUCCESSES: dict[str, tuple[list[str], dict[str, Callable[[], Any]]]] = {
             )
         },
     ),
+    "prune-dry-run": (["prune", "--dry-run"], {PRUNE_PLAN: lambda: _prune(True)}),
+    "prune": (["prune", "--yes"], {PRUNE: lambda: _prune(False)}),
+    "routine": (["routine"], {ROUTINE: lambda: _routine(False)}),
+    "routine-partial": (["routine"], {ROUTINE: lambda: _routine(True)}),
+    "drill": (["drill"], {DRILL: lambda: _drill("passed")}),
+    "drill-failing-checks": (["drill"], {DRILL: lambda: _drill("failed-checks")}),
+    "drill-error": (["drill"], {DRILL: lambda: _drill("error")}),
+    "drill-leftovers": (["drill"], {DRILL: lambda: _drill("leftovers")}),
 }
 
 # Successes that need the settings to name an off-site target: (arguments, {target: builder}).
