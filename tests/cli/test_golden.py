@@ -89,6 +89,8 @@ PRUNE_PLAN = "recoverctl.actions.prune.plan"
 PRUNE = "recoverctl.actions.prune.prune"
 ROUTINE = "recoverctl.actions.routine.routine"
 DRILL = "recoverctl.actions.drill.drill"
+LIST_TARGET = "recoverctl.actions.offsite_list.list_target"
+VERIFY_OFFSITE = "recoverctl.actions.verify.verify_offsite"
 # The flag cli/app.py sets when SIGTERM arrived.
 TERMINATED_BY = (app_module, "_terminated_by")
 # The consoles rich prints with, made once at import: their width is fixed here.
@@ -370,11 +372,10 @@ def _env_pull() -> Any:
     )
 
 
-def _pulled() -> Any:
+def _remote_manifest() -> Any:
     from recoverctl.core.offsite import RemoteManifest, StoredObject
-    from recoverctl.services.offsite import Pulled
 
-    remote = RemoteManifest(
+    return RemoteManifest(
         backup="backup_2026-01-02_030405.dump",
         format="custom",
         created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
@@ -390,6 +391,12 @@ def _pulled() -> Any:
         project="vault-dev",
         stack="dev",
     )
+
+
+def _pulled() -> Any:
+    from recoverctl.services.offsite import Pulled
+
+    remote = _remote_manifest()
     return Pulled(
         "nas",
         "/srv/nas/vault-dev/dev",
@@ -398,6 +405,52 @@ def _pulled() -> Any:
         _manifest(),
         remote,
         1.5,
+    )
+
+
+def _target_listing(empty: bool = False) -> Any:
+    from recoverctl.core.offsite import Listing, ObjectInfo, RemoteBackup
+    from recoverctl.services.offsite import TargetListing
+
+    def obj(name: str, size: int) -> Any:
+        return ObjectInfo(name, size, datetime(2026, 1, 2, 3, 5, 0, tzinfo=UTC))
+
+    complete = RemoteBackup(
+        "backup_2026-01-02_030405.dump",
+        True,
+        _remote_manifest(),
+        (
+            obj("backup_2026-01-02_030405.dump.age", 2300),
+            obj("backup_2026-01-02_030405.dump.json.age", 900),
+        ),
+    )
+    incomplete = RemoteBackup(
+        "backup_2026-01-08_030405.dump",
+        False,
+        None,
+        (obj("backup_2026-01-08_030405.dump.age.partial", 100),),
+        ("no remote manifest", "the data object is missing"),
+    )
+    listing = Listing(
+        () if empty else (incomplete, complete), (obj("notes.txt", 3),) if not empty else ()
+    )
+    return TargetListing("nas", "/srv/nas/vault-dev/dev", "age", listing, NOW)
+
+
+def _offsite_report(decrypted: bool, *statuses: str) -> Any:
+    from recoverctl.actions.verify import OffsiteReport
+
+    names = ("objects", "sha256", "manifest")
+    checks = tuple(_check(n, s) for n, s in zip(names, statuses, strict=True))
+    return OffsiteReport(
+        "nas",
+        "/srv/nas/vault-dev/dev",
+        "backup_2026-01-02_030405.dump",
+        decrypted,
+        False,
+        "custom" if decrypted else None,
+        checks,
+        1.2,
     )
 
 
@@ -659,6 +712,27 @@ SUCCESSES: dict[str, tuple[list[str], dict[str, Callable[[], Any]]]] = {
     "drill-failing-checks": (["drill"], {DRILL: lambda: _drill("failed-checks")}),
     "drill-error": (["drill"], {DRILL: lambda: _drill("error")}),
     "drill-leftovers": (["drill"], {DRILL: lambda: _drill("leftovers")}),
+    "list-target": (["list", "--target", "nas"], {LIST_TARGET: _target_listing}),
+    "list-target-empty": (
+        ["list", "--target", "nas"],
+        {LIST_TARGET: lambda: _target_listing(True)},
+    ),
+    "verify-target-sealed": (
+        ["verify", "latest", "--target", "nas"],
+        {VERIFY_OFFSITE: lambda: _offsite_report(False, "ok", "ok", "warn")},
+    ),
+    "verify-target-decrypted": (
+        ["verify", "latest", "--target", "nas"],
+        {VERIFY_OFFSITE: lambda: _offsite_report(True, "ok", "ok", "ok")},
+    ),
+    "verify-target-sealed-corrupt": (
+        ["verify", "latest", "--target", "nas"],
+        {VERIFY_OFFSITE: lambda: _offsite_report(False, "ok", "fail", "ok")},
+    ),
+    "verify-target-decrypted-corrupt": (
+        ["verify", "latest", "--target", "nas"],
+        {VERIFY_OFFSITE: lambda: _offsite_report(True, "fail", "ok", "fail")},
+    ),
 }
 
 # Successes that need the settings to name an off-site target: (arguments, {target: builder}).
