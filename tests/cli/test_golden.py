@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from typer import _click
 from typer.core import TyperGroup
 from typer.testing import CliRunner
 
-from recoverctl.cli import app as app_module
+from recoverctl import signals
 from recoverctl.cli import render
 from recoverctl.cli.app import app
 from recoverctl.errors import (
@@ -89,10 +88,10 @@ PRUNE_PLAN = "recoverctl.actions.prune.plan"
 PRUNE = "recoverctl.actions.prune.prune"
 ROUTINE = "recoverctl.actions.routine.routine"
 DRILL = "recoverctl.actions.drill.drill"
-LIST_TARGET = "recoverctl.actions.offsite_list.list_target"
+LIST_TARGET = "recoverctl.actions.listing.list_target"
 VERIFY_OFFSITE = "recoverctl.actions.verify.verify_offsite"
 # The flag cli/app.py sets when SIGTERM arrived.
-TERMINATED_BY = (app_module, "_terminated_by")
+TERMINATED_BY = (signals, "_terminated")
 # The consoles rich prints with, made once at import: their width is fixed here.
 CONSOLES = (render.out, render.err)
 
@@ -208,7 +207,7 @@ def _recover(*statuses: str) -> Any:
 
 
 def _doctor(*statuses: str) -> Any:
-    from recoverctl.services.health import DoctorReport
+    from recoverctl.services.doctor import DoctorReport
 
     names = ("engine", "db.answers")
     checks = tuple(_check(n, s) for n, s in zip(names, statuses, strict=True))
@@ -355,6 +354,33 @@ def _backup_done(env: bool) -> Any:
     from recoverctl.actions.backup import BackupDone
 
     return BackupDone(_backup(), _push_result(False), _env_push(False) if env else None)
+
+
+def _push_report_failed() -> Any:
+    from recoverctl.actions.push import PushReport
+
+    return PushReport((_push_result(True),), error=_offsite_failed())
+
+
+def _env_push_done() -> Any:
+    from recoverctl.actions.envfiles import EnvPushDone
+
+    pushed = _env_push(False)
+    return EnvPushDone(pushed.project, pushed.files, pushed.copies)
+
+
+def _env_push_done_failed() -> Any:
+    from recoverctl.actions.envfiles import EnvPushDone
+
+    failed = _env_push_failed()
+    pushed = failed.result
+    return EnvPushDone(pushed.project, pushed.files, pushed.copies, failed)
+
+
+def _backup_done_failed() -> Any:
+    from recoverctl.actions.backup import BackupDone
+
+    return BackupDone(_backup(), _push_result(True), None, error=_offsite_failed())
 
 
 def _env_pull() -> Any:
@@ -679,10 +705,10 @@ SUCCESSES: dict[str, tuple[list[str], dict[str, Callable[[], Any]]]] = {
     "recover": (["recover"], {RECOVER: lambda: _recover("ok", "ok")}),
     "recover-failing": (["recover"], {RECOVER: lambda: _recover("ok", "fail")}),
     "push": (["push"], {PUSH: _push_report}),
-    "push-failed-target": (["push"], {PUSH: _raising(_offsite_failed)}),
+    "push-failed-target": (["push"], {PUSH: _push_report_failed}),
     "pull": (["pull", "latest", "--target", "nas"], {PULL: _pulled}),
-    "env-push": (["env", "push"], {ENV_PUSH: lambda: _env_push(False)}),
-    "env-push-failed-target": (["env", "push"], {ENV_PUSH: _raising(_env_push_failed)}),
+    "env-push": (["env", "push"], {ENV_PUSH: _env_push_done}),
+    "env-push-failed-target": (["env", "push"], {ENV_PUSH: _env_push_done_failed}),
     "env-pull": (["env", "pull", "--target", "nas"], {ENV_PULL: _env_pull}),
     "keys-new-identity": (
         ["keys", "new-identity", "/safe/identity.txt"],
@@ -744,7 +770,7 @@ WITH_TARGETS: dict[str, tuple[list[str], dict[str, Callable[[], Any]]]] = {
     ),
     "backup-offsite-failed": (
         ["backup"],
-        {BACKUP: _backup, BACKUP_PUSH: _raising(_offsite_failed)},
+        {BACKUP: _backup, BACKUP_PUSH: _backup_done_failed},
     ),
 }
 
@@ -838,7 +864,7 @@ def _file(name: str, text: str, mode: int = 0o600) -> Patch:
 
 
 def _sigterm(monkeypatch: pytest.MonkeyPatch, _project: Path) -> None:
-    monkeypatch.setattr(*TERMINATED_BY, signal.SIGTERM)
+    monkeypatch.setattr(*TERMINATED_BY, True)
 
 
 def _outside(monkeypatch: pytest.MonkeyPatch, project: Path) -> None:
