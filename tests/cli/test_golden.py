@@ -538,7 +538,7 @@ def _schedule(action: str) -> Any:
         if action in ("install", "print")
         else {},
         ("/etc/systemd/system/recoverctl-vault-dev.timer",) if action == "remove" else (),
-        {
+        {  # type: ignore[arg-type]
             "ok": False,
             "error_code": "offsite_failed",
             "finished_at": "2026-01-09T11:00:00+00:00",

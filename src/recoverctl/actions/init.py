@@ -18,7 +18,7 @@ from recoverctl.adapters import fsio
 from recoverctl.core import envgen
 from recoverctl.core.envgen import EnvPlan, ImageChoice, InvalidHost
 from recoverctl.core.result import JsonResult, computed, meta
-from recoverctl.core.stack import StackName
+from recoverctl.core.stack import StackName, prod_flag
 from recoverctl.errors import EngineError, ErrorCode, RecoverctlError, UsageError
 from recoverctl.services.session import StackSession
 from recoverctl.settings import Settings
@@ -101,7 +101,7 @@ def init(
     if generated.placeholders:
         names = ", ".join(generated.placeholders)
         warnings.append(f"{names} still hold the example's placeholder: set them in {name}")
-    up = "recoverctl up --prod" if stack == "prod" else "recoverctl up"
+    up = "recoverctl up" + prod_flag(stack)
     steps = [f"start the stack: {up}"]
     if plan.hosts:
         steps.append(

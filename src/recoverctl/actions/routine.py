@@ -25,6 +25,7 @@ from recoverctl.adapters import fsio
 from recoverctl.core.checks import FAIL
 from recoverctl.core.duration import DAY, format_duration, in_units
 from recoverctl.core.progress import OnBytes
+from recoverctl.core.stack import prod_flag
 from recoverctl.errors import (
     EXIT_FAILED,
     EXIT_OK,
@@ -264,7 +265,7 @@ def _run(
             Interrupted(
                 "The routine was interrupted; the steps after it did not run.",
                 "Run it again: recoverctl routine"
-                + (" --prod" if settings.stack == "prod" else ""),
+                + prod_flag(settings.stack),
             )
         )
     except Exception as exc:  # a bug: reported and recorded as one, then raised (its traceback)

@@ -46,8 +46,8 @@ from recoverctl.core.stack import StackStatus
 from recoverctl.errors import ErrorCode, exit_status
 from recoverctl.services import envcopy, offsite
 from recoverctl.services.catalog import Listing
-from recoverctl.services.drill import DrillResult
 from recoverctl.services.doctor import CheckList, DoctorReport
+from recoverctl.services.drill import DrillResult
 from recoverctl.services.restore import RestoreResult
 from recoverctl.services.verification import VerifyReport
 

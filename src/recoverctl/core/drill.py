@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from recoverctl.core.checks import OK, WARN, Check, Finding
 from recoverctl.core.outside import AwareDatetime
+from recoverctl.core.stack import prod_flag
 
 RECORD_VERSION = 1
 DRILL_DIR = "drills"  # under the backups folder
@@ -145,7 +146,7 @@ def freshness(
 ) -> Finding:
     """doctor: a drill passed within drill_days, and the last one did not fail."""
     found = list(records)
-    flag = " --prod" if stack == "prod" else ""
+    flag = prod_flag(stack)
     fix = f"recoverctl drill{flag} (with --key-file and --passphrase-stdin to open secrets too)"
     last_ok = newest(found, passed=True)
     judged = [r for r in found if r.result != "interrupted"]

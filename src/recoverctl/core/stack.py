@@ -11,6 +11,13 @@ from recoverctl.core.result import JsonResult, computed, meta
 # The two stacks a project runs, as the JSON names them.
 StackName = Literal["dev", "prod"]
 
+
+
+def prod_flag(stack: str) -> str:
+    """What a command given in a hint adds for the stack it is about."""
+    return " --prod" if stack == "prod" else ""
+
+
 # Docker states from which a container will not become healthy on its own; "restarting"
 # is a crash loop under a restart policy (a manual restart is stop + start, never this).
 DEAD_STATES = frozenset({"exited", "dead", "removing", "restarting"})

@@ -16,7 +16,7 @@ from recoverctl.core.manifest import Manifest, VerifyRecord, VerifyResult, Verif
 from recoverctl.core.naming import Format
 from recoverctl.core.outside import MAX_JSON_BYTES
 from recoverctl.core.result import JsonResult, computed, meta
-from recoverctl.core.stack import StackName
+from recoverctl.core.stack import StackName, prod_flag
 from recoverctl.errors import ErrorCode, RecoverctlError, UsageError
 from recoverctl.settings import Settings
 
@@ -110,7 +110,7 @@ def resolve_backup(settings: Settings, spec: str, cwd: Path | None = None) -> Pa
             return found
         raise RecoverctlError(
             f"No {settings.stack} backup in {settings.backup_dir}.",
-            "Make one: recoverctl backup" + (" --prod" if settings.stack == "prod" else ""),
+            "Make one: recoverctl backup" + prod_flag(settings.stack),
             code=ErrorCode.BACKUP_NOT_FOUND,
         )
     given = Path(spec)

@@ -12,6 +12,7 @@ from recoverctl.core.checks import FAIL, OK, WARN, Finding
 from recoverctl.core.drill import freshness as drill_freshness
 from recoverctl.core.drill import rto as drill_rto
 from recoverctl.core.duration import DAY, HOUR, MINUTE, in_units
+from recoverctl.core.stack import prod_flag
 from recoverctl.services import catalog
 from recoverctl.services.doctor.framework import (
     Context,
@@ -33,7 +34,7 @@ def _rpo(ctx: Context) -> Finding:
 def rpo_check(
     listing: catalog.Listing, rpo_hours: float, stack: str, now: datetime | None = None
 ) -> Finding:
-    flag = " --prod" if stack == "prod" else ""
+    flag = prod_flag(stack)
     good = [e for e in listing.entries if e.state in ("quick ok", "deep ok")]
     if not good:
         return Finding(
@@ -102,7 +103,7 @@ def _schedule(ctx: Context) -> Finding:
     install)."""
     from recoverctl.services.routine import scheduled
 
-    flag = " --prod" if ctx.settings.stack == "prod" else ""
+    flag = prod_flag(ctx.settings.stack)
     where = scheduled(ctx.settings, ctx.session.project)
     if where is None:
         return Finding(
@@ -121,7 +122,7 @@ def _routine(ctx: Context) -> Finding | None:
     record = load_record(ctx.settings)
     if record is None:
         return None  # never ran: backups.schedule says whether one will
-    flag = " --prod" if ctx.settings.stack == "prod" else ""
+    flag = prod_flag(ctx.settings.stack)
     age_h = (datetime.now(UTC) - record.finished_at).total_seconds() / 3600
     when = f"{age_h:.1f} h ago"
     if not record.ok:

@@ -28,6 +28,7 @@ from recoverctl.core import envcheck
 from recoverctl.core.checks import FAIL, OK, WARN, Check, Finding, worst
 from recoverctl.core.keyfile import KeyFile, parse_keyfile
 from recoverctl.core.stack import StackStatus
+from recoverctl.core.stack import prod_flag as stack_prod_flag
 from recoverctl.errors import ErrorCode, RecoverctlError, UsageError
 from recoverctl.services import catalog, offsite
 from recoverctl.services.session import StackRef, StackSession
@@ -476,7 +477,7 @@ def _example_values(path: Path) -> dict[str, str | None]:
 
 
 def prod_flag(settings: Settings) -> str:
-    return " --prod" if settings.stack == "prod" else ""
+    return stack_prod_flag(settings.stack)
 
 
 def config_hint() -> str:
