@@ -43,7 +43,7 @@ from recoverctl.services.offsite_push import as_offsite
 from recoverctl.services.reporting import Reporting
 from recoverctl.services.routine import Pushed, StepRecord
 from recoverctl.services.session import StackSession
-from recoverctl.services.verification import VerifyReport
+from recoverctl.services.verification import VerifyReport, verify_file
 
 log = logging.getLogger(__name__)
 STEPS = ("backup", "verify", "push", "drill", "prune", "report")
@@ -65,7 +65,7 @@ def _backup(session: StackSession, on_bytes: OnBytes) -> BackupResult:
 
 
 def _verify(session: StackSession, path: Path, deep: bool, on_bytes: OnBytes) -> VerifyReport:
-    return service.verify_and_record(session, path, deep=deep, on_bytes=on_bytes)
+    return verify_file(session, path, deep=deep, on_bytes=on_bytes)
 
 
 def _drill(session: StackSession, progress: Callable[[str], None]) -> DrillResult | None:

@@ -25,7 +25,7 @@ from recoverctl.services import catalog, checked_backup, offsite_push
 from recoverctl.services.dump import BackupResult
 from recoverctl.services.offsite import OffsiteFailed, PushResult
 from recoverctl.services.session import StackSession
-from recoverctl.services.verification import VerifyReport, verify_file
+from recoverctl.services.verification import VerifyReport
 from recoverctl.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -61,13 +61,6 @@ def routine_lock(project: str, stack: str) -> contextlib.AbstractContextManager[
 
 
 # --- verification ------------------------------------------------------------------------
-
-
-def verify_and_record(
-    session: StackSession, path: Path, *, deep: bool, on_bytes: OnBytes = _no_progress
-) -> VerifyReport:
-    """verify's checks on one file, remembered in its verification record as verify does."""
-    return verify_file(session, path, deep=deep, on_bytes=on_bytes)
 
 
 def last_deep_verification(settings: Settings) -> datetime | None:
