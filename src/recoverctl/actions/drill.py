@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from recoverctl.core.progress import Step
 from recoverctl.services import drill as drills
-from recoverctl.services.drill import DrillResult, Progress
+from recoverctl.services.drill import DrillResult
 from recoverctl.services.session import StackSession
 
 
@@ -23,7 +24,7 @@ def drill(
     identity: Path | None = None,
     key_file: Path | None = None,
     passphrase: str | None = None,
-    progress: Progress = _quiet,
+    progress: Step = _quiet,
 ) -> DrillResult:
     """Everything that can be refused is refused before the drill stack starts: the backup,
     the target and its identity, the key export and its passphrase. With target, spec names

@@ -10,13 +10,14 @@ from pathlib import Path
 from recoverctl.adapters import http
 from recoverctl.core import pg
 from recoverctl.core.checks import FAIL, Check, worst
+from recoverctl.core.progress import Step
 from recoverctl.core.restore_plan import RestorePlan
 from recoverctl.core.result import JsonResult, computed, meta
 from recoverctl.core.stack import StackName
 from recoverctl.errors import ErrorCode, RecoverctlError
 from recoverctl.services import catalog, doctor, envcopy, offsite, restore
 from recoverctl.services.session import StackSession
-from recoverctl.services.stack import Progress, bring_up, wait_ready
+from recoverctl.services.stack import bring_up, wait_ready
 from recoverctl.settings import Settings
 
 # Tables the app fills; migrations alone fill others (permissions, content types).
@@ -85,7 +86,7 @@ def recover(
     spec: str | None = None,
     confirm: Confirm = _quiet,
     show: Confirm = _quiet,
-    progress: Progress = _quiet,
+    progress: Step = _quiet,
     allow_newer_data: bool = False,
     target: str | None = None,
     identity: Path | None = None,

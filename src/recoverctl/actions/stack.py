@@ -13,13 +13,14 @@ from typing import Any
 
 from recoverctl.adapters import files, process
 from recoverctl.core import commands
+from recoverctl.core.progress import Step
 from recoverctl.core.result import JsonResult, meta
 from recoverctl.core.stack import StackName, StackStatus
 from recoverctl.errors import ErrorCode, RecoverctlError, StackError
 from recoverctl.services import catalog, checked_backup
 from recoverctl.services.dump import BackupResult
 from recoverctl.services.session import StackSession
-from recoverctl.services.stack import Progress, bring_up, status, wait_ready
+from recoverctl.services.stack import bring_up, status, wait_ready
 from recoverctl.services.verification import VerifyReport
 
 
@@ -60,7 +61,7 @@ def up(
     session: StackSession,
     *,
     build: bool = True,
-    progress: Progress = _quiet,
+    progress: Step = _quiet,
     backup: bool | None = None,
 ) -> UpResult:
     """backup None: on for prod, off for dev. A backup is taken only from a running stack,
@@ -74,7 +75,7 @@ def up(
     return UpResult(status=ready, built=build, seconds=time.monotonic() - started, backup=taken)
 
 
-def _backup_before_update(session: StackSession, progress: Progress) -> Path | None:
+def _backup_before_update(session: StackSession, progress: Step) -> Path | None:
     from recoverctl.services.routine import backup_verified
 
     try:
@@ -111,7 +112,7 @@ def down(
     *,
     volumes: bool,
     safety_backup: bool = True,
-    progress: Progress = _quiet,
+    progress: Step = _quiet,
 ) -> DownResult:
     ref, settings = session.ref, session.settings
     session.engine  # noqa: B018 - fails early, with the engine's hint, when none answers
@@ -132,7 +133,7 @@ def down(
     return DownResult(ref.project, settings.stack, volumes, catalog.newest_backup(settings), safety)
 
 
-def _safety_backup(session: StackSession, progress: Progress) -> Path | None:
+def _safety_backup(session: StackSession, progress: Step) -> Path | None:
     """A copy of the database about to be erased; None when its service is not running
     (there is nothing to copy from, and the person confirmed with the newest backup named)."""
     try:
@@ -158,7 +159,7 @@ def _safety_backup(session: StackSession, progress: Progress) -> Path | None:
 
 
 def restart(
-    session: StackSession, service: str | None, progress: Progress = _quiet
+    session: StackSession, service: str | None, progress: Step = _quiet
 ) -> StackStatus:
     ref, settings = session.ref, session.settings
     if service is not None:

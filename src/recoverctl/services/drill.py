@@ -47,6 +47,7 @@ from recoverctl.core.drill import (
 from recoverctl.core.duration import DAY, in_units
 from recoverctl.core.keyfile import KeyFile, unwrap_private_key
 from recoverctl.core.manifest import Manifest
+from recoverctl.core.progress import Step
 from recoverctl.core.result import INTERNAL, JsonResult, computed, meta
 from recoverctl.errors import ErrorCode, Interrupted, RecoverctlError
 from recoverctl.services import catalog, doctor, keys, restore
@@ -57,7 +58,6 @@ from recoverctl.settings import Settings
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-Progress = Callable[[str], None]
 
 # doctor's checks that prove the restored stack serves (services/doctor/), run on the drill.
 STACK_CHECKS = ("db.not_empty", "db.migrations", "app.admin", "app.key_check")
@@ -206,7 +206,7 @@ def drill_due(settings: Settings, now: datetime | None = None) -> bool:
     return is_due(catalog.drill_records(settings), every, now or datetime.now(UTC))
 
 
-def routine_drill(session: StackSession, *, progress: Progress = _quiet) -> DrillResult | None:
+def routine_drill(session: StackSession, *, progress: Step = _quiet) -> DrillResult | None:
     """For the scheduled routine: a drill of the newest local backup when one is due
     (drill_due), else None. The key export from the settings is checked as the restored
     vault's registered key: a timer has no passphrase to open secrets with."""
@@ -233,7 +233,7 @@ def drill_session(session: StackSession) -> StackSession:
 class _Clock:
     """Each step's time, and the one running now (named in a failure's message)."""
 
-    def __init__(self, progress: Progress):
+    def __init__(self, progress: Step):
         self.progress = progress
         self.steps: list[tuple[str, float]] = []
         self.current = ""
@@ -273,7 +273,7 @@ def run_drill(
     *,
     source: Source,
     key: KeyProof | None = None,
-    progress: Progress = _quiet,
+    progress: Step = _quiet,
 ) -> DrillResult:
     """Drills source's backup in `<project>-drill` and records it (see the module's doc).
 
@@ -296,7 +296,7 @@ def run_drill(
 
 
 def _drill(
-    drill: StackSession, live: str, source: Source, key: KeyProof | None, progress: Progress
+    drill: StackSession, live: str, source: Source, key: KeyProof | None, progress: Step
 ) -> DrillResult:
     settings = drill.settings
     clock = _Clock(progress)
@@ -352,7 +352,7 @@ def _scratch(settings: Settings) -> Path:
     return Path(tempfile.mkdtemp(prefix=".fetch-", dir=folder))
 
 
-def _start(drill: StackSession, progress: Progress) -> None:
+def _start(drill: StackSession, progress: Step) -> None:
     try:
         bring_up(drill, build=True, progress=progress, env=commands.port_env(None))
     except RecoverctlError as exc:

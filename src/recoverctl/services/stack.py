@@ -5,16 +5,16 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from recoverctl.adapters import files, process
 from recoverctl.adapters.engine import Engine
 from recoverctl.core import commands
+from recoverctl.core.progress import Step
 from recoverctl.core.stack import StackStatus, describe_problem, merge
 from recoverctl.errors import StackError
 from recoverctl.services.session import StackRef, StackSession
 
-Progress = Callable[[str], None]
 # With probe: between two looks at the engine, the app's published port is asked this often
 # for this long, so that the wait ends within a few ms of the app answering.
 PROBE_EVERY = 0.02
@@ -35,7 +35,7 @@ def wait_ready(
     engine: Engine,
     ref: StackRef,
     timeout: float,
-    progress: Progress = _quiet,
+    progress: Step = _quiet,
     *,
     probe: bool = False,
 ) -> StackStatus:
@@ -120,7 +120,7 @@ def bring_up(
     session: StackSession,
     *,
     build: bool = True,
-    progress: Progress = _quiet,
+    progress: Step = _quiet,
     env: Mapping[str, str] | None = None,
 ) -> StackStatus:
     """docker compose up, then wait until every service is healthy. env: variables for
