@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 from recoverctl.adapters import fsio
 from recoverctl.core import naming
 from recoverctl.errors import ErrorCode, RecoverctlError
-from recoverctl.services.dump import BackupResult, OnBytes, take_backup
+from recoverctl.services.dump import BackupResult as BackupResult
+from recoverctl.services.dump import OnBytes, take_backup
 from recoverctl.services.session import StackSession
 
 if TYPE_CHECKING:
@@ -56,6 +57,13 @@ class BackupDone:
             "offsite": [c.to_json() for c in copies],
             "env": self.env.to_json() if self.env is not None else None,
         }
+
+
+def prewarm(session: StackSession) -> Callable[[], None]:
+    """The S3 targets' clients made while the dump runs; returns the wait for them."""
+    from recoverctl.services import offsite
+
+    return offsite.prewarm(session)
 
 
 def push(

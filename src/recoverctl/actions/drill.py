@@ -7,7 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from recoverctl.services import drill as drills
-from recoverctl.services.drill import DrillResult, Progress
+from recoverctl.services.drill import DrillResult as DrillResult
+from recoverctl.services.drill import Progress
 from recoverctl.services.session import StackSession
 
 

@@ -9,6 +9,9 @@ from pathlib import Path
 from recoverctl.adapters import fsio
 from recoverctl.services import envcopy
 from recoverctl.services.envcopy import EnvPullResult, EnvPushResult, Step
+
+# env push's failure, which carries its result, named here for the CLI.
+from recoverctl.services.envcopy import EnvPushFailed as EnvPushFailed
 from recoverctl.services.session import StackSession
 
 

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from recoverctl.adapters import fsio
+
+# How old a backup is, as the CLI shows it.
+from recoverctl.core.naming import age as age
 from recoverctl.services import retention
 from recoverctl.services.retention import LOCAL
 

@@ -12,7 +12,11 @@ from recoverctl.adapters import fsio
 from recoverctl.core import naming
 from recoverctl.errors import ErrorCode, RecoverctlError, UsageError
 from recoverctl.services import catalog, offsite
-from recoverctl.services.offsite import Copy, OffsiteFailed, OnBytes, PushResult, Step
+
+# A push's copies, and the failure that still carries them, named here for the CLI.
+from recoverctl.services.offsite import Copy as Copy
+from recoverctl.services.offsite import OffsiteFailed as OffsiteFailed
+from recoverctl.services.offsite import OnBytes, PushResult, Step
 from recoverctl.services.session import StackSession
 
 # A target failing for one of these fails the same way for every backup: it is not tried

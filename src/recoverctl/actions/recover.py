@@ -11,7 +11,7 @@ from typing import Any
 from recoverctl.adapters import http
 from recoverctl.core import pg
 from recoverctl.core.checks import FAIL, Check, worst
-from recoverctl.core.restore_plan import RestorePlan
+from recoverctl.core.restore_plan import RestorePlan as RestorePlan
 from recoverctl.errors import ErrorCode, RecoverctlError
 from recoverctl.services import catalog, envcopy, health, offsite, restore
 from recoverctl.services.session import StackSession

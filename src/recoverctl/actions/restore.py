@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# The plan the CLI shows and confirms (restore, recover), named here for it.
+from recoverctl.core.restore_plan import RestorePlan as RestorePlan
 from recoverctl.services import restore as swap
 from recoverctl.services.restore import OnBytes, Prepared, RestoreResult, Step
 from recoverctl.services.session import StackSession

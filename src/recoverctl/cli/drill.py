@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from recoverctl.cli import offsite, options, render
-from recoverctl.errors import ErrorCode, RecoverctlError, UsageError
+from recoverctl.cli import options, render
+from recoverctl.errors import ErrorCode, RecoverctlError
 
 if TYPE_CHECKING:
-    from recoverctl.services.drill import DrillResult
+    from recoverctl.actions.drill import DrillResult
 
 
 def drill(
@@ -25,8 +24,8 @@ def drill(
             "the copy's name there.",
         ),
     ] = "latest",
-    target: offsite.Target = None,
-    identity: offsite.Identity = None,
+    target: options.Target = None,
+    identity: options.Identity = None,
     key_file: Annotated[
         Path | None,
         typer.Option(
@@ -49,7 +48,7 @@ def drill(
 
     session = options.session(prod, project_dir, json)
     known_key = key_file is not None or session.settings.key_file is not None
-    passphrase = _passphrase(passphrase_stdin, ask=known_key)
+    passphrase = options.passphrase(passphrase_stdin, "Key export passphrase", ask=known_key)
     with render.spinner("drilling") as step:
         result = action.drill(
             session,
@@ -65,19 +64,6 @@ def drill(
     render.emit(result, lambda: _show(result))
     if not result.ok:
         raise _failure(result)
-
-
-def _passphrase(from_stdin: bool, *, ask: bool) -> str | None:
-    if from_stdin:
-        line = sys.stdin.readline()
-        if not line:
-            raise UsageError(
-                "--passphrase-stdin given but stdin is empty.", "Pipe the passphrase in."
-            )
-        return line.rstrip("\r\n")
-    if ask and sys.stdin.isatty():
-        return str(typer.prompt("Key export passphrase", hide_input=True, err=True))
-    return None
 
 
 def _show(result: DrillResult) -> None:
@@ -120,7 +106,3 @@ def _failure(result: DrillResult) -> RecoverctlError:
         result.checks,
         "Each failing row says what to fix; run the drill again once done.",
     )
-
-
-def register(app: typer.Typer) -> None:
-    app.command()(drill)
