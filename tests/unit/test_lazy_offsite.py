@@ -10,11 +10,11 @@ import sys
 PROBE = """
 import sys
 from types import SimpleNamespace
-from recoverctl.cli import app, offsite
+from recoverctl.cli import app, pushing
 from recoverctl.actions import backup, restore, verify
 session = SimpleNamespace(settings=SimpleNamespace(targets=()))
-offsite.prewarm(session)()
-done = offsite.push_after_backup(session, "made")
+pushing.prewarm(session)()
+done = pushing.push_after_backup(session, "made")
 assert (done.backup, done.pushed, done.error) == ("made", None, None)
 print(sorted(m for m in ("recoverctl.services.offsite", "recoverctl.services.envcopy",
                          "recoverctl.adapters.seal", "pyrage") if m in sys.modules))

@@ -3,6 +3,7 @@ then its push to the off-site targets."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,7 +13,8 @@ from recoverctl.core import naming
 from recoverctl.core.progress import OnBytes, Step
 from recoverctl.core.result import INTERNAL, JsonResult, computed, meta
 from recoverctl.errors import EXIT_OK, RecoverctlError
-from recoverctl.services.dump import BackupResult, take_backup
+from recoverctl.services.dump import BackupResult as BackupResult
+from recoverctl.services.dump import take_backup
 from recoverctl.services.session import StackSession
 
 if TYPE_CHECKING:
@@ -62,6 +64,13 @@ class BackupDone(JsonResult):
     @computed(after="backup")
     def offsite(self) -> tuple[Copy, ...]:
         return self.pushed.copies if self.pushed is not None else ()
+
+
+def prewarm(session: StackSession) -> Callable[[], None]:
+    """The S3 targets' clients made while the dump runs; returns the wait for them."""
+    from recoverctl.services import offsite
+
+    return offsite.prewarm(session)
 
 
 def push(

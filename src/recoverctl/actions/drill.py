@@ -8,7 +8,10 @@ from pathlib import Path
 
 from recoverctl.core.progress import Step
 from recoverctl.services import drill as drills
-from recoverctl.services.drill import DrillResult
+from recoverctl.services.drill import DrillResult as DrillResult
+
+# The drill's verdict as the error it ends with, for the CLI.
+from recoverctl.services.drill import failure as failure
 from recoverctl.services.session import StackSession
 
 

@@ -3,9 +3,12 @@ holds (--target), each backup complete or not."""
 
 from __future__ import annotations
 
+# What the CLI shows of a listing: the names' ages, and a target's listing's type.
+from recoverctl.core.naming import age as age
+from recoverctl.core.naming import parse_backup_name as parse_backup_name
 from recoverctl.services import catalog, offsite
 from recoverctl.services.catalog import Listing
-from recoverctl.services.offsite import TargetListing
+from recoverctl.services.offsite import TargetListing as TargetListing
 from recoverctl.services.session import StackSession
 from recoverctl.settings import Settings
 

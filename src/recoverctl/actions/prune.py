@@ -7,6 +7,9 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from recoverctl.adapters import fsio
+
+# How old a backup is, as the CLI shows it.
+from recoverctl.core.naming import age as age
 from recoverctl.core.result import JsonResult, computed, meta
 from recoverctl.core.stack import StackName
 from recoverctl.services import retention

@@ -13,7 +13,10 @@ from recoverctl.core.progress import OnBytes, Step
 from recoverctl.core.result import INTERNAL, JsonResult, computed
 from recoverctl.errors import EXIT_OK, ErrorCode, RecoverctlError, UsageError
 from recoverctl.services import catalog, offsite
-from recoverctl.services.offsite import Copy, OffsiteFailed, PushResult
+
+# A push's copies, named here for the CLI.
+from recoverctl.services.offsite import Copy as Copy
+from recoverctl.services.offsite import OffsiteFailed, PushResult
 from recoverctl.services.session import StackSession
 
 # A target failing for one of these fails the same way for every backup: it is not tried

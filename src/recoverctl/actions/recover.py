@@ -11,7 +11,7 @@ from recoverctl.adapters import http
 from recoverctl.core import pg
 from recoverctl.core.checks import FAIL, Check, worst
 from recoverctl.core.progress import Step
-from recoverctl.core.restore_plan import RestorePlan
+from recoverctl.core.restore_plan import RestorePlan as RestorePlan
 from recoverctl.core.result import JsonResult, computed, meta
 from recoverctl.core.stack import StackName
 from recoverctl.errors import ErrorCode, RecoverctlError

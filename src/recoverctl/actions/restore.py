@@ -7,6 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from recoverctl.core.progress import OnBytes, Step
+
+# The plan the CLI shows and confirms (restore, recover), named here for it.
+from recoverctl.core.restore_plan import RestorePlan as RestorePlan
 from recoverctl.services import restore as swap
 from recoverctl.services.restore import Prepared, RestoreResult
 from recoverctl.services.session import StackSession

@@ -193,16 +193,47 @@ def _root(
 
 
 def _register() -> None:
-    from recoverctl.cli import backups, care, drill, envfiles, init, offsite, stack, unattended
+    # One module per command (or group), named after it; `recoverctl --help` lists the
+    # commands in this order, then the groups (keys, schedule, env) in theirs.
+    from recoverctl.cli import (
+        backup,
+        doctor,
+        drill,
+        env,
+        init,
+        keys,
+        prune,
+        pull,
+        push,
+        recover,
+        restore,
+        routine,
+        schedule,
+        stack,
+        verify,
+    )
+    from recoverctl.cli import list as listing
 
-    init.register(app)
-    stack.register(app)
-    backups.register(app)
-    care.register(app)
-    offsite.register(app)
-    unattended.register(app)
-    drill.register(app)
-    envfiles.register(app)
+    app.command()(init.init)
+    app.command()(stack.up)
+    app.command()(stack.down)
+    app.command()(stack.ps)
+    app.command()(stack.logs)
+    app.command()(stack.restart)
+    app.command()(backup.backup)
+    app.command("list")(listing.list_)
+    app.command()(verify.verify)
+    app.command()(restore.restore)
+    app.command()(doctor.doctor)
+    app.add_typer(keys.keys_app, name="keys")
+    app.command()(recover.recover)
+    app.command()(push.push)
+    app.command()(pull.pull)
+    app.command()(prune.prune)
+    app.command()(routine.routine)
+    app.add_typer(schedule.schedule_app, name="schedule")
+    app.command()(drill.drill)
+    app.add_typer(env.env_app, name="env")
 
 
 _register()

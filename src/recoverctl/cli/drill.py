@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from recoverctl.cli import offsite, options, render
-from recoverctl.errors import UsageError
+from recoverctl.cli import options, render
 
 if TYPE_CHECKING:
-    from recoverctl.services.drill import DrillResult
+    from recoverctl.actions.drill import DrillResult
 
 
 def drill(
@@ -25,8 +23,8 @@ def drill(
             "the copy's name there.",
         ),
     ] = "latest",
-    target: offsite.Target = None,
-    identity: offsite.Identity = None,
+    target: options.Target = None,
+    identity: options.Identity = None,
     key_file: Annotated[
         Path | None,
         typer.Option(
@@ -46,11 +44,10 @@ def drill(
     (<project>-drill), check it, time it, then remove the copy. The live stack is never
     touched. With --target, the copy that off-site target holds is drilled."""
     from recoverctl.actions import drill as action
-    from recoverctl.services import drill as drills
 
     session = options.session(prod, project_dir, json)
     known_key = key_file is not None or session.settings.key_file is not None
-    passphrase = _passphrase(passphrase_stdin, ask=known_key)
+    passphrase = options.passphrase(passphrase_stdin, "Key export passphrase", ask=known_key)
     with render.spinner("drilling") as step:
         result = action.drill(
             session,
@@ -64,22 +61,9 @@ def drill(
     for warning in result.warnings:
         render.warn(warning)
     render.emit(result, lambda: _show(result))
-    failed = drills.failure(result)
+    failed = action.failure(result)
     if failed is not None:
         raise failed
-
-
-def _passphrase(from_stdin: bool, *, ask: bool) -> str | None:
-    if from_stdin:
-        line = sys.stdin.readline()
-        if not line:
-            raise UsageError(
-                "--passphrase-stdin given but stdin is empty.", "Pipe the passphrase in."
-            )
-        return line.rstrip("\r\n")
-    if ask and sys.stdin.isatty():
-        return str(typer.prompt("Key export passphrase", hide_input=True, err=True))
-    return None
 
 
 def _show(result: DrillResult) -> None:
@@ -103,5 +87,3 @@ def _show(result: DrillResult) -> None:
         render.out.print(f"  record: {result.path}")
 
 
-def register(app: typer.Typer) -> None:
-    app.command()(drill)

@@ -83,7 +83,3 @@ def _ask_host() -> str:
     return str(
         typer.prompt("Host name the vault is served at (e.g. vault.example.com)", err=True)
     ).strip()
-
-
-def register(app: typer.Typer) -> None:
-    app.command()(init)

@@ -1,16 +1,20 @@
-"""Options every command shares, and the one place settings are resolved from them."""
+"""Options every command shares (--target, --identity, the passphrase on stdin among them),
+and the one place settings and the session are resolved from them."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from recoverctl.cli import render
+from recoverctl.errors import UsageError
 
 if TYPE_CHECKING:
-    from recoverctl.services.session import StackSession
+    # Re-exported: the CLI's helpers name the session in their signatures from here.
+    from recoverctl.services.session import StackSession as StackSession
     from recoverctl.settings import Settings
 
 Prod = Annotated[
@@ -37,6 +41,53 @@ Targets = Annotated[
         show_default=False,
     ),
 ]
+Target = Annotated[
+    str | None,
+    typer.Option(
+        "--target",
+        "-t",
+        metavar="NAME",
+        help="An off-site target: [targets.NAME] in the settings file.",
+        show_default=False,
+    ),
+]
+Identity = Annotated[
+    Path | None,
+    typer.Option(
+        "--identity",
+        "-i",
+        metavar="FILE",
+        dir_okay=False,
+        help="The age identity (private key) that opens the off-site copies. Default: "
+        "RECOVERCTL_IDENTITY_FILE, then identity_file in the settings file.",
+        show_default=False,
+    ),
+]
+Spec = Annotated[str, typer.Argument(help="A backup file, or `latest` for this stack's newest.")]
+
+
+def require_target(target: str | None, command: str) -> str:
+    if not target:
+        raise UsageError(
+            f"{command} needs --target NAME.",
+            "The targets are the [targets.NAME] tables of the settings file.",
+        )
+    return target
+
+
+def passphrase(from_stdin: bool, prompt: str, *, ask: bool = True) -> str | None:
+    """The key export's passphrase: stdin's first line with --passphrase-stdin, else asked
+    in a terminal (when `ask`), else none (the passphrase is then not checked)."""
+    if from_stdin:
+        line = sys.stdin.readline()
+        if not line:
+            raise UsageError(
+                "--passphrase-stdin given but stdin is empty.", "Pipe the passphrase in."
+            )
+        return line.rstrip("\r\n")
+    if ask and sys.stdin.isatty():
+        return str(typer.prompt(prompt, hide_input=True, err=True))
+    return None
 
 
 def settings(prod: bool, project_dir: Path | None, json: bool = False) -> Settings:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.markup import escape
 
 from recoverctl.cli import confirm as confirmation
 from recoverctl.cli import render
-from recoverctl.core.restore_plan import RestorePlan
+
+if TYPE_CHECKING:
+    from recoverctl.actions.restore import RestorePlan
 
 
 def show(plan: RestorePlan, console: Console) -> None:

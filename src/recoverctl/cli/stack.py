@@ -150,11 +150,3 @@ def restart(
     with render.spinner("restarting") as progress:
         result = actions.restart(session, service, progress)
     render.emit(result, lambda: render.stack_table(result))
-
-
-def register(app: typer.Typer) -> None:
-    app.command()(up)
-    app.command()(down)
-    app.command()(ps)
-    app.command()(logs)
-    app.command()(restart)

@@ -7,9 +7,10 @@ import logging
 import typer
 from rich.markup import escape
 
-from recoverctl.cli import offsite, options, render
+from recoverctl.cli import options, render
 
 log = logging.getLogger("recoverctl")
+
 
 env_app = typer.Typer(
     help="The env files (.env, .env.production) and the key export, sealed off-site.",
@@ -17,6 +18,7 @@ env_app = typer.Typer(
 )
 
 
+@env_app.command("push")
 def push(
     target: options.Targets = None,
     prod: options.Prod = False,
@@ -50,9 +52,10 @@ def push(
         raise result.error
 
 
+@env_app.command("pull")
 def pull(
-    target: offsite.Target = None,
-    identity: offsite.Identity = None,
+    target: options.Target = None,
+    identity: options.Identity = None,
     prod: options.Prod = False,
     project_dir: options.ProjectDir = None,
     json: options.Json = False,
@@ -63,7 +66,7 @@ def pull(
     from recoverctl.actions import envfiles as action
 
     session = options.session(prod, project_dir, json)
-    name = offsite.require_target(target, "env pull")
+    name = options.require_target(target, "env pull")
     result = action.pull(session, name, identity, step=log.info)
 
     def human() -> None:
@@ -79,9 +82,3 @@ def pull(
         )
 
     render.emit(result, human)
-
-
-def register(app: typer.Typer) -> None:
-    env_app.command("push")(push)
-    env_app.command("pull")(pull)
-    app.add_typer(env_app, name="env")
