@@ -268,9 +268,9 @@ def _cases() -> dict[str, Callable[[], Any]]:
     from recoverctl.actions.verify import OffsiteReport
     from recoverctl.core.keyfile import KeyFile
     from recoverctl.services.catalog import BackupEntry, Listing
+    from recoverctl.services.doctor import CheckList
     from recoverctl.services.drill import DrillResult
     from recoverctl.services.dump import BackupResult
-    from recoverctl.services.doctor import CheckList
     from recoverctl.services.envcopy import EnvCopy, EnvPullResult, EnvPushResult
     from recoverctl.services.restore import RestoreResult
     from recoverctl.services.retention import Item, ScopePlan, ScopeResult

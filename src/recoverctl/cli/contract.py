@@ -46,8 +46,8 @@ from recoverctl.core.stack import StackStatus
 from recoverctl.errors import ErrorCode, exit_status
 from recoverctl.services import envcopy, offsite
 from recoverctl.services.catalog import Listing
-from recoverctl.services.drill import DrillResult
 from recoverctl.services.doctor import CheckList, DoctorReport
+from recoverctl.services.drill import DrillResult
 from recoverctl.services.restore import RestoreResult
 from recoverctl.services.verification import VerifyReport
 
@@ -164,61 +164,6 @@ class CopyError(_Strict):
     hint: str | None
 
 
-class OffsiteCopy(_Strict):
-    """One backup on one target, after a push (backup's `offsite`, push's `copies`)."""
-
-    target: str
-    location: str
-    backup: str
-    status: Literal["pushed", "present", "failed"]
-    encryption: Literal["age", "none"]
-    size: int
-    sha256: Sha256 | None
-    seconds: float
-    removed: list[str]
-    error: CopyError | None
-
-
-class RemoteBackup(_Strict):
-    name: str
-    complete: bool
-    created: str | None
-    uploaded: str | None
-    size: int
-    plain_size: int | None
-    format: Format | None
-    encryption: Literal["age", "none"] | None
-    objects: list[str]
-    problems: list[str]
-
-
-class TargetListResult(_Strict):
-    """list --target."""
-
-    target: str
-    location: str
-    encryption: Literal["age", "none"]
-    backups: list[RemoteBackup]
-    foreign: list[str]
-    others: list[RemoteBackup]
-
-
-class PullResult(_Strict):
-    target: str
-    location: str
-    backup: str
-    path: str
-    manifest: str
-    sha256: Sha256
-    size: int
-    format: Format
-    stack: Stack
-    created: str
-    encryption: Literal["age", "none"]
-    sealed_sha256: Sha256
-    seconds: float
-
-
 class EnvCopy(_Strict):
     """The env files on one target, after a push (env push's and backup's `copies`)."""
 
@@ -303,9 +248,6 @@ class RoutineResult(_Strict):
 
 _MODELS.update(
     {
-        offsite.Copy: OffsiteCopy,
-        offsite.TargetListing: TargetListResult,
-        offsite.Pulled: PullResult,
         envcopy.EnvCopy: EnvCopy,
         envcopy.EnvPushResult: EnvPushResult,
         envcopy.EnvPullResult: EnvPullResult,
