@@ -158,45 +158,6 @@ def _json_type(annotation: Any, *, pydantic: bool = False) -> Any:
 # Declared here until they declare their JSON on themselves.
 
 
-class CopyError(_Strict):
-    code: ErrorCode
-    message: str
-    hint: str | None
-
-
-class EnvCopy(_Strict):
-    """The env files on one target, after a push (env push's and backup's `copies`)."""
-
-    target: str
-    location: str
-    status: Literal["pushed", "unchanged", "failed"]
-    files: list[str]
-    size: int
-    seconds: float
-    removed: list[str]
-    error: CopyError | None
-
-
-class EnvPushResult(_Strict):
-    """env push, and backup's `env`."""
-
-    project: str
-    ok: bool
-    files: list[str]
-    copies: list[EnvCopy]
-
-
-class EnvPullResult(_Strict):
-    project: str
-    target: str
-    location: str
-    pushed_at: str
-    written: list[str]
-    kept: list[str]
-    skipped: list[str]
-    seconds: float
-
-
 Check = model_of(CheckResult)
 
 
@@ -248,9 +209,6 @@ class RoutineResult(_Strict):
 
 _MODELS.update(
     {
-        envcopy.EnvCopy: EnvCopy,
-        envcopy.EnvPushResult: EnvPushResult,
-        envcopy.EnvPullResult: EnvPullResult,
         DoctorReport: DoctorResult,
         CheckList: DoctorList,
         RoutineReport: RoutineResult,
