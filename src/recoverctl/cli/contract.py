@@ -40,7 +40,6 @@ from recoverctl.actions.schedule import ScheduleResult
 from recoverctl.actions.stack import DownResult, UpResult
 from recoverctl.actions.verify import OffsiteReport
 from recoverctl.core import result as declared
-from recoverctl.core.checks import Check as CheckResult
 from recoverctl.core.restore_plan import RestorePlan
 from recoverctl.core.stack import StackStatus
 from recoverctl.errors import ErrorCode, exit_status
@@ -158,37 +157,6 @@ def _json_type(annotation: Any, *, pydantic: bool = False) -> Any:
 # Declared here until they declare their JSON on themselves.
 
 
-Check = model_of(CheckResult)
-
-
-class Summary(_Strict):
-    ok: int
-    warn: int
-    fail: int
-
-
-class DoctorResult(_Strict):
-    project: str
-    stack: Stack
-    ok: bool
-    summary: Summary
-    checks: list[Check]  # type: ignore[valid-type]
-    seconds: float
-
-
-class DeclaredCheck(_Strict):
-    name: str
-    group: Literal["env", "git", "key", "stack", "backups", "targets"]
-    needs: list[str]
-    about: str
-
-
-class DoctorList(_Strict):
-    """doctor --list."""
-
-    checks: list[DeclaredCheck]
-
-
 class RoutineStep(_Strict):
     name: Literal["backup", "verify", "push", "drill", "prune", "report"]
     status: Literal["ok", "failed", "skipped"]
@@ -209,8 +177,6 @@ class RoutineResult(_Strict):
 
 _MODELS.update(
     {
-        DoctorReport: DoctorResult,
-        CheckList: DoctorList,
         RoutineReport: RoutineResult,
     }
 )
