@@ -50,10 +50,6 @@ from recoverctl.services.drill import DrillResult
 from recoverctl.services.restore import RestoreResult
 from recoverctl.services.verification import VerifyReport
 
-Stack = Literal["dev", "prod"]
-Format = Literal["custom", "sql"]
-Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-
 
 class _Strict(BaseModel):
     # Every field documented: an undocumented one fails the tests, not a script later.
@@ -111,11 +107,15 @@ def _declared(cls: type) -> type[BaseModel]:
 
 
 def _strict_copy(model: type[BaseModel]) -> type[BaseModel]:
-    # A pydantic result as the JSON has it: every field present, none other allowed.
-    fields: dict[str, Any] = {
-        name: (_with_metadata(_json_type(info.annotation, pydantic=True), info.metadata), ...)
-        for name, info in model.model_fields.items()
-    }
+    # A pydantic result as the JSON has it: every field present, none other allowed. A
+    # field annotated with a Spec's schema is typed by it (a code kept as a plain str).
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        specs = [m for m in info.metadata if isinstance(m, declared.Spec)]
+        rest = [m for m in info.metadata if not isinstance(m, declared.Spec)]
+        schemas = [s.schema for s in specs if s.schema is not None]
+        annotation = schemas[0] if schemas else info.annotation
+        fields[name] = (_with_metadata(_json_type(annotation, pydantic=True), rest), ...)
     return create_model(model.__name__, __base__=_Strict, **fields)
 
 
@@ -151,35 +151,6 @@ def _json_type(annotation: Any, *, pydantic: bool = False) -> Any:
             return annotation
         return model_of(annotation)
     raise TypeError(f"{annotation!r} has no JSON type")
-
-
-# --- results that still write their own to_json ---------------------------------------
-# Declared here until they declare their JSON on themselves.
-
-
-class RoutineStep(_Strict):
-    name: Literal["backup", "verify", "push", "drill", "prune", "report"]
-    status: Literal["ok", "failed", "skipped"]
-    seconds: float
-    detail: str
-
-
-class RoutineResult(_Strict):
-    project: str
-    stack: Stack
-    ok: bool
-    started_at: str
-    seconds: float
-    backup: str | None
-    steps: list[RoutineStep]
-    warnings: list[str]
-
-
-_MODELS.update(
-    {
-        RoutineReport: RoutineResult,
-    }
-)
 
 
 # --- the one table of commands --------------------------------------------------------
