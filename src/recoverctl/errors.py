@@ -8,6 +8,7 @@ change; codes may not (docs/json.md lists them).
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TypedDict
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -131,6 +132,14 @@ class RecoverctlError(Exception):
         return RecoverctlError(
             message, hint if hint is not None else self.hint, code=self.code, details=self.details
         )
+
+
+class CopyError(TypedDict):
+    """A copy's failure in a result's JSON (`RecoverctlError.brief`), as its schema types it."""
+
+    code: ErrorCode
+    message: str
+    hint: str | None
 
 
 class UsageError(RecoverctlError):

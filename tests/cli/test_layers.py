@@ -30,7 +30,6 @@ def imported(source: str) -> set[str]:
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.ImportFrom):
             found.add(node.module or "")
-            found.update(f"{node.module}.{a.name}" for a in node.names)
         elif isinstance(node, ast.Import):
             found.update(a.name for a in node.names)
     return found
@@ -47,7 +46,14 @@ def test_the_cli_imports_nothing_below_the_actions() -> None:
 def test_nothing_imports_the_contract_at_run_time() -> None:
     for path in sorted(CLI.parent.rglob("*.py")):
         if path.name != SCHEMA_ONLY:
-            assert "recoverctl.cli.contract" not in imported(path.read_text()), path
+            source = path.read_text()
+            named = {
+                f"{node.module}.{a.name}"
+                for node in ast.walk(ast.parse(source))
+                if isinstance(node, ast.ImportFrom)
+                for a in node.names
+            }
+            assert "recoverctl.cli.contract" not in imported(source) | named, path
 
 
 def test_every_command_has_its_module() -> None:

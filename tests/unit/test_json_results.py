@@ -135,6 +135,126 @@ def _pushed() -> Any:
     )
 
 
+def _remote(name: str = "backup_2026-01-02_030405.dump") -> Any:
+    from recoverctl.core.offsite import RemoteManifest, StoredObject
+
+    return RemoteManifest(
+        backup=name,
+        format="custom",
+        created_at=WHEN,
+        uploaded_at=ELSEWHERE,
+        plain_size=2048,
+        encryption="age",
+        recipients=("age1x",),
+        data=StoredObject(name=name + ".age", size=2100, sha256="ef" * 32),
+        manifest=StoredObject(name=name + ".json.age", size=300, sha256="12" * 32),
+        recoverctl_version="0.1.0",
+        project="vault-dev",
+        stack="dev",
+    )
+
+
+def _target_listing(full: bool = True) -> Any:
+    from recoverctl.core.offsite import Listing, ObjectInfo, RemoteBackup
+    from recoverctl.services.offsite import TargetListing
+
+    name = "backup_2026-01-02_030405.dump"
+    objs = (ObjectInfo(name + ".age", 2100, WHEN), ObjectInfo(name + ".json.age", 300, WHEN))
+    backups = (
+        RemoteBackup(name, True, _remote(name), objs),
+        RemoteBackup(
+            "backup_2026-01-01_000000.sql",
+            False,
+            None,
+            (ObjectInfo("backup_2026-01-01_000000.sql.partial", 7, WHEN),),
+            ("no remote manifest",),
+        ),
+        RemoteBackup("odd.dump", False, None, (), ("not ours",)),
+    )
+    listing = Listing(
+        backups[:2] if full else (),
+        (ObjectInfo("notes.txt", 3, WHEN),) if full else (),
+        backups[2:] if full else (),
+    )
+    return TargetListing("nas", "s3://b", "age" if full else "none", listing, WHEN)
+
+
+def _pulled() -> Any:
+    from recoverctl.services.offsite import Pulled
+
+    return Pulled(
+        "nas",
+        "s3://b",
+        Path("/p/backups/backup_2026-01-02_030405.dump"),
+        Path("/p/backups/backup_2026-01-02_030405.dump.json"),
+        _manifest(),
+        _remote(),
+        4.567,
+    )
+
+
+def _env_pushed(done: bool = False) -> Any:
+    from recoverctl.actions.envfiles import EnvPushDone
+    from recoverctl.errors import ErrorCode, RecoverctlError
+    from recoverctl.services.envcopy import EnvCopy, EnvPushResult
+
+    failed = RecoverctlError("down", None, code=ErrorCode.TARGET_UNREACHABLE)
+    copies = (
+        EnvCopy("nas", "s3://b", "pushed", (".env", ".env.prod"), 10, 0.126, ("old.age",)),
+        EnvCopy("usb", "/mnt", "unchanged"),
+        EnvCopy("far", "sftp://x", "failed", error=failed),
+    )
+    if done:
+        return EnvPushDone("vault-dev", (".env",), copies, failed)
+    return EnvPushResult("vault-dev", (".env", ".env.prod"), copies)
+
+
+def _doctor(full: bool = True) -> Any:
+    from recoverctl.services.doctor import DoctorReport
+
+    return DoctorReport("vault-dev", "dev", _checks() if full else (), 1.2345)
+
+
+def _check_list() -> Any:
+    from recoverctl.services.doctor import CheckList
+    from recoverctl.services.doctor.framework import CheckSpec, Group, Need
+
+    def run(_: Any) -> None:
+        return None
+
+    return CheckList(
+        (
+            CheckSpec("env.file", Group.ENV, run, "the env file is there"),
+            CheckSpec(
+                "service", Group.STACK, run, "each service runs", (Need.ENGINE,), Need.DB, "service"
+            ),
+            CheckSpec("db.size", Group.STACK, run, "room", (Need.DB, Need.APP_PORT)),
+        )
+    )
+
+
+def _routine(full: bool = True) -> Any:
+    from recoverctl.actions.routine import RoutineReport
+    from recoverctl.errors import ErrorCode, RecoverctlError
+    from recoverctl.services.routine import StepRecord
+
+    steps = (
+        StepRecord(name="backup", status="ok", seconds=3.25, detail="b.dump"),
+        StepRecord(name="push", status="failed", seconds=1, detail="down"),
+        StepRecord(name="prune", status="skipped"),
+    )
+    return RoutineReport(
+        "vault-dev",
+        "prod" if full else "dev",
+        ELSEWHERE,
+        12.3456,
+        steps if full else (),
+        Path("/p/backups/b.dump") if full else None,
+        RecoverctlError("down", code=ErrorCode.TARGET_UNREACHABLE) if full else None,
+        ("w",) if full else (),
+    )
+
+
 def _cases() -> dict[str, Callable[[], Any]]:
     from recoverctl.actions.backup import BackupDone
     from recoverctl.actions.identity import NewIdentity
@@ -148,9 +268,10 @@ def _cases() -> dict[str, Callable[[], Any]]:
     from recoverctl.actions.verify import OffsiteReport
     from recoverctl.core.keyfile import KeyFile
     from recoverctl.services.catalog import BackupEntry, Listing
+    from recoverctl.services.doctor import CheckList
     from recoverctl.services.drill import DrillResult
     from recoverctl.services.dump import BackupResult
-    from recoverctl.services.envcopy import EnvCopy, EnvPushResult
+    from recoverctl.services.envcopy import EnvCopy, EnvPullResult, EnvPushResult
     from recoverctl.services.restore import RestoreResult
     from recoverctl.services.retention import Item, ScopePlan, ScopeResult
     from recoverctl.services.verification import VerifyReport
@@ -287,6 +408,29 @@ def _cases() -> dict[str, Callable[[], Any]]:
         "backup_done_bare": lambda: BackupDone(
             BackupResult(Path("/p/b.dump"), Path("/p/b.dump.json"), _manifest())
         ),
+        "target_listing": lambda: _target_listing(),
+        "target_listing_bare": lambda: _target_listing(False),
+        "pulled": lambda: _pulled(),
+        "env_push": lambda: _env_pushed(),
+        "env_push_done": lambda: _env_pushed(True),
+        "env_push_bare": lambda: EnvPushResult("vault-dev", (), ()),
+        "env_pull": lambda: EnvPullResult(
+            "vault-dev",
+            "nas",
+            "s3://b",
+            ELSEWHERE,
+            (Path("/p/.env"),),
+            (Path("/p/.env.prod"),),
+            ("key.json: no key_file set",),
+            0.555,
+        ),
+        "env_pull_bare": lambda: EnvPullResult("vault-dev", "nas", "/mnt", WHEN, (), (), (), 2),
+        "doctor": lambda: _doctor(),
+        "doctor_bare": lambda: _doctor(False),
+        "doctor_list": lambda: _check_list(),
+        "doctor_list_bare": lambda: CheckList(()),
+        "routine": lambda: _routine(),
+        "routine_bare": lambda: _routine(False),
     }
 
 

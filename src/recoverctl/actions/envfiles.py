@@ -9,6 +9,7 @@ from pathlib import Path
 
 from recoverctl.adapters import fsio
 from recoverctl.core.progress import Step
+from recoverctl.core.result import INTERNAL
 from recoverctl.errors import EXIT_OK, RecoverctlError
 from recoverctl.services import envcopy
 from recoverctl.services.envcopy import EnvPullResult, EnvPushResult
@@ -22,9 +23,9 @@ def _quiet(_: object) -> None:
 @dataclass(frozen=True)
 class EnvPushDone(EnvPushResult):
     """The push's result; error: a target's failure (exit 3) once the result is shown, the
-    envelope's error, not its result (to_json is EnvPushResult's)."""
+    envelope's error, not its result."""
 
-    error: RecoverctlError | None = field(default=None, compare=False)
+    error: RecoverctlError | None = field(default=None, compare=False, metadata=INTERNAL)
 
     @property
     def exit_status(self) -> int:

@@ -18,14 +18,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast, get_args
 
 from recoverctl import signals
 from recoverctl.adapters import fsio
 from recoverctl.core.checks import FAIL
 from recoverctl.core.duration import DAY, format_duration, in_units
 from recoverctl.core.progress import OnBytes
-from recoverctl.core.stack import prod_flag
+from recoverctl.core.result import INTERNAL, JsonResult, computed, meta
+from recoverctl.core.stack import StackName, prod_flag
 from recoverctl.errors import (
     EXIT_FAILED,
     EXIT_OK,
@@ -41,12 +42,13 @@ from recoverctl.services.drill import DrillResult
 from recoverctl.services.dump import BackupResult
 from recoverctl.services.offsite_push import as_offsite
 from recoverctl.services.reporting import Reporting
-from recoverctl.services.routine import Pushed, StepRecord
+from recoverctl.services.routine import Pushed, Status, StepRecord
 from recoverctl.services.session import StackSession
 from recoverctl.services.verification import VerifyReport, verify_file
 
 log = logging.getLogger(__name__)
-STEPS = ("backup", "verify", "push", "drill", "prune", "report")
+StepName = Literal["backup", "verify", "push", "drill", "prune", "report"]
+STEPS: tuple[StepName, ...] = get_args(StepName)
 
 
 def _quiet(_: str) -> None:
@@ -109,35 +111,45 @@ class Steps:
 
 
 @dataclass(frozen=True)
-class RoutineReport:
-    project: str
-    stack: str
-    started_at: datetime
+class RoutineStep(JsonResult):
+    """One step's row in the routine's JSON: its record, with the names a step can have."""
+
+    name: StepName
+    status: Status
     seconds: float
-    steps: tuple[StepRecord, ...]
+    detail: str
+
+    @classmethod
+    def of(cls, steps: tuple[StepRecord, ...]) -> tuple[RoutineStep, ...]:
+        # StepRecord's name is a plain str (a record read back from disk may name a step
+        # another version ran); a report's steps are this run's, named from STEPS.
+        return tuple(cls(cast(StepName, s.name), s.status, s.seconds, s.detail) for s in steps)
+
+
+@dataclass(frozen=True)
+class RoutineReport(JsonResult):
+    """error: the step's failure that stopped the routine; the envelope's error, not its
+    result."""
+
+    project: str
+    stack: str = field(metadata=meta(schema=StackName))
+    started_at: datetime
+    seconds: float = field(metadata=meta(digits=2))
+    steps: tuple[StepRecord, ...] = field(
+        metadata=meta(after="backup", encode=RoutineStep.of, schema=list[RoutineStep])
+    )
     backup: Path | None
-    error: RecoverctlError | None = None
+    error: RecoverctlError | None = field(default=None, metadata=INTERNAL)
     warnings: tuple[str, ...] = ()
 
     @property
+    @computed(after="stack")
     def ok(self) -> bool:
         return self.error is None
 
     @property
     def exit_status(self) -> int:
         return self.error.exit_code if self.error is not None else EXIT_OK
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "project": self.project,
-            "stack": self.stack,
-            "ok": self.ok,
-            "started_at": self.started_at.isoformat(),
-            "seconds": round(self.seconds, 2),
-            "backup": str(self.backup) if self.backup else None,
-            "steps": [s.model_dump(mode="json") for s in self.steps],
-            "warnings": list(self.warnings),
-        }
 
 
 @dataclass

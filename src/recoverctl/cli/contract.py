@@ -40,7 +40,6 @@ from recoverctl.actions.schedule import ScheduleResult
 from recoverctl.actions.stack import DownResult, UpResult
 from recoverctl.actions.verify import OffsiteReport
 from recoverctl.core import result as declared
-from recoverctl.core.checks import Check as CheckResult
 from recoverctl.core.restore_plan import RestorePlan
 from recoverctl.core.stack import StackStatus
 from recoverctl.errors import ErrorCode, exit_status
@@ -50,10 +49,6 @@ from recoverctl.services.doctor import CheckList, DoctorReport
 from recoverctl.services.drill import DrillResult
 from recoverctl.services.restore import RestoreResult
 from recoverctl.services.verification import VerifyReport
-
-Stack = Literal["dev", "prod"]
-Format = Literal["custom", "sql"]
-Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
 class _Strict(BaseModel):
@@ -112,11 +107,15 @@ def _declared(cls: type) -> type[BaseModel]:
 
 
 def _strict_copy(model: type[BaseModel]) -> type[BaseModel]:
-    # A pydantic result as the JSON has it: every field present, none other allowed.
-    fields: dict[str, Any] = {
-        name: (_with_metadata(_json_type(info.annotation, pydantic=True), info.metadata), ...)
-        for name, info in model.model_fields.items()
-    }
+    # A pydantic result as the JSON has it: every field present, none other allowed. A
+    # field annotated with a Spec's schema is typed by it (a code kept as a plain str).
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        specs = [m for m in info.metadata if isinstance(m, declared.Spec)]
+        rest = [m for m in info.metadata if not isinstance(m, declared.Spec)]
+        schemas = [s.schema for s in specs if s.schema is not None]
+        annotation = schemas[0] if schemas else info.annotation
+        fields[name] = (_with_metadata(_json_type(annotation, pydantic=True), rest), ...)
     return create_model(model.__name__, __base__=_Strict, **fields)
 
 
@@ -152,168 +151,6 @@ def _json_type(annotation: Any, *, pydantic: bool = False) -> Any:
             return annotation
         return model_of(annotation)
     raise TypeError(f"{annotation!r} has no JSON type")
-
-
-# --- results that still write their own to_json ---------------------------------------
-# Declared here until they declare their JSON on themselves.
-
-
-class CopyError(_Strict):
-    code: ErrorCode
-    message: str
-    hint: str | None
-
-
-class OffsiteCopy(_Strict):
-    """One backup on one target, after a push (backup's `offsite`, push's `copies`)."""
-
-    target: str
-    location: str
-    backup: str
-    status: Literal["pushed", "present", "failed"]
-    encryption: Literal["age", "none"]
-    size: int
-    sha256: Sha256 | None
-    seconds: float
-    removed: list[str]
-    error: CopyError | None
-
-
-class RemoteBackup(_Strict):
-    name: str
-    complete: bool
-    created: str | None
-    uploaded: str | None
-    size: int
-    plain_size: int | None
-    format: Format | None
-    encryption: Literal["age", "none"] | None
-    objects: list[str]
-    problems: list[str]
-
-
-class TargetListResult(_Strict):
-    """list --target."""
-
-    target: str
-    location: str
-    encryption: Literal["age", "none"]
-    backups: list[RemoteBackup]
-    foreign: list[str]
-    others: list[RemoteBackup]
-
-
-class PullResult(_Strict):
-    target: str
-    location: str
-    backup: str
-    path: str
-    manifest: str
-    sha256: Sha256
-    size: int
-    format: Format
-    stack: Stack
-    created: str
-    encryption: Literal["age", "none"]
-    sealed_sha256: Sha256
-    seconds: float
-
-
-class EnvCopy(_Strict):
-    """The env files on one target, after a push (env push's and backup's `copies`)."""
-
-    target: str
-    location: str
-    status: Literal["pushed", "unchanged", "failed"]
-    files: list[str]
-    size: int
-    seconds: float
-    removed: list[str]
-    error: CopyError | None
-
-
-class EnvPushResult(_Strict):
-    """env push, and backup's `env`."""
-
-    project: str
-    ok: bool
-    files: list[str]
-    copies: list[EnvCopy]
-
-
-class EnvPullResult(_Strict):
-    project: str
-    target: str
-    location: str
-    pushed_at: str
-    written: list[str]
-    kept: list[str]
-    skipped: list[str]
-    seconds: float
-
-
-Check = model_of(CheckResult)
-
-
-class Summary(_Strict):
-    ok: int
-    warn: int
-    fail: int
-
-
-class DoctorResult(_Strict):
-    project: str
-    stack: Stack
-    ok: bool
-    summary: Summary
-    checks: list[Check]  # type: ignore[valid-type]
-    seconds: float
-
-
-class DeclaredCheck(_Strict):
-    name: str
-    group: Literal["env", "git", "key", "stack", "backups", "targets"]
-    needs: list[str]
-    about: str
-
-
-class DoctorList(_Strict):
-    """doctor --list."""
-
-    checks: list[DeclaredCheck]
-
-
-class RoutineStep(_Strict):
-    name: Literal["backup", "verify", "push", "drill", "prune", "report"]
-    status: Literal["ok", "failed", "skipped"]
-    seconds: float
-    detail: str
-
-
-class RoutineResult(_Strict):
-    project: str
-    stack: Stack
-    ok: bool
-    started_at: str
-    seconds: float
-    backup: str | None
-    steps: list[RoutineStep]
-    warnings: list[str]
-
-
-_MODELS.update(
-    {
-        offsite.Copy: OffsiteCopy,
-        offsite.TargetListing: TargetListResult,
-        offsite.Pulled: PullResult,
-        envcopy.EnvCopy: EnvCopy,
-        envcopy.EnvPushResult: EnvPushResult,
-        envcopy.EnvPullResult: EnvPullResult,
-        DoctorReport: DoctorResult,
-        CheckList: DoctorList,
-        RoutineReport: RoutineResult,
-    }
-)
 
 
 # --- the one table of commands --------------------------------------------------------

@@ -12,13 +12,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from recoverctl.core.checks import OK, WARN, Check, Finding
 from recoverctl.core.outside import AwareDatetime
+from recoverctl.core.result import Spec
 from recoverctl.core.stack import prod_flag
+from recoverctl.errors import ErrorCode
 
 RECORD_VERSION = 1
 DRILL_DIR = "drills"  # under the backups folder
@@ -77,7 +79,9 @@ class CheckRow(BaseModel):
 class DrillError(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    code: str
+    # A str, so that a record written by another version, with a code this one does not
+    # know, still loads; the JSON contract types it as the ErrorCode it is written from.
+    code: Annotated[str, Spec(schema=ErrorCode)]
     message: str
     hint: str | None = None
     details: str | None = None  # supporting evidence: a service's last log lines

@@ -29,7 +29,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -46,6 +46,7 @@ PARTIAL_SUFFIX = ".partial"
 
 Encryption = Literal["age", "none"]
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
+Sha256 = Annotated[str, Field(pattern=SHA256_PATTERN)]
 # Objects without a remote manifest younger than this may be another run's upload still on
 # its way: a push removes only older ones (and S3 multipart uploads initiated before it).
 CRASHED_GRACE = timedelta(hours=1)

@@ -8,7 +8,8 @@ others is a property marked `@computed(after=...)`. cli/contract.py derives each
 JSON Schema model from the same declarations, so a field is declared once.
 
 A pydantic model is dumped as pydantic does it (its dates end in `Z`); a dataclass's dates
-keep Python's `isoformat` (`+00:00`). An object that still writes its own `to_json` is
+keep Python's `isoformat` (`+00:00`). A pydantic field whose JSON Schema type says more
+than its annotation carries `Spec(schema=...)` in its `Annotated` metadata. An object that still writes its own `to_json` is
 asked for it.
 """
 

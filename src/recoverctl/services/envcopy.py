@@ -21,10 +21,10 @@ import hashlib
 import json
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from recoverctl import __version__
 from recoverctl.adapters import fsio, seal
@@ -32,7 +32,8 @@ from recoverctl.core import envcopy
 from recoverctl.core.envcopy import EnvManifest, EnvObject, Role
 from recoverctl.core.outside import MAX_JSON_BYTES, read_json
 from recoverctl.core.progress import Step
-from recoverctl.errors import ErrorCode, RecoverctlError
+from recoverctl.core.result import JsonResult, computed, meta
+from recoverctl.errors import CopyError, ErrorCode, RecoverctlError
 from recoverctl.services.session import StackSession
 from recoverctl.settings import ENV_FILES, Settings
 
@@ -138,7 +139,7 @@ def open_target(session: StackSession, name: str, project: str) -> Target:
 
 
 @dataclass(frozen=True)
-class EnvCopy:
+class EnvCopy(JsonResult):
     """The env files on one target, after a push."""
 
     target: str
@@ -146,40 +147,23 @@ class EnvCopy:
     status: CopyStatus
     files: tuple[str, ...] = ()
     size: int = 0  # sealed bytes stored (the manifest included)
-    seconds: float = 0.0
+    seconds: float = field(default=0.0, metadata=meta(digits=2))
     removed: tuple[str, ...] = ()  # the previous copy's objects, or a failed push's
-    error: RecoverctlError | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "target": self.target,
-            "location": self.location,
-            "status": self.status,
-            "files": list(self.files),
-            "size": self.size,
-            "seconds": round(self.seconds, 2),
-            "removed": list(self.removed),
-            "error": None if self.error is None else self.error.brief(),
-        }
+    error: RecoverctlError | None = field(
+        default=None, metadata=meta(encode=RecoverctlError.brief, schema=CopyError | None)
+    )
 
 
 @dataclass(frozen=True)
-class EnvPushResult:
+class EnvPushResult(JsonResult):
     project: str
     files: tuple[str, ...]  # what was found here to push
     copies: tuple[EnvCopy, ...]
 
     @property
+    @computed(after="project")
     def ok(self) -> bool:
         return all(c.status != "failed" for c in self.copies)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "project": self.project,
-            "ok": self.ok,
-            "files": list(self.files),
-            "copies": [c.to_json() for c in self.copies],
-        }
 
 
 class EnvPushFailed(RecoverctlError):
@@ -326,7 +310,7 @@ def push_if_changed(session: StackSession, *, step: Step = _quiet) -> EnvPushRes
 
 
 @dataclass(frozen=True)
-class EnvPullResult:
+class EnvPullResult(JsonResult):
     project: str
     target: str
     location: str
@@ -334,19 +318,7 @@ class EnvPullResult:
     written: tuple[Path, ...]  # created now, mode 0600
     kept: tuple[Path, ...]  # there already: never overwritten
     skipped: tuple[str, ...]  # in the copy, not written, and why
-    seconds: float
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "project": self.project,
-            "target": self.target,
-            "location": self.location,
-            "pushed_at": self.pushed_at.isoformat(),
-            "written": [str(p) for p in self.written],
-            "kept": [str(p) for p in self.kept],
-            "skipped": list(self.skipped),
-            "seconds": round(self.seconds, 2),
-        }
+    seconds: float = field(metadata=meta(digits=2))
 
 
 def load_identities(settings: Settings, identity: Path | None) -> list[seal.Identity]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -27,7 +27,8 @@ from recoverctl.adapters import git, http, vault
 from recoverctl.core import envcheck
 from recoverctl.core.checks import FAIL, OK, WARN, Check, Finding, worst
 from recoverctl.core.keyfile import KeyFile, parse_keyfile
-from recoverctl.core.stack import StackStatus
+from recoverctl.core.result import INTERNAL, JsonResult, computed, meta
+from recoverctl.core.stack import StackName, StackStatus
 from recoverctl.core.stack import prod_flag as stack_prod_flag
 from recoverctl.errors import ErrorCode, RecoverctlError, UsageError
 from recoverctl.services import catalog, offsite
@@ -76,25 +77,31 @@ DEFAULT_PORTS = {"dev": "8000", "prod": "8080"}
 
 
 @dataclass(frozen=True)
-class DoctorReport:
+class Summary(JsonResult):
+    """How many checks ended each way."""
+
+    ok: int
+    warn: int
+    fail: int
+
+
+@dataclass(frozen=True)
+class DoctorReport(JsonResult):
     project: str
-    stack: str
+    stack: str = field(metadata=meta(schema=StackName))
     checks: tuple[Check, ...]
-    seconds: float
+    seconds: float = field(metadata=meta(digits=2))
 
     @property
+    @computed(after="stack")
     def ok(self) -> bool:
         return worst(self.checks) != FAIL
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "project": self.project,
-            "stack": self.stack,
-            "ok": self.ok,
-            "summary": {s: sum(c.status == s for c in self.checks) for s in (OK, WARN, FAIL)},
-            "checks": [c.to_json() for c in self.checks],
-            "seconds": round(self.seconds, 2),
-        }
+    @property
+    @computed(after="ok")
+    def summary(self) -> Summary:
+        ok, warn, fail = (sum(c.status == s for c in self.checks) for s in (OK, WARN, FAIL))
+        return Summary(ok, warn, fail)
 
 
 class Unavailable(Exception):
@@ -317,18 +324,22 @@ F = TypeVar("F", bound=CheckFn)
 
 
 @dataclass(frozen=True)
-class CheckSpec:
-    name: str  # stable: scripts filter on it, --only selects by it
+class CheckSpec(JsonResult):
+    """A check as declared; its JSON is its row in `doctor --list`."""
+
+    name: str = field(metadata=INTERNAL)  # stable: scripts filter on it, --only selects by it
     group: Group
-    run: CheckFn  # returns None where the check does not apply (CORS in prod)
+    run: CheckFn = field(metadata=INTERNAL)  # None where it does not apply (CORS in prod)
     about: str  # what it checks, one line
-    needs: tuple[Need, ...] = ()
+    needs: tuple[Need, ...] = field(default=(), metadata=meta(after="group"))
     # The need this check reports on: while it is in the run, checks needing that need
     # are left out when it is missing, instead of each saying so.
-    gates: Need | None = None
-    each: str = ""  # one row per such item (a compose service), named <name>.<item>
+    gates: Need | None = field(default=None, metadata=INTERNAL)
+    # One row per such item (a compose service), named <name>.<item>.
+    each: str = field(default="", metadata=INTERNAL)
 
     @property
+    @computed(after="", name="name")
     def label(self) -> str:
         return f"{self.name}.<{self.each}>" if self.each else self.name
 
@@ -355,14 +366,6 @@ class CheckSpec:
         """selector names one of this check's rows (service.db)."""
         return bool(self.each) and selector.startswith(self.name + ".")
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.label,
-            "group": str(self.group),
-            "needs": [str(n) for n in self.needs],
-            "about": self.about,
-        }
-
 
 class GroupChecks:
     """One group's checks, in the order its module declares them (the order doctor runs
@@ -387,13 +390,10 @@ class GroupChecks:
 
 
 @dataclass(frozen=True)
-class CheckList:
+class CheckList(JsonResult):
     """`doctor --list`: the checks, as declared."""
 
     checks: tuple[CheckSpec, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"checks": [c.to_json() for c in self.checks]}
 
 
 def select(

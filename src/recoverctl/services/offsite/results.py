@@ -7,13 +7,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from recoverctl.core import naming
 from recoverctl.core.checks import FAIL, Check, worst
 from recoverctl.core.manifest import Manifest
-from recoverctl.core.offsite import Encryption, Listing, RemoteBackup, RemoteManifest
-from recoverctl.errors import ErrorCode, RecoverctlError
+from recoverctl.core.naming import Format
+from recoverctl.core.offsite import Encryption, Listing, RemoteBackup, RemoteManifest, Sha256
+from recoverctl.core.result import INTERNAL, JsonResult, computed, meta
+from recoverctl.core.stack import StackName
+from recoverctl.errors import CopyError, ErrorCode, RecoverctlError
 
 CopyStatus = Literal["pushed", "present", "failed"]
 
@@ -21,8 +24,12 @@ CopyStatus = Literal["pushed", "present", "failed"]
 # --- what a push did -----------------------------------------------------------------------
 
 
+# A copy's failure, in its JSON: code, message and hint (the envelope's error has details).
+COPY_ERROR = meta(encode=RecoverctlError.brief, schema=CopyError | None)
+
+
 @dataclass(frozen=True)
-class Copy:
+class Copy(JsonResult):
     """One backup on one target, after a push: pushed now, already there whole, or failed."""
 
     target: str
@@ -31,47 +38,27 @@ class Copy:
     status: CopyStatus
     encryption: Encryption
     size: int = 0  # bytes stored on the target (its three objects)
-    sha256: str | None = None  # of the data object as stored (sealed)
-    seconds: float = 0.0
+    sha256: Sha256 | None = None  # of the data object as stored (sealed)
+    seconds: float = field(default=0.0, metadata=meta(digits=2))
     removed: tuple[str, ...] = ()  # objects of incomplete copies removed on the way
-    error: RecoverctlError | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "target": self.target,
-            "location": self.location,
-            "backup": self.backup,
-            "status": self.status,
-            "encryption": self.encryption,
-            "size": self.size,
-            "sha256": self.sha256,
-            "seconds": round(self.seconds, 2),
-            "removed": list(self.removed),
-            "error": None if self.error is None else self.error.brief(),
-        }
+    error: RecoverctlError | None = field(default=None, metadata=COPY_ERROR)
 
 
 @dataclass(frozen=True)
-class PushResult:
+class PushResult(JsonResult):
     """A local backup pushed to targets: one Copy per target, in the order pushed."""
 
     backup: Path
     copies: tuple[Copy, ...]
 
     @property
+    @computed(after="backup")
     def ok(self) -> bool:
         return all(c.status != "failed" for c in self.copies)
 
     @property
     def failed(self) -> tuple[Copy, ...]:
         return tuple(c for c in self.copies if c.status == "failed")
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "backup": str(self.backup),
-            "ok": self.ok,
-            "copies": [c.to_json() for c in self.copies],
-        }
 
 
 class OffsiteFailed(RecoverctlError):
@@ -120,41 +107,62 @@ def failure(results: Sequence[PushResult], *, local: str = "is good here") -> Of
 
 
 @dataclass(frozen=True)
-class TargetListing:
+class ListedBackup(JsonResult):
+    """One backup on a target, as `list --target` shows it."""
+
+    name: str
+    complete: bool
+    created: datetime | None  # its manifest's, else read from its name
+    uploaded: datetime | None
+    size: int  # bytes stored, every object of it counted
+    plain_size: int | None
+    format: Format | None
+    encryption: Encryption | None
+    objects: tuple[str, ...]
+    problems: tuple[str, ...]
+
+    @classmethod
+    def of(cls, b: RemoteBackup) -> ListedBackup:
+        m = b.manifest
+        return cls(
+            b.backup,
+            b.complete,
+            b.created_at or naming.parse_backup_name(b.backup),
+            m.uploaded_at if m else None,
+            b.stored_size,
+            m.plain_size if m else None,
+            m.format if m else None,
+            m.encryption if m else None,
+            tuple(o.name for o in b.objects),
+            b.problems,
+        )
+
+
+@dataclass(frozen=True)
+class TargetListing(JsonResult):
     """`list --target`: what a target holds, judged."""
 
     target: str
     location: str
     encryption: Encryption
-    listing: Listing
-    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    listing: Listing = field(metadata=INTERNAL)
+    now: datetime = field(default_factory=lambda: datetime.now(UTC), metadata=INTERNAL)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "target": self.target,
-            "location": self.location,
-            "encryption": self.encryption,
-            "backups": [_remote_json(b) for b in self.listing.backups],
-            "foreign": [o.name for o in self.listing.foreign],
-            "others": [_remote_json(b) for b in self.listing.others],
-        }
+    @property
+    @computed(after="encryption")
+    def backups(self) -> tuple[ListedBackup, ...]:
+        return tuple(ListedBackup.of(b) for b in self.listing.backups)
 
+    @property
+    @computed(after="backups")
+    def foreign(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self.listing.foreign)
 
-def _remote_json(b: RemoteBackup) -> dict[str, Any]:
-    m = b.manifest
-    created = b.created_at or naming.parse_backup_name(b.backup)
-    return {
-        "name": b.backup,
-        "complete": b.complete,
-        "created": created.isoformat() if created else None,
-        "uploaded": m.uploaded_at.isoformat() if m else None,
-        "size": b.stored_size,
-        "plain_size": m.plain_size if m else None,
-        "format": m.format if m else None,
-        "encryption": m.encryption if m else None,
-        "objects": [o.name for o in b.objects],
-        "problems": list(b.problems),
-    }
+    @property
+    @computed(after="foreign")
+    def others(self) -> tuple[ListedBackup, ...]:
+        """Backups of another project or stack."""
+        return tuple(ListedBackup.of(b) for b in self.listing.others)
 
 
 # --- a sealed copy checked where it lies ---------------------------------------------------
@@ -181,31 +189,53 @@ class SealedCheck:
 
 
 @dataclass(frozen=True)
-class Pulled:
+class Pulled(JsonResult):
     """A copy brought back: an ordinary local backup and its manifest."""
 
     target: str
     location: str
     path: Path
-    manifest_path: Path
-    manifest: Manifest
-    remote: RemoteManifest
-    seconds: float
+    manifest_path: Path = field(metadata=meta(name="manifest"))
+    manifest: Manifest = field(metadata=INTERNAL)
+    remote: RemoteManifest = field(metadata=INTERNAL)
+    seconds: float = field(metadata=meta(digits=2))
 
-    def to_json(self) -> dict[str, Any]:
-        m = self.manifest
-        return {
-            "target": self.target,
-            "location": self.location,
-            "backup": self.path.name,
-            "path": str(self.path),
-            "manifest": str(self.manifest_path),
-            "sha256": m.sha256,
-            "size": m.size,
-            "format": m.format,
-            "stack": m.stack,
-            "created": m.started_at.isoformat(),
-            "encryption": self.remote.encryption,
-            "sealed_sha256": self.remote.data.sha256,
-            "seconds": round(self.seconds, 2),
-        }
+    @property
+    @computed(after="location")
+    def backup(self) -> str:
+        return self.path.name
+
+    @property
+    @computed(after="manifest")
+    def sha256(self) -> Sha256:
+        return self.manifest.sha256
+
+    @property
+    @computed(after="sha256")
+    def size(self) -> int:
+        return self.manifest.size
+
+    @property
+    @computed(after="size")
+    def format(self) -> Format:
+        return self.manifest.format
+
+    @property
+    @computed(after="format")
+    def stack(self) -> StackName:
+        return self.manifest.stack
+
+    @property
+    @computed(after="stack")
+    def created(self) -> datetime:
+        return self.manifest.started_at
+
+    @property
+    @computed(after="created")
+    def encryption(self) -> Encryption:
+        return self.remote.encryption
+
+    @property
+    @computed(after="encryption")
+    def sealed_sha256(self) -> Sha256:
+        return self.remote.data.sha256
