@@ -27,7 +27,6 @@ DRILL_DIR = "drills"  # under the backups folder
 DRILL_SUFFIX = "-drill"
 RECORD_RE = re.compile(r"DRILL-([0-9]{4}-[0-9]{2}-[0-9]{2}_[0-9]{6})(?:_([0-9]{1,6}))?\.json")
 STAMP = "%Y-%m-%d_%H%M%S"
-DEFAULT_DRILL_DAYS = 30.0
 
 Outcome = Literal["passed", "failed", "interrupted"]
 

@@ -1,5 +1,5 @@
 """What the routine shares with `up`, `schedule` and doctor: the one-routine-at-a-time lock,
-verify-and-record, the off-site push, a verified backup taken before an update, and the
+when a deep verification is due, the off-site push, a verified backup taken before an update, and the
 record of how the last routine ended (routine-STACK.json in the backups folder)."""
 
 from __future__ import annotations
