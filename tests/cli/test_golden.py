@@ -44,6 +44,7 @@ from recoverctl.errors import (
     StackError,
     UsageError,
 )
+from tests import samples
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden"
@@ -137,46 +138,11 @@ def _status() -> Any:
 
 
 def _manifest() -> Any:
-    from recoverctl.core.manifest import Manifest
-
-    return Manifest(
-        file="backup_2026-01-02_030405.dump",
-        sha256="ab" * 32,
-        size=2048,
-        format="custom",
-        database="vault",
-        project="vault-dev",
-        stack="dev",
-        server_version="16.4",
-        pg_dump_version="16.4",
-        tables={"public.auth_user": 2, "public.vault_secret": None},
-        migrations={"vault": "0003_x"},
-        started_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
-        duration_seconds=1.25,
-        recoverctl_version="0.1.0",
-    )
+    return samples.manifest()
 
 
 def _plan() -> Any:
-    from recoverctl.core.restore_plan import CurrentDb, RestorePlan
-
-    return RestorePlan(
-        backup="/p/backups/backup_2026-01-02_030405.dump",
-        backup_format="custom",
-        backup_created=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
-        backup_stack="dev",
-        backup_tables=12,
-        backup_rows=40,
-        project="vault-dev",
-        stack="dev",
-        database="vault",
-        current=CurrentDb(exists=True, tables=12, rows=41, size=9000),
-        scratch="vault__restore_new_20260102_030405",
-        keep_as="vault__restore_old_20260102_030405",
-        app_services=("backend",),
-        safety_backup=True,
-        leftovers=("vault__restore_new_20251231_010101",),
-    )
+    return samples.restore_plan(leftovers=("vault__restore_new_20251231_010101",))
 
 
 def _verify_report(*statuses: str) -> Any:

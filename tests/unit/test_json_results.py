@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from recoverctl.core import result as json_result
+from tests import samples
 
 GOLDEN = Path(__file__).with_name("json_results.json")
 WHEN = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -41,50 +42,26 @@ def _status(services: bool = True) -> Any:
 
 
 def _manifest(code: bool = True) -> Any:
-    from recoverctl.core.manifest import CodeInfo, Manifest
+    from recoverctl.core.manifest import CodeInfo
 
-    return Manifest(
-        file="backup_2026-01-02_030405.dump",
-        sha256="ab" * 32,
-        size=2048,
-        format="custom",
-        database="vault",
-        project="vault-dev",
-        stack="dev",
-        server_version="16.4",
-        pg_dump_version="16.4",
-        tables={"public.auth_user": 2, "public.vault_secret": None},
-        migrations={"vault": "0003_x"},
-        started_at=WHEN,
-        duration_seconds=1.25,
-        recoverctl_version="0.1.0",
-        code=CodeInfo(commit="abc", dirty=False, migrations={"vault": "0003_x.py"})
-        if code
-        else None,
-    )
+    info = CodeInfo(commit="abc", dirty=False, migrations={"vault": "0003_x.py"})
+    return samples.manifest(started_at=WHEN, code=info if code else None)
 
 
 def _plan(full: bool = True) -> Any:
-    from recoverctl.core.restore_plan import CurrentDb, RestorePlan
+    from recoverctl.core.restore_plan import CurrentDb
 
-    return RestorePlan(
-        backup="/p/backups/backup_2026-01-02_030405.dump",
-        backup_format="custom" if full else "sql",
-        backup_created=ELSEWHERE if full else None,
-        backup_stack="prod" if full else None,
-        backup_tables=12 if full else None,
-        backup_rows=40 if full else None,
-        project="vault-dev",
-        stack="dev",
-        database="vault",
-        current=CurrentDb(exists=full, tables=12, rows=41, size=9000),
-        scratch="vault__restore_new_20260102_030405",
-        keep_as="vault__restore_old_20260102_030405",
-        app_services=("backend", "worker") if full else (),
-        safety_backup=full,
-        leftovers=("vault__restore_new_1",) if full else (),
-        notes=("the code is older",) if full else (),
-    )
+    if not full:
+        return samples.restore_plan(
+            backup_format="sql", backup_created=None, backup_stack=None, backup_tables=None,
+            backup_rows=None, current=CurrentDb(exists=False, tables=12, rows=41, size=9000),
+            app_services=(), safety_backup=False,
+        )  # fmt: skip
+    return samples.restore_plan(
+        backup_created=ELSEWHERE, backup_stack="prod",
+        app_services=("backend", "worker"), leftovers=("vault__restore_new_1",),
+        notes=("the code is older",),
+    )  # fmt: skip
 
 
 def _record(full: bool = True) -> Any:
