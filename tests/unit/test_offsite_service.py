@@ -84,6 +84,12 @@ def age(path: Path, hours: float) -> None:
     os.utime(path, (when, when))
 
 
+
+def _failed(result: offsite.PushResult) -> offsite.OffsiteFailed:
+    """A push with a failed copy, and the failure its caller reports (exit 3)."""
+    assert not result.ok
+    return offsite.failure([result])
+
 def test_push_seals_and_commits_last_then_pull_gives_the_same_bytes(w: World) -> None:
     session = w.session()
     result = offsite.push_backup(session, w.backups / B2)
@@ -153,9 +159,7 @@ def test_a_complete_copy_is_left_alone_and_incomplete_ones_are_replaced(w: World
 
 def test_no_recipients_refuses_sealed_targets_only(w: World) -> None:
     session = w.session(recipients=False)
-    with pytest.raises(offsite.OffsiteFailed) as info:
-        offsite.push_backup(session, w.backups / B2)
-    err = info.value
+    err = _failed(offsite.push_backup(session, w.backups / B2))
     assert err.code is ErrorCode.OFFSITE_FAILED and err.exit_code == 3
     result = err.results[0]
     status = {c.target: c.status for c in result.copies}
@@ -171,9 +175,8 @@ def test_no_recipients_refuses_sealed_targets_only(w: World) -> None:
 
 def test_a_local_file_changed_since_its_manifest_is_never_committed(w: World) -> None:
     (w.backups / B2).write_bytes(os.urandom(1_500_000))
-    with pytest.raises(offsite.OffsiteFailed) as info:
-        offsite.push_backup(w.session(), w.backups / B2, targets=["nas"])
-    copy = info.value.results[0].copies[0]
+    failed = _failed(offsite.push_backup(w.session(), w.backups / B2, targets=["nas"]))
+    copy = failed.results[0].copies[0]
     assert copy.error is not None and copy.error.code is ErrorCode.BACKUP_CORRUPT
     assert "no longer matches its manifest" in copy.error.message
     assert names(w.nas) == []
@@ -312,11 +315,10 @@ def test_unknown_target_and_no_target(w: World) -> None:
 
 def test_a_folder_target_that_is_not_mounted(w: World) -> None:
     w.nas_root.rmdir()
-    with pytest.raises(offsite.OffsiteFailed) as info:
-        offsite.push_backup(w.session(), w.backups / B2, targets=["nas"])
-    copy = info.value.results[0].copies[0]
+    failed = _failed(offsite.push_backup(w.session(), w.backups / B2, targets=["nas"]))
+    copy = failed.results[0].copies[0]
     assert copy.error is not None and copy.error.code is ErrorCode.TARGET_NOT_FOUND
-    assert "target nas" in info.value.message and "does not exist" in info.value.message
+    assert "target nas" in failed.message and "does not exist" in failed.message
     assert not w.nas_root.exists()
 
 
@@ -420,8 +422,7 @@ def test_a_copy_is_removed_only_once_its_replacement_is_committed(
     in_clear = DirTargetSettings(type="dir", path=w.nas_root, encryption="none")
     clear = w.settings().model_copy(update={"targets": {"nas": in_clear}})
     _fail_upload(monkeypatch)
-    with pytest.raises(offsite.OffsiteFailed):
-        offsite.push_backup(StackSession(clear), w.backups / B1, targets=["nas"])
+    assert not offsite.push_backup(StackSession(clear), w.backups / B1, targets=["nas"]).ok
     [kept] = offsite.list_target(w.session(), "nas").listing.complete
     assert kept.backup == B1 and kept.manifest is not None and kept.manifest.encryption == "age"
     monkeypatch.undo()
@@ -439,8 +440,7 @@ def test_new_recipients_seal_the_copy_again_and_a_failure_keeps_the_old_one(
         update={"encryption": EncryptionSettings(recipients=(seal.new_identity(new_identity),))}
     )
     _fail_upload(monkeypatch)
-    with pytest.raises(offsite.OffsiteFailed):
-        offsite.push_backup(StackSession(rotated), w.backups / B1, targets=["nas"])
+    assert not offsite.push_backup(StackSession(rotated), w.backups / B1, targets=["nas"]).ok
     [kept] = offsite.list_target(w.session(), "nas").listing.complete
     assert kept.manifest is not None and kept.manifest.recipients == (w.recipient,)
     monkeypatch.undo()
@@ -461,11 +461,10 @@ def test_a_local_read_error_during_a_push_is_a_failed_copy(
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(fsio, "read_chunks", broken)
-    with pytest.raises(offsite.OffsiteFailed) as info:
-        offsite.push_backup(w.session(), w.backups / B2)
-    errors = [c.error for c in info.value.results[0].copies]
+    failed = _failed(offsite.push_backup(w.session(), w.backups / B2))
+    errors = [c.error for c in failed.results[0].copies]
     assert all(e is not None and e.code is ErrorCode.BACKUP_CORRUPT for e in errors)
-    assert "Input/output error" in info.value.message
+    assert "Input/output error" in failed.message
     assert names(w.nas) == [] and names(w.clear) == []
 
 

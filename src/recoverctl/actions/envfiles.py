@@ -38,11 +38,9 @@ def push(
     """Every env file here, sealed, to every configured target (or those named). A target
     that failed is the result's error (exit 3); what cannot start raises."""
     with fsio.project_lock(session.project, "env push"):
-        try:
-            pushed = envcopy.push(session, targets, step=step)
-        except envcopy.EnvPushFailed as exc:
-            return EnvPushDone(exc.result.project, exc.result.files, exc.result.copies, exc)
-    return EnvPushDone(pushed.project, pushed.files, pushed.copies)
+        pushed = envcopy.push(session, targets, step=step)
+    error = None if pushed.ok else envcopy.failure(pushed)
+    return EnvPushDone(pushed.project, pushed.files, pushed.copies, error)
 
 
 def pull(

@@ -16,7 +16,7 @@ from recoverctl.services import catalog, offsite
 
 # A push's copies, named here for the CLI.
 from recoverctl.services.offsite import Copy as Copy
-from recoverctl.services.offsite import OffsiteFailed, PushResult
+from recoverctl.services.offsite import PushResult
 from recoverctl.services.session import StackSession
 
 # A target failing for one of these fails the same way for every backup: it is not tried
@@ -91,12 +91,9 @@ def push(
             if not live:
                 results.append(PushResult(path, skipped))
                 continue
-            try:
-                result = offsite.push_backup(
-                    session, path, targets=live, step=step, on_bytes=on_bytes, replace=replace
-                )
-            except OffsiteFailed as exc:
-                result = exc.results[-1]
+            result = offsite.push_backup(
+                session, path, targets=live, step=step, on_bytes=on_bytes, replace=replace
+            )
             results.append(PushResult(path, result.copies + skipped))
             for c in result.failed:
                 if c.error is not None and c.error.code in _TARGET_WIDE:

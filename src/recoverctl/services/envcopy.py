@@ -192,7 +192,8 @@ def push(
     """Seals the env files (and the key export when key_file is set) to every configured
     target, or those named. only_changed: a target whose record matches what is here now
     is left alone ("unchanged"). The caller holds the project lock. Every target is tried;
-    when one failed, EnvPushFailed (exit 3) carries the result."""
+    one that failed is a failed copy in the result (`ok` false), which the caller reports
+    with `failure` (exit 3)."""
     settings = session.settings
     names = _target_names(session, targets)
     project = session.project
@@ -222,10 +223,7 @@ def push(
         if copy.status == "pushed":
             record[name] = current
             _write_record(record_file, record)
-    result = EnvPushResult(project, tuple(f.name for f in files), tuple(copies))
-    if not result.ok:
-        raise failure(result)
-    return result
+    return EnvPushResult(project, tuple(f.name for f in files), tuple(copies))
 
 
 def failure(result: EnvPushResult) -> EnvPushFailed:

@@ -68,18 +68,19 @@ def push(
     pushed: PushResult | None = None
     try:
         with fsio.project_lock(session.project, "push"):
-            stage = "backup"
             pushed = offsite.push_backup(session, path, step=step, on_bytes=on_bytes)
+            if not pushed.ok:
+                return OffsitePush(path, pushed, None, offsite.failure([pushed]), "backup")
             stage = "env"
             env = envcopy.push_if_changed(session, step=step)
     except RecoverctlError as exc:
         if exc.code in _STOPS:
             raise
-        if stage == "backup" and not isinstance(exc, offsite.OffsiteFailed):
-            stage = "start"  # no copy was tried: the target could not even be opened
-        if isinstance(exc, offsite.OffsiteFailed) and exc.results:
-            pushed = exc.results[-1]
+        # Before the env step, no copy was tried: the lock, or a target that could not
+        # even be opened.
         return OffsitePush(path, pushed, None, exc, stage)
+    if env is not None and not env.ok:
+        return OffsitePush(path, pushed, None, envcopy.failure(env), "env")
     return OffsitePush(path, pushed, env)
 
 

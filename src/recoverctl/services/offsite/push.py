@@ -43,7 +43,7 @@ from recoverctl.services import catalog
 from recoverctl.services.offsite.listing import judge
 from recoverctl.services.offsite.lookup import encryption_of, open_target, owner, target_names
 from recoverctl.services.offsite.manifests import parse_manifest
-from recoverctl.services.offsite.results import Copy, PushResult, failure
+from recoverctl.services.offsite.results import Copy, PushResult
 from recoverctl.services.offsite.upload import Upload, check_stored, committing
 from recoverctl.services.session import StackSession
 
@@ -105,8 +105,10 @@ def push_backup(
     the data, then the local manifest, then the remote manifest. A target that already
     holds a complete copy is left as it is ("present"; its bytes are not read back: with
     replace, a copy verify --target found damaged is uploaded again); an incomplete copy of
-    the backup is removed first, as are the leftovers of crashed uploads. Every target is tried; when one
-    failed, OffsiteFailed (exit 3) is raised, carrying the result. Ctrl-C and SIGTERM stop
+    the backup is removed first, as are the leftovers of crashed uploads. Every target is
+    tried; one that failed is a failed copy in the result (`ok` false), which the caller
+    reports with `failure` (exit 3): errors are raised only for what stops the whole push
+    (another stack's backup, no target by that name). Ctrl-C and SIGTERM stop
     at once as Interrupted: what was uploaded has no remote manifest, so it is never taken
     for a copy, and the next push removes it.
     """
@@ -136,10 +138,7 @@ def push_backup(
                 "Push again when ready (recoverctl push --missing); it removes what this one "
                 "left. The local backup was not touched.",
             ) from None
-    result = PushResult(path, tuple(copies))
-    if not result.ok:
-        raise failure([result])
-    return result
+    return PushResult(path, tuple(copies))
 
 
 class _Recipients:
