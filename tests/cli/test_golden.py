@@ -25,9 +25,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-import typer.main
-from typer import _click
-from typer.core import TyperGroup
 from typer.testing import CliRunner
 
 from recoverctl import signals
@@ -44,7 +41,7 @@ from recoverctl.errors import (
     StackError,
     UsageError,
 )
-from tests import samples
+from tests import clitree, samples
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden"
@@ -757,24 +754,8 @@ ERROR_CLASSES: dict[str, type[RecoverctlError]] = {
 # =====================================================================================
 
 
-def _commands() -> dict[str, _click.Command]:
-    found: dict[str, _click.Command] = {}
-
-    def walk(group: TyperGroup, prefix: str) -> None:
-        for name, command in group.commands.items():
-            path = f"{prefix}{name}"
-            found[path] = command
-            if isinstance(command, TyperGroup):
-                walk(command, path + " ")
-
-    root = typer.main.get_command(app)
-    assert isinstance(root, TyperGroup)
-    walk(root, "")
-    return found
-
-
-COMMANDS = _commands()
-JSON_COMMANDS = sorted(p for p, c in COMMANDS.items() if any(x.name == "json" for x in c.params))
+COMMANDS = clitree.commands()
+JSON_COMMANDS = clitree.json_commands(COMMANDS)
 ARGS: dict[str, list[str]] = {
     "verify": ["latest"],
     "restore": ["latest"],

@@ -21,43 +21,22 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-import typer.main
 from pydantic import BaseModel, ValidationError
-from typer import _click
-from typer.core import TyperGroup
 from typer.testing import CliRunner, Result
 
 from recoverctl import signals
 from recoverctl.cli import contract
 from recoverctl.cli.app import app
 from recoverctl.errors import ErrorCode, exit_status
-from tests import samples
+from tests import clitree, samples
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs" / "json.md"
 VECTOR = json.loads((REPO / "tests" / "vectors" / "zkkey-v1.json").read_text())
 
 
-def _commands() -> dict[str, _click.Command]:
-    found: dict[str, _click.Command] = {}
-
-    def walk(group: TyperGroup, prefix: str) -> None:
-        for name, command in group.commands.items():
-            path = f"{prefix}{name}"
-            found[path] = command
-            if isinstance(command, TyperGroup):
-                walk(command, path + " ")
-
-    root = typer.main.get_command(app)
-    assert isinstance(root, TyperGroup)
-    walk(root, "")
-    return found
-
-
-COMMANDS = _commands()
-JSON_COMMANDS = sorted(
-    path for path, c in COMMANDS.items() if any(p.name == "json" for p in c.params)
-)
+COMMANDS = clitree.commands()
+JSON_COMMANDS = clitree.json_commands(COMMANDS)
 # The least each command needs to get past its own argument parsing.
 ARGS: dict[str, list[str]] = {
     "verify": ["latest"],
