@@ -9,8 +9,9 @@ JSON Schema model from the same declarations, so a field is declared once.
 
 A pydantic model is dumped as pydantic does it (its dates end in `Z`); a dataclass's dates
 keep Python's `isoformat` (`+00:00`). A pydantic field whose JSON Schema type says more
-than its annotation carries `Spec(schema=...)` in its `Annotated` metadata. An object that still writes its own `to_json` is
-asked for it.
+than its annotation carries `Spec(schema=...)` in its `Annotated` metadata. An object
+with a `to_json` of its own (the manifest and the drill record, which are also files on
+disk) is asked for it.
 """
 
 from __future__ import annotations
