@@ -25,6 +25,8 @@ die() { printf '%s: error: %s\n' "$me" "$*" >&2; exit 1; }
 
 POSTGRES_IMAGE=recoverctl-test/postgres:15
 PYTHON_IMAGE=recoverctl-test/python:3.11
+# pgBackRest beside the server: point-in-time recovery archives from inside the db container.
+POSTGRES_PACKAGES=postgresql-15,pgbackrest
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
 apt_updated=
@@ -158,7 +160,7 @@ build_named_images() {
     fi
     command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
     if grep -qxF "$POSTGRES_IMAGE" <<<"$wanted"; then
-        build_image postgres "$POSTGRES_IMAGE" postgresql-15 & pids+=($!)
+        build_image postgres "$POSTGRES_IMAGE" "$POSTGRES_PACKAGES" & pids+=($!)
     fi
     if grep -qxF "$PYTHON_IMAGE" <<<"$wanted"; then
         build_image python "$PYTHON_IMAGE" python3,python3-venv,ca-certificates & pids+=($!)
@@ -178,7 +180,7 @@ command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
 ensure_browser
 ensure_offsite_tools
 ensure_systemd_analyze
-build_image postgres "$POSTGRES_IMAGE" postgresql-15 &
+build_image postgres "$POSTGRES_IMAGE" "$POSTGRES_PACKAGES" &
 pg=$!
 build_image python "$PYTHON_IMAGE" python3,python3-venv,ca-certificates &
 py=$!

@@ -72,6 +72,10 @@ class ErrorCode(StrEnum):
     ENCRYPTION_REQUIRED = "encryption_required"
     IDENTITY_INVALID = "identity_invalid"
     DECRYPT_FAILED = "decrypt_failed"
+    # point-in-time recovery (pgBackRest)
+    PITR_NOT_CONFIGURED = "pitr_not_configured"  # no [pitr], or archiving not enabled
+    PITR_FAILED = "pitr_failed"  # pgBackRest failed, or answered what recoverctl cannot read
+    PITR_PASSPHRASE = "pitr_passphrase"  # the repository's passphrase is missing or wrong
     # unattended operation and drills
     ROUTINE_RUNNING = "routine_running"  # another routine holds this stack: this one did nothing
     PRUNE_REFUSED = "prune_refused"  # the plan would leave no verified backup: nothing deleted

@@ -35,6 +35,8 @@ Stack = Literal["dev", "prod"]
 
 COMPOSE_FILES: dict[str, str] = {"dev": "docker-compose.dev.yml", "prod": "docker-compose.yml"}
 ENV_FILES: dict[str, str] = {"dev": ".env", "prod": ".env.production"}
+# Each stack's pgBackRest repository passphrase (recoverctl pitr enable writes it, once).
+PITR_FILES: dict[str, str] = {"dev": ".env.pitr", "prod": ".env.production.pitr"}
 ENV_PREFIX = "RECOVERCTL_"
 
 
@@ -44,7 +46,7 @@ ENV_PREFIX = "RECOVERCTL_"
 AGE_RECIPIENT_RE = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
 TARGET_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 S3_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-FILE_TABLES = ("recoverctl", "encryption", "targets", "retention", "monitoring")
+FILE_TABLES = ("recoverctl", "encryption", "targets", "retention", "monitoring", "pitr")
 
 
 def check_recipient(value: str) -> str:
@@ -110,6 +112,9 @@ class S3TargetSettings(_TargetSettings):
     # Parts of 5 MiB uploading at once: each is 5 MiB more of peak memory; 2 or more hide a
     # slow link's round trips.
     parts_in_flight: Annotated[int, Field(ge=1, le=8)] = 1
+    # The CA bundle that signs the endpoint's certificate, when it is not a public one (a NAS's
+    # or a test server's): recoverctl and pgBackRest (repo-storage-ca-file) both trust it.
+    ca_file: AbsolutePath | None = None
 
     @field_validator("bucket")
     @classmethod
@@ -215,6 +220,49 @@ class MonitoringSettings(BaseModel):
         return value
 
 
+class PitrSettings(BaseModel):
+    """[pitr]: continuous WAL archiving with pgBackRest (README: Point-in-time recovery)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    repos: tuple[str, ...] = Field(min_length=1, max_length=4)  # [targets.*] names
+    # The longest a commit waits on the server before its WAL segment is archived: the RPO.
+    archive_timeout: Duration = timedelta(seconds=60)
+    full_every: Duration = timedelta(days=7)
+    diff_every: Duration | None = timedelta(days=1)
+    keep_full: int = Field(default=2, ge=1, le=100)
+    # How long pgBackRest waits on a repository that does not answer before it gives up: a
+    # repository down must fail archiving fast enough to be seen, not hang it for minutes.
+    io_timeout: Duration = timedelta(seconds=20)
+    # The most WAL pg_wal may hold while archiving fails; past it pgBackRest drops segments
+    # (a gap in the window, closed by the next full backup) rather than fill the disk.
+    wal_max: int = Field(default=1024, ge=64)  # MiB
+
+    @field_validator("repos")
+    @classmethod
+    def _distinct(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        twice = sorted({r for r in value if value.count(r) > 1})
+        if twice:
+            raise ValueError(f"names a repository twice: {', '.join(twice)}")
+        return value
+
+    @field_validator("archive_timeout")
+    @classmethod
+    def _archive_timeout(cls, value: timedelta) -> timedelta:
+        if not timedelta(seconds=1) <= value <= HOUR:
+            raise ValueError("must be between 1s and 1h")
+        if value.microseconds:
+            raise ValueError("must be whole seconds")
+        return value
+
+    @field_validator("io_timeout")
+    @classmethod
+    def _io_timeout(cls, value: timedelta) -> timedelta:
+        if not timedelta(seconds=1) <= value <= timedelta(minutes=10):
+            raise ValueError("must be between 1s and 10m")
+        return value
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -247,6 +295,8 @@ class Settings(BaseModel):
     # From the settings file only: [encryption] and [targets.NAME] (off-site copies).
     encryption: EncryptionSettings = EncryptionSettings()
     targets: dict[str, TargetSettings] = Field(default_factory=dict)
+    # From the settings file only: [pitr] (continuous archiving); None: not configured.
+    pitr: PitrSettings | None = None
     # The age private key that opens them (pull, restore and recover from a target); the
     # --identity flag wins, then RECOVERCTL_IDENTITY_FILE, then this.
     identity_file: AbsolutePath | None = None
@@ -275,6 +325,16 @@ class Settings(BaseModel):
                 f"target names must be lowercase letters, digits, '-' and '_': {', '.join(bad)}"
             )
         return value
+
+    @model_validator(mode="after")
+    def _pitr_repos(self) -> Settings:
+        if self.pitr is not None:
+            unknown = [r for r in self.pitr.repos if r not in self.targets]
+            if unknown:
+                raise ValueError(
+                    f"[pitr] repos names no [targets.*] table: {', '.join(unknown)}"
+                )
+        return self
 
     @property
     def compose_rel(self) -> str:
@@ -402,7 +462,7 @@ def read_config(path: Path) -> dict[str, object]:
         raise ConfigError(
             f"Settings file {path}: {'; '.join(problems)}.",
             "Known keys: " + ", ".join(CONFIG_KEYS) + " under [recoverctl]; other tables: "
-            "[encryption], [targets.NAME], [retention], [monitoring].",
+            "[encryption], [targets.NAME], [retention], [monitoring], [pitr].",
         )
     # [encryption] and [targets.*] are checked by the model, with every other value.
     return {**table, **{key: data[key] for key in FILE_TABLES[1:] if key in data}}

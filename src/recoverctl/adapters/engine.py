@@ -224,6 +224,65 @@ class Engine:
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
 
+    def create_volume(self, name: str, labels: dict[str, str]) -> None:
+        self._api_call(f"create volume {name}", self.client.volumes.create, name, labels=labels)
+
+    def run_detached(
+        self,
+        image: str,
+        command: Sequence[str],
+        *,
+        name: str,
+        labels: dict[str, str],
+        environment: dict[str, str],
+        mounts: Sequence[dict[str, Any]],
+        network: str,
+        user: str = "",
+        entrypoint: Sequence[str] | None = None,
+    ) -> Container:
+        """A container of recoverctl's own (a one-off restore, a throwaway cluster): its
+        environment travels in the API request, never in an argv."""
+        from docker.types import Mount
+
+        made: list[Mount] = [
+            Mount(
+                m["target"],
+                m["source"],
+                type=m["type"],
+                read_only=bool(m.get("read_only", False)),
+                propagation=(m.get("bind") or {}).get("propagation"),
+            )
+            for m in mounts
+        ]
+        container: Container = self._api_call(
+            f"start container {name}",
+            self.client.containers.run,
+            image,
+            list(command),
+            name=name,
+            labels=labels,
+            environment=environment,
+            mounts=made,
+            network=network,
+            user=user or None,
+            entrypoint=list(entrypoint) if entrypoint is not None else None,
+            detach=True,
+        )
+        return container
+
+    def wait(self, container: Container, timeout: float) -> int | None:
+        """The container's exit code; None when it still runs after timeout seconds."""
+        import requests
+
+        try:
+            done: Any = container.wait(timeout=timeout)
+        except (requests.exceptions.ConnectionError, requests.exceptions.ReadTimeout):
+            return None
+        return int(done.get("StatusCode", -1))
+
+    def networks_of(self, container: Container) -> list[str]:
+        return list((container.attrs.get("NetworkSettings") or {}).get("Networks") or {})
+
     def has_image(self, name: str) -> bool:
         from docker.errors import NotFound
 

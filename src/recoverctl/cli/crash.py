@@ -52,7 +52,7 @@ def masked(text: str) -> str:
 def _known_secrets() -> list[str]:
     """The values of the project's env files whose names say they are secret."""
     from recoverctl.services.session import env_secrets
-    from recoverctl.settings import ENV_FILES, find_project_dir
+    from recoverctl.settings import ENV_FILES, PITR_FILES, find_project_dir
 
     try:
         root = find_project_dir(Path.cwd())
@@ -60,7 +60,8 @@ def _known_secrets() -> list[str]:
         return []
     if root is None:
         return []
-    return [v for name in ENV_FILES.values() for v in env_secrets(root / name)]
+    names = (*ENV_FILES.values(), *PITR_FILES.values())
+    return [v for name in names for v in env_secrets(root / name)]
 
 
 def _keep(trace: str) -> str:

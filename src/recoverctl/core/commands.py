@@ -19,6 +19,8 @@ class ComposeTarget:
     compose_file: str
     env_file: str
     project_dir: str
+    # recoverctl's own overrides of this project (core/pitr.py's archive settings), after it.
+    overrides: tuple[str, ...] = ()
 
 
 def compose_base(t: ComposeTarget) -> Argv:
@@ -30,6 +32,7 @@ def compose_base(t: ComposeTarget) -> Argv:
         t.project_dir,
         "--file",
         t.compose_file,
+        *(arg for path in t.overrides for arg in ("--file", path)),
         "--env-file",
         t.env_file,
     )

@@ -9,6 +9,7 @@ core/offsite.py), never taken for a backup:
 | --- | --- |
 | `STAMP.env.age` | `.env`, sealed |
 | `STAMP.env.production.age` | `.env.production`, sealed |
+| `STAMP.env.pitr.age`, `STAMP.env.production.pitr.age` | a stack's pgBackRest passphrase (core/pitr.py), sealed |
 | `STAMP.keyfile.age` | the browser key export (already passphrase-wrapped), sealed |
 | `manifest.json` | the manifest, in clear, written LAST |
 
@@ -33,7 +34,11 @@ from recoverctl.core.outside import AwareDatetime, read_json
 from recoverctl.errors import ErrorCode, RecoverctlError
 
 ENV_MANIFEST_VERSION = 1
-ENV_NAMES = (".env", ".env.production")  # the only names a copy ever writes back
+STACK_ENV_NAMES = (".env", ".env.production")
+# The repositories' cipher passphrases travel with the env files: without its passphrase a
+# pgBackRest repository is unreadable.
+PITR_ENV_NAMES = (".env.pitr", ".env.production.pitr")
+ENV_NAMES = (*STACK_ENV_NAMES, *PITR_ENV_NAMES)  # the only names a copy ever writes back
 KEY_FILE_SLOT = "keyfile"
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 
@@ -41,7 +46,9 @@ Role = Literal["env", "key_file"]
 
 
 MANIFEST_NAME = "manifest.json"
-_OBJECT_RE = re.compile(r"[0-9]{8}T[0-9]{12}Z\.(env|env\.production|keyfile)\.age")
+_OBJECT_RE = re.compile(
+    r"[0-9]{8}T[0-9]{12}Z\.(env|env\.production|env\.pitr|env\.production\.pitr|keyfile)\.age"
+)
 
 
 def namespace(project: str) -> str:

@@ -201,7 +201,7 @@ def push(
     if not any(f.role == "env" for f in files):
         raise RecoverctlError(
             f"No env file in {settings.project_dir}: nothing to push "
-            f"({' and '.join(envcopy.ENV_NAMES)} are missing).",
+            f"({' and '.join(envcopy.STACK_ENV_NAMES)} are missing).",
             "Create one (recoverctl init), or bring it back: recoverctl env pull --target NAME",
             code=ErrorCode.ENV_INVALID,
         )

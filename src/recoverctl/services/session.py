@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 from dotenv import dotenv_values
 
 from recoverctl.adapters import compose, files
-from recoverctl.core import commands
+from recoverctl.core import commands, pitr
 from recoverctl.core.compose_model import ComposeModel
 from recoverctl.errors import ConfigError, ErrorCode, RecoverctlError
-from recoverctl.settings import Settings, project_name
+from recoverctl.settings import PITR_FILES, Settings, project_name
 
 if TYPE_CHECKING:
     from recoverctl.adapters.engine import Engine
@@ -37,14 +37,21 @@ class StackRef:
         model = files.load_compose(settings)
         return cls(settings=settings, compose=model, project=project_name(settings, model))
 
+    @property
+    def pitr_override(self) -> Path:
+        """recoverctl's compose override that turns archiving on (pitr enable writes it)."""
+        return self.settings.project_dir / pitr.STATE_DIR / pitr.override_name(self.project)
+
     def target(self) -> commands.ComposeTarget:
         s = self.settings
+        override = self.pitr_override
         return commands.ComposeTarget(
             cli=compose.detect_cli(),
             project=self.project,
             compose_file=str(s.compose_file),
             env_file=str(s.env_file),
             project_dir=str(s.project_dir),
+            overrides=(str(override),) if override.is_file() else (),
         )
 
     def require_service(self, service: str) -> None:
@@ -128,7 +135,10 @@ class StackSession:
         """The env file's secret values, to mask in whatever a command reports or logs
         (compose echoes them back in some of its errors)."""
         if self._secrets is None:
-            self._secrets = env_secrets(self.settings.env_file)
+            s = self.settings
+            self._secrets = env_secrets(s.env_file) + env_secrets(
+                s.project_dir / PITR_FILES[s.stack]
+            )
         return self._secrets
 
     def forget_db(self) -> None:

@@ -38,6 +38,7 @@ def open_target(name: str, settings: TargetSettings, namespace: str = "") -> Tar
             region=settings.region,
             profile=settings.profile,
             namespace=namespace,
+            ca_file=str(settings.ca_file) if settings.ca_file else None,
             concurrency=settings.parts_in_flight,
         )
     from recoverctl.adapters.targets.sftp import SftpTarget

@@ -103,6 +103,7 @@ class S3Target(Target):
         region: str | None = None,
         profile: str | None = None,
         namespace: str = "",
+        ca_file: str | None = None,
         part_size: int = PART_SIZE,
         concurrency: int = CONCURRENCY,
         max_attempts: int = 3,
@@ -119,6 +120,7 @@ class S3Target(Target):
         self.endpoint_url = endpoint_url
         self.region = region
         self.profile = profile
+        self.ca_file = ca_file
         self.part_size = part_size
         self.concurrency = max(1, concurrency)
         self.read_timeout = read_timeout
@@ -152,6 +154,8 @@ class S3Target(Target):
                         region_name=self.region,
                         endpoint_url=self.endpoint_url,
                         config=self._config,
+                        # A private CA (the target's ca_file), else the system's.
+                        verify=self.ca_file,
                     ),
                 )
             except bx.ProfileNotFound:
@@ -509,3 +513,15 @@ def _parts(source: Source, size: int) -> Iterator[bytearray]:
                 buf = bytearray()
     if buf:
         yield buf
+
+
+def credentials(profile: str | None) -> tuple[str, str, str | None] | None:
+    """The access key, secret and session token botocore's chain finds (the same chain as
+    the target's own client), frozen now; None when it finds none."""
+    found = botocore_session(profile).get_credentials()
+    if found is None:
+        return None
+    frozen = found.get_frozen_credentials()
+    if not frozen.access_key or not frozen.secret_key:
+        return None
+    return frozen.access_key, frozen.secret_key, frozen.token

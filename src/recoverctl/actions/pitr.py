@@ -1,0 +1,444 @@
+"""pitr enable, disable, status, backup: continuous WAL archiving with pgBackRest."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from recoverctl.adapters import fsio
+from recoverctl.adapters.pgexec import Db
+from recoverctl.core import pitr
+from recoverctl.core.progress import Step
+from recoverctl.core.result import INTERNAL, JsonResult, computed, meta
+from recoverctl.core.stack import StackName
+from recoverctl.errors import ErrorCode, RecoverctlError
+from recoverctl.services import envcopy
+from recoverctl.services import pitr as svc
+from recoverctl.services import stack as stack_svc
+from recoverctl.services.envcopy import EnvPushResult
+from recoverctl.services.pitr import PitrError
+from recoverctl.services.session import StackSession
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class RepoEntry(JsonResult):
+    name: str
+    kind: str
+    location: str
+
+
+@dataclass(frozen=True)
+class EnablePlan(JsonResult):
+    """What enable changes: shown, and confirmed when the db must restart."""
+
+    stack: str = field(metadata=meta(schema=StackName))
+    project: str
+    repos: tuple[RepoEntry, ...]
+    restart: bool  # the db service (and the app that uses it) restarts
+    services: tuple[str, ...]  # what restarts with it
+    passphrase_file: Path
+    new_passphrase: bool
+    config: svc.Config = field(metadata=INTERNAL)
+    passphrase: str = field(metadata=INTERNAL, repr=False)
+
+
+@dataclass(frozen=True)
+class EnableResult(JsonResult):
+    plan: EnablePlan = field(metadata=meta(flatten=True, omit=("restart",)))
+    restarted: bool
+    restart_seconds: float | None = field(metadata=meta(digits=2))
+    full_backups: tuple[str, ...]  # "repo: label" taken now
+    env_push: EnvPushResult | None
+    error: RecoverctlError | None = field(default=None, metadata=INTERNAL)
+
+    @property
+    def exit_status(self) -> int:
+        return 0 if self.error is None else self.error.exit_status
+
+
+def _db_image_ready(db: Db, found: tuple[pitr.Repo, ...]) -> tuple[int, int]:
+    version = svc.version(db)
+    for repo in found:
+        if not pitr.supports(version, repo.kind):
+            raise PitrError(
+                f"Target {repo.name!r} is an {repo.kind} repository, which pgBackRest "
+                f"{version[0]}.{version[1]} cannot use (from 2.46).",
+                "Use a dir or s3 target for [pitr] repos, or an image with a newer pgBackRest.",
+                code=ErrorCode.CONFIG_INVALID,
+            )
+    return version
+
+
+def _repository_exists(session: StackSession, repo: pitr.Repo) -> bool:
+    """Whether a stanza is already in the repository (read through the target itself)."""
+    if repo.kind == "posix" and repo.host_path:
+        return (Path(repo.host_path) / "backup" / pitr.STANZA / "backup.info").exists()
+    ns = f"{session.project}/{session.settings.stack}/{pitr.FOLDER}/backup/{pitr.STANZA}"
+    try:
+        return session.target(repo.name, ns).stat("backup.info") is not None
+    except RecoverctlError:
+        return False
+
+
+def plan_enable(session: StackSession) -> EnablePlan:
+    """Everything enable needs, checked before anything changes."""
+    settings = session.settings
+    svc.require(settings)
+    where = svc.paths(session)
+    db = session.db()
+    found = tuple(svc.repos(session))
+    _db_image_ready(db, found)
+    passphrase = svc.read_passphrase(where.passphrase)
+    new = passphrase is None
+    if passphrase is None:
+        existing = [r.name for r in found if _repository_exists(session, r)]
+        if existing:
+            raise PitrError(
+                f"Repository {', '.join(existing)} already holds this stack's archive, and "
+                f"{where.passphrase.name} (its passphrase) is missing here.",
+                "Bring it back (recoverctl env pull --target NAME); a new passphrase would "
+                "not open that archive.",
+                code=ErrorCode.PITR_PASSPHRASE,
+            )
+        passphrase = pitr.new_passphrase()
+    made = svc.config(session, passphrase, db.user)
+    current = (
+        where.override.read_text(encoding="utf-8") if where.override.is_file() else None,
+        where.env.read_text(encoding="utf-8") if where.env.is_file() else None,
+    )
+    mode = db.query("SELECT current_setting('archive_mode')").strip()
+    restart = current != (made.override, made.env) or mode != "on"
+    return EnablePlan(
+        stack=settings.stack,
+        project=session.project,
+        repos=tuple(RepoEntry(r.name, r.kind, r.location) for r in found),
+        restart=restart,
+        services=("db", *session.compose.db_clients),
+        passphrase_file=where.passphrase,
+        new_passphrase=new,
+        config=made,
+        passphrase=passphrase,
+    )
+
+
+def _prepare_folder(db: Db, repo: pitr.Repo) -> None:
+    """A folder repository's directory, owned by the container's postgres user."""
+    assert repo.host_path is not None
+    path = Path(repo.host_path)
+    try:
+        created = not path.exists()
+        path.mkdir(parents=True, exist_ok=True, mode=0o750)
+        if created:
+            uid = int(db.run(("id", "-u")).stdout.decode().strip() or "-1")
+            gid = int(db.run(("id", "-g")).stdout.decode().strip() or "-1")
+            os.chown(path, uid, gid)
+    except (OSError, ValueError) as exc:
+        raise PitrError(
+            f"Cannot prepare the repository folder {path}: {exc}.",
+            "Create it, writable by the db container's postgres user, then run enable again.",
+            code=ErrorCode.WRITE_FAILED,
+        ) from None
+
+
+def _check_folders(db: Db, found: tuple[pitr.Repo, ...]) -> None:
+    for repo in found:
+        if repo.mount and not db.run(("test", "-w", repo.mount)).ok:
+            uid = db.run(("id", "-u")).stdout.decode().strip()
+            raise PitrError(
+                f"The repository folder {repo.host_path} is not writable by the db "
+                f"container's postgres user (uid {uid}).",
+                f"Make it so (chown {uid} {repo.host_path}), then run enable again.",
+                code=ErrorCode.WRITE_FAILED,
+            )
+
+
+def enable(
+    session: StackSession,
+    plan: EnablePlan,
+    *,
+    step: Step = _quiet,
+) -> EnableResult:
+    settings = session.settings
+    where = svc.paths(session)
+    with fsio.project_lock(session.project, "pitr enable"):
+        if plan.new_passphrase:
+            try:
+                fsio.create_private(where.passphrase, svc.passphrase_text(plan.passphrase))
+            except FileExistsError:
+                raise PitrError(
+                    f"{where.passphrase} appeared while enable was planning: left as it is.",
+                    "Run recoverctl pitr enable again.",
+                ) from None
+        db = session.db()
+        for repo in plan.config.repos:
+            if repo.kind == "posix":
+                _prepare_folder(db, repo)
+        svc.write_private(where.env, plan.config.env.encode())
+        svc.write_private(where.override, plan.config.override.encode())
+        seconds: float | None = None
+        if plan.restart:
+            step("restarting db with archiving on")
+            t0 = time.monotonic()
+            stack_svc.bring_up(session, build=False, progress=step)
+            seconds = time.monotonic() - t0
+        db = session.db()
+        _check_folders(db, plan.config.repos)
+        step("creating the stanza")
+        svc.run(
+            db,
+            pitr.stanza_create(),
+            "pgbackrest stanza-create",
+            "Check the repositories (recoverctl pitr status), then run enable again.",
+        )
+        step("checking that WAL reaches every repository")
+        svc.run(
+            db,
+            pitr.check(),
+            "pgbackrest check",
+            "Archiving does not work yet: see the cause above, then run enable again.",
+        )
+        stanza = svc.info(db)
+        taken: list[str] = []
+        for repo in plan.config.repos:
+            held = stanza.repo(repo.index)
+            if held is not None and held.newest_of("full") is not None:
+                continue
+            step(f"first full backup to {repo.name}")
+            svc.run(
+                db,
+                pitr.backup("full", repo.index),
+                f"The first full backup to {repo.name}",
+                "See the cause above, then run recoverctl pitr backup --type full.",
+            )
+            newest = svc.info(db).repo(repo.index)
+            label = newest.newest.label if newest and newest.newest else "?"
+            taken.append(f"{repo.name}: {label}")
+    pushed: EnvPushResult | None = None
+    error: RecoverctlError | None = None
+    if settings.targets:
+        step("sealing the passphrase off-site with the env files")
+        with fsio.project_lock(session.project, "env push"):
+            pushed = envcopy.push(session, only_changed=True, step=step)
+        if not pushed.ok:
+            error = envcopy.failure(pushed)
+    return EnableResult(
+        plan=plan,
+        restarted=plan.restart,
+        restart_seconds=seconds,
+        full_backups=tuple(taken),
+        env_push=pushed,
+        error=error,
+    )
+
+
+@dataclass(frozen=True)
+class DisableResult(JsonResult):
+    stack: str = field(metadata=meta(schema=StackName))
+    project: str
+    was_enabled: bool
+    kept: tuple[str, ...]  # the repositories, untouched
+    restart_seconds: float | None = field(metadata=meta(digits=2))
+
+
+def disable(session: StackSession, *, step: Step = _quiet) -> DisableResult:
+    """Archiving off: the override goes, the db restarts without it; the repositories and
+    the passphrase stay (a new enable archives into the same stanza)."""
+    settings = session.settings
+    where = svc.paths(session)
+    was = where.override.is_file()
+    kept = tuple(r.location for r in svc.repos(session)) if settings.pitr else ()
+    seconds: float | None = None
+    with fsio.project_lock(session.project, "pitr disable"):
+        if was:
+            where.override.unlink()
+            fsio.fsync_dir(where.override.parent)
+            step("restarting db with archiving off")
+            t0 = time.monotonic()
+            stack_svc.bring_up(session, build=False, progress=step)
+            seconds = time.monotonic() - t0
+        fsio.remove_quietly(where.env)
+    return DisableResult(settings.stack, session.project, was, kept, seconds)
+
+
+# --- status ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BaseBackupEntry(JsonResult):
+    label: str
+    type: str
+    started: datetime
+    stopped: datetime
+    size: int
+    stored: int
+
+
+@dataclass(frozen=True)
+class RepoStatus(JsonResult):
+    name: str
+    kind: str
+    location: str
+    ok: bool
+    message: str
+    earliest: datetime | None  # the window: the oldest base backup's end
+    latest: datetime | None  # the newest archived point (the live server's last archived)
+    wal_min: str | None
+    wal_max: str | None
+    backups: tuple[BaseBackupEntry, ...]
+
+
+@dataclass(frozen=True)
+class ArchiveState(JsonResult):
+    archive_mode: str
+    lag_seconds: float = field(metadata=meta(digits=1))
+    ready_segments: int
+    last_archived_wal: str | None
+    last_archived_at: datetime | None
+    failed_count: int
+    last_failed_wal: str | None
+    last_failed_at: datetime | None
+    failing: bool
+    pg_wal_bytes: int
+    current_wal: str
+
+
+@dataclass(frozen=True)
+class PitrStatus(JsonResult):
+    stack: str = field(metadata=meta(schema=StackName))
+    project: str
+    enabled: bool
+    archive: ArchiveState | None
+    repos: tuple[RepoStatus, ...]
+
+    @property
+    @computed(after="enabled")
+    def ok(self) -> bool:
+        return (
+            self.enabled
+            and self.archive is not None
+            and not self.archive.failing
+            and all(r.ok and r.earliest is not None for r in self.repos)
+        )
+
+
+def archive_state(a: pitr.Archiver) -> ArchiveState:
+    return ArchiveState(
+        archive_mode=a.archive_mode,
+        lag_seconds=a.lag.total_seconds(),
+        ready_segments=a.ready,
+        last_archived_wal=a.last_archived_wal,
+        last_archived_at=a.last_archived_at,
+        failed_count=a.failed_count,
+        last_failed_wal=a.last_failed_wal,
+        last_failed_at=a.last_failed_at,
+        failing=a.failing,
+        pg_wal_bytes=a.pg_wal_bytes,
+        current_wal=a.current_wal,
+    )
+
+
+def status(session: StackSession) -> PitrStatus:
+    settings = session.settings
+    svc.require(settings)
+    db = session.db()
+    found = svc.repos(session)
+    enabled = svc.enabled(session)
+    archiver = svc.archiver(db)
+    stanza: pitr.StanzaInfo | None = None
+    message = ""
+    if enabled:
+        try:
+            stanza = svc.info(db)
+        except PitrError as exc:
+            message = exc.message
+    repos: list[RepoStatus] = []
+    for repo in found:
+        held = stanza.repo(repo.index) if stanza else None
+        repos.append(
+            RepoStatus(
+                name=repo.name,
+                kind=repo.kind,
+                location=repo.location,
+                ok=held.ok if held else False,
+                message=held.message if held else (message or "archiving is not enabled"),
+                earliest=held.earliest if held else None,
+                latest=archiver.last_archived_at if held and held.ok else None,
+                wal_min=held.wal_min if held else None,
+                wal_max=held.wal_max if held else None,
+                backups=tuple(
+                    BaseBackupEntry(b.label, b.type, b.started, b.stopped, b.size, b.stored)
+                    for b in (held.backups if held else ())
+                ),
+            )
+        )
+    return PitrStatus(
+        stack=settings.stack,
+        project=session.project,
+        enabled=enabled,
+        archive=archive_state(archiver) if enabled else None,
+        repos=tuple(repos),
+    )
+
+
+# --- backup ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BaseBackupTaken(JsonResult):
+    repo: str
+    type: str
+    label: str
+    seconds: float = field(metadata=meta(digits=2))
+
+
+@dataclass(frozen=True)
+class PitrBackupResult(JsonResult):
+    stack: str = field(metadata=meta(schema=StackName))
+    project: str
+    backups: tuple[BaseBackupTaken, ...]
+
+
+def require_enabled(session: StackSession) -> None:
+    svc.require(session.settings)
+    if not svc.enabled(session):
+        raise PitrError(
+            "Archiving is not enabled for this stack.",
+            "Turn it on first: recoverctl pitr enable" + (" --prod" if session.settings.stack == "prod" else ""),
+            code=ErrorCode.PITR_NOT_CONFIGURED,
+        )
+
+
+def backup(
+    session: StackSession,
+    kind: pitr.BackupType,
+    *,
+    step: Step = _quiet,
+    repos: Callable[[pitr.Repo], bool] = lambda _: True,
+) -> PitrBackupResult:
+    require_enabled(session)
+    db = session.db()
+    taken: list[BaseBackupTaken] = []
+    with fsio.project_lock(session.project, f"pitr backup ({kind})"):
+        for repo in svc.repos(session):
+            if not repos(repo):
+                continue
+            step(f"{kind} backup to {repo.name}")
+            t0 = time.monotonic()
+            svc.run(
+                db,
+                pitr.backup(kind, repo.index),
+                f"The {kind} backup to {repo.name}",
+                "See the cause above (recoverctl pitr status), then run it again.",
+            )
+            held = svc.info(db).repo(repo.index)
+            label = held.newest.label if held and held.newest else "?"
+            taken.append(BaseBackupTaken(repo.name, kind, label, time.monotonic() - t0))
+    return PitrBackupResult(session.settings.stack, session.project, tuple(taken))

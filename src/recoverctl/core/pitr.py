@@ -1,0 +1,640 @@
+"""Point-in-time recovery with pgBackRest: its settings, its commands and what it reports,
+as data. Pure: nothing here runs a command or touches a file.
+
+pgBackRest runs inside the db container (the image carries it) and is configured entirely
+through its environment (`PGBACKREST_*`, its configuration file set to /dev/null): the db
+service reads that environment from a private env file of its own, never from the stack's
+env file, which the backend reads too. The repository's cipher passphrase and the S3
+credentials therefore never reach the backend, an argv or the compose file.
+
+Where each repository lives, inside the target's `PROJECT/STACK/` namespace:
+
+| target | repository |
+| --- | --- |
+| dir | `PATH/PROJECT/STACK/pgbackrest`, mounted into the db container at `REPO_ROOT/NAME` |
+| s3 | `s3://BUCKET/PREFIX/PROJECT/STACK/pgbackrest` |
+| sftp | `PATH/PROJECT/STACK/pgbackrest` on the server (pgBackRest 2.46 and later) |
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import string
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from recoverctl.core.commands import Argv
+from recoverctl.errors import ErrorCode, RecoverctlError
+
+STATE_DIR = ".recoverctl"  # in the project folder, git-ignored: files recoverctl owns
+STANZA = "vault"
+PGDATA = "/var/lib/postgresql/data"
+REPO_ROOT = "/var/lib/pgbackrest-repos"  # folder repositories, one mount each
+CA_ROOT = "/etc/pgbackrest-ca"  # S3 endpoints' CA bundles, one file each
+FOLDER = "pgbackrest"  # the repository's folder in the target's namespace
+MAX_REPOS = 4
+# The override's own mark: compose ignores `x-` keys, recoverctl reads it back.
+OVERRIDE_MARK = "x-recoverctl-pitr"
+# The variable of the passphrase file (.env.pitr): a name every secret scan recognises.
+PASSPHRASE_VARIABLE = "PGBACKREST_CIPHER_PASSWORD"  # noqa: S105 (a name)
+PASSPHRASE_LENGTH = 48  # letters and digits: about 285 bits, and nothing compose interpolates
+
+# pgBackRest's support per repository type, by its version.
+SFTP_SINCE = (2, 46)
+
+RepoKind = Literal["posix", "s3", "sftp"]
+
+
+def override_name(project: str) -> str:
+    """The compose override of one compose project: another project (a drill's) has none."""
+    return f"pitr-{project}.yml"
+
+
+def env_name(project: str) -> str:
+    return f"pitr-{project}.env"
+
+
+def new_passphrase() -> str:
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(PASSPHRASE_LENGTH))
+
+
+def namespace_path(project: str, stack: str) -> str:
+    return f"{project}/{stack}/{FOLDER}"
+
+
+@dataclass(frozen=True)
+class S3Access:
+    """Credentials pgBackRest needs in its environment (it does not read the AWS chain)."""
+
+    key: str
+    secret: str
+    token: str | None = None
+
+
+@dataclass(frozen=True)
+class Repo:
+    """One repository: pgBackRest's repoN, from a [targets.*] table."""
+
+    index: int  # N in repoN-*, from 1
+    name: str  # the target's name
+    kind: RepoKind
+    location: str  # said to people: a host path or an s3:// URL
+    options: tuple[tuple[str, str], ...]  # pgBackRest's repoN-* options, without secrets
+    host_path: str | None = None  # dir: the folder on this machine, mounted into db
+    ca_host_file: str | None = None  # s3: the CA bundle on this machine, mounted into db
+
+    @property
+    def mount(self) -> str | None:
+        return f"{REPO_ROOT}/{self.name}" if self.kind == "posix" else None
+
+    @property
+    def ca_mount(self) -> str | None:
+        return f"{CA_ROOT}/{self.name}.pem" if self.ca_host_file else None
+
+
+def _env_name(option: str) -> str:
+    return "PGBACKREST_" + option.upper().replace("-", "_")
+
+
+def dir_repo(index: int, name: str, path: str, project: str, stack: str) -> Repo:
+    host = f"{path.rstrip('/')}/{namespace_path(project, stack)}"
+    mount = f"{REPO_ROOT}/{name}"
+    return Repo(
+        index,
+        name,
+        "posix",
+        host,
+        ((f"repo{index}-type", "posix"), (f"repo{index}-path", mount)),
+        host_path=host,
+    )
+
+
+def s3_repo(
+    index: int,
+    name: str,
+    *,
+    bucket: str,
+    prefix: str,
+    endpoint_url: str | None,
+    region: str | None,
+    ca_file: str | None,
+    project: str,
+    stack: str,
+) -> Repo:
+    path = "/" + "/".join(p for p in (prefix.strip("/"), namespace_path(project, stack)) if p)
+    r = f"repo{index}"
+    options: list[tuple[str, str]] = [
+        (f"{r}-type", "s3"),
+        (f"{r}-path", path),
+        (f"{r}-s3-bucket", bucket),
+        (f"{r}-s3-region", region or "us-east-1"),
+    ]
+    if endpoint_url:
+        parts = urlsplit(endpoint_url)
+        if parts.scheme != "https":
+            raise RecoverctlError(
+                f"Target {name!r}: pgBackRest reaches S3 over HTTPS only, and its "
+                f"endpoint_url is {endpoint_url}.",
+                "Put a TLS endpoint in front of it (its CA in the target's ca_file).",
+                code=ErrorCode.CONFIG_INVALID,
+            )
+        options.append((f"{r}-s3-endpoint", parts.hostname or ""))
+        if parts.port:
+            options.append((f"{r}-storage-port", str(parts.port)))
+        # A custom endpoint (MinIO, a NAS, a test server) rarely has a bucket per host name.
+        options.append((f"{r}-s3-uri-style", "path"))
+    else:
+        options.append((f"{r}-s3-endpoint", f"s3.{region or 'us-east-1'}.amazonaws.com"))
+    repo = Repo(
+        index,
+        name,
+        "s3",
+        f"s3://{bucket}{path}",
+        tuple(options),
+        ca_host_file=ca_file,
+    )
+    if repo.ca_mount:
+        repo = Repo(
+            index,
+            name,
+            "s3",
+            repo.location,
+            (*repo.options, (f"{r}-storage-ca-file", repo.ca_mount)),
+            ca_host_file=ca_file,
+        )
+    return repo
+
+
+def sftp_repo(
+    index: int,
+    name: str,
+    *,
+    host: str,
+    port: int,
+    user: str,
+    path: str,
+    project: str,
+    stack: str,
+) -> Repo:
+    full = f"{path.rstrip('/')}/{namespace_path(project, stack)}"
+    r = f"repo{index}"
+    return Repo(
+        index,
+        name,
+        "sftp",
+        f"sftp://{user}@{host}:{port}/{full.lstrip('/')}",
+        (
+            (f"{r}-type", "sftp"),
+            (f"{r}-path", full),
+            (f"{r}-sftp-host", host),
+            (f"{r}-sftp-host-port", str(port)),
+            (f"{r}-sftp-host-user", user),
+        ),
+    )
+
+
+def supports(version: tuple[int, int], kind: RepoKind) -> bool:
+    return kind != "sftp" or version >= SFTP_SINCE
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """What the settings say beyond the repositories."""
+
+    archive_timeout: timedelta
+    io_timeout: timedelta
+    keep_full: int
+    wal_max_mib: int
+
+
+def environment(
+    repos: Sequence[Repo],
+    tuning: Tuning,
+    *,
+    pg_user: str,
+    passphrase: str,
+    s3: Mapping[str, S3Access],
+) -> dict[str, str]:
+    """Every PGBACKREST_* variable the db container needs, secrets included: written only to
+    the private env file the db service alone reads."""
+    io = max(1, int(tuning.io_timeout.total_seconds()))
+    env: dict[str, str] = {
+        "PGBACKREST_CONFIG": "/dev/null",
+        "PGBACKREST_STANZA": STANZA,
+        "PGBACKREST_PG1_PATH": PGDATA,
+        "PGBACKREST_PG1_USER": pg_user,
+        "PGBACKREST_LOG_LEVEL_CONSOLE": "warn",
+        "PGBACKREST_LOG_LEVEL_STDERR": "warn",
+        "PGBACKREST_LOG_LEVEL_FILE": "off",
+        # Cheap on 2 cores: lz4 costs the live server a fraction of gz's CPU, and a switched,
+        # mostly empty segment still shrinks to a few KiB.
+        "PGBACKREST_COMPRESS_TYPE": "lz4",
+        "PGBACKREST_PROCESS_MAX": "1",
+        "PGBACKREST_START_FAST": "y",
+        "PGBACKREST_ARCHIVE_PUSH_QUEUE_MAX": f"{tuning.wal_max_mib}MiB",
+        "PGBACKREST_IO_TIMEOUT": str(io),
+        "PGBACKREST_DB_TIMEOUT": str(max(io, 60)),
+        "PGBACKREST_PROTOCOL_TIMEOUT": str(max(io, 60) + 30),
+        # A backup waits this long for its last WAL segment to be archived.
+        "PGBACKREST_ARCHIVE_TIMEOUT": str(max(60, 2 * io)),
+    }
+    for repo in repos:
+        for option, value in repo.options:
+            env[_env_name(option)] = value
+        r = f"repo{repo.index}"
+        env[_env_name(f"{r}-cipher-type")] = "aes-256-cbc"
+        env[_env_name(f"{r}-cipher-pass")] = passphrase
+        env[_env_name(f"{r}-retention-full")] = str(tuning.keep_full)
+        env[_env_name(f"{r}-retention-full-type")] = "count"
+        if repo.kind == "s3":
+            access = s3.get(repo.name)
+            if access is None:
+                raise RecoverctlError(
+                    f"No S3 credentials for target {repo.name!r}.",
+                    "Give them as recoverctl finds them for its own copies (AWS_* variables, "
+                    "~/.aws/credentials, or the target's profile).",
+                    code=ErrorCode.CONFIG_INVALID,
+                )
+            env[_env_name(f"{r}-s3-key")] = access.key
+            env[_env_name(f"{r}-s3-key-secret")] = access.secret
+            if access.token:
+                env[_env_name(f"{r}-s3-token")] = access.token
+    return env
+
+
+def env_file_text(env: Mapping[str, str]) -> str:
+    """An env file compose reads as it is: values are letters, digits and `-_./:+@%` only."""
+    lines = ["# Written by recoverctl pitr enable: the db service's pgBackRest settings.\n"]
+    for key, value in env.items():
+        if any(c in value for c in "\"'$\\\n\r#` "):
+            raise RecoverctlError(
+                f"pgBackRest setting {key} holds a character an env file cannot carry safely.",
+                "Use a value without quotes, $, #, backslashes or spaces.",
+                code=ErrorCode.CONFIG_INVALID,
+            )
+        lines.append(f"{key}={value}\n")
+    return "".join(lines)
+
+
+def server_options(archive_timeout: timedelta) -> tuple[str, ...]:
+    """The postgres options that turn archiving on: the db service's command."""
+    seconds = int(archive_timeout.total_seconds())
+    return (
+        "postgres",
+        "-c",
+        "wal_level=replica",
+        "-c",
+        "archive_mode=on",
+        "-c",
+        f"archive_command=pgbackrest --stanza={STANZA} archive-push %p",
+        "-c",
+        f"archive_timeout={seconds}s",
+    )
+
+
+def override(
+    project: str,
+    repos: Sequence[Repo],
+    *,
+    env_file: str,
+    archive_timeout: timedelta,
+) -> dict[str, Any]:
+    """The compose override recoverctl owns: the db service's archive settings. Named after
+    the compose project, so that no other project (a drill's) ever archives."""
+    volumes: list[dict[str, Any]] = []
+    for repo in repos:
+        if repo.host_path and repo.mount:
+            volumes.append(
+                {
+                    "type": "bind",
+                    "source": repo.host_path,
+                    "target": repo.mount,
+                    # A NAS mounted again under the folder after db started is seen in it.
+                    "bind": {"propagation": "rslave"},
+                }
+            )
+        if repo.ca_host_file and repo.ca_mount:
+            volumes.append(
+                {
+                    "type": "bind",
+                    "source": repo.ca_host_file,
+                    "target": repo.ca_mount,
+                    "read_only": True,
+                }
+            )
+    db: dict[str, Any] = {
+        "command": list(server_options(archive_timeout)),
+        "env_file": [env_file],
+    }
+    if volumes:
+        db["volumes"] = volumes
+    return {
+        OVERRIDE_MARK: {"project": project, "stanza": STANZA},
+        "services": {"db": db},
+    }
+
+
+def override_text(doc: Mapping[str, Any]) -> str:
+    # JSON is YAML: nothing in it can be misread (a `no`, a `:` in a path).
+    return json.dumps(doc, indent=2) + "\n"
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
+def pgbackrest(command: str, *options: str) -> Argv:
+    return ("pgbackrest", f"--stanza={STANZA}", *options, command)
+
+
+def stanza_create() -> Argv:
+    return pgbackrest("stanza-create")
+
+
+def check() -> Argv:
+    return pgbackrest("check")
+
+
+BackupType = Literal["full", "diff", "incr"]
+
+
+def backup(kind: BackupType, repo: int) -> Argv:
+    return pgbackrest("backup", f"--type={kind}", f"--repo={repo}")
+
+
+def expire(repo: int) -> Argv:
+    return pgbackrest("expire", f"--repo={repo}")
+
+
+def info() -> Argv:
+    return pgbackrest("info", "--output=json")
+
+
+def verify(repo: int) -> Argv:
+    return pgbackrest("verify", f"--repo={repo}")
+
+
+def restore(repo: int, target: str | None) -> Argv:
+    """Into an empty data directory; every restored copy starts with archiving off, so that
+    it never writes the repository. target: pgBackRest's --target (a time), None: latest."""
+    time_options = (
+        ("--type=time", f"--target={target}", "--target-action=promote")
+        if target is not None
+        else ("--type=default",)
+    )
+    return pgbackrest("restore", f"--repo={repo}", "--archive-mode=off", *time_options)
+
+
+def version() -> Argv:
+    return ("pgbackrest", "version")
+
+
+def parse_version(text: str) -> tuple[int, int]:
+    # "pgBackRest 2.45"
+    parts = text.strip().split()
+    try:
+        major, minor = parts[-1].split(".")[:2]
+        return int(major), int(minor)
+    except (IndexError, ValueError):
+        raise RecoverctlError(
+            f"Could not read pgBackRest's version from {text.strip()[:80]!r}.",
+            "Check that the db image carries pgBackRest (`pgbackrest version` in db).",
+            code=ErrorCode.PITR_FAILED,
+        ) from None
+
+
+# --- what pgBackRest reports ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BaseBackup:
+    label: str
+    type: str
+    repo: int
+    started: datetime
+    stopped: datetime
+    wal_start: str
+    wal_stop: str
+    size: int  # of the database
+    stored: int  # in the repository
+    error: bool
+
+
+@dataclass(frozen=True)
+class RepoInfo:
+    index: int
+    status: int  # pgBackRest's code: 0 ok
+    message: str
+    backups: tuple[BaseBackup, ...]
+    wal_min: str | None
+    wal_max: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 0
+
+    @property
+    def earliest(self) -> datetime | None:
+        """The earliest point a restore can reach: the oldest good base backup's end."""
+        good = [b.stopped for b in self.backups if not b.error]
+        return min(good) if good else None
+
+    @property
+    def newest(self) -> BaseBackup | None:
+        good = [b for b in self.backups if not b.error]
+        return max(good, key=lambda b: b.stopped) if good else None
+
+    def newest_of(self, kind: str) -> BaseBackup | None:
+        good = [b for b in self.backups if not b.error and b.type == kind]
+        return max(good, key=lambda b: b.stopped) if good else None
+
+
+@dataclass(frozen=True)
+class StanzaInfo:
+    status: int
+    message: str
+    cipher: str
+    repos: tuple[RepoInfo, ...]
+
+    def repo(self, index: int) -> RepoInfo | None:
+        return next((r for r in self.repos if r.index == index), None)
+
+
+def _at(value: object) -> datetime:
+    return datetime.fromtimestamp(int(value), UTC)  # type: ignore[call-overload]
+
+
+def parse_info(text: str) -> StanzaInfo:
+    """`pgbackrest info --output=json`, judged: an answer of another shape is an error."""
+    try:
+        data = json.loads(text)
+        stanza = next(s for s in data if s.get("name") == STANZA)
+        repos: dict[int, dict[str, Any]] = {
+            int(r["key"]): {
+                "status": int(r["status"]["code"]),
+                "message": str(r["status"]["message"]),
+                "backups": [],
+                "wal_min": None,
+                "wal_max": None,
+            }
+            for r in stanza.get("repo", [])
+        }
+        for b in stanza.get("backup", []):
+            key = int(b["database"]["repo-key"])
+            repos.setdefault(
+                key, {"status": 0, "message": "ok", "backups": [], "wal_min": None, "wal_max": None}
+            )["backups"].append(
+                BaseBackup(
+                    label=str(b["label"]),
+                    type=str(b["type"]),
+                    repo=key,
+                    started=_at(b["timestamp"]["start"]),
+                    stopped=_at(b["timestamp"]["stop"]),
+                    wal_start=str((b.get("archive") or {}).get("start") or ""),
+                    wal_stop=str((b.get("archive") or {}).get("stop") or ""),
+                    size=int(b["info"]["size"]),
+                    stored=int(b["info"]["repository"]["delta"]),
+                    error=bool(b.get("error", False)),
+                )
+            )
+        for a in stanza.get("archive", []):
+            key = int(a["database"]["repo-key"])
+            entry = repos.get(key)
+            if entry is None:
+                continue
+            lo, hi = a.get("min"), a.get("max")
+            if lo and (entry["wal_min"] is None or lo < entry["wal_min"]):
+                entry["wal_min"] = str(lo)
+            if hi and (entry["wal_max"] is None or hi > entry["wal_max"]):
+                entry["wal_max"] = str(hi)
+        return StanzaInfo(
+            status=int(stanza["status"]["code"]),
+            message=str(stanza["status"]["message"]),
+            cipher=str(stanza.get("cipher", "")),
+            repos=tuple(
+                RepoInfo(
+                    index=k,
+                    status=v["status"],
+                    message=v["message"],
+                    backups=tuple(sorted(v["backups"], key=lambda b: b.stopped)),
+                    wal_min=v["wal_min"],
+                    wal_max=v["wal_max"],
+                )
+                for k, v in sorted(repos.items())
+            ),
+        )
+    except (ValueError, KeyError, TypeError, StopIteration, AttributeError):
+        raise RecoverctlError(
+            "pgBackRest's info came back in a shape recoverctl does not know.",
+            "Run `pgbackrest info` in the db container to see it; check its version.",
+            code=ErrorCode.PITR_FAILED,
+        ) from None
+
+
+def due(
+    newest_full: datetime | None,
+    newest_any: datetime | None,
+    now: datetime,
+    full_every: timedelta,
+    diff_every: timedelta | None,
+) -> BackupType | None:
+    """Which base backup the routine takes now, if any: a full when none is younger than
+    full_every, a differential when nothing is younger than diff_every."""
+    if newest_full is None or now - newest_full >= full_every:
+        return "full"
+    if diff_every is not None and (newest_any is None or now - newest_any >= diff_every):
+        return "diff"
+    return None
+
+
+# --- the archiver, as PostgreSQL reports it ----------------------------------------------
+
+ARCHIVER_SQL = (
+    "SELECT coalesce(last_archived_wal, ''), "
+    "coalesce(to_char(last_archived_time AT TIME ZONE 'UTC', "
+    "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), ''), failed_count, "
+    "coalesce(last_failed_wal, ''), "
+    "coalesce(to_char(last_failed_time AT TIME ZONE 'UTC', "
+    "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), ''), "
+    "pg_walfile_name(pg_current_wal_lsn()), "
+    "(SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'), "
+    "(SELECT coalesce(sum(size), 0) FROM pg_ls_waldir()), "
+    "current_setting('archive_mode'), "
+    "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') "
+    "FROM pg_stat_archiver"
+)
+
+
+@dataclass(frozen=True)
+class Archiver:
+    last_archived_wal: str | None
+    last_archived_at: datetime | None
+    failed_count: int
+    last_failed_wal: str | None
+    last_failed_at: datetime | None
+    current_wal: str
+    ready: int  # segments waiting to be archived
+    pg_wal_bytes: int
+    archive_mode: str
+    now: datetime
+
+    @property
+    def lag(self) -> timedelta:
+        """How long the oldest write not yet archived may have waited: none when no segment
+        waits; else since the last success (or, with none, unknown: a day, to be seen)."""
+        if self.ready == 0:
+            return timedelta(0)
+        if self.last_archived_at is None:
+            return timedelta(days=1)
+        return max(timedelta(0), self.now - self.last_archived_at)
+
+    @property
+    def failing(self) -> bool:
+        """The last attempt failed: a failure newer than the last success."""
+        if self.last_failed_at is None:
+            return False
+        return self.last_archived_at is None or self.last_failed_at > self.last_archived_at
+
+
+def _when(value: str) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def parse_archiver(row: str) -> Archiver:
+    fields = row.rstrip("\n").split("|")
+    if len(fields) != 10:
+        raise RecoverctlError(
+            "The server's archiver state came back in a shape recoverctl does not know.",
+            "Run `SELECT * FROM pg_stat_archiver` in the db container to see it.",
+            code=ErrorCode.PITR_FAILED,
+        )
+    return Archiver(
+        last_archived_wal=fields[0] or None,
+        last_archived_at=_when(fields[1]),
+        failed_count=int(fields[2]),
+        last_failed_wal=fields[3] or None,
+        last_failed_at=_when(fields[4]),
+        current_wal=fields[5],
+        ready=int(fields[6]),
+        pg_wal_bytes=int(fields[7]),
+        archive_mode=fields[8],
+        now=datetime.fromisoformat(fields[9]),
+    )
+
+
+# A commit of its own: recovery to a time stops at the first commit after it, so the archive
+# must hold one later than any time asked for (PostgreSQL refuses a target it never passed).
+MARK_SQL = "SELECT pg_current_xact_id()"
+REPLAYED_SQL = (
+    "SELECT coalesce(to_char(pg_last_xact_replay_timestamp() AT TIME ZONE 'UTC', "
+    "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), ''), pg_is_in_recovery()"
+)
+
+
+def parse_replayed(row: str) -> tuple[datetime | None, bool]:
+    fields = row.strip().split("|")
+    return _when(fields[0]), fields[1] == "t"
