@@ -57,6 +57,7 @@ class ErrorCode(StrEnum):
     RESTORE_FAILED = "restore_failed"
     ROLLBACK_INCOMPLETE = "rollback_incomplete"
     DATA_PRESENT = "data_present"
+    PITR_OUTSIDE_WINDOW = "pitr_outside_window"  # --to-time outside what the archive reaches
     # keys
     KEY_FILE_INVALID = "key_file_invalid"
     KEY_MISMATCH = "key_mismatch"
