@@ -76,7 +76,7 @@ class ErrorCode(StrEnum):
     # point-in-time recovery (pgBackRest)
     PITR_NOT_CONFIGURED = "pitr_not_configured"  # no [pitr], or archiving not enabled
     PITR_FAILED = "pitr_failed"  # pgBackRest failed, or answered what recoverctl cannot read
-    PITR_PASSPHRASE = "pitr_passphrase"  # the repository's passphrase is missing or wrong
+    PITR_PASSPHRASE = "pitr_passphrase"  # noqa: S105 (a code) the passphrase is missing or wrong
     # unattended operation and drills
     ROUTINE_RUNNING = "routine_running"  # another routine holds this stack: this one did nothing
     PRUNE_REFUSED = "prune_refused"  # the plan would leave no verified backup: nothing deleted

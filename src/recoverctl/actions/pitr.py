@@ -61,7 +61,7 @@ class EnableResult(JsonResult):
 
     @property
     def exit_status(self) -> int:
-        return 0 if self.error is None else self.error.exit_status
+        return 0 if self.error is None else self.error.exit_code
 
 
 def _db_image_ready(db: Db, found: tuple[pitr.Repo, ...]) -> tuple[int, int]:
@@ -160,6 +160,38 @@ def _check_folders(db: Db, found: tuple[pitr.Repo, ...]) -> None:
             )
 
 
+def _put_back(
+    session: StackSession,
+    before: dict[Path, bytes | None],
+    exc: BaseException,
+    step: Step,
+) -> BaseException:
+    """The db failed to start with the new settings: the previous ones back, the stack up
+    again with them. Returns what to raise: the failure, saying which settings serve."""
+    for path, data in before.items():
+        if data is None:
+            fsio.remove_quietly(path)
+        else:
+            fsio.write_atomic(path, data)
+    step("the db did not start with archiving on: starting it as it was")
+    try:
+        stack_svc.bring_up(session, build=False, progress=step)
+    except RecoverctlError as again:
+        return PitrError(
+            f"The db did not start with archiving on, nor again as it was: {again.message}",
+            "Read recoverctl logs db, fix the cause, then run recoverctl up.",
+            details=getattr(exc, "details", None),
+        )
+    if not isinstance(exc, RecoverctlError):
+        return exc
+    return PitrError(
+        f"The db did not start with archiving on ({exc.message.rstrip('.')}); it runs again "
+        "as before, without archiving.",
+        exc.hint or "Fix the cause, then run recoverctl pitr enable again.",
+        details=exc.details,
+    )
+
+
 def enable(
     session: StackSession,
     plan: EnablePlan,
@@ -181,13 +213,17 @@ def enable(
         for repo in plan.config.repos:
             if repo.kind == "posix":
                 _prepare_folder(db, repo)
+        before = {p: p.read_bytes() if p.is_file() else None for p in (where.env, where.override)}
         svc.write_private(where.env, plan.config.env.encode())
         svc.write_private(where.override, plan.config.override.encode())
         seconds: float | None = None
         if plan.restart:
             step("restarting db with archiving on")
             t0 = time.monotonic()
-            stack_svc.bring_up(session, build=False, progress=step)
+            try:
+                stack_svc.bring_up(session, build=False, progress=step)
+            except BaseException as exc:
+                raise _put_back(session, before, exc, step) from None
             seconds = time.monotonic() - t0
         db = session.db()
         _check_folders(db, plan.config.repos)
@@ -225,10 +261,19 @@ def enable(
     error: RecoverctlError | None = None
     if settings.targets:
         step("sealing the passphrase off-site with the env files")
-        with fsio.project_lock(session.project, "env push"):
-            pushed = envcopy.push(session, only_changed=True, step=step)
-        if not pushed.ok:
-            error = envcopy.failure(pushed)
+        try:
+            with fsio.project_lock(session.project, "env push"):
+                pushed = envcopy.push(session, only_changed=True, step=step)
+        except RecoverctlError as exc:
+            # Archiving works; only the passphrase's copy off-site is missing (exit 3).
+            error = RecoverctlError(
+                f"Archiving is on, but the passphrase is not off-site yet: {exc.message}",
+                (exc.hint + " " if exc.hint else "") + "Then: recoverctl env push",
+                code=ErrorCode.OFFSITE_FAILED,
+            )
+        else:
+            if not pushed.ok:
+                error = envcopy.failure(pushed)
     return EnableResult(
         plan=plan,
         restarted=plan.restart,

@@ -202,6 +202,7 @@ def _register() -> None:
         env,
         init,
         keys,
+        pitr,
         prune,
         pull,
         push,
@@ -234,6 +235,7 @@ def _register() -> None:
     app.add_typer(schedule.schedule_app, name="schedule")
     app.command()(drill.drill)
     app.add_typer(env.env_app, name="env")
+    app.add_typer(pitr.pitr_app, name="pitr")
 
 
 _register()

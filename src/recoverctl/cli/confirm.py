@@ -28,3 +28,25 @@ def typed(expected: str, prompt: str, unchanged: str) -> None:
             "Type it exactly, or pass --yes.",
             code=ErrorCode.CONFIRMATION_MISMATCH,
         )
+
+
+def asked(prompt: str, unchanged: str) -> None:
+    """A yes/no question for what is not destructive but interrupts (a restart)."""
+    try:
+        answer = typer.confirm(prompt, default=False, err=True)
+    except (typer.Abort, EOFError) as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            raise Interrupted(
+                f"Stopped at the confirmation; {unchanged}.", "Run it again when ready."
+            ) from None
+        raise RecoverctlError(
+            f"No confirmation given; {unchanged}.",
+            "Run it in a terminal and answer y, or pass --yes.",
+            code=ErrorCode.CONFIRMATION_REQUIRED,
+        ) from None
+    if not answer:
+        raise RecoverctlError(
+            f"Not confirmed; {unchanged}.",
+            "Answer y to go on, or pass --yes.",
+            code=ErrorCode.CONFIRMATION_MISMATCH,
+        )

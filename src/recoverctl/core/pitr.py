@@ -309,15 +309,7 @@ def override(
     volumes: list[dict[str, Any]] = []
     for repo in repos:
         if repo.host_path and repo.mount:
-            volumes.append(
-                {
-                    "type": "bind",
-                    "source": repo.host_path,
-                    "target": repo.mount,
-                    # A NAS mounted again under the folder after db started is seen in it.
-                    "bind": {"propagation": "rslave"},
-                }
-            )
+            volumes.append({"type": "bind", "source": repo.host_path, "target": repo.mount})
         if repo.ca_host_file and repo.ca_mount:
             volumes.append(
                 {
@@ -605,7 +597,7 @@ def _when(value: str) -> datetime | None:
 
 
 def parse_archiver(row: str) -> Archiver:
-    fields = row.rstrip("\n").split("|")
+    fields = row.rstrip("\n").split("\t")  # psql's fields (core/pg.py)
     if len(fields) != 10:
         raise RecoverctlError(
             "The server's archiver state came back in a shape recoverctl does not know.",
@@ -636,5 +628,5 @@ REPLAYED_SQL = (
 
 
 def parse_replayed(row: str) -> tuple[datetime | None, bool]:
-    fields = row.strip().split("|")
+    fields = row.strip("\n").split("\t")
     return _when(fields[0]), fields[1] == "t"
