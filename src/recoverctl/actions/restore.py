@@ -4,15 +4,23 @@ The machinery lives in services/restore.py, which recover shares."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from recoverctl.core import pitrtime
 from recoverctl.core.progress import OnBytes, Step
 
 # The plan the CLI shows and confirms (restore, recover), named here for it.
 from recoverctl.core.restore_plan import RestorePlan as RestorePlan
+from recoverctl.core.result import JsonResult, meta
 from recoverctl.services import restore as swap
+from recoverctl.services.pitr_restore import PointReached
 from recoverctl.services.restore import Prepared, RestoreResult
-from recoverctl.services.session import StackSession
+from recoverctl.services.session import StackSession as StackSession
 
 
 def _quiet(_: object) -> None:
@@ -51,3 +59,74 @@ def restore(
     prep: Prepared, session: StackSession, *, step: Step = _quiet, on_bytes: OnBytes = _quiet
 ) -> RestoreResult:
     return swap.restore(prep, session, step=step, on_bytes=on_bytes)
+
+
+# --- to a point in time (pgBackRest) -----------------------------------------------------
+
+
+def local_zone() -> tzinfo:
+    """The machine's zone with its clock changes (a fixed offset would read a summer time
+    with the winter offset): TZ, else /etc/localtime, else UTC."""
+    name = os.environ.get("TZ", "").lstrip(":")
+    try:
+        if name:
+            return ZoneInfo(name)
+        with open("/etc/localtime", "rb") as f:
+            return ZoneInfo.from_file(f, key="localtime")
+    except (OSError, ValueError, ZoneInfoNotFoundError):
+        return UTC
+
+
+@dataclass(frozen=True)
+class PreparedToTime:
+    prepared: Prepared
+    point: PointReached
+
+
+def prepare_to_time(
+    session: StackSession,
+    when: str,
+    *,
+    target: str | None = None,
+    safety_backup: bool = True,
+    allow_newer_data: bool = False,
+    step: Step = _quiet,
+) -> PreparedToTime:
+    """The cluster restored to WHEN in a throwaway, its vault database dumped, and that
+    dump planned like any backup; the live database is only read."""
+    from recoverctl.actions.pitr import require_enabled
+    from recoverctl.services import pitr_restore
+
+    require_enabled(session)
+    point = pitrtime.parse_point(when, zone=local_zone(), now=datetime.now(UTC))
+    backup, reached = pitr_restore.restore_to_point(session, point, target, step=step)
+    prep = swap.prepare(
+        session,
+        str(backup.path),
+        safety_backup=safety_backup,
+        hash_now=False,
+        allow_newer_data=allow_newer_data,
+    )
+    note = (
+        f"from the point in time {reached.asked}: the cluster restored from {reached.repo} "
+        f"reached {reached.reached_said}"
+    )
+    plan = dataclasses.replace(prep.plan, notes=(note, *prep.plan.notes))
+    return PreparedToTime(dataclasses.replace(prep, plan=plan), reached)
+
+
+@dataclass(frozen=True)
+class ToTimeResult(JsonResult):
+    restore: RestoreResult = field(metadata=meta(flatten=True))
+    point_in_time: PointReached
+
+
+def restore_to_time(
+    prep: PreparedToTime,
+    session: StackSession,
+    *,
+    step: Step = _quiet,
+    on_bytes: OnBytes = _quiet,
+) -> ToTimeResult:
+    done = swap.restore(prep.prepared, session, step=step, on_bytes=on_bytes)
+    return ToTimeResult(done, prep.point)
