@@ -29,12 +29,14 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model, mo
 from typing_extensions import is_typeddict
 
 from recoverctl.actions.backup import BackupDone
+from recoverctl.actions import pitr
 from recoverctl.actions.identity import NewIdentity
 from recoverctl.actions.init import InitResult
 from recoverctl.actions.keys import KeyCheckResult
 from recoverctl.actions.prune import PruneResult
 from recoverctl.actions.push import PushReport
 from recoverctl.actions.recover import RecoverResult
+from recoverctl.actions.restore import ToTimeResult
 from recoverctl.actions.routine import RoutineReport
 from recoverctl.actions.schedule import ScheduleResult
 from recoverctl.actions.stack import DownResult, UpResult
@@ -170,7 +172,7 @@ COMMANDS: dict[str | None, tuple[type, ...]] = {
     "backup": (BackupDone,),
     "list": (Listing, offsite.TargetListing),
     "verify": (VerifyReport, OffsiteReport),
-    "restore": (RestorePlan, RestoreResult),
+    "restore": (RestorePlan, RestoreResult, ToTimeResult),
     "doctor": (DoctorReport, CheckList),
     "keys": (),
     "keys check": (KeyCheckResult,),
@@ -189,6 +191,11 @@ COMMANDS: dict[str | None, tuple[type, ...]] = {
     "env": (),
     "env push": (envcopy.EnvPushResult,),
     "env pull": (envcopy.EnvPullResult,),
+    "pitr": (),
+    "pitr enable": (pitr.EnableResult,),
+    "pitr disable": (pitr.DisableResult,),
+    "pitr status": (pitr.PitrStatus,),
+    "pitr backup": (pitr.PitrBackupResult,),
 }
 
 RESULTS: dict[str, tuple[type[BaseModel], ...]] = {
