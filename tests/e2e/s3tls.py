@@ -83,7 +83,7 @@ def s3tls_image(client: docker.DockerClient) -> str:
 
 
 @dataclass(frozen=True)
-class TestCertificates:
+class ServerCertificates:
     """A CA made for one server, and that server's certificate and key, all PEM."""
 
     ca_pem: bytes
@@ -91,7 +91,7 @@ class TestCertificates:
     key_pem: bytes
 
     @classmethod
-    def make(cls, hostname: str, ips: tuple[str, ...] = (LOOPBACK,)) -> TestCertificates:
+    def make(cls, hostname: str, ips: tuple[str, ...] = (LOOPBACK,)) -> ServerCertificates:
         now = datetime.datetime.now(datetime.UTC)
         # A little slack backwards: the containers' clocks are the host's, but a verifier
         # rejects a certificate whose notBefore is even a second ahead of it.
@@ -182,7 +182,7 @@ class S3TlsServer:
     folder: Path
     name_prefix: str
     hostname: str
-    certs: TestCertificates
+    certs: ServerCertificates
     moto: Container
     tls: Container
     host_port: int
@@ -204,7 +204,7 @@ class S3TlsServer:
         # Readable through a bind mount by a container's non-root user (pgBackRest runs as
         # postgres): it holds only the CA certificate, nothing secret.
         folder.chmod(0o755)
-        certs = TestCertificates.make(hostname)
+        certs = ServerCertificates.make(hostname)
         (folder / "ca.pem").write_bytes(certs.ca_pem)
         (folder / "ca.pem").chmod(0o644)
         labels = {LABEL: "s3tls", f"{LABEL}.prefix": name_prefix}
