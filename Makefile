@@ -72,7 +72,7 @@ $(BIN)/.installed: pyproject.toml vault/requirements.txt vault/requirements-dev.
 ## The virtualenv with every test and lint tool.
 venv install: $(BIN)/.installed
 
-## Docker engine, compose plugin, the tests' tools and local images; prints POSTGRES_IMAGE=… and PYTHON_IMAGE=…
+## Docker engine, compose plugin, the tests' tools and local images; prints POSTGRES_IMAGE=…, PYTHON_IMAGE=… and S3TLS_IMAGE=…
 test-env:
 	@bash scripts/test-env.sh
 
@@ -93,7 +93,7 @@ unit: venv
 ## Everything: lint, the vault's own tests, then unit, CLI and e2e tests against a real engine.
 test: venv lint vault-test
 	bash scripts/test-env.sh | tee $(TEST_ENV).out
-	set -a && source <(grep -E '^(POSTGRES|PYTHON)_IMAGE=' $(TEST_ENV).out) && set +a && \
+	set -a && source <(grep -E '^(POSTGRES|PYTHON|S3TLS)_IMAGE=' $(TEST_ENV).out) && set +a && \
 		RECOVERCTL_E2E=required $(BIN)/pytest tests
 
 ## The e2e tests alone.

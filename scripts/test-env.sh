@@ -2,9 +2,9 @@
 # Prepares a machine, with nothing assumed. Idempotent; images are rebuilt only when their
 # recipe changes.
 #   test-env.sh             for the e2e tests: a Docker engine, the compose v2 plugin, the
-#                           tests' tools and the two local base images (built from Debian
-#                           packages, no registry); prints, last, the two variables that
-#                           point the stacks at the local images.
+#                           tests' tools, the two local base images and the tests' S3-over-TLS
+#                           image (built from Debian packages, no registry); prints, last, the
+#                           variables that point the stacks and the tests at the local images.
 #   test-env.sh --up        for `make up`, before its virtualenv: python3 with venv, a
 #                           Docker engine and the compose v2 plugin.
 #   test-env.sh --images F  for `make up`, after `recoverctl init`: builds the local images
@@ -27,6 +27,9 @@ POSTGRES_IMAGE=recoverctl-test/postgres:15
 PYTHON_IMAGE=recoverctl-test/python:3.11
 # pgBackRest beside the server: point-in-time recovery archives from inside the db container.
 POSTGRES_PACKAGES=postgresql-15,pgbackrest
+# The tests' own: moto behind stunnel, an S3 repository that pgBackRest reaches over TLS.
+S3TLS_IMAGE=recoverctl-test/s3tls:1
+S3TLS_PACKAGES=python3,python3-venv,ca-certificates,stunnel4
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
 apt_updated=
@@ -130,7 +133,7 @@ build_image() {  # name, tag, debootstrap packages, extra files to copy into the
     fi
     mkdir -p "$work/ctx"
     cp "$here/images/$name"/* "$work/ctx/"
-    if [ "$name" = python ]; then
+    if [ "$name" = python ] || [ "$name" = s3tls ]; then
         local bundle=${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}
         [ -r "$bundle" ] || die "no CA bundle at $bundle for pip inside the image"
         cp "$bundle" "$work/ctx/ca-bundle.crt"
@@ -175,7 +178,7 @@ esac
 
 ensure_engine
 ensure_compose
-# Before the two builds run side by side: two apt-get runs at once would fight for the dpkg lock.
+# Before the builds run side by side: two apt-get runs at once would fight for the dpkg lock.
 command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
 ensure_browser
 ensure_offsite_tools
@@ -184,8 +187,12 @@ build_image postgres "$POSTGRES_IMAGE" "$POSTGRES_PACKAGES" &
 pg=$!
 build_image python "$PYTHON_IMAGE" python3,python3-venv,ca-certificates &
 py=$!
+build_image s3tls "$S3TLS_IMAGE" "$S3TLS_PACKAGES" &
+s3=$!
 wait "$pg" || die "building $POSTGRES_IMAGE failed"
 wait "$py" || die "building $PYTHON_IMAGE failed"
+wait "$s3" || die "building $S3TLS_IMAGE failed"
 
 echo "POSTGRES_IMAGE=$POSTGRES_IMAGE"
 echo "PYTHON_IMAGE=$PYTHON_IMAGE"
+echo "S3TLS_IMAGE=$S3TLS_IMAGE"
