@@ -885,7 +885,9 @@ def _cases() -> Iterator[Case]:
     for name, text in bad_settings.items():
         yield Case(name, ["list"], _file("config.toml", text))
     yield Case("env-var-bad-rpo", ["list"], env={"RECOVERCTL_RPO_HOURS": "soon"})
-    yield Case("env-var-bad-project-dir", ["list"], env={"RECOVERCTL_PROJECT_DIR": "/nonexistent"})
+    yield Case(
+        "env-var-bad-project-dir", ["list"], env={"RECOVERCTL_PROJECT_DIR": "/nonexistent-recoverctl"}
+    )
     yield Case(
         "env-file-bad",
         ["up"],

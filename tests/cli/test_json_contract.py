@@ -81,7 +81,7 @@ def test_the_contract_names_every_command() -> None:
     assert set(contract.ENVELOPES) - {None} == set(COMMANDS)
     assert set(contract.RESULTS) == set(JSON_COMMANDS)
     # logs streams the services' own lines; keys and schedule are groups; the rest --json.
-    assert set(COMMANDS) - set(JSON_COMMANDS) == {"logs", "keys", "schedule", "env"}
+    assert set(COMMANDS) - set(JSON_COMMANDS) == {"logs", "keys", "schedule", "env", "pitr"}
 
 
 def _fields(model: type[BaseModel]) -> Iterator[str]:
