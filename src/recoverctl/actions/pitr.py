@@ -456,7 +456,8 @@ def require_enabled(session: StackSession) -> None:
     if not svc.enabled(session):
         raise PitrError(
             "Archiving is not enabled for this stack.",
-            "Turn it on first: recoverctl pitr enable" + (" --prod" if session.settings.stack == "prod" else ""),
+            "Turn it on first: recoverctl pitr enable"
+            + (" --prod" if session.settings.stack == "prod" else ""),
             code=ErrorCode.PITR_NOT_CONFIGURED,
         )
 

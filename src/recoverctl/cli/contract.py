@@ -28,8 +28,8 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_typ
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model, model_validator
 from typing_extensions import is_typeddict
 
-from recoverctl.actions.backup import BackupDone
 from recoverctl.actions import pitr
+from recoverctl.actions.backup import BackupDone
 from recoverctl.actions.identity import NewIdentity
 from recoverctl.actions.init import InitResult
 from recoverctl.actions.keys import KeyCheckResult

@@ -96,7 +96,9 @@ def disable(
         if not result.was_enabled:
             render.out.print("archiving was not enabled: nothing changed")
         else:
-            render.out.print(f"archiving is off; db restarted in {result.restart_seconds or 0:.1f} s")
+            render.out.print(
+                f"archiving is off; db restarted in {result.restart_seconds or 0:.1f} s"
+            )
         for where in result.kept:
             render.out.print(f"kept repository {escape(where)}")
 
@@ -166,6 +168,8 @@ def backup(
 
     def human() -> None:
         for b in result.backups:
-            render.out.print(f"[green]{b.type} backup[/] {b.label} to {b.repo} in {b.seconds:.1f} s")
+            render.out.print(
+                f"[green]{b.type} backup[/] {b.label} to {b.repo} in {b.seconds:.1f} s"
+            )
 
     render.emit(result, human)

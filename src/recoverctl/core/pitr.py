@@ -251,6 +251,9 @@ def environment(
         env[_env_name(f"{r}-cipher-pass")] = passphrase
         env[_env_name(f"{r}-retention-full")] = str(tuning.keep_full)
         env[_env_name(f"{r}-retention-full-type")] = "count"
+        # Small files travel bundled: a handful of objects per backup, not one per file
+        # (on S3, a request and a TLS handshake each).
+        env[_env_name(f"{r}-bundle")] = "y"
         if repo.kind == "s3":
             access = s3.get(repo.name)
             if access is None:

@@ -208,9 +208,7 @@ def environment_of(session: StackSession) -> dict[str, str]:
             "Write it again: recoverctl pitr enable",
             code=ErrorCode.PITR_NOT_CONFIGURED,
         ) from None
-    return dict(
-        ln.split("=", 1) for ln in lines if "=" in ln and not ln.startswith("#")
-    )
+    return dict(ln.split("=", 1) for ln in lines if "=" in ln and not ln.startswith("#"))
 
 
 def write_private(path: Path, data: bytes) -> bool:
@@ -293,7 +291,7 @@ def archive_now(db: Db) -> datetime:
     waits until the switched segment is archived. Returns the server's time of the mark."""
     marked = db.query(
         f"{pitr.MARK_SQL}; SELECT to_char(now() AT TIME ZONE 'UTC', "
-        "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+        '\'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\')'
     ).split()[-1]
     run(
         db,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from recoverctl import failpoints
 from recoverctl.adapters import fsio
 from recoverctl.adapters.engine import PROJECT_LABEL, Engine
 from recoverctl.adapters.pgexec import Db
@@ -72,9 +73,7 @@ def _repo(session: StackSession, name: str | None) -> pitr.Repo:
 
 
 def _mounts(repos: list[pitr.Repo], volume: str) -> list[dict[str, object]]:
-    mounts: list[dict[str, object]] = [
-        {"type": "volume", "source": volume, "target": pitr.PGDATA}
-    ]
+    mounts: list[dict[str, object]] = [{"type": "volume", "source": volume, "target": pitr.PGDATA}]
     for repo in repos:
         if repo.host_path and repo.mount:
             # Read-only: a restored copy never writes the repository.
@@ -202,6 +201,7 @@ def restore_to_point(
             image, argv[1:], name=f"{throwaway}-restore", labels=labels, environment=env,
             mounts=mounts, network=network, user="postgres", entrypoint=[argv[0]],
         )  # fmt: skip
+        failpoints.reach("pitr.restoring")
         code = engine.wait(one_off, settings.up_timeout.total_seconds())
         if code != 0:
             tail = engine.log_tail(one_off, 30)
@@ -262,5 +262,3 @@ def _code(tail: str) -> ErrorCode:
 def cleanup(session: StackSession) -> list[str]:
     """Removes a throwaway a killed run left; what is still there afterwards."""
     return session.engine.remove_project(throwaway_project(session.project))
-
-
