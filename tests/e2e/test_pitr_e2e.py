@@ -35,7 +35,7 @@ class World:
     identity: Path
 
     def run(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        return self.project.run(*args, **env)
+        return self.project.run(*args, **env)  # type: ignore[arg-type]
 
     def ok(self, *args: str, **env: str) -> dict[str, Any]:
         done = self.run(*args, "--json", **env)
@@ -66,9 +66,9 @@ class World:
         return self.project.sql("SELECT timeline_id FROM pg_control_checkpoint()").strip()
 
     def throwaways(self) -> list[str]:
-        label = {"label": f"com.docker.compose.project={NAME}-pitr"}
+        label: dict[str, Any] = {"label": f"com.docker.compose.project={NAME}-pitr"}
         c = self.project.client
-        return [x.name for x in c.containers.list(all=True, filters=label)] + [
+        return [str(x.name) for x in c.containers.list(all=True, filters=label)] + [
             v.name for v in c.volumes.list(filters=label)
         ]
 
