@@ -1,0 +1,259 @@
+"""core/pitr.py: pgBackRest's settings, commands and reports as data."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from recoverctl.core import pitr
+from recoverctl.errors import ErrorCode, RecoverctlError
+
+TUNING = pitr.Tuning(
+    archive_timeout=timedelta(seconds=30),
+    io_timeout=timedelta(seconds=20),
+    keep_full=2,
+    wal_max_mib=1024,
+)
+
+
+def s3(**over: object) -> pitr.Repo:
+    args: dict[str, object] = {
+        "bucket": "vault-backups",
+        "prefix": "prod/",
+        "endpoint_url": "https://s3.example.com:9000",
+        "region": "eu-west-1",
+        "ca_file": "/etc/ssl/nas-ca.pem",
+        "project": "vault-prod",
+        "stack": "prod",
+    }
+    args.update(over)
+    return pitr.s3_repo(2, "offsite", **args)  # type: ignore[arg-type]
+
+
+def test_a_folder_repository_lives_in_the_stacks_namespace_and_is_mounted() -> None:
+    repo = pitr.dir_repo(1, "nas", "/mnt/nas/", "vault-prod", "prod")
+    assert repo.host_path == "/mnt/nas/vault-prod/prod/pgbackrest"
+    assert repo.mount == "/var/lib/pgbackrest-repos/nas"
+    assert dict(repo.options) == {"repo1-type": "posix", "repo1-path": repo.mount}
+
+
+def test_an_s3_repository_names_its_endpoint_port_style_and_ca() -> None:
+    repo = s3()
+    options = dict(repo.options)
+    assert options["repo2-path"] == "/prod/vault-prod/prod/pgbackrest"
+    assert options["repo2-s3-endpoint"] == "s3.example.com"
+    assert options["repo2-storage-port"] == "9000"
+    assert options["repo2-s3-uri-style"] == "path"
+    assert options["repo2-storage-ca-file"] == "/etc/pgbackrest-ca/offsite.pem"
+    assert repo.location == "s3://vault-backups/prod/vault-prod/prod/pgbackrest"
+
+
+def test_aws_gets_its_regional_endpoint_and_no_ca() -> None:
+    options = dict(s3(endpoint_url=None, ca_file=None, prefix="").options)
+    assert options["repo2-s3-endpoint"] == "s3.eu-west-1.amazonaws.com"
+    assert options["repo2-path"] == "/vault-prod/prod/pgbackrest"
+    assert "repo2-storage-ca-file" not in options and "repo2-s3-uri-style" not in options
+
+
+def test_plain_http_s3_is_refused_since_pgbackrest_speaks_https_only() -> None:
+    with pytest.raises(RecoverctlError) as caught:
+        s3(endpoint_url="http://minio:9000")
+    assert "HTTPS only" in caught.value.message
+
+
+def test_the_environment_carries_every_secret_and_the_bounds() -> None:
+    repos = [pitr.dir_repo(1, "nas", "/mnt/nas", "p", "dev"), s3()]
+    env = pitr.environment(
+        repos,
+        TUNING,
+        pg_user="vault",
+        passphrase="p" * 48,
+        s3={"offsite": pitr.S3Access("AKIA", "s3cret", "tok")},
+    )
+    assert env["PGBACKREST_CONFIG"] == "/dev/null"
+    assert env["PGBACKREST_PG1_USER"] == "vault"
+    assert env["PGBACKREST_REPO1_CIPHER_PASS"] == env["PGBACKREST_REPO2_CIPHER_PASS"] == "p" * 48
+    assert env["PGBACKREST_REPO1_CIPHER_TYPE"] == "aes-256-cbc"
+    assert env["PGBACKREST_REPO2_S3_KEY"] == "AKIA"
+    assert env["PGBACKREST_REPO2_S3_KEY_SECRET"] == "s3cret"
+    assert env["PGBACKREST_REPO2_S3_TOKEN"] == "tok"
+    assert env["PGBACKREST_ARCHIVE_PUSH_QUEUE_MAX"] == "1024MiB"
+    assert env["PGBACKREST_IO_TIMEOUT"] == "20"
+    assert env["PGBACKREST_REPO1_RETENTION_FULL"] == "2"
+
+
+def test_an_s3_repository_without_credentials_is_refused() -> None:
+    with pytest.raises(RecoverctlError) as caught:
+        pitr.environment([s3()], TUNING, pg_user="vault", passphrase="x" * 48, s3={})
+    assert "No S3 credentials" in caught.value.message
+
+
+def test_the_env_file_refuses_what_compose_would_interpolate_or_cut() -> None:
+    assert pitr.env_file_text({"A": "b/c:d"}).endswith("A=b/c:d\n")
+    for bad in ("a$b", "a b", "a#b", 'a"b', "a\nb"):
+        with pytest.raises(RecoverctlError):
+            pitr.env_file_text({"A": bad})
+
+
+def test_passphrases_are_long_random_and_plain() -> None:
+    made = {pitr.new_passphrase() for _ in range(20)}
+    assert len(made) == 20
+    assert all(len(p) == pitr.PASSPHRASE_LENGTH and p.isalnum() for p in made)
+
+
+def test_the_override_archives_and_mounts_without_a_secret() -> None:
+    repos = [pitr.dir_repo(1, "nas", "/mnt/nas", "p", "dev"), s3()]
+    doc = pitr.override(
+        "p", repos, env_file="/srv/p/.recoverctl/pitr-p.env", archive_timeout=timedelta(30)
+    )
+    db = doc["services"]["db"]
+    assert "archive_mode=on" in db["command"] and "wal_level=replica" in db["command"]
+    assert "archive_command=pgbackrest --stanza=vault archive-push %p" in db["command"]
+    assert db["env_file"] == ["/srv/p/.recoverctl/pitr-p.env"]
+    targets = {v["target"]: v for v in db["volumes"]}
+    assert targets["/var/lib/pgbackrest-repos/nas"]["source"] == "/mnt/nas/p/dev/pgbackrest"
+    assert targets["/etc/pgbackrest-ca/offsite.pem"]["read_only"] is True
+    assert doc[pitr.OVERRIDE_MARK]["project"] == "p"
+    assert json.loads(pitr.override_text(doc)) == doc
+
+
+def test_archive_timeout_is_whole_seconds_on_the_command_line() -> None:
+    assert "archive_timeout=30s" in pitr.server_options(timedelta(seconds=30))
+
+
+def test_a_restore_starts_with_archiving_off_whatever_the_target() -> None:
+    for argv in (pitr.restore(1, "2026-12-02 13:02:00.000000+00"), pitr.restore(2, None)):
+        assert "--archive-mode=off" in argv and argv[0] == "pgbackrest"
+        assert argv[-1] == "restore"
+    timed = pitr.restore(1, "2026-12-02 13:02:00.000000+00")
+    assert "--type=time" in timed and "--target-action=promote" in timed
+    assert "--type=default" in pitr.restore(2, None)
+
+
+def test_commands_name_the_stanza_and_repository() -> None:
+    assert pitr.backup("diff", 2) == (
+        "pgbackrest", "--stanza=vault", "--type=diff", "--repo=2", "backup",
+    )  # fmt: skip
+    assert pitr.info() == ("pgbackrest", "--stanza=vault", "--output=json", "info")
+    assert pitr.verify(1)[-1] == "verify" and pitr.expire(1)[-1] == "expire"
+
+
+def test_version_is_read_or_refused() -> None:
+    assert pitr.parse_version("pgBackRest 2.45\n") == (2, 45)
+    assert pitr.supports((2, 45), "posix") and not pitr.supports((2, 45), "sftp")
+    assert pitr.supports((2, 55), "sftp")
+    with pytest.raises(RecoverctlError) as caught:
+        pitr.parse_version("command not found")
+    assert caught.value.code == ErrorCode.PITR_FAILED
+
+
+INFO = [
+    {
+        "name": "vault",
+        "cipher": "aes-256-cbc",
+        "status": {"code": 0, "message": "ok"},
+        "repo": [
+            {"key": 1, "cipher": "aes-256-cbc", "status": {"code": 0, "message": "ok"}},
+            {"key": 2, "cipher": "aes-256-cbc", "status": {"code": 1, "message": "missing stanza path"}},
+        ],
+        "archive": [
+            {"database": {"id": 1, "repo-key": 1}, "min": "000000010000000000000001", "max": "000000010000000000000009"},
+        ],
+        "backup": [
+            {"label": "20261201-000000F", "type": "full", "error": False,
+             "database": {"id": 1, "repo-key": 1},
+             "archive": {"start": "000000010000000000000002", "stop": "000000010000000000000003"},
+             "info": {"size": 100, "repository": {"delta": 40, "size": 40}},
+             "timestamp": {"start": 1796083200, "stop": 1796083260}},
+            {"label": "20261202-000000F_20261202-010000D", "type": "diff", "error": False,
+             "database": {"id": 1, "repo-key": 1},
+             "archive": {"start": "000000010000000000000007", "stop": "000000010000000000000007"},
+             "info": {"size": 100, "repository": {"delta": 4, "size": 4}},
+             "timestamp": {"start": 1796173200, "stop": 1796173230}},
+        ],
+    }
+]  # fmt: skip
+
+
+def test_info_gives_each_repository_its_window_and_backups() -> None:
+    info = pitr.parse_info(json.dumps(INFO))
+    one, two = info.repos
+    assert one.ok and not two.ok and two.message == "missing stanza path"
+    assert one.earliest == datetime.fromtimestamp(1796083260, UTC)
+    assert one.newest is not None and one.newest.type == "diff"
+    full = one.newest_of("full")
+    assert full is not None and full.label == "20261201-000000F"
+    assert (one.wal_min, one.wal_max) == ("000000010000000000000001", "000000010000000000000009")
+    assert two.earliest is None and two.backups == ()
+
+
+@pytest.mark.parametrize("text", ["", "[]", "{}", '[{"name": "vault"}]', "not json"])
+def test_info_of_another_shape_is_an_error_not_a_window(text: str) -> None:
+    with pytest.raises(RecoverctlError) as caught:
+        pitr.parse_info(text)
+    assert caught.value.code == ErrorCode.PITR_FAILED
+
+
+NOW = datetime(2026, 12, 2, 12, tzinfo=UTC)
+WEEK, DAY = timedelta(days=7), timedelta(days=1)
+
+
+@pytest.mark.parametrize(
+    ("full", "newest", "due"),
+    [
+        (None, None, "full"),
+        (NOW - 8 * DAY, NOW - DAY / 2, "full"),
+        (NOW - 2 * DAY, NOW - 2 * DAY, "diff"),
+        (NOW - 2 * DAY, NOW - DAY / 2, None),
+    ],
+)
+def test_the_base_backup_due(
+    full: datetime | None, newest: datetime | None, due: str | None
+) -> None:
+    assert pitr.due(full, newest, NOW, WEEK, DAY) == due
+
+
+def test_no_differentials_when_diff_every_is_unset() -> None:
+    assert pitr.due(NOW - 2 * DAY, NOW - 2 * DAY, NOW, WEEK, None) is None
+
+
+def archiver_row(**over: str) -> str:
+    fields = {
+        "wal": "000000010000000000000005",
+        "at": "2026-12-02T11:59:50.000000Z",
+        "failed": "0",
+        "fwal": "",
+        "fat": "",
+        "current": "000000010000000000000006",
+        "ready": "0",
+        "bytes": "83886080",
+        "mode": "on",
+        "now": "2026-12-02T12:00:00.000000Z",
+    }
+    fields.update(over)
+    return "\t".join(fields.values()) + "\n"
+
+
+def test_an_archiver_with_nothing_waiting_has_no_lag() -> None:
+    a = pitr.parse_archiver(archiver_row())
+    assert a.lag == timedelta(0) and not a.failing and a.pg_wal_bytes == 83886080
+
+
+def test_a_failing_archiver_lags_since_its_last_success() -> None:
+    a = pitr.parse_archiver(
+        archiver_row(ready="3", failed="7", fwal="000000010000000000000006",
+                     fat="2026-12-02T11:59:58.000000Z")
+    )  # fmt: skip
+    assert a.failing and a.lag == timedelta(seconds=10) and a.failed_count == 7
+
+
+def test_a_success_after_a_failure_is_not_failing() -> None:
+    a = pitr.parse_archiver(archiver_row(fwal="x", fat="2026-12-02T11:00:00.000000Z"))
+    assert not a.failing
+
+
+def test_an_archiver_row_of_another_shape_is_refused() -> None:
+    with pytest.raises(RecoverctlError):
+        pitr.parse_archiver("a\tb\n")
