@@ -255,6 +255,28 @@ def test_a_signal_during_the_transplant_leaves_the_live_database(
     assert world.project.sql("SHOW archive_mode").strip() == "on"
 
 
+def test_a_nas_mounted_again_after_db_started_is_named(
+    world: World, enabled: dict[str, Any]
+) -> None:
+    """The NAS's folder mounted again on this machine after db started: the container keeps
+    the folder it was given, and archiving goes on out of the NAS's sight. Status says so."""
+    other = world.nas.parent / "remounted"
+    other.mkdir(exist_ok=True)
+    subprocess.run(["mount", "--bind", str(other), str(world.nas)], check=True)
+    try:
+        (other / NAME / "dev" / "pgbackrest").mkdir(parents=True, exist_ok=True)
+        status = world.ok("pitr", "status")
+    finally:
+        subprocess.run(["umount", str(world.nas)], check=True)
+    (repo,) = status["repos"]
+    assert not status["ok"] and not repo["ok"]
+    assert "mounted again after db started" in repo["message"]
+    assert "recoverctl restart db" in repo["message"]
+    FAULTS.record(safe=True)
+    again = world.ok("pitr", "status")
+    assert again["ok"] and again["repos"][0]["ok"]
+
+
 def test_disable_keeps_the_repository_and_enable_archives_into_it_again(
     world: World, enabled: dict[str, Any]
 ) -> None:

@@ -150,6 +150,12 @@ def _prepare_folder(db: Db, repo: pitr.Repo) -> None:
 
 def _check_folders(db: Db, found: tuple[pitr.Repo, ...]) -> None:
     for repo in found:
+        if repo.mount and not svc.folder_seen(db, repo):
+            raise PitrError(
+                f"Repository {repo.name} ({repo.host_path}): {svc.NOT_SEEN}.",
+                svc.NOT_SEEN_HINT,
+                code=ErrorCode.PITR_FAILED,
+            )
         if repo.mount and not db.run(("test", "-w", repo.mount)).ok:
             uid = db.run(("id", "-u")).stdout.decode().strip()
             raise PitrError(
@@ -407,13 +413,18 @@ def status(session: StackSession) -> PitrStatus:
     repos: list[RepoStatus] = []
     for repo in found:
         held = stanza.repo(repo.index) if stanza else None
+        seen = svc.folder_seen(db, repo) if enabled else True
         repos.append(
             RepoStatus(
                 name=repo.name,
                 kind=repo.kind,
                 location=repo.location,
-                ok=held.ok if held else False,
-                message=held.message if held else (message or "archiving is not enabled"),
+                ok=(held.ok if held else False) and seen,
+                message=(
+                    (held.message if held else (message or "archiving is not enabled"))
+                    if seen
+                    else f"{svc.NOT_SEEN}: {svc.NOT_SEEN_HINT}"
+                ),
                 earliest=held.earliest if held else None,
                 latest=archiver.last_archived_at if held and held.ok else None,
                 wal_min=held.wal_min if held else None,

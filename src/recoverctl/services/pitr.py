@@ -17,8 +17,10 @@ repository exists, which would lock its archive away for good.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -300,3 +302,29 @@ def archive_now(db: Db) -> datetime:
         "Archiving is failing: see recoverctl pitr status and recoverctl doctor.",
     )
     return datetime.fromisoformat(marked)
+
+
+def folder_seen(db: Db, repo: pitr.Repo) -> bool:
+    """Whether the db container sees this machine's folder repository as it is now. A NAS
+    mounted on the folder after db started is not seen by the container, which keeps the
+    folder underneath: archiving would go on into that one, out of sight of the NAS."""
+    if repo.host_path is None or repo.mount is None:
+        return True
+    name = f".recoverctl-probe-{secrets.token_hex(8)}"
+    probe = Path(repo.host_path) / name
+    try:
+        probe.write_bytes(b"")
+    except OSError:
+        return False
+    try:
+        return db.run(("test", "-e", f"{repo.mount}/{name}")).ok
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+
+
+NOT_SEEN = (
+    "the db container does not see this folder as it is on this machine (mounted again "
+    "after db started?)"
+)
+NOT_SEEN_HINT = "Restart db so that it sees the folder again: recoverctl restart db"
