@@ -255,6 +255,41 @@ def test_a_signal_during_the_transplant_leaves_the_live_database(
     assert world.project.sql("SHOW archive_mode").strip() == "on"
 
 
+def test_a_folder_the_db_cannot_write_is_refused_before_db_restarts(
+    world: World, enabled: dict[str, Any]
+) -> None:
+    config = world.project.root / "recoverctl-config.toml"
+    kept = config.read_text()
+    second = world.nas.parent / "nas2"
+    locked = second / NAME / "dev" / "pgbackrest"
+    locked.mkdir(parents=True, exist_ok=True)
+    os.chmod(locked, 0o700)  # root's: the container's postgres cannot write it
+    started = world.project.container("db").attrs["State"]["StartedAt"]
+    config.write_text(
+        kept.replace('repos = ["nas"]', 'repos = ["nas", "nas2"]')
+        + f'\n[targets.nas2]\ntype = "dir"\npath = "{second}"\n'
+    )
+    try:
+        code, error = world.failed("pitr", "enable", "--yes")
+        missing = world.nas.parent / "not-mounted"
+        config.write_text(
+            kept.replace('repos = ["nas"]', 'repos = ["nas", "nas3"]')
+            + f'\n[targets.nas3]\ntype = "dir"\npath = "{missing}"\n'
+        )
+        code3, error3 = world.failed("pitr", "enable", "--yes")
+    finally:
+        config.write_text(kept)
+    assert code == 1 and error["code"] == "write_failed"
+    assert "not writable by the db container's postgres user" in error["message"]
+    assert "chown" in error["hint"]
+    assert code3 == 1 and error3["code"] == "target_not_found" and not missing.exists()
+    # Refused before anything changed: db was not restarted, it still archives to nas.
+    assert world.project.container("db").attrs["State"]["StartedAt"] == started
+    assert world.ok("pitr", "status")["ok"]
+    FAULTS.record(safe=True)
+    FAULTS.record(safe=True)
+
+
 def test_a_nas_mounted_again_after_db_started_is_named(
     world: World, enabled: dict[str, Any]
 ) -> None:

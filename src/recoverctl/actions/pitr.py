@@ -129,23 +129,47 @@ def plan_enable(session: StackSession) -> EnablePlan:
     )
 
 
-def _prepare_folder(db: Db, repo: pitr.Repo) -> None:
-    """A folder repository's directory, owned by the container's postgres user."""
+def _prepare_folder(session: StackSession, db: Db, repo: pitr.Repo) -> None:
+    """A folder repository's directory, writable by the container's postgres user, checked
+    here before db restarts with it."""
     assert repo.host_path is not None
+    base = session.settings.targets[repo.name]
+    root = Path(str(getattr(base, "path", "")))
+    if not root.is_dir():
+        # As for the backups' copies: a NAS that is not mounted is an error, never a folder
+        # made on the local disk in its place.
+        raise PitrError(
+            f"Target {repo.name}'s folder {root} does not exist (a NAS not mounted?).",
+            "Mount it (or create it), then run recoverctl pitr enable again.",
+            code=ErrorCode.TARGET_NOT_FOUND,
+        )
     path = Path(repo.host_path)
     try:
+        uid = int(db.run(("id", "-u")).stdout.decode().strip() or "-1")
+        gid = int(db.run(("id", "-g")).stdout.decode().strip() or "-1")
         created = not path.exists()
         path.mkdir(parents=True, exist_ok=True, mode=0o750)
         if created:
-            uid = int(db.run(("id", "-u")).stdout.decode().strip() or "-1")
-            gid = int(db.run(("id", "-g")).stdout.decode().strip() or "-1")
             os.chown(path, uid, gid)
+        info = path.stat()
     except (OSError, ValueError) as exc:
         raise PitrError(
             f"Cannot prepare the repository folder {path}: {exc}.",
             "Create it, writable by the db container's postgres user, then run enable again.",
             code=ErrorCode.WRITE_FAILED,
         ) from None
+    writable = (
+        (info.st_uid == uid and info.st_mode & 0o300 == 0o300)
+        or (info.st_gid == gid and info.st_mode & 0o030 == 0o030)
+        or info.st_mode & 0o003 == 0o003
+    )
+    if not writable:
+        raise PitrError(
+            f"The repository folder {path} is not writable by the db container's postgres "
+            f"user (uid {uid}): nothing was changed.",
+            f"Make it so (chown {uid}:{gid} {path}), then run recoverctl pitr enable again.",
+            code=ErrorCode.WRITE_FAILED,
+        )
 
 
 def _check_folders(db: Db, found: tuple[pitr.Repo, ...]) -> None:
@@ -207,6 +231,10 @@ def enable(
     settings = session.settings
     where = svc.paths(session)
     with fsio.project_lock(session.project, "pitr enable"):
+        db = session.db()
+        for repo in plan.config.repos:
+            if repo.kind == "posix":
+                _prepare_folder(session, db, repo)
         if plan.new_passphrase:
             try:
                 fsio.create_private(where.passphrase, svc.passphrase_text(plan.passphrase))
@@ -215,10 +243,6 @@ def enable(
                     f"{where.passphrase} appeared while enable was planning: left as it is.",
                     "Run recoverctl pitr enable again.",
                 ) from None
-        db = session.db()
-        for repo in plan.config.repos:
-            if repo.kind == "posix":
-                _prepare_folder(db, repo)
         before = {p: p.read_bytes() if p.is_file() else None for p in (where.env, where.override)}
         svc.write_private(where.env, plan.config.env.encode())
         svc.write_private(where.override, plan.config.override.encode())
