@@ -166,6 +166,11 @@ def test_restore_to_a_time_brings_back_that_moment(world: World, enabled: dict[s
     time.sleep(1.5)
     world.canary("after")
     timeline = world.timeline()
+    before = world.project.checksum()
+    planned = world.ok("restore", "--to-time", middle.isoformat(), "--dry-run")
+    assert planned["steps"] and planned["database"] == "vault"
+    assert datetime.fromisoformat(planned["point_in_time"]["reached"]) <= middle
+    assert world.project.checksum() == before and world.throwaways() == []
     result = world.ok("restore", "--to-time", middle.isoformat(), "--yes")
     point = result["point_in_time"]
     reached = datetime.fromisoformat(point["reached"])

@@ -4,7 +4,6 @@ The machinery lives in services/restore.py, which recover shares."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
@@ -107,12 +106,15 @@ def prepare_to_time(
         hash_now=False,
         allow_newer_data=allow_newer_data,
     )
-    note = (
-        f"from the point in time {reached.asked}: the cluster restored from {reached.repo} "
-        f"reached {reached.reached_said}"
-    )
-    plan = dataclasses.replace(prep.plan, notes=(note, *prep.plan.notes))
-    return PreparedToTime(dataclasses.replace(prep, plan=plan), reached)
+    return PreparedToTime(prep, reached)
+
+
+@dataclass(frozen=True)
+class ToTimePlan(JsonResult):
+    """restore --to-time --dry-run: the plan, once the point was reached in a throwaway."""
+
+    plan: RestorePlan = field(metadata=meta(flatten=True))
+    point_in_time: PointReached
 
 
 @dataclass(frozen=True)

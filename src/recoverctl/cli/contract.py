@@ -36,7 +36,7 @@ from recoverctl.actions.keys import KeyCheckResult
 from recoverctl.actions.prune import PruneResult
 from recoverctl.actions.push import PushReport
 from recoverctl.actions.recover import RecoverResult
-from recoverctl.actions.restore import ToTimeResult
+from recoverctl.actions.restore import ToTimePlan, ToTimeResult
 from recoverctl.actions.routine import RoutineReport
 from recoverctl.actions.schedule import ScheduleResult
 from recoverctl.actions.stack import DownResult, UpResult
@@ -172,7 +172,7 @@ COMMANDS: dict[str | None, tuple[type, ...]] = {
     "backup": (BackupDone,),
     "list": (Listing, offsite.TargetListing),
     "verify": (VerifyReport, OffsiteReport),
-    "restore": (RestorePlan, RestoreResult, ToTimeResult),
+    "restore": (RestorePlan, RestoreResult, ToTimePlan, ToTimeResult),
     "doctor": (DoctorReport, CheckList),
     "keys": (),
     "keys check": (KeyCheckResult,),

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.console import Console
 
 from recoverctl.cli import options, plans, render
 from recoverctl.errors import UsageError
@@ -132,9 +133,23 @@ def _to_time(
             step=step,
         )
     plan, point = prep.prepared.plan, prep.point
+
+    def reached(console: Console) -> None:
+        console.print(
+            f"point in time: asked {point.asked}; reached {point.reached_said} (the last "
+            f"commit replayed, from {point.repo}, base backup {point.base_backup}, "
+            f"{point.seconds:.1f} s)"
+        )
+
     if dry_run:
-        render.emit(plan, lambda: plans.show(plan, render.out))
+
+        def show() -> None:
+            reached(render.out)
+            plans.show(plan, render.out)
+
+        render.emit(action.ToTimePlan(plan, point), show)
         return
+    reached(render.err)
     plans.show(plan, render.err)
     if not yes:
         plans.confirm(plan)
