@@ -52,7 +52,15 @@ def test_every_check_is_declared_once() -> None:
 
 
 def test_every_group_has_checks_in_registry_order() -> None:
-    assert doctor.GROUPS == tuple(Group) == ("env", "git", "key", "stack", "backups", "targets")
+    assert doctor.GROUPS == tuple(Group) == (
+        "env",
+        "git",
+        "key",
+        "stack",
+        "backups",
+        "targets",
+        "pitr",
+    )
     groups = [s.group for s in REGISTRY]
     assert sorted(set(groups), key=groups.index) == list(Group)
     # Grouped: a group's checks are not scattered through the registry.
@@ -61,7 +69,14 @@ def test_every_group_has_checks_in_registry_order() -> None:
 
 def test_every_missing_need_has_a_check_that_says_so() -> None:
     gated = {s.gates for s in REGISTRY if s.gates}
-    assert gated == {Need.ENV_FILE, Need.GIT, Need.KEY_FILE, Need.VALID_KEY, Need.ENGINE}
+    assert gated == {
+        Need.ENV_FILE,
+        Need.GIT,
+        Need.KEY_FILE,
+        Need.VALID_KEY,
+        Need.ENGINE,
+        Need.PITR,
+    }
     for spec in REGISTRY:
         if spec.gates:  # the gate shares its group with what it gates
             assert any(

@@ -16,7 +16,7 @@ def doctor(
         typer.Option(
             "--only",
             help="Only these checks, repeatable: a group (env, git, key, stack, backups, "
-            "targets), a check's name, or the start of names (db). See --list.",
+            "targets, pitr), a check's name, or the start of names (db). See --list.",
         ),
     ] = None,
     list_: Annotated[

@@ -427,6 +427,7 @@ class RepoInfo:
     backups: tuple[BaseBackup, ...]
     wal_min: str | None
     wal_max: str | None
+    cipher: str = ""  # this repository's cipher type, as pgBackRest reports it
 
     @property
     def ok(self) -> bool:
@@ -475,13 +476,22 @@ def parse_info(text: str) -> StanzaInfo:
                 "backups": [],
                 "wal_min": None,
                 "wal_max": None,
+                "cipher": str(r.get("cipher", "")),
             }
             for r in stanza.get("repo", [])
         }
         for b in stanza.get("backup", []):
             key = int(b["database"]["repo-key"])
             repos.setdefault(
-                key, {"status": 0, "message": "ok", "backups": [], "wal_min": None, "wal_max": None}
+                key,
+                {
+                    "status": 0,
+                    "message": "ok",
+                    "backups": [],
+                    "wal_min": None,
+                    "wal_max": None,
+                    "cipher": "",
+                },
             )["backups"].append(
                 BaseBackup(
                     label=str(b["label"]),
@@ -518,6 +528,7 @@ def parse_info(text: str) -> StanzaInfo:
                     backups=tuple(sorted(v["backups"], key=lambda b: b.stopped)),
                     wal_min=v["wal_min"],
                     wal_max=v["wal_max"],
+                    cipher=v["cipher"],
                 )
                 for k, v in sorted(repos.items())
             ),

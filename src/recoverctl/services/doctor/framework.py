@@ -39,6 +39,8 @@ from recoverctl.settings import Settings, config_path
 if TYPE_CHECKING:
     from recoverctl.adapters.engine import Engine
     from recoverctl.adapters.pgexec import Db
+    from recoverctl.core import pitr
+    from recoverctl.services.pitr import Paths
 
 
 class Group(StrEnum):
@@ -48,6 +50,7 @@ class Group(StrEnum):
     STACK = "stack"
     BACKUPS = "backups"
     TARGETS = "targets"
+    PITR = "pitr"
 
 
 GROUPS: tuple[str, ...] = tuple(Group)
@@ -63,6 +66,7 @@ class Need(StrEnum):
     ENGINE = "engine"
     DB = "db"
     APP_PORT = "app port"
+    PITR = "archiving enabled"
 
 
 # Fetched first, so that their failure is the one told: a database and a published port are
@@ -163,6 +167,7 @@ class Context:
             Need.ENGINE: self.engine,
             Need.DB: self.db,
             Need.APP_PORT: self.port,
+            Need.PITR: self.pitr_paths,
         }
         return fetch[need]()
 
@@ -316,6 +321,64 @@ class Context:
 
         found: offsite.TargetListing = self._get(f"target:{name}", read)
         return found
+
+    # --- point-in-time recovery: each read once per run, its failure too ---
+
+    def pitr_paths(self) -> Paths:
+        """The stack's archiving files, when [pitr] is set and archiving is enabled."""
+
+        def find() -> Paths:
+            from recoverctl.services import pitr as svc
+
+            if self.settings.pitr is None:
+                raise Unavailable(
+                    Need.PITR, "point-in-time recovery is not configured", svc.CONFIGURE_HINT
+                )
+            where = svc.paths(self.session)
+            if not where.override.is_file():
+                raise Unavailable(
+                    Need.PITR,
+                    f"archiving is not enabled for this stack ({_shown(where.override, self.settings)} "
+                    "is missing)",
+                    f"recoverctl pitr enable{prod_flag(self.settings)}",
+                )
+            return where
+
+        found: Paths = self._get(Need.PITR, find)
+        return found
+
+    def pitr_repos(self) -> list[pitr.Repo]:
+        from recoverctl.services import pitr as svc
+
+        found: list[pitr.Repo] = self._get("pitr:repos", lambda: svc.repos(self.session))
+        return found
+
+    def archiver(self) -> pitr.Archiver:
+        from recoverctl.services import pitr as svc
+
+        found: pitr.Archiver = self._get("pitr:archiver", lambda: svc.archiver(self.db()))
+        return found
+
+    def stanza(self) -> pitr.StanzaInfo:
+        """pgBackRest's info on every repository."""
+        from recoverctl.services import pitr as svc
+
+        found: pitr.StanzaInfo = self._get("pitr:info", lambda: svc.info(self.db()))
+        return found
+
+    def pgbackrest_version(self) -> tuple[int, int]:
+        from recoverctl.services import pitr as svc
+
+        found: tuple[int, int] = self._get("pitr:version", lambda: svc.version(self.db()))
+        return found
+
+
+def _shown(path: Path, settings: Settings) -> str:
+    """path as the user names it: relative to the project when inside it."""
+    try:
+        return str(path.relative_to(settings.project_dir))
+    except ValueError:
+        return str(path)
 
 
 Result = Finding | Mapping[str, Finding] | None

@@ -3,7 +3,7 @@ each group's checks in its module's order. Adding a group is a module and a line
 
 from __future__ import annotations
 
-from recoverctl.services.doctor import backups, env, git, key, stack, targets
+from recoverctl.services.doctor import backups, env, git, key, pitr, stack, targets
 from recoverctl.services.doctor.framework import CheckSpec, GroupChecks
 
 GROUPS_IN_ORDER: tuple[GroupChecks, ...] = (
@@ -13,6 +13,7 @@ GROUPS_IN_ORDER: tuple[GroupChecks, ...] = (
     stack.checks,
     backups.checks,
     targets.checks,
+    pitr.checks,
 )
 
 REGISTRY: tuple[CheckSpec, ...] = tuple(spec for group in GROUPS_IN_ORDER for spec in group.specs)
