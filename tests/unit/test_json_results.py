@@ -213,8 +213,16 @@ def _check_list() -> Any:
 def _routine(full: bool = True) -> Any:
     from recoverctl.actions.routine import RoutineReport
     from recoverctl.errors import ErrorCode, RecoverctlError
-    from recoverctl.services.routine import StepRecord
+    from recoverctl.services.routine import BaseBackupRun, PitrReport, StepRecord
 
+    pitr = PitrReport(
+        archive_lag_seconds=2.345,
+        archive_failing=False,
+        repos=(
+            BaseBackupRun("nas", "diff", "20260109-120000F_20260110-030000D", True, True),
+            BaseBackupRun("cloud", None, None, False, False),
+        ),
+    )
     steps = (
         StepRecord(name="backup", status="ok", seconds=3.25, detail="b.dump"),
         StepRecord(name="push", status="failed", seconds=1, detail="down"),
@@ -229,6 +237,7 @@ def _routine(full: bool = True) -> Any:
         Path("/p/backups/b.dump") if full else None,
         RecoverctlError("down", code=ErrorCode.TARGET_UNREACHABLE) if full else None,
         ("w",) if full else (),
+        pitr if full else None,
     )
 
 

@@ -142,8 +142,8 @@ def test_all_steps_in_order_and_a_success_reported(tmp_path: Path, server: Recor
     assert fake.calls == ["backup", "verify", "prune"]
     assert fake.deep_asked is True  # no deep verification yet: it is due
     assert [(s.name, s.status) for s in report.steps] == [
-        ("backup", "ok"), ("verify", "ok"), ("push", "skipped"), ("drill", "skipped"),
-        ("prune", "ok"), ("report", "ok"),
+        ("backup", "ok"), ("verify", "ok"), ("push", "skipped"), ("pitr", "skipped"),
+        ("drill", "skipped"), ("prune", "ok"), ("report", "ok"),
     ]  # fmt: skip
     paths = server.paths()
     assert paths[0].startswith("/ping/uuid/start?rid=")
@@ -169,9 +169,9 @@ def test_a_failed_backup_stops_everything_and_pings_fail_with_the_log(
     assert report.error is not None and report.error.code == ErrorCode.BACKUP_FAILED
     assert report.exit_status == 1
     assert fake.calls == ["backup"]
-    assert [(s.name, s.status) for s in report.steps][:5] == [
-        ("backup", "failed"), ("verify", "skipped"), ("push", "skipped"), ("drill", "skipped"),
-        ("prune", "skipped"),
+    assert [(s.name, s.status) for s in report.steps][:6] == [
+        ("backup", "failed"), ("verify", "skipped"), ("push", "skipped"), ("pitr", "skipped"),
+        ("drill", "skipped"), ("prune", "skipped"),
     ]  # fmt: skip
     fail = next(r for r in server.received if r.path.startswith("/ping/uuid/fail"))
     assert b"pg_dump failed" in fail.body and b"last log lines" in fail.body
@@ -231,8 +231,8 @@ def test_the_push_step_is_the_off_site_service_under_the_project_lock(
     assert report.error is not None and report.error.code == ErrorCode.OFFSITE_FAILED
     assert report.exit_status == 3 and len(seen) == 1
     assert fake.calls == ["backup", "verify"]
-    assert [(s.name, s.status) for s in report.steps][2:5] == [
-        ("push", "failed"), ("drill", "skipped"), ("prune", "skipped"),
+    assert [(s.name, s.status) for s in report.steps][2:6] == [
+        ("push", "failed"), ("pitr", "skipped"), ("drill", "skipped"), ("prune", "skipped"),
     ]  # fmt: skip
     record = service.load_record(session.settings)
     assert record is not None and record.targets["nas"].ok is False
@@ -413,8 +413,10 @@ def test_a_due_drill_runs_after_push_and_before_prune(tmp_path: Path) -> None:
     report = action.routine(session, steps=fake.all_steps())
     assert report.ok, report.error
     assert fake.calls == ["backup", "verify", "push", "drill", "prune"]
-    assert [s.name for s in report.steps] == ["backup", "verify", "push", "drill", "prune", "report"]
-    drill = report.steps[3]
+    assert [s.name for s in report.steps] == [
+        "backup", "verify", "push", "pitr", "drill", "prune", "report",
+    ]  # fmt: skip
+    drill = report.steps[4]
     assert drill.status == "ok" and "passed" in drill.detail and "30 s" in drill.detail
 
 
@@ -454,8 +456,8 @@ def test_a_failed_drill_exits_1_keeps_what_was_done_and_prunes_nothing(tmp_path:
     assert report.exit_status == 1
     assert fake.calls == ["backup", "verify", "push", "drill"]
     assert [(s.name, s.status) for s in report.steps] == [
-        ("backup", "ok"), ("verify", "ok"), ("push", "ok"), ("drill", "failed"),
-        ("prune", "skipped"), ("report", "ok"),
+        ("backup", "ok"), ("verify", "ok"), ("push", "ok"), ("pitr", "skipped"),
+        ("drill", "failed"), ("prune", "skipped"), ("report", "ok"),
     ]  # fmt: skip
     assert report.error.message.startswith("The drill failed while starting")
     assert "nothing was pruned" in report.error.message

@@ -1,5 +1,6 @@
-"""routine: what the timer runs. backup → verify (deep when due) → push → drill (when due)
-→ prune → report, in that order; a failed step stops every later step but the report, so
+"""routine: what the timer runs. backup → verify (deep when due) → push → pitr (the base
+backup that is due, verified, then pgBackRest's retention; with [pitr] and archiving on) →
+drill (when due) → prune → report, in that order; a failed step stops every later step but the report, so
 nothing is ever pruned after a failed backup, verification, push or drill (when the newest
 backup did not bring the vault back, the older ones may be the ones that can). What a
 failed step leaves done stays done: a failed drill keeps the backup it follows, pushed.
@@ -37,17 +38,25 @@ from recoverctl.errors import (
 )
 from recoverctl.services import checked_backup, retention
 from recoverctl.services import drill as drills
+from recoverctl.services import pitr as pitr_svc
 from recoverctl.services import routine as service
 from recoverctl.services.drill import DrillResult
 from recoverctl.services.dump import BackupResult
 from recoverctl.services.offsite_push import as_offsite
 from recoverctl.services.reporting import Reporting
-from recoverctl.services.routine import Pushed, Status, StepRecord
+from recoverctl.services.routine import (
+    PitrReport,
+    PitrRun,
+    PitrState,
+    Pushed,
+    Status,
+    StepRecord,
+)
 from recoverctl.services.session import StackSession
 from recoverctl.services.verification import VerifyReport, verify_file
 
 log = logging.getLogger(__name__)
-StepName = Literal["backup", "verify", "push", "drill", "prune", "report"]
+StepName = Literal["backup", "verify", "push", "pitr", "drill", "prune", "report"]
 STEPS: tuple[StepName, ...] = get_args(StepName)
 
 
@@ -101,6 +110,8 @@ class Steps:
     backup: Callable[[StackSession, OnBytes], BackupResult] = _backup
     verify: Callable[[StackSession, Path, bool, OnBytes], VerifyReport] = _verify
     push: Callable[[StackSession, Path], Pushed] = service.push
+    pitr: Callable[[StackSession, Callable[[str], None]], PitrRun] = service.base_backups
+    pitr_state: Callable[[StackSession], PitrState] = service.pitr_state
     drill: Callable[[StackSession, Callable[[str], None]], DrillResult | None] = _drill
     prune: Callable[[StackSession, Callable[[str], None]], tuple[int, list[str]]] = _prune
     deep_due: Callable[[Any], bool] = service.deep_due
@@ -141,6 +152,7 @@ class RoutineReport(JsonResult):
     backup: Path | None
     error: RecoverctlError | None = field(default=None, metadata=INTERNAL)
     warnings: tuple[str, ...] = ()
+    pitr: PitrReport | None = field(default=None, metadata=meta(after="steps"))
 
     @property
     @computed(after="stack")
@@ -158,6 +170,7 @@ class _Run:
     progress: Callable[[str], None]
     steps: list[StepRecord] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    pitr: PitrRun | None = None  # what the pitr step did, kept when it failed
 
     @contextlib.contextmanager
     def step(self, name: str) -> Iterator[dict[str, str]]:
@@ -259,6 +272,7 @@ def _run(
                 d["text"] = "to " + ", ".join(pushed.targets)
         else:
             run.skip("push", "no target configured")
+        _pitr_step(run, session, steps)
         _drill_step(run, session, steps, made)
         if settings.retention.policy().empty:
             run.skip("prune", "no [retention] policy: nothing is ever deleted")
@@ -292,6 +306,7 @@ def _run(
         if not any(s.name == name for s in run.steps):
             run.skip(name, "an earlier step failed")
     run.steps.sort(key=lambda s: STEPS.index(s.name))
+    state = _pitr_state(run, session, steps)
     report = RoutineReport(
         project,
         settings.stack,
@@ -301,11 +316,71 @@ def _run(
         made.path if made else None,
         error,
         tuple(run.warnings),
+        _pitr_report(state, run.pitr) if state or run.pitr else None,
     )
-    run.steps.append(reporting.report(report, made, pushed, pruned))
+    run.steps.append(reporting.report(report, made, pushed, pruned, state))
     if bug is not None:
         raise bug
     return dataclasses.replace(report, steps=tuple(run.steps), warnings=tuple(run.warnings))
+
+
+# --- point-in-time recovery ---------------------------------------------------------------
+
+
+def _archiving(session: StackSession) -> bool:
+    return session.settings.pitr is not None and pitr_svc.enabled(session)
+
+
+def _pitr_step(run: _Run, session: StackSession, steps: Steps) -> None:
+    """The base backup each repository is due, verified, then expired (services/routine.py).
+    Its failure, a stalled archiver's too, fails the routine (exit 1) and stops drill and
+    prune: the dumps are the way back while the archive is not."""
+    if session.settings.pitr is None:
+        run.skip("pitr", "no [pitr] table: no point-in-time recovery")
+        return
+    if not pitr_svc.enabled(session):
+        run.skip("pitr", "archiving is not enabled for this stack")
+        run.warnings.append(
+            "[pitr] is set but archiving is off for this stack: turn it on with recoverctl "
+            "pitr enable" + prod_flag(session.settings.stack)
+        )
+        return
+    with run.step("pitr") as d:
+        done = steps.pitr(session, lambda text: run.progress(f"routine: pitr: {text}"))
+        run.pitr = done
+        if done.error is not None:
+            raise done.error
+        d["text"] = _pitr_detail(done)
+
+
+def _pitr_detail(done: PitrRun) -> str:
+    parts = []
+    for r in done.repos:
+        if r.taken is None:
+            parts.append(f"{r.repo}: none due")
+        else:
+            parts.append(f"{r.repo}: {r.taken} {r.label or '?'}, verified"
+                         + (", expired" if r.expired else ""))  # fmt: skip
+    return "; ".join(parts)
+
+
+def _pitr_state(run: _Run, session: StackSession, steps: Steps) -> PitrState | None:
+    """Archiving's state for the report, whatever the steps did; a warning when unreadable."""
+    try:
+        if not _archiving(session):
+            return None
+        return steps.pitr_state(session)
+    except RecoverctlError as exc:
+        run.warnings.append(f"could not read archiving's state for the report: {exc.message}")
+        return None
+
+
+def _pitr_report(state: PitrState | None, done: PitrRun | None) -> PitrReport:
+    return PitrReport(
+        archive_lag_seconds=state.archive_lag.total_seconds() if state else None,
+        archive_failing=state.archive_failing if state else None,
+        repos=done.repos if done else (),
+    )
 
 
 def _refused(made: BackupResult, verified: VerifyReport) -> RecoverctlError:

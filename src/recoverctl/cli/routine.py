@@ -13,11 +13,12 @@ def routine(
     project_dir: options.ProjectDir = None,
     json: options.Json = False,
 ) -> None:
-    """What the timer runs: backup, verify (deep when due), push, drill (when due), prune,
-    report.
+    """What the timer runs: backup, verify (deep when due), push, pitr (the base backup
+    that is due, verified, then expired), drill (when due), prune, report.
 
     A failed step stops every later one but the report. Exit 0 when all went well, 1 when
-    a step failed, 3 when only the off-site copy failed (the local backup is good)."""
+    a step failed or archiving has stalled, 3 when only the off-site copy failed (the local
+    backup is good)."""
     from recoverctl.actions import routine as action
 
     session = options.session(prod, project_dir, json)

@@ -606,6 +606,26 @@ class Archiver:
         return self.last_archived_at is None or self.last_failed_at > self.last_archived_at
 
 
+# What archiving may lag behind archive_timeout before it counts as stalled: the archiver
+# gets a segment only once it is switched, and copies it to every repository after that.
+STALL_MARGIN = timedelta(seconds=60)
+
+
+def stalled(archiver: Archiver, archive_timeout: timedelta) -> str | None:
+    """Why archiving counts as stalled (its last attempt failed, or a segment has waited
+    longer than archive_timeout and the margin), or None."""
+    if archiver.failing:
+        wal = archiver.last_failed_wal or "a segment"
+        return f"archiving {wal} failed {archiver.failed_count} time(s), the last attempt too"
+    if archiver.lag > archive_timeout + STALL_MARGIN:
+        return (
+            f"{archiver.ready} segment(s) wait, the last archived "
+            f"{int(archiver.lag.total_seconds())} s ago (archive_timeout "
+            f"{int(archive_timeout.total_seconds())} s)"
+        )
+    return None
+
+
 def _when(value: str) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 

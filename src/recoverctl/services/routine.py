@@ -1,27 +1,33 @@
 """What the routine shares with `up`, `schedule` and doctor: the one-routine-at-a-time lock,
-when a deep verification is due, the off-site push, a verified backup taken before an update, and the
-record of how the last routine ended (routine-STACK.json in the backups folder)."""
+when a deep verification is due, the off-site push, a verified backup taken before an update,
+point-in-time recovery's base backups and archiver state, and the record of how the last
+routine ended (routine-STACK.json in the backups folder)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from recoverctl.adapters import fsio
+from recoverctl.adapters.pgexec import Db
 from recoverctl.adapters.scheduler import Host
+from recoverctl.core import pitr
 from recoverctl.core.checks import FAIL
 from recoverctl.core.outside import MAX_JSON_BYTES, AwareDatetime
 from recoverctl.core.progress import OnBytes
+from recoverctl.core.result import JsonResult, meta
 from recoverctl.errors import ErrorCode, RecoverctlError
 from recoverctl.services import catalog, checked_backup, offsite_push
+from recoverctl.services import pitr as pitr_svc
 from recoverctl.services.dump import BackupResult
 from recoverctl.services.offsite import OffsiteFailed, PushResult
 from recoverctl.services.session import StackSession
@@ -142,6 +148,188 @@ def backup_verified(
     return SafetyBackup(made, verified, pushed)
 
 
+# --- point-in-time recovery ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BaseBackupRun(JsonResult):
+    """One repository in the routine's pitr step."""
+
+    repo: str
+    taken: pitr.BackupType | None  # the base backup that was due and taken; None: none due
+    label: str | None
+    verified: bool
+    expired: bool
+
+
+@dataclass(frozen=True)
+class PitrRun:
+    """What the pitr step did, and why it failed (None: it did not)."""
+
+    repos: tuple[BaseBackupRun, ...]
+    error: RecoverctlError | None = None
+
+
+@dataclass(frozen=True)
+class PitrState:
+    """Archiving as the report sees it, measured after the pitr step."""
+
+    at: datetime
+    archive_lag: timedelta
+    archive_failing: bool
+    newest: dict[str, datetime | None] = field(default_factory=dict)  # per repository
+
+
+@dataclass(frozen=True)
+class PitrReport(JsonResult):
+    """The routine's point-in-time recovery: its base backups, and archiving's state."""
+
+    archive_lag_seconds: float | None = field(metadata=meta(digits=1))
+    archive_failing: bool | None
+    repos: tuple[BaseBackupRun, ...]
+
+
+STALL_RECHECK_SECONDS = 5.0
+
+
+def archiving_stalled(
+    db: Db, archive_timeout: timedelta, sleep: Callable[[float], None] = time.sleep
+) -> str | None:
+    """Why archiving has stalled, or None. A lag alone is measured twice: after an idle spell
+    the first segment switched shows the whole spell as lag until the archiver takes it."""
+    why = pitr.stalled(pitr_svc.archiver(db), archive_timeout)
+    if why is None or why.startswith("archiving "):
+        return why
+    sleep(STALL_RECHECK_SECONDS)
+    return pitr.stalled(pitr_svc.archiver(db), archive_timeout)
+
+
+def _stalled_error(why: str) -> RecoverctlError:
+    return pitr_svc.PitrError(
+        f"Archiving has stalled: {why}; no base backup was taken and the recoverable "
+        "window no longer reaches now.",
+        "See why: recoverctl pitr status, then recoverctl logs db (pgBackRest's archive-push).",
+    )
+
+
+def base_backups(
+    session: StackSession,
+    step: Callable[[str], None] = _quiet,
+    now: datetime | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> PitrRun:
+    """The base backup each repository is due (a full past full_every, a differential past
+    diff_every), each verified, then the repositories' retention (expire), only when every
+    backup taken and every verification passed: an unverified backup never costs an older
+    good one. A stalled archiver fails it before any backup (one would wait for its WAL)."""
+    wanted = pitr_svc.require(session.settings)
+    db = session.db()
+    found = pitr_svc.repos(session)
+    with fsio.project_lock(session.project, "routine: pitr"):
+        why = archiving_stalled(db, wanted.archive_timeout, sleep)
+        if why is not None:
+            return PitrRun((), _stalled_error(why))
+        stanza = pitr_svc.info(db)
+        now = now or datetime.now(UTC)
+        due: dict[int, pitr.BackupType | None] = {}
+        for repo in found:
+            held = stanza.repo(repo.index)
+            full = held.newest_of("full") if held else None
+            newest = held.newest if held else None
+            due[repo.index] = pitr.due(
+                full.stopped if full else None,
+                newest.stopped if newest else None,
+                now,
+                wanted.full_every,
+                wanted.diff_every,
+            )
+        errors: list[RecoverctlError] = []
+        taken: list[pitr.Repo] = []
+        for repo in found:
+            kind = due[repo.index]
+            if kind is None:
+                continue
+            step(f"{kind} base backup to {repo.name}")
+            try:
+                pitr_svc.run(db, pitr.backup(kind, repo.index),
+                             f"The {kind} base backup to {repo.name}",
+                             "See the cause above (recoverctl pitr status), then run the routine "
+                             "again.")  # fmt: skip
+            except RecoverctlError as exc:
+                errors.append(exc)
+                continue
+            taken.append(repo)
+        labels: dict[int, str | None] = {}
+        if taken:
+            after = pitr_svc.info(db)
+            for repo in taken:
+                held = after.repo(repo.index)
+                labels[repo.index] = held.newest.label if held and held.newest else None
+        verified: set[int] = set()
+        for repo in taken:
+            step(f"verifying {repo.name}")
+            try:
+                pitr_svc.run(db, pitr.verify(repo.index),
+                             f"pgBackRest's verification of {repo.name}",
+                             "See what it found: pgbackrest verify in the db container; retention "
+                             "waits for a verified backup.")  # fmt: skip
+            except RecoverctlError as exc:
+                errors.append(exc)
+                continue
+            verified.add(repo.index)
+        expired: set[int] = set()
+        if not errors:
+            for repo in taken:
+                step(f"expiring {repo.name}")
+                try:
+                    pitr_svc.run(db, pitr.expire(repo.index), f"The retention of {repo.name}",
+                                 "See the cause above, then run the routine again.")  # fmt: skip
+                except RecoverctlError as exc:
+                    errors.append(exc)
+                    continue
+                expired.add(repo.index)
+    rows = tuple(
+        BaseBackupRun(
+            repo=r.name,
+            taken=due[r.index] if r.index in labels else None,
+            label=labels.get(r.index),
+            verified=r.index in verified,
+            expired=r.index in expired,
+        )
+        for r in found
+    )
+    return PitrRun(rows, _failed(errors, bool(expired)))
+
+
+def _failed(errors: list[RecoverctlError], expired: bool) -> RecoverctlError | None:
+    if not errors:
+        return None
+    first = errors[0]
+    more = f" ({len(errors) - 1} more failure(s) in the log)" if len(errors) > 1 else ""
+    for e in errors[1:]:
+        log.error(f"routine: pitr: {e.message}")
+    kept = "" if expired else " Nothing was expired."
+    return pitr_svc.PitrError(
+        f"{first.message.rstrip()}{more}{kept}",
+        first.hint,
+        code=first.code,
+        details=first.details,
+    )
+
+
+def pitr_state(session: StackSession) -> PitrState:
+    """The archiver and each repository's newest good base backup, as the report says them."""
+    db = session.db()
+    archiver = pitr_svc.archiver(db)
+    stanza = pitr_svc.info(db)
+    newest: dict[str, datetime | None] = {}
+    for repo in pitr_svc.repos(session):
+        held = stanza.repo(repo.index)
+        last = held.newest if held else None
+        newest[repo.name] = last.stopped if last else None
+    return PitrState(archiver.now, archiver.lag, archiver.failing, newest)
+
+
 # --- how the last routine ended ----------------------------------------------------------
 
 
@@ -160,6 +348,17 @@ class TargetState(BaseModel):
     ok: bool
     at: AwareDatetime
     last_success_at: AwareDatetime | None = None
+
+
+class PitrRecord(BaseModel):
+    """Archiving as the last routine measured it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    measured_at: AwareDatetime
+    archive_lag_seconds: float
+    archive_failing: bool
+    base_backups: dict[str, AwareDatetime | None] = {}  # per repository: its newest's end
 
 
 class RoutineRecord(BaseModel):
@@ -186,6 +385,7 @@ class RoutineRecord(BaseModel):
     last_deep_verify_at: datetime | None = None
     pruned: int = 0
     targets: dict[str, TargetState] = {}
+    pitr: PitrRecord | None = None  # None: no [pitr], archiving off, or not measured
 
 
 def record_path(settings: Settings) -> Path:

@@ -15,7 +15,7 @@ from recoverctl.services.dump import BackupResult
 from recoverctl.services.reporting import healthchecks, notify, prometheus, record
 from recoverctl.services.reporting.outcome import Outcome
 from recoverctl.services.reporting.summary import summary
-from recoverctl.services.routine import Pushed, StepRecord
+from recoverctl.services.routine import PitrState, Pushed, StepRecord
 from recoverctl.settings import Settings
 
 __all__ = ["Outcome", "Reporting", "summary"]
@@ -40,14 +40,20 @@ class Reporting:
             self._problem(healthchecks.start(url, self.rid))
 
     def report(
-        self, outcome: Outcome, made: BackupResult | None, pushed: Pushed | None, pruned: int
+        self,
+        outcome: Outcome,
+        made: BackupResult | None,
+        pushed: Pushed | None,
+        pruned: int,
+        pitr: PitrState | None = None,
     ) -> StepRecord:
-        """Everything the routine reports, in order; the report step's own record."""
+        """Everything the routine reports, in order; the report step's own record. pitr:
+        archiving's state, None without it."""
         settings, m = self.settings, self.settings.monitoring
         started = time.monotonic()
-        kept = record.build(settings, outcome, made, pushed, pruned)
+        kept = record.build(settings, outcome, made, pushed, pruned, pitr)
         self._problem(record.save(settings, kept))
-        text = summary(outcome)
+        text = summary(outcome, pitr)
         if m.prometheus_textfile is not None:
             self._problem(prometheus.write(m.prometheus_textfile, kept))
         if m.healthchecks_url:

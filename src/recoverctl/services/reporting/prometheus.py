@@ -60,4 +60,30 @@ def metrics(record: RoutineRecord) -> list[monitor.Metric]:
                            "When a push to this target last succeeded.",
                            ts(state.last_success_at), target),
         ]  # fmt: skip
+    return out + _pitr(record, labels)
+
+
+def _pitr(record: RoutineRecord, labels: dict[str, str]) -> list[monitor.Metric]:
+    """Archiving's state as the routine measured it; none without [pitr] and archiving on.
+    A repository without a base backup has no age: its series is absent."""
+    p = record.pitr
+    if p is None:
+        return []
+    out = [
+        monitor.Metric("recoverctl_pitr_archive_lag_seconds",
+                       "How long the oldest WAL not yet archived has waited (0: none waits).",
+                       p.archive_lag_seconds, labels),
+        monitor.Metric("recoverctl_pitr_archive_failing",
+                       "1 when the archiver's last attempt failed.", int(p.archive_failing),
+                       labels),
+    ]  # fmt: skip
+    for name, newest in sorted(p.base_backups.items()):
+        if newest is None:
+            continue
+        out.append(
+            monitor.Metric("recoverctl_pitr_base_backup_age_seconds",
+                           "How old this repository's newest base backup was when the routine ended.",
+                           max(0.0, (p.measured_at - newest).total_seconds()),
+                           {**labels, "repo": name})
+        )  # fmt: skip
     return out

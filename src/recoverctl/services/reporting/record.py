@@ -8,7 +8,13 @@ from datetime import UTC, datetime
 from recoverctl.services import routine as service
 from recoverctl.services.dump import BackupResult
 from recoverctl.services.reporting.outcome import Outcome
-from recoverctl.services.routine import Pushed, RoutineRecord, TargetState
+from recoverctl.services.routine import (
+    PitrRecord,
+    PitrState,
+    Pushed,
+    RoutineRecord,
+    TargetState,
+)
 from recoverctl.settings import Settings
 
 
@@ -18,6 +24,7 @@ def build(
     made: BackupResult | None,
     pushed: Pushed | None,
     pruned: int,
+    pitr: PitrState | None = None,
 ) -> RoutineRecord:
     previous = service.load_record(settings)
     now = datetime.now(UTC)
@@ -56,6 +63,19 @@ def build(
         last_deep_verify_at=service.last_deep_verification(settings),
         pruned=pruned,
         targets=targets,
+        pitr=_pitr(pitr),
+    )
+
+
+def _pitr(state: PitrState | None) -> PitrRecord | None:
+    # Not carried over: a state nobody measured this run is not archiving's state now.
+    if state is None:
+        return None
+    return PitrRecord(
+        measured_at=state.at,
+        archive_lag_seconds=state.archive_lag.total_seconds(),
+        archive_failing=state.archive_failing,
+        base_backups=dict(state.newest),
     )
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from recoverctl.services.reporting.outcome import Outcome
+from recoverctl.services.routine import PitrState
 
 
-def summary(outcome: Outcome) -> str:
+def summary(outcome: Outcome, pitr: PitrState | None = None) -> str:
     error = outcome.error
     lines = [
         f"recoverctl routine on {outcome.project} ({outcome.stack}): "
@@ -17,4 +18,9 @@ def summary(outcome: Outcome) -> str:
             lines.append(f"hint: {error.hint}")
     for s in outcome.steps:
         lines.append(f"  {s.name}: {s.status}" + (f" ({s.detail})" if s.detail else ""))
+    if pitr is not None:
+        lines.append(
+            f"archiving: {'FAILING' if pitr.archive_failing else 'ok'}, lag "
+            f"{pitr.archive_lag.total_seconds():.0f} s"
+        )
     return "\n".join(lines)
