@@ -68,7 +68,7 @@ def pitr_verify_report(*, damaged: bool = False, deep: bool = True) -> Any:
             Check(
                 "pgbackrest.verify",
                 "fail",
-                f"nas is damaged: invalid checksum '{wal}'.",
+                f"invalid checksum '{wal}'.",
                 "A restore cannot replay past a damaged WAL segment: take a full base backup "
                 "now (recoverctl pitr backup --type full) to start a good window.",
             )

@@ -138,7 +138,7 @@ def _pgbackrest_verify(db: Db, repo: pitr.Repo) -> tuple[Check, tuple[str, ...],
             Check(
                 "pgbackrest.verify",
                 FAIL,
-                f"{repo.name} is damaged: {found.cause}",
+                found.cause or "damaged",
                 "A restore cannot replay past a damaged WAL segment: take a full base backup "
                 "now (recoverctl pitr backup --type full) to start a good window.",
             ),
