@@ -53,3 +53,74 @@ def restore_plan(**changes: Any) -> Any:
         "leftovers": (),
     }
     return RestorePlan(**{**fields, **changes})
+
+
+def pitr_verify_report(*, damaged: bool = False, deep: bool = True) -> Any:
+    """verify --pitr's report on one folder repository: deep, and damaged or not."""
+    from recoverctl.core.checks import Check
+    from recoverctl.errors import ErrorCode
+    from recoverctl.services.pitr_restore import PointReached
+    from recoverctl.services.pitr_verify import PitrVerifyReport, RepoVerdict
+
+    wal = "15-1/0000000100000000/000000010000000000000007-" + "3f" * 20 + ".lz4"
+    if damaged:
+        checks = [
+            Check(
+                "pgbackrest.verify",
+                "fail",
+                f"invalid checksum '{wal}'.",
+                "A restore cannot replay past a damaged WAL segment: take a full base backup "
+                "now (recoverctl pitr backup --type full) to start a good window.",
+            )
+        ]
+    else:
+        checks = [
+            Check(
+                "pgbackrest.verify",
+                "ok",
+                "every WAL segment and backup file matches its checksum and size "
+                "(archiveId: 15-1, total WAL checked: 7, total valid WAL: 7)",
+            )
+        ]
+    point = None
+    if deep:
+        reached = datetime(2026, 1, 2, 3, 0, 0, tzinfo=UTC) if damaged else MADE_AT
+        point = PointReached(
+            asked="latest",
+            asked_at=None,
+            reached=reached,
+            reached_said=f"{reached:%Y-%m-%d %H:%M:%S} UTC",
+            repo="nas",
+            base_backup="20260102-020000F",
+            seconds=6.5,
+        )
+        checks += [
+            Check("restore", "ok", "restored from nas (base backup 20260102-020000F), "
+                  "replayed and promoted in 6.5 s"),
+            Check(
+                "point",
+                "fail" if damaged else "ok",
+                f"latest reached {point.reached_said}"
+                + (
+                    ", but the archive holds commits until 2026-01-02 03:04:05 UTC: the WAL "
+                    "between could not be replayed"
+                    if damaged
+                    else ", the archive's newest commit"
+                ),
+                "Check the repository, then take a full base backup." if damaged else "",
+            ),
+            Check("rows", "ok", "12 tables, 40 rows, as in the live database"),
+            Check("db.not_empty", "ok", "12 tables, 2 users"),
+            Check("db.migrations", "ok", "31 migrations applied, as in the live database"),
+        ]  # fmt: skip
+    repo = RepoVerdict(
+        "nas",
+        "posix",
+        "/mnt/nas/vault-dev/dev/pgbackrest",
+        (f"invalid checksum '{wal}'",) if damaged else (),
+        tuple(checks),
+        point,
+        8.25,
+        ErrorCode.PITR_FAILED if damaged else None,
+    )
+    return PitrVerifyReport("dev", "vault-dev", deep, (repo,), 8.5)

@@ -88,6 +88,7 @@ ROUTINE = "recoverctl.actions.routine.routine"
 DRILL = "recoverctl.actions.drill.drill"
 LIST_TARGET = "recoverctl.actions.listing.list_target"
 VERIFY_OFFSITE = "recoverctl.actions.verify.verify_offsite"
+VERIFY_PITR = "recoverctl.actions.verify.verify_pitr"
 # The flag cli/app.py sets when SIGTERM arrived.
 TERMINATED_BY = (signals, "_terminated")
 # The consoles rich prints with, made once at import: their width is fixed here.
@@ -721,6 +722,18 @@ SUCCESSES: dict[str, tuple[list[str], dict[str, Callable[[], Any]]]] = {
     "verify-target-decrypted-corrupt": (
         ["verify", "latest", "--target", "nas"],
         {VERIFY_OFFSITE: lambda: _offsite_report(True, "fail", "ok", "fail")},
+    ),
+    "verify-pitr": (
+        ["verify", "--pitr"],
+        {VERIFY_PITR: lambda: samples.pitr_verify_report(deep=False)},
+    ),
+    "verify-pitr-deep": (
+        ["verify", "--pitr", "--deep"],
+        {VERIFY_PITR: samples.pitr_verify_report},
+    ),
+    "verify-pitr-damaged": (
+        ["verify", "--pitr", "--deep"],
+        {VERIFY_PITR: lambda: samples.pitr_verify_report(damaged=True)},
     ),
 }
 

@@ -398,6 +398,7 @@ def _fakes() -> dict[str, tuple[str, Callable[[], Any]]]:
             ),
         ),
         "verify": ("recoverctl.actions.verify.verify", lambda: _verify_report("ok", "ok", "warn")),
+        "verify --pitr": ("recoverctl.actions.verify.verify_pitr", samples.pitr_verify_report),
         "restore --dry-run": (
             "recoverctl.actions.restore.prepare",
             lambda: SimpleNamespace(plan=_plan()),
@@ -447,6 +448,7 @@ def test_successes(
         )
     args = {
         "verify": ["verify", "latest"],
+        "verify --pitr": ["verify", "--pitr", "--deep"],
         "restore --dry-run": ["restore", "latest", "--dry-run"],
         "restore": ["restore", "latest", "--yes"],
     }
@@ -492,6 +494,23 @@ def test_a_bad_verdict_is_an_error_with_its_result(
     assert document["result"]["ok"] is False
     failing = [c["name"] for c in document["result"]["checks"] if c["status"] == "fail"]
     assert ", ".join(failing) in document["error"]["message"]
+
+
+def test_a_damaged_repository_is_an_error_with_its_report(
+    runner: CliRunner, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    report = samples.pitr_verify_report(damaged=True)
+    monkeypatch.setattr("recoverctl.actions.verify.verify_pitr", lambda *_a, **_k: report)
+    document = failed(run(runner, "verify", "--pitr", "--deep"), ErrorCode.PITR_FAILED)
+    (repo,) = document["result"]["repos"]
+    assert document["result"]["ok"] is False and repo["ok"] is False
+    assert repo["problems"][0] in document["error"]["message"]
+    assert "pitr backup --type full" in document["error"]["hint"]
+
+
+def test_verify_takes_a_backup_or_pitr(runner: CliRunner, project: Path) -> None:
+    failed(run(runner, "verify"), ErrorCode.USAGE)
+    failed(run(runner, "verify", "latest", "--pitr"), ErrorCode.USAGE)
 
 
 def test_one_document_through_a_real_pipe(project: Path) -> None:

@@ -24,7 +24,8 @@ from recoverctl.cli import contract
 from tests.e2e.conftest import FAULTS, Project, make_project, tear_down
 from tests.e2e.test_faults_e2e import spawn, wait_for
 
-NAME = "rctl-e2e-pitr"
+# Another name lets two checkouts run this module at once on one engine.
+NAME = os.environ.get("RCTL_E2E_PITR_NAME", "rctl-e2e-pitr")
 SIGNALS = [signal.SIGINT, signal.SIGTERM]
 
 
@@ -330,3 +331,114 @@ def test_disable_keeps_the_repository_and_enable_archives_into_it_again(
     on = world.ok("pitr", "enable", "--yes")
     assert on["restarted"] and not on["new_passphrase"]
     assert world.project.sql("SHOW archive_mode").strip() == "on"
+
+
+# --- verify --pitr ------------------------------------------------------------------------
+
+
+def _envelope(world: World, *args: str) -> tuple[int, dict[str, Any]]:
+    done = world.run(*args, "--json")
+    document = json.loads(done.stdout)
+    contract.validate(document)
+    return done.returncode, dict(document)
+
+
+def _archive(world: World) -> Path:
+    return world.nas / NAME / "dev" / "pgbackrest" / "archive" / "vault"
+
+
+def test_verify_pitr_reads_the_repository_back_and_deep_restores_its_latest_point(
+    world: World, enabled: dict[str, Any]
+) -> None:
+    quick = world.ok("verify", "--pitr")
+    assert quick["ok"] and not quick["deep"]
+    (repo,) = quick["repos"]
+    assert repo["name"] == "nas" and repo["problems"] == [] and repo["point"] is None
+    assert [(c["name"], c["status"]) for c in repo["checks"]] == [("pgbackrest.verify", "ok")]
+    assert "total valid WAL" in repo["checks"][0]["evidence"]
+
+    world.canary("verified-deep")
+    before, timeline = world.project.checksum(), world.timeline()
+    deep = world.ok("verify", "--pitr", "--deep", "--target", "nas")
+    (repo,) = deep["repos"]
+    assert deep["ok"] and deep["deep"] and repo["ok"]
+    statuses = {c["name"]: c["status"] for c in repo["checks"]}
+    assert list(statuses) == [
+        "pgbackrest.verify", "restore", "point", "rows", "db.not_empty", "db.migrations",
+    ]  # fmt: skip
+    assert statuses["point"] == "ok" and statuses["restore"] == "ok"
+    # Nothing writes the live database meanwhile: the copy's counts are the live ones.
+    assert statuses["rows"] == "ok" and statuses["db.migrations"] == "ok"
+    point = repo["point"]
+    assert point["asked"] == "latest" and point["asked_at"] is None
+    assert point["repo"] == "nas" and point["base_backup"]
+    assert datetime.fromisoformat(point["reached"]) <= datetime.now(UTC)
+    # The live cluster is only read, the copy is gone, and it never archived.
+    assert world.project.checksum() == before and world.timeline() == timeline
+    assert world.throwaways() == []
+    assert not list(_archive(world).rglob("00000002*")), "the restored copy wrote the repository"
+
+    code, document = _envelope(world, "verify", "--pitr", "--target", "nowhere")
+    assert code == 2 and document["error"]["code"] == "usage", document
+    code, document = _envelope(world, "verify", "latest", "--pitr")
+    assert code == 2 and document["error"]["code"] == "usage", document
+
+
+def _archived(world: World, segment: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while world.project.sql("SELECT last_archived_wal FROM pg_stat_archiver").strip() < segment:
+        assert time.monotonic() < deadline, f"{segment} was never archived"
+        time.sleep(0.5)
+
+
+def test_a_damaged_wal_segment_is_named_and_never_restored_past(
+    world: World, enabled: dict[str, Any]
+) -> None:
+    """Damages the repository, then mends it: the segment's own bytes go back and a fresh
+    full base backup is taken, so that tests after this one still find a good window."""
+    world.ok("pitr", "backup", "--type", "full")
+    damaged_at = world.canary("in-the-damaged-segment")
+    segment = world.project.sql("SELECT pg_walfile_name(pg_current_wal_lsn())").strip()
+    world.project.sql("SELECT pg_switch_wal()")
+    _archived(world, segment)
+    time.sleep(1.5)
+    world.canary("after-the-damage")
+    time.sleep(1.5)
+    past = datetime.now(UTC)
+    (stored,) = _archive(world).rglob(f"{segment}-*")
+    good = stored.read_bytes()
+    middle = len(good) // 2
+    flipped = bytes(b ^ 0xFF for b in good[middle : middle + 64])
+    stored.write_bytes(good[:middle] + flipped + good[middle + 64 :])
+    try:
+        code, document = _envelope(world, "verify", "--pitr")
+        assert code == 1 and document["error"]["code"] == "pitr_failed", document
+        assert segment in document["error"]["message"]
+        (repo,) = document["result"]["repos"]
+        assert not repo["ok"] and any(segment in p for p in repo["problems"]), repo
+
+        # A time past the damage: PostgreSQL never reaches it, and says so.
+        before, timeline = world.project.checksum(), world.timeline()
+        code, error = world.failed("restore", "--to-time", past.isoformat(), "--yes")
+        assert code == 1 and error["code"] == "pitr_failed", error
+        assert "recovery ended before configured recovery target was reached" in error["message"], (
+            error
+        )
+        assert world.project.checksum() == before and world.timeline() == timeline
+        assert world.throwaways() == []
+        FAULTS.record(safe=world.project.checksum() == before)
+
+        # latest has no target to miss: the copy stops before the damage, and deep
+        # verification fails it for falling short of the archive's newest commit.
+        code, document = _envelope(world, "verify", "--pitr", "--deep")
+        assert code == 1 and document["error"]["code"] == "pitr_failed", document
+        (repo,) = document["result"]["repos"]
+        statuses = {c["name"]: c["status"] for c in repo["checks"]}
+        assert statuses["pgbackrest.verify"] == "fail" and statuses["point"] == "fail", repo
+        reached = repo["point"]["reached"]  # null: no commit between the base and the damage
+        assert reached is None or datetime.fromisoformat(reached) < damaged_at, repo
+        assert world.project.checksum() == before and world.throwaways() == []
+    finally:
+        stored.write_bytes(good)
+    assert world.ok("verify", "--pitr")["ok"]
+    world.ok("pitr", "backup", "--type", "full")

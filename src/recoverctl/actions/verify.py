@@ -1,22 +1,32 @@
-"""verify: prove a backup is what its manifest says, whole, and (with --deep) restorable."""
+"""verify: prove a backup is what its manifest says, whole, and (with --deep) restorable;
+or (--pitr) the same of the pgBackRest repositories."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from recoverctl.core.checks import FAIL, OK, Check, worst
 from recoverctl.core.naming import Format
-from recoverctl.core.progress import OnBytes
+from recoverctl.core.progress import OnBytes, Step
 from recoverctl.core.result import JsonResult, computed, meta
 from recoverctl.errors import ErrorCode, RecoverctlError
 from recoverctl.services import catalog
 from recoverctl.services.session import StackSession
 from recoverctl.services.verification import VerifyReport, verify_file
 
+if TYPE_CHECKING:
+    # Imported when run: a local verify never needs pgBackRest's machinery.
+    from recoverctl.services.pitr_verify import PitrVerifyReport as PitrVerifyReport
+
 
 def _no_progress(_: int) -> None:
+    return None
+
+
+def _quiet(_: str) -> None:
     return None
 
 
@@ -101,3 +111,16 @@ def verify(
 ) -> VerifyReport:
     path = catalog.resolve_backup(session.settings, spec)
     return verify_file(session, path, deep=deep, on_bytes=on_bytes)
+
+
+def verify_pitr(
+    session: StackSession, *, target: str | None = None, deep: bool = False, step: Step = _quiet
+) -> PitrVerifyReport:
+    """The pgBackRest repositories (every [pitr] one, or target's): read back whole by
+    pgBackRest, and with deep restored to their latest point in a throwaway and checked."""
+    from recoverctl.actions.pitr import require_enabled
+    from recoverctl.actions.restore import local_zone
+    from recoverctl.services import pitr_verify
+
+    require_enabled(session)
+    return pitr_verify.verify(session, target, deep=deep, zone=local_zone(), step=step)

@@ -49,6 +49,7 @@ from recoverctl.services import envcopy, offsite
 from recoverctl.services.catalog import Listing
 from recoverctl.services.doctor import CheckList, DoctorReport
 from recoverctl.services.drill import DrillResult
+from recoverctl.services.pitr_verify import PitrVerifyReport
 from recoverctl.services.restore import RestoreResult
 from recoverctl.services.verification import VerifyReport
 
@@ -159,7 +160,7 @@ def _json_type(annotation: Any, *, pydantic: bool = False) -> Any:
 
 # Each command, as typed, and what its successful result is: restore's is the plan with
 # --dry-run, doctor's the declared checks with --list, list's and verify's a target's with
-# --target. No result: the command answers with usage errors only (logs streams the
+# --target, verify's the repositories' with --pitr. No result: the command answers with usage errors only (logs streams the
 # services' own lines and takes no --json; keys, env and schedule are groups). None: a
 # command line that names no command recoverctl knows.
 COMMANDS: dict[str | None, tuple[type, ...]] = {
@@ -171,7 +172,7 @@ COMMANDS: dict[str | None, tuple[type, ...]] = {
     "logs": (),
     "backup": (BackupDone,),
     "list": (Listing, offsite.TargetListing),
-    "verify": (VerifyReport, OffsiteReport),
+    "verify": (VerifyReport, OffsiteReport, PitrVerifyReport),
     "restore": (RestorePlan, RestoreResult, ToTimePlan, ToTimeResult),
     "doctor": (DoctorReport, CheckList),
     "keys": (),

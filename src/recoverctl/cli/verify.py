@@ -8,17 +8,35 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from recoverctl.cli import options, render
-from recoverctl.errors import ErrorCode, RecoverctlError
+from recoverctl.errors import ErrorCode, RecoverctlError, UsageError
 
 if TYPE_CHECKING:
-    from recoverctl.actions.verify import OffsiteReport
+    from recoverctl.actions.verify import OffsiteReport, PitrVerifyReport
     from recoverctl.cli.options import StackSession
 
 
 def verify(
-    spec: options.Spec,
+    spec: Annotated[
+        str | None,
+        typer.Argument(
+            help="A backup file, or `latest` for this stack's newest; none with --pitr."
+        ),
+    ] = None,
     deep: Annotated[
-        bool, typer.Option("--deep", help="Also restore it into a throwaway database.")
+        bool,
+        typer.Option(
+            "--deep",
+            help="Also restore it into a throwaway database (with --pitr: the cluster, to "
+            "its latest point, in a throwaway copy).",
+        ),
+    ] = False,
+    pitr: Annotated[
+        bool,
+        typer.Option(
+            "--pitr",
+            help="The pgBackRest repositories instead (recoverctl pitr): every WAL segment "
+            "and base backup read back; --target names one repository.",
+        ),
     ] = False,
     prod: options.Prod = False,
     target: options.Target = None,
@@ -28,10 +46,20 @@ def verify(
 ) -> None:
     """Check a backup; exit 0 only when it is good. --deep proves it restores.
 
-    With --target, a copy there: its sealed objects, or with an identity the backup itself."""
+    With --target, a copy there: its sealed objects, or with an identity the backup itself.
+    With --pitr, the point-in-time repositories."""
     from recoverctl.actions import verify as action
 
+    if pitr == (spec is not None):
+        raise UsageError(
+            "Give a backup (SPEC) or --pitr, one of the two.",
+            "recoverctl verify latest, or recoverctl verify --pitr",
+        )
     session = options.session(prod, project_dir, json)
+    if pitr:
+        verify_pitr(session, target=target, deep=deep)
+        return
+    assert spec is not None
     if target:
         verify_target(session, spec, target=target, identity=identity, deep=deep)
         return
@@ -51,6 +79,34 @@ def verify(
             "Do not rely on it: each failing check says why; take or pick another backup.",
             code=ErrorCode.BACKUP_CORRUPT,
         )
+
+
+def verify_pitr(session: StackSession, *, target: str | None, deep: bool) -> None:
+    from recoverctl.actions import verify as action
+
+    what = "restoring the cluster to its latest point" if deep else "pgbackrest verify"
+    with render.spinner(what) as step:
+        report = action.verify_pitr(session, target=target, deep=deep, step=step)
+    render.emit(report, lambda: show_pitr_report(report))
+    if not report.ok:
+        bad = report.failed[0]
+        failing = next(c for c in bad.checks if c.status == "fail")
+        raise RecoverctlError(
+            f"Repository {bad.name} failed verification: {failing.evidence}"
+            + ("" if failing.evidence.endswith(".") else "."),
+            failing.fix or "Each failing check says why.",
+            code=bad.code or ErrorCode.PITR_FAILED,
+        )
+
+
+def show_pitr_report(report: PitrVerifyReport) -> None:
+    kind = "deep" if report.deep else "quick"
+    for repo in report.repos:
+        render.checks_table(f"repository {repo.name}: {repo.location} ({kind})", repo.checks)
+        if repo.point is not None:
+            render.out.print(f"  latest reached: {repo.point.reached_said}")
+    verdict = "[green]good[/]" if report.ok else "[red]BAD: do not rely on it[/]"
+    render.out.print(f"{verdict} ({report.seconds:.1f} s)")
 
 
 def verify_target(

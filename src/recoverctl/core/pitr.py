@@ -19,6 +19,7 @@ Where each repository lives, inside the target's `PROJECT/STACK/` namespace:
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import string
 from collections.abc import Mapping, Sequence
@@ -370,7 +371,10 @@ def info() -> Argv:
 
 
 def verify(repo: int) -> Argv:
-    return pgbackrest("verify", f"--repo={repo}")
+    # Its findings are info lines, and it exits 0 when it finds damage: parse_verify reads
+    # them from stdout (warnings and errors still go to stderr). --verbose: its counts are
+    # rendered when all is well too.
+    return pgbackrest("verify", f"--repo={repo}", "--verbose", "--log-level-console=info")
 
 
 def restore(repo: int, target: str | None) -> Argv:
@@ -664,3 +668,52 @@ REPLAYED_SQL = (
 def parse_replayed(row: str) -> tuple[datetime | None, bool]:
     fields = row.strip("\n").split("\t")
     return _when(fields[0]), fields[1] == "t"
+
+
+# --- what pgBackRest's verify finds -------------------------------------------------------
+
+# The file problems verify names, one line each: "P01 INFO: invalid checksum 'FILE'", or for
+# a file it could not read at all "P01 INFO: invalid result FILE: [CODE] MESSAGE". A WAL
+# segment missing is only a warning to pgBackRest (expire may have removed it): not damage.
+_VERIFY_PROBLEM = re.compile(
+    r"(INFO|WARN): (invalid checksum|invalid size|invalid result|file missing) '([^']+)'"
+)
+_VERIFY_UNREADABLE = re.compile(r"INFO: invalid result (\S+): (\[\d+\] [^\n]+)")
+_VERIFY_STATUS = re.compile(r"^\s*status: (ok|error)\s*$", re.M)
+_VERIFY_COUNTS = re.compile(r"(archiveId: [^\n]+|backup: [^\n]+)")
+
+
+@dataclass(frozen=True)
+class VerifyFinding:
+    """What `pgbackrest verify` said about one repository."""
+
+    ok: bool
+    problems: tuple[str, ...]  # "invalid checksum '15-1/…/SEGMENT-SHA1.lz4'", in its order
+    summary: str  # its counts, one line per archive id or backup; "" when it gave none
+
+    @property
+    def cause(self) -> str | None:
+        if self.ok:
+            return None
+        if self.problems:
+            more = f" (and {len(self.problems) - 3} more)" if len(self.problems) > 3 else ""
+            return "; ".join(self.problems[:3]) + more + "."
+        return "pgBackRest reports errors in the repository" + (
+            f": {self.summary}." if self.summary else "."
+        )
+
+
+def parse_verify(output: str) -> VerifyFinding:
+    """verify's output at info level (stdout and stderr). It exits 0 whatever it finds:
+    damage is a line naming a file, or the status it renders ("status: error")."""
+    problems = tuple(
+        f"{kind} '{path}'"
+        for level, kind, path in _VERIFY_PROBLEM.findall(output)
+        if not (level == "WARN" and kind == "file missing")
+    ) + tuple(
+        f"unreadable '{path}' ({' '.join(said.split())})"
+        for path, said in _VERIFY_UNREADABLE.findall(output)
+    )
+    failed = bool(problems) or "error" in _VERIFY_STATUS.findall(output)
+    summary = "; ".join(" ".join(m.split()) for m in _VERIFY_COUNTS.findall(output))
+    return VerifyFinding(not failed, problems, summary)

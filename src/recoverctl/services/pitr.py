@@ -236,7 +236,7 @@ def run(db: Db, argv: tuple[str, ...], what: str, hint: str) -> ExecResult:
         raise PitrError(
             f"{what} failed" + (f": {cause}" if cause else f" (exit {result.exit_code})."),
             hint,
-            code=_code_of(result.stderr_tail),
+            code=code_of(result.stderr_tail),
             details=result.stderr_tail or None,
         )
     return result
@@ -254,7 +254,7 @@ def pgbackrest_cause(stderr: str) -> str | None:
     return None
 
 
-def _code_of(stderr: str) -> ErrorCode:
+def code_of(stderr: str) -> ErrorCode:
     # [043] CryptoError is what a wrong passphrase gives on every read.
     if "CryptoError" in stderr or "ERROR: [043]" in stderr or "cipher" in stderr.lower():
         return ErrorCode.PITR_PASSPHRASE

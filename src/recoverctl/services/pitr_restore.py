@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -154,26 +155,48 @@ def _wait_promoted(
         time.sleep(0.5)
 
 
+# What PostgreSQL tells a client it turned away while it started (recoverctl's own polls):
+# never the cause of a failed recovery.
+_TURNED_AWAY = ("the database system is starting up", "not yet accepting connections")
+
+
 def _recovery_failure(tail: str) -> str:
-    for line in tail.splitlines():
-        if "FATAL:" in line:
-            return line.split("FATAL:", 1)[1].strip().rstrip(".") + "."
+    said = [
+        line.split("FATAL:", 1)[1].strip().rstrip(".")
+        for line in tail.splitlines()
+        if "FATAL:" in line
+    ]
+    causes = [s for s in said if not any(t in s for t in _TURNED_AWAY)]
+    if causes:
+        return causes[-1] + "."
     return "PostgreSQL stopped (its last lines are above)."
 
 
-def restore_to_point(
+@dataclass(frozen=True)
+class Copy:
+    """The throwaway cluster, restored and promoted: its server, and the point it reached."""
+
+    db: Db
+    point: PointReached
+    latest: datetime | None  # the archive's newest point when the restore began
+
+
+@contextlib.contextmanager
+def restored_copy(
     session: StackSession,
     point: PointInTime,
-    target: str | None,
+    repo: pitr.Repo,
     *,
+    interrupted: str = "Point-in-time restore interrupted before anything was swapped: the "
+    "live database is untouched.",
     step: Step = _quiet,
-) -> tuple[dump.BackupResult, PointReached]:
-    """The vault database as it was at point, as a backup file of this stack (manifest and
-    counts from the restored copy), in a private folder removed when the session ends."""
+) -> Iterator[Copy]:
+    """The cluster restored from repo to point in a throwaway (archiving off, the
+    repositories mounted read-only), started and promoted, for the body to read; removed
+    when the body ends, whatever happens. interrupted: what Ctrl-C then says."""
     settings = session.settings
     db = session.db()
     engine = session.engine
-    repo = _repo(session, target)
     step("archiving everything committed until now")
     held, latest = window(session, db, repo)
     check_window(point, held.earliest, latest)
@@ -188,7 +211,6 @@ def restore_to_point(
     labels = {PROJECT_LABEL: throwaway}
     volume = f"{throwaway}_data"
     network = engine.networks_of(db.container)[0] if repo.kind != "posix" else "none"
-    folder = settings.backup_dir / f".pitr-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
     t0 = time.monotonic()
     try:
         engine.remove_project(throwaway)  # what a killed run left
@@ -220,29 +242,48 @@ def restore_to_point(
             network=network,
         )  # fmt: skip
         copy_db, reached = _wait_promoted(engine, copy, settings.up_timeout.total_seconds(), step)
-        seconds = time.monotonic() - t0
-        step("dumping the vault database of the restored copy")
-        fsio.ensure_private_dir(folder)
-        session.on_close(lambda: shutil.rmtree(folder, ignore_errors=True))
-        backup = dump.take_backup(copy_db, session.ref, folder, "custom")
+        yield Copy(
+            copy_db,
+            PointReached(
+                asked=point.said,
+                asked_at=point.at,
+                reached=reached,
+                reached_said=say(reached, point.zone) if reached else "the base backup's end",
+                repo=repo.name,
+                base_backup=base,
+                seconds=time.monotonic() - t0,
+            ),
+            latest,
+        )
     except KeyboardInterrupt:
-        raise Interrupted(
-            "Point-in-time restore interrupted before anything was swapped: the live "
-            "database is untouched.",
-            "Run it again when ready.",
-        ) from None
+        raise Interrupted(interrupted, "Run it again when ready.") from None
     finally:
         with contextlib.suppress(Exception):
             engine.remove_project(throwaway)
-    return backup, PointReached(
-        asked=point.said,
-        asked_at=point.at,
-        reached=reached,
-        reached_said=say(reached, point.zone) if reached else "the base backup's end",
-        repo=repo.name,
-        base_backup=base,
-        seconds=seconds,
-    )
+
+
+def repo_named(session: StackSession, name: str | None) -> pitr.Repo:
+    """The [pitr] repository of target name; the first of them for None."""
+    return _repo(session, name)
+
+
+def restore_to_point(
+    session: StackSession,
+    point: PointInTime,
+    target: str | None,
+    *,
+    step: Step = _quiet,
+) -> tuple[dump.BackupResult, PointReached]:
+    """The vault database as it was at point, as a backup file of this stack (manifest and
+    counts from the restored copy), in a private folder removed when the session ends."""
+    repo = _repo(session, target)
+    folder = session.settings.backup_dir / f".pitr-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
+    with restored_copy(session, point, repo, step=step) as copy:
+        step("dumping the vault database of the restored copy")
+        fsio.ensure_private_dir(folder)
+        session.on_close(lambda: shutil.rmtree(folder, ignore_errors=True))
+        backup = dump.take_backup(copy.db, session.ref, folder, "custom")
+    return backup, copy.point
 
 
 def _base_for(held: pitr.RepoInfo, point: PointInTime) -> str:

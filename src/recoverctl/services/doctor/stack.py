@@ -4,7 +4,7 @@ app on its published port."""
 from __future__ import annotations
 
 from recoverctl.adapters import http, process
-from recoverctl.adapters.pgexec import exec_in
+from recoverctl.adapters.pgexec import Db, exec_in
 from recoverctl.core import commands, pg
 from recoverctl.core.checks import FAIL, OK, WARN, Finding
 from recoverctl.core.stack import ServiceStatus, describe_problem
@@ -72,7 +72,12 @@ def _db_answers(ctx: Context) -> Finding:
 @checks.check("db.not_empty", needs=[Need.DB])
 def _db_not_empty(ctx: Context) -> Finding:
     """The database has tables and at least one user."""
-    db = ctx.db()
+    return not_empty(ctx.db())
+
+
+def not_empty(db: Db) -> Finding:
+    """db.not_empty's verdict on any server holding the vault's database (a restored copy's
+    too, which verify --pitr --deep judges)."""
     tables = db.tables()
     if not tables:
         return Finding(
