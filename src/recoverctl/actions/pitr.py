@@ -214,8 +214,7 @@ def enable(
             if repo.kind == "posix":
                 _prepare_folder(db, repo)
         before = {p: p.read_bytes() if p.is_file() else None for p in (where.env, where.override)}
-        svc.write_private(where.env, plan.config.env.encode())
-        svc.write_private(where.override, plan.config.override.encode())
+        svc.install(session, plan.config)
         seconds: float | None = None
         if plan.restart:
             step("restarting db with archiving on")
