@@ -367,3 +367,25 @@ def test_no_backend_port(fresh: FakeStack) -> None:
     result = _recover(fresh)
     assert result.url is None
     assert "open the vault's address/" in result.manual_step
+
+
+def test_to_time_without_target_is_refused_before_anything(fresh: FakeStack) -> None:
+    with pytest.raises(RecoverctlError) as info:
+        recover(fresh.session(), to_time="latest")
+    assert info.value.code is ErrorCode.USAGE
+    assert "--target" in info.value.message
+    assert fresh.compose_runs == []
+
+
+def test_to_time_with_from_is_refused_before_anything(fresh: FakeStack) -> None:
+    with pytest.raises(RecoverctlError) as info:
+        recover(fresh.session(), spec="latest", target="nas", to_time="latest")
+    assert info.value.code is ErrorCode.USAGE
+    assert fresh.compose_runs == []
+
+
+def test_a_bad_time_is_refused_before_anything(fresh: FakeStack) -> None:
+    with pytest.raises(RecoverctlError) as info:
+        recover(fresh.session(), target="nas", to_time="2026-12-02")
+    assert info.value.code is ErrorCode.USAGE and "date without a time" in info.value.message
+    assert fresh.compose_runs == []

@@ -27,6 +27,17 @@ def test_compose_up_without_build() -> None:
     assert commands.compose_up(T, build=False) == (*BASE, "up", "--detach", "--remove-orphans")
 
 
+def test_compose_up_of_some_services_removes_no_orphans() -> None:
+    # The rest of the stack is not an orphan while only db comes up first.
+    assert commands.compose_up(T, build=False, services=("db",)) == (
+        *BASE, "up", "--detach", "db",
+    )  # fmt: skip
+
+
+def test_compose_create_starts_nothing() -> None:
+    assert commands.compose_create(T, ("db",)) == (*BASE, "create", "db")
+
+
 def test_compose_down_keeps_volumes_unless_asked() -> None:
     assert commands.compose_down(T, volumes=False) == (*BASE, "down", "--remove-orphans")
     assert commands.compose_down(T, volumes=True) == (

@@ -244,8 +244,7 @@ def enable(
                     "Run recoverctl pitr enable again.",
                 ) from None
         before = {p: p.read_bytes() if p.is_file() else None for p in (where.env, where.override)}
-        svc.write_private(where.env, plan.config.env.encode())
-        svc.write_private(where.override, plan.config.override.encode())
+        svc.install(session, plan.config)
         seconds: float | None = None
         if plan.restart:
             step("restarting db with archiving on")

@@ -5,17 +5,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from recoverctl.adapters import http
-from recoverctl.core import pg
+from recoverctl.core import pg, pitrtime
 from recoverctl.core.checks import FAIL, Check, worst
 from recoverctl.core.progress import Step
 from recoverctl.core.restore_plan import RestorePlan as RestorePlan
 from recoverctl.core.result import JsonResult, computed, meta
 from recoverctl.core.stack import StackName
-from recoverctl.errors import ErrorCode, RecoverctlError
-from recoverctl.services import catalog, doctor, envcopy, offsite, restore
+from recoverctl.errors import ErrorCode, RecoverctlError, UsageError
+from recoverctl.services import catalog, doctor, envcopy, offsite, pitr_recover, restore
+from recoverctl.services.pitr_restore import PointReached
 from recoverctl.services.session import StackSession
 from recoverctl.services.stack import bring_up, wait_ready
 from recoverctl.settings import Settings
@@ -43,6 +45,8 @@ class RecoverResult(JsonResult):
     env_restored: tuple[Path, ...] = ()
     # From the start to the vault serving (the recovery time); None when it never did.
     serving_seconds: float | None = field(default=None, metadata=meta(digits=1, after="seconds"))
+    # When the whole cluster came back from a pgBackRest repository: the point it reached.
+    point_in_time: PointReached | None = None
 
     @property
     @computed(after="stack")
@@ -90,13 +94,28 @@ def recover(
     allow_newer_data: bool = False,
     target: str | None = None,
     identity: Path | None = None,
+    to_time: str | None = None,
 ) -> RecoverResult:
     """With target, the backup comes from that off-site target (spec names the copy there,
-    default its newest complete one): a machine with no local backup recovers from it."""
+    default its newest complete one): a machine with no local backup recovers from it.
+
+    When target is one of the [pitr] repositories and its passphrase is here (pulled with
+    the env files), and this project has no container or volume yet, the whole cluster
+    comes back from the repository instead, to to_time (default latest), and archives on."""
     started = time.monotonic()
     settings = session.settings
     steps: list[str] = []
     identity = identity or settings.identity_file
+    point: pitrtime.PointInTime | None = None
+    if to_time is not None:
+        if spec or target is None:
+            raise UsageError(
+                "--to-time recovers the whole cluster from a [pitr] repository: it takes "
+                "--target NAME, and no --from.",
+                "recoverctl recover --target NAME --to-time TIME|latest; for a stack that "
+                "runs: recoverctl restore --to-time TIME",
+            )
+        point = _point(to_time)
     if target is not None:
         # Before the stack comes up: a wrong key or target name is told in a second.
         offsite.check_source(session, target, identity)
@@ -112,12 +131,27 @@ def recover(
         step(f"bringing the env files back from target {target}")
         env_restored = envcopy.pull(session, target, identity).written
 
+    reached: PointReached | None = None
+    if target is not None and not spec and pitr_recover.holds_repository(session, target):
+        if point is not None or not pitr_recover.nothing_here(session):
+            point = point or _point(pitrtime.LATEST)
+            step(f"recovering the whole cluster from repository {target} to {point.said}")
+            reached = pitr_recover.recover_cluster(session, point, target, step=progress)
+    elif point is not None:
+        raise UsageError(
+            f"--to-time needs target {target} to hold this stack's repository: a [pitr] repo "
+            "whose passphrase (.env.pitr) is here or in the env files on the target.",
+            "Name a [pitr] repository with --target, or recover a backup with --from.",
+        )
+
     step("bringing the stack up")
     bring_up(session, build=True, progress=progress)
     rows = data_rows(session)
     restored: Path | None = None
     skipped: str | None = None
-    if rows == 0 or spec:
+    if reached is not None:
+        pass  # the cluster itself came back, with every database in it
+    elif rows == 0 or spec:
         if target is not None:
             step(f"pulling {spec or 'the newest copy'} from target {target}")
             chosen = str(offsite.pull(session, target, spec or offsite.LATEST, identity).path)
@@ -183,4 +217,11 @@ def recover(
         steps=tuple(steps),
         env_restored=env_restored,
         serving_seconds=serving if final.ready else None,
+        point_in_time=reached,
     )
+
+
+def _point(text: str) -> pitrtime.PointInTime:
+    from recoverctl.actions.restore import local_zone
+
+    return pitrtime.parse_point(text, zone=local_zone(), now=datetime.now(UTC))

@@ -119,6 +119,13 @@ class Engine:
             stderr=True,
         )
 
+    def stdout_of(self, container: Container) -> bytes:
+        """A finished one-off's standard output alone (its warnings go to stderr)."""
+        raw = self._api_call(
+            "read logs", container.logs, stdout=True, stderr=False, stream=False
+        )
+        return bytes(raw)
+
     def log_tail(self, container: Container, lines: int = 20) -> str:
         try:
             raw = self.logs(container, tail=lines)

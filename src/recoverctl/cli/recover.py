@@ -25,12 +25,24 @@ def recover(
     ] = False,
     target: options.Target = None,
     identity: options.Identity = None,
+    to_time: Annotated[
+        str | None,
+        typer.Option(
+            "--to-time",
+            metavar="TIME|latest",
+            help="With --target naming a [pitr] repository: the whole cluster as it was at "
+            "TIME (ISO 8601 with a zone, or a local time), or latest (the default there).",
+        ),
+    ] = None,
     project_dir: options.ProjectDir = None,
     json: options.Json = False,
 ) -> None:
     """The playbook's quick recovery: env check, up, restore if the database is empty, checks.
 
-    With --target, the backup comes from that off-site target (--from names the copy)."""
+    With --target, the backup comes from that off-site target (--from names the copy). When
+    that target holds this stack's [pitr] repository and nothing of the stack exists here,
+    the whole cluster comes back from it instead, to --to-time (default: latest), and the
+    recovered cluster archives from then on."""
     from recoverctl.actions import recover as action
     from recoverctl.actions.recover import RestorePlan
     from recoverctl.cli import plans
@@ -54,12 +66,20 @@ def recover(
             allow_newer_data=allow_newer_data,
             target=target or None,
             identity=identity,
+            to_time=to_time,
         )
 
     def human() -> None:
         for path in result.env_restored:
             render.out.print(f"[green]env file brought back[/] {path} (mode 0600)")
-        if result.restored_from:
+        point = result.point_in_time
+        if point is not None:
+            render.out.print(
+                f"[green]cluster restored[/] from repository {point.repo} (base backup "
+                f"{point.base_backup}), asked {point.asked}: reached {point.reached_said}; "
+                "archiving on"
+            )
+        elif result.restored_from:
             render.out.print(f"[green]restored[/] from {result.restored_from}")
         elif result.restore_skipped:
             render.out.print(f"not restored: {result.restore_skipped}")

@@ -38,14 +38,22 @@ def compose_base(t: ComposeTarget) -> Argv:
     )
 
 
-def compose_up(t: ComposeTarget, *, build: bool) -> Argv:
+def compose_up(t: ComposeTarget, *, build: bool, services: Sequence[str] = ()) -> Argv:
+    """services: only those (and what they depend on); none: the whole stack."""
     return (
         *compose_base(t),
         "up",
         "--detach",
         *(("--build",) if build else ()),
-        "--remove-orphans",
+        *(() if services else ("--remove-orphans",)),
+        *services,
     )
+
+
+def compose_create(t: ComposeTarget, services: Sequence[str]) -> Argv:
+    """The services' containers, network and volumes made by compose, nothing started: a
+    volume to fill before its service first runs."""
+    return (*compose_base(t), "create", *services)
 
 
 def compose_down(t: ComposeTarget, *, volumes: bool) -> Argv:

@@ -377,15 +377,19 @@ def verify(repo: int) -> Argv:
     return pgbackrest("verify", f"--repo={repo}", "--verbose", "--log-level-console=info")
 
 
-def restore(repo: int, target: str | None) -> Argv:
-    """Into an empty data directory; every restored copy starts with archiving off, so that
-    it never writes the repository. target: pgBackRest's --target (a time), None: latest."""
+def restore(repo: int, target: str | None, *, archive: bool = False) -> Argv:
+    """Into an empty data directory. A copy starts with archiving off, so that it never
+    writes the repository; with archive (the cluster recover installs, which is the one
+    that archives from then on) the restore leaves archive_mode alone, so that the db
+    service's own `-c archive_mode=on` is the only word on it. target: pgBackRest's
+    --target (a time), None: latest."""
     time_options = (
         ("--type=time", f"--target={target}", "--target-action=promote")
         if target is not None
         else ("--type=default",)
     )
-    return pgbackrest("restore", f"--repo={repo}", "--archive-mode=off", *time_options)
+    mode = "--archive-mode=preserve" if archive else "--archive-mode=off"
+    return pgbackrest("restore", f"--repo={repo}", mode, *time_options)
 
 
 def version() -> Argv:

@@ -199,6 +199,15 @@ def config(session: StackSession, passphrase: str, pg_user: str) -> Config:
     return Config(tuple(found), pitr.override_text(doc), pitr.env_file_text(env))
 
 
+def install(session: StackSession, made: Config) -> None:
+    """Writes what the db service reads to archive (its private env file, the override),
+    as enable and a recovery onto a new machine both do; the db picks it up when it next
+    starts."""
+    where = paths(session)
+    write_private(where.env, made.env.encode())
+    write_private(where.override, made.override.encode())
+
+
 def environment_of(session: StackSession) -> dict[str, str]:
     """pgBackRest's environment as the db service has it (its private env file)."""
     path = paths(session).env
