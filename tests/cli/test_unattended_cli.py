@@ -181,7 +181,7 @@ def test_routine_that_cannot_back_up_reports_its_failure(
     assert document["error"]["code"] == ErrorCode.ENGINE_UNREACHABLE
     steps = {s["name"]: s["status"] for s in document["result"]["steps"]}
     assert steps == {
-        "backup": "failed", "verify": "skipped", "push": "skipped", "drill": "skipped",
+        "backup": "failed", "verify": "skipped", "push": "skipped", "pitr": "skipped", "drill": "skipped",
         "prune": "skipped", "report": "ok",
     }  # fmt: skip
     assert [p.split("?")[0] for p in server.paths()] == ["/hc/start", "/hc/fail"]
