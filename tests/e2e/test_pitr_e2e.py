@@ -442,3 +442,64 @@ def test_a_damaged_wal_segment_is_named_and_never_restored_past(
         stored.write_bytes(good)
     assert world.ok("verify", "--pitr")["ok"]
     world.ok("pitr", "backup", "--type", "full")
+
+
+def test_doctor_judges_archiving_and_sees_a_repository_stop_it(
+    world: World, enabled: dict[str, Any]
+) -> None:
+    """doctor's pitr group on the enabled stack; then the folder repository unwritable:
+    pitr.archiving fails within one archive_timeout of the next write (and recovers)."""
+    archive_timeout, io_timeout = 2.0, 3.0  # as the module's settings have them
+
+    def pitr_rows() -> dict[str, dict[str, Any]]:
+        done = world.run("doctor", "--only", "pitr", "--json")
+        document = json.loads(done.stdout)
+        contract.validate(document)
+        checks = document["result"]["checks"]
+        assert done.returncode == (0 if document["ok"] else 1), done.stderr
+        return {c["name"]: c for c in checks}
+
+    rows = pitr_rows()
+    statuses = {name: row["status"] for name, row in rows.items()}
+    assert statuses == {
+        "pitr.enabled": "ok",
+        "pitr.archiving": "ok",
+        "pitr.rpo": "ok",
+        "pitr.pg_wal": "ok",
+        "pitr.repos.nas": "ok",
+        "pitr.base_backup.nas": "ok",
+        # Enabled minutes ago: the window is short of full_every x (keep_full - 1) = 7 days.
+        "pitr.window.nas": "warn",
+        "pitr.passphrase": "ok",
+    }, rows
+    assert "aes-256-cbc" in rows["pitr.repos.nas"]["evidence"]
+    assert "pgBackRest 2." in rows["pitr.repos.nas"]["evidence"]
+    assert "complete around" in rows["pitr.window.nas"]["evidence"]
+    assert "off-site on nas" in rows["pitr.passphrase"]["evidence"]
+
+    repo = world.nas / NAME / "dev" / "pgbackrest"
+    mode = stat.S_IMODE(repo.stat().st_mode)
+    os.chmod(repo, 0)
+    try:
+        world.canary("doctor-unwritable")
+        written = time.monotonic()
+        time.sleep(archive_timeout)
+        # One archive_timeout after the write the server switches and tries; each doctor run
+        # takes a moment of its own, allowed for below.
+        deadline = written + archive_timeout + io_timeout + 15
+        while True:
+            archiving = pitr_rows()["pitr.archiving"]
+            if archiving["status"] == "fail" or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert archiving["status"] == "fail", archiving
+        assert "archiving fails" in archiving["evidence"] and "failed at" in archiving["evidence"]
+        assert "recoverctl logs db" in archiving["fix"]
+    finally:
+        os.chmod(repo, mode)
+    # Writable again: the next segment goes, and the pending ones with it.
+    world.project.sql("SELECT pg_switch_wal()")
+    deadline = time.monotonic() + 90
+    while (archiving := pitr_rows()["pitr.archiving"])["status"] != "ok":
+        assert time.monotonic() < deadline, archiving
+        time.sleep(2)
