@@ -257,3 +257,19 @@ def test_a_success_after_a_failure_is_not_failing() -> None:
 def test_an_archiver_row_of_another_shape_is_refused() -> None:
     with pytest.raises(RecoverctlError):
         pitr.parse_archiver("a\tb\n")
+
+
+def test_pgbackrests_cause_keeps_the_line_an_error_goes_on_in() -> None:
+    from recoverctl.services.pitr import pgbackrest_cause
+
+    stderr = (
+        "WARN: something\n"
+        "ERROR: [055]: unable to load info file '/r/backup.info' or '/r/backup.info.copy':\n"
+        "       HostConnectError: unable to connect to 's3.test:443': Connection refused\n"
+        "       HINT: has a stanza-create been performed?\n"
+    )
+    cause = pgbackrest_cause(stderr)
+    assert cause is not None and cause.endswith("Connection refused.")
+    assert "[055]" not in cause and "HINT" not in cause
+    assert pgbackrest_cause("ERROR: [056]: no primary\n") == "no primary."
+    assert pgbackrest_cause("all fine\n") is None

@@ -255,11 +255,18 @@ _ERROR_LINE = re.compile(r"ERROR: \[(\d+)\]: (.+)")
 
 
 def pgbackrest_cause(stderr: str) -> str | None:
-    """pgBackRest's own first error line, its code dropped: what a person needs to read."""
-    for line in stderr.splitlines():
+    """pgBackRest's own first error, its code dropped: what a person needs to read. An
+    error that ends in a colon goes on in its indented next line (the real cause: "unable
+    to load info file ...:" then "unable to connect to ...")."""
+    lines = stderr.splitlines()
+    for i, line in enumerate(lines):
         found = _ERROR_LINE.search(line)
         if found:
-            return found.group(2).strip().rstrip(".") + "."
+            text = found.group(2).strip()
+            more = lines[i + 1].strip() if i + 1 < len(lines) else ""
+            if text.endswith(":") and more and not _ERROR_LINE.search(more):
+                text = f"{text} {more}"
+            return text.rstrip(".:") + "."
     return None
 
 
