@@ -30,8 +30,9 @@ def recover(
         typer.Option(
             "--to-time",
             metavar="TIME|latest",
-            help="With --target naming a [pitr] repository: the whole cluster as it was at "
-            "TIME (ISO 8601 with a zone, or a local time), or latest (the default there).",
+            help="With --target naming a pgBackRest repository (pitr repos): the whole "
+            "cluster as it was at TIME (ISO 8601 with a zone, or a local time), or latest "
+            "(the default there).",
         ),
     ] = None,
     project_dir: options.ProjectDir = None,
@@ -40,9 +41,9 @@ def recover(
     """The playbook's quick recovery: env check, up, restore if the database is empty, checks.
 
     With --target, the backup comes from that off-site target (--from names the copy). When
-    that target holds this stack's [pitr] repository and nothing of the stack exists here,
-    the whole cluster comes back from it instead, to --to-time (default: latest), and the
-    recovered cluster archives from then on."""
+    that target holds this stack's pgBackRest repository (pitr repos) and nothing of the
+    stack exists here, the whole cluster comes back from it instead, to --to-time (default:
+    latest), and the recovered cluster archives from then on."""
     from recoverctl.actions import recover as action
     from recoverctl.actions.recover import RestorePlan
     from recoverctl.cli import plans
