@@ -60,7 +60,7 @@ def restore(
     """Replace the database with a backup: verified first, swapped in whole, or not at all.
 
     With --target, the backup is pulled from that off-site target first. With --to-time,
-    --target names the repository to restore from (the first of [pitr] repos otherwise)."""
+    --target names the repository to restore from (the first of the pitr repos otherwise)."""
     from recoverctl.actions import restore as action
 
     if (spec is None) == (to_time is None):
