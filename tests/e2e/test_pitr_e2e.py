@@ -384,6 +384,45 @@ def test_verify_pitr_reads_the_repository_back_and_deep_restores_its_latest_poin
     assert code == 2 and document["error"]["code"] == "usage", document
 
 
+def test_drill_to_a_time_recovers_that_moment_in_its_own_stack(
+    world: World, enabled: dict[str, Any]
+) -> None:
+    """drill --to-time: the repository restored to the moment in a throwaway, its vault
+    database restored into <project>-drill and checked there; the record keeps the point
+    reached. The live stack is only read, and nothing of the drill's is left."""
+    committed = world.canary("drill-before")
+    time.sleep(1.5)
+    middle = datetime.now(UTC)
+    time.sleep(1.5)
+    world.canary("drill-after")
+    before, timeline = world.project.checksum(), world.timeline()
+    result = world.ok("drill", "--to-time", middle.isoformat())
+    assert result["ok"] and result["result"] == "passed", result
+    assert result["source"] == "pitr nas"
+    point = result["point_in_time"]
+    reached = datetime.fromisoformat(point["reached"])
+    assert committed <= reached <= middle, point
+    assert point["repo"] == "nas" and point["base_backup"] and point["restore_seconds"] > 0
+    assert result["recovery_seconds"] > point["restore_seconds"]
+    statuses = {c["name"]: c["status"] for c in result["checks"]}
+    assert statuses["rows"] == "ok" and statuses["app.key_check"] == "ok", result["checks"]
+    # The record on disk keeps the point; the live stack is as it was; nothing is left.
+    record = json.loads(Path(result["record"]).read_text())
+    assert record["point_in_time"] == point
+    assert world.project.checksum() == before and world.timeline() == timeline
+    assert world.throwaways() == []
+    drill_label: dict[str, Any] = {"label": f"com.docker.compose.project={NAME}-drill"}
+    assert world.project.client.containers.list(all=True, filters=drill_label) == []
+    assert world.project.client.volumes.list(filters=drill_label) == []
+    assert not list(_archive(world).rglob("00000002*")), "the drill's copy wrote the repository"
+
+    code, error = world.failed("drill", "--to-time", "2001-01-01T00:00:00Z")
+    assert code == 1 and error["code"] == "pitr_outside_window", error
+    code, error = world.failed("drill", "--to-time", "latest", "--from", "backup.dump")
+    assert code == 2 and error["code"] == "usage", error
+    FAULTS.record(safe=world.project.checksum() == before)
+
+
 def _archived(world: World, segment: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while world.project.sql("SELECT last_archived_wal FROM pg_stat_archiver").strip() < segment:

@@ -27,6 +27,8 @@ from recoverctl.services import drill as drills
 from recoverctl.services.session import StackSession
 from recoverctl.settings import Settings, resolve_settings
 
+NOW = datetime.now(UTC)
+
 REPO = Path(__file__).resolve().parents[2]
 VECTOR = json.loads((REPO / "tests" / "vectors" / "zkkey-v1.json").read_text())
 MANIFEST = Manifest(
@@ -386,6 +388,54 @@ def test_a_drill_from_an_offsite_copy(
     assert (target, name, identity) == ("nas", "latest", tmp_path / "id.txt")
     assert dest.parent == project_drills(stage) and not dest.exists()  # removed after the drill
     assert result.record.steps[0].step == "fetching the backup (target nas: latest)"
+
+
+def test_a_drill_to_a_point_in_time(stage: Stage, monkeypatch: pytest.MonkeyPatch) -> None:
+    """drill --to-time: [pitr] and archiving are required before anything starts; the dump
+    of the cluster restored to the point lands in the drill's scratch folder, and the record
+    keeps the point reached, not only the one asked for."""
+    from recoverctl.core.pitrtime import PointInTime
+    from recoverctl.services import pitr, pitr_restore
+
+    session = stage.session()
+    asked = PointInTime(False, NOW - timedelta(minutes=5), "2026-12-03 09:00:00 UTC", UTC)
+    with pytest.raises(RecoverctlError) as off:
+        drills.pitr_source(session, asked, None)
+    assert off.value.code is ErrorCode.PITR_NOT_CONFIGURED and stage.engine.removed == []
+
+    dumped: list[tuple[str | None, Path]] = []
+    reached_at = NOW - timedelta(minutes=5, seconds=2)
+
+    def dump_at_point(
+        session: StackSession, point: PointInTime, target: str | None, folder: Path, **_: Any
+    ) -> tuple[SimpleNamespace, pitr_restore.PointReached]:
+        dumped.append((target, folder))
+        copy = folder / "backup_2026-11-01_030000.dump"
+        copy.write_bytes(b"PGDMP")
+        reached = pitr_restore.PointReached(
+            asked=point.said, asked_at=point.at, reached=reached_at,
+            reached_said="2026-12-03 08:59:58 UTC", repo="nas", base_backup="20261203-0800F",
+            seconds=12.345,
+        )  # fmt: skip
+        return SimpleNamespace(path=copy), reached
+
+    monkeypatch.setattr(pitr, "require_enabled", lambda session: None)
+    monkeypatch.setattr(pitr_restore, "repo_named", lambda s, t: SimpleNamespace(name=t or "nas"))
+    monkeypatch.setattr(pitr_restore, "dump_at_point", dump_at_point)
+    source = drills.pitr_source(session, asked, None)
+    assert dumped == []  # nothing restored before the drill starts
+    result = drills.run_drill(session, source=source)
+    assert result.ok and result.record.source == "pitr nas"
+    ((target, folder),) = dumped
+    assert target == "nas" and folder.parent == project_drills(stage) and not folder.exists()
+    point = result.record.point_in_time
+    assert point is not None and point.reached == reached_at and point.asked_at == asked.at
+    assert (point.repo, point.base_backup, point.restore_seconds) == ("nas", "20261203-0800F", 12.35)
+    assert result.record.steps[0].step.startswith(
+        "restoring the cluster to 2026-12-03 09:00:00 UTC from nas"
+    )
+    assert stage.record().point_in_time == point  # kept in the record file
+    assert result.to_json()["point_in_time"]["reached_said"] == "2026-12-03 08:59:58 UTC"
 
 
 def test_the_routine_drills_when_due(stage: Stage, tmp_path: Path) -> None:

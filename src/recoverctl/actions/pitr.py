@@ -485,17 +485,6 @@ class PitrBackupResult(JsonResult):
     backups: tuple[BaseBackupTaken, ...]
 
 
-def require_enabled(session: StackSession) -> None:
-    svc.require(session.settings)
-    if not svc.enabled(session):
-        raise PitrError(
-            "Archiving is not enabled for this stack.",
-            "Turn it on first: recoverctl pitr enable"
-            + (" --prod" if session.settings.stack == "prod" else ""),
-            code=ErrorCode.PITR_NOT_CONFIGURED,
-        )
-
-
 def backup(
     session: StackSession,
     kind: pitr.BackupType,
@@ -503,7 +492,7 @@ def backup(
     step: Step = _quiet,
     repos: Callable[[pitr.Repo], bool] = lambda _: True,
 ) -> PitrBackupResult:
-    require_enabled(session)
+    svc.require_enabled(session)
     db = session.db()
     taken: list[BaseBackupTaken] = []
     with fsio.project_lock(session.project, f"pitr backup ({kind})"):

@@ -16,6 +16,7 @@ from recoverctl.core.progress import OnBytes, Step
 # The plan the CLI shows and confirms (restore, recover), named here for it.
 from recoverctl.core.restore_plan import RestorePlan as RestorePlan
 from recoverctl.core.result import JsonResult, meta
+from recoverctl.services import pitr as pitr_svc
 from recoverctl.services import restore as swap
 from recoverctl.services.pitr_restore import PointReached
 from recoverctl.services.restore import Prepared, RestoreResult
@@ -93,10 +94,9 @@ def prepare_to_time(
 ) -> PreparedToTime:
     """The cluster restored to WHEN in a throwaway, its vault database dumped, and that
     dump planned like any backup; the live database is only read."""
-    from recoverctl.actions.pitr import require_enabled
     from recoverctl.services import pitr_restore
 
-    require_enabled(session)
+    pitr_svc.require_enabled(session)
     point = pitrtime.parse_point(when, zone=local_zone(), now=datetime.now(UTC))
     backup, reached = pitr_restore.restore_to_point(session, point, target, step=step)
     prep = swap.prepare(

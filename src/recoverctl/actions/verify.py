@@ -14,6 +14,7 @@ from recoverctl.core.progress import OnBytes, Step
 from recoverctl.core.result import JsonResult, computed, meta
 from recoverctl.errors import ErrorCode, RecoverctlError
 from recoverctl.services import catalog
+from recoverctl.services import pitr as pitr_svc
 from recoverctl.services.session import StackSession
 from recoverctl.services.verification import VerifyReport, verify_file
 
@@ -118,9 +119,8 @@ def verify_pitr(
 ) -> PitrVerifyReport:
     """The pgBackRest repositories (every [pitr] one, or target's): read back whole by
     pgBackRest, and with deep restored to their latest point in a throwaway and checked."""
-    from recoverctl.actions.pitr import require_enabled
     from recoverctl.actions.restore import local_zone
     from recoverctl.services import pitr_verify
 
-    require_enabled(session)
+    pitr_svc.require_enabled(session)
     return pitr_verify.verify(session, target, deep=deep, zone=local_zone(), step=step)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from recoverctl.cli import options, render
+from recoverctl.errors import UsageError
 
 if TYPE_CHECKING:
     from recoverctl.actions.drill import DrillResult
@@ -23,6 +24,17 @@ def drill(
             "the copy's name there.",
         ),
     ] = "latest",
+    to_time: Annotated[
+        str | None,
+        typer.Option(
+            "--to-time",
+            metavar="TIME|latest",
+            help="Drill the live stack's pgBackRest repository instead of a dump: the cluster "
+            "restored to TIME (ISO 8601 with a zone, or a local time) or latest in a "
+            "throwaway, its vault database restored into the drill stack; with --target, "
+            "that target's repository. No --from then.",
+        ),
+    ] = None,
     target: options.Target = None,
     identity: options.Identity = None,
     key_file: Annotated[
@@ -42,9 +54,16 @@ def drill(
 ) -> None:
     """Prove a backup brings the vault back: restore it into a throwaway copy of the stack
     (<project>-drill), check it, time it, then remove the copy. The live stack is never
-    touched. With --target, the copy that off-site target holds is drilled."""
+    touched. With --target, the copy that off-site target holds is drilled. With
+    --to-time TIME, the pgBackRest repository (recoverctl pitr) is drilled at that point,
+    and the record keeps the point reached."""
     from recoverctl.actions import drill as action
 
+    if to_time is not None and from_ != "latest":
+        raise UsageError(
+            "Give a backup (--from) or --to-time TIME, one of the two.",
+            "recoverctl drill --from latest, or recoverctl drill --to-time latest",
+        )
     session = options.session(prod, project_dir, json)
     known_key = key_file is not None or session.settings.key_file is not None
     passphrase = options.passphrase(passphrase_stdin, "Key export passphrase", ask=known_key)
@@ -56,6 +75,7 @@ def drill(
             identity=identity,
             key_file=key_file,
             passphrase=passphrase,
+            to_time=to_time,
             progress=step,
         )
     for warning in result.warnings:
@@ -77,6 +97,12 @@ def _show(result: DrillResult) -> None:
     for s in r.steps:
         table.add_row(s.step, f"{s.seconds:.1f}")
     render.print_table(table)
+    if r.point_in_time is not None:
+        p = r.point_in_time
+        render.out.print(
+            f"point in time: asked {p.asked}; reached {p.reached_said} (the last commit "
+            f"replayed, from {p.repo}, base backup {p.base_backup}, {p.restore_seconds:.1f} s)"
+        )
     took = f"{r.recovery_seconds:.1f} s" if r.recovery_seconds is not None else "not reached"
     verdict = "[green]drill passed[/]" if r.passed else "[red]drill FAILED[/]"
     render.out.print(

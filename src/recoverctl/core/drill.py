@@ -86,6 +86,21 @@ class DrillError(BaseModel):
     details: str | None = None  # supporting evidence: a service's last log lines
 
 
+class DrillPoint(BaseModel):
+    """drill --to-time: the moment asked for and the one the restored cluster reached (its
+    last replayed commit), from which repository and base backup."""
+
+    model_config = ConfigDict(frozen=True)
+
+    asked: str  # as said back to the person, with its zone
+    asked_at: AwareDatetime | None = None  # None: latest
+    reached: AwareDatetime | None = None  # None: no commit after the base backup's end
+    reached_said: str
+    repo: str
+    base_backup: str
+    restore_seconds: float  # the cluster restored and promoted in its throwaway
+
+
 class DrillRecord(BaseModel):
     """What one drill proved, as kept in backups/drills/DRILL-<time>.json."""
 
@@ -96,7 +111,7 @@ class DrillRecord(BaseModel):
     project: str  # the live project the backup belongs to
     drill_project: str
     stack: Literal["dev", "prod"]
-    source: str  # "local", or "target NAME"
+    source: str  # "local", "target NAME", or "pitr NAME" (drill --to-time)
     backup: str  # the backup file's name
     backup_sha256: str | None = None
     backup_created: AwareDatetime | None = None
@@ -109,6 +124,7 @@ class DrillRecord(BaseModel):
     checks: tuple[CheckRow, ...] = ()
     error: DrillError | None = None
     leftovers: tuple[str, ...] = ()  # what the tear-down could not remove
+    point_in_time: DrillPoint | None = None  # drill --to-time
     recoverctl_version: str
 
     @property

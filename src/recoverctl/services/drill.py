@@ -37,6 +37,7 @@ from recoverctl.core.checks import FAIL, OK, WARN, Check
 from recoverctl.core.drill import (
     CheckRow,
     DrillError,
+    DrillPoint,
     DrillRecord,
     Outcome,
     StepTime,
@@ -47,6 +48,7 @@ from recoverctl.core.drill import (
 from recoverctl.core.duration import DAY, in_units
 from recoverctl.core.keyfile import KeyFile, unwrap_private_key
 from recoverctl.core.manifest import Manifest
+from recoverctl.core.pitrtime import PointInTime
 from recoverctl.core.progress import Step
 from recoverctl.core.result import INTERNAL, JsonResult, computed, meta
 from recoverctl.errors import ErrorCode, Interrupted, RecoverctlError
@@ -71,21 +73,72 @@ def _quiet(_: str) -> None:
 
 
 @dataclass(frozen=True)
+class Fetched:
+    """The backup's local path (its manifest beside it); with drill --to-time, the point
+    its cluster was restored to."""
+
+    path: Path
+    point: DrillPoint | None = None
+
+
+@dataclass(frozen=True)
 class Source:
     """The drill's first step: what it drills, and how the file gets here. fetch is given
-    a private scratch folder (removed after the drill) and returns the backup's local path,
-    its manifest beside it."""
+    a private scratch folder (removed after the drill)."""
 
-    label: str  # "local", or "target NAME"
-    wanted: str  # the file's name, or "latest" until it is fetched
-    fetch: Callable[[Path], Path]
+    label: str  # "local", "target NAME", or "pitr NAME"
+    wanted: str  # the file's name, or "latest" (or the time asked for) until it is fetched
+    fetch: Callable[[Path], Fetched]
+    doing: str = ""  # the first step's name, when "fetching the backup" is not what it does
 
 
 def local_source(settings: Settings, spec: str = "latest") -> Source:
     """A backup of the backups folder; resolved now, so a missing one fails before anything
     starts."""
     path = catalog.resolve_backup(settings, spec)
-    return Source("local", path.name, lambda _scratch: path)
+    return Source("local", path.name, lambda _scratch: Fetched(path))
+
+
+def pitr_source(session: StackSession, point: PointInTime, target: str | None) -> Source:
+    """The vault database as it was at point, from the live stack's pgBackRest repository
+    (target's, else the first): the cluster restored into a throwaway of its own (archiving
+    off, the repository read-only, as restore --to-time does), its vault database dumped
+    into the drill's scratch folder; the drill then restores that dump as any other. The
+    settings and the repository's name are checked now, the window when it is fetched."""
+    from recoverctl.services import pitr, pitr_restore
+
+    pitr.require_enabled(session)
+    repo = pitr_restore.repo_named(session, target)
+
+    def fetch(scratch: Path) -> Fetched:
+        backup, reached = pitr_restore.dump_at_point(
+            session,
+            point,
+            repo.name,
+            scratch,
+            interrupted="Drill interrupted while restoring the cluster in its throwaway; "
+            "that copy was removed, and the live stack was not touched.",
+        )
+        return Fetched(
+            backup.path,
+            DrillPoint(
+                asked=reached.asked,
+                asked_at=reached.asked_at,
+                reached=reached.reached,
+                reached_said=reached.reached_said,
+                repo=reached.repo,
+                base_backup=reached.base_backup,
+                restore_seconds=round(reached.seconds, 2),
+            ),
+        )
+
+    return Source(
+        f"pitr {repo.name}",
+        point.said,
+        fetch,
+        doing=f"restoring the cluster to {point.said} from {repo.name} in a throwaway, and "
+        "dumping its vault database",
+    )
 
 
 def target_source(
@@ -100,8 +153,8 @@ def target_source(
 
     offsite.check_source(session, target, identity)
 
-    def fetch(scratch: Path) -> Path:
-        return offsite.pull(session, target, spec, identity, scratch).path
+    def fetch(scratch: Path) -> Fetched:
+        return Fetched(offsite.pull(session, target, spec, identity, scratch).path)
 
     return Source(f"target {target}", spec, fetch)
 
@@ -264,6 +317,7 @@ class _Run:
     t0: float = field(default_factory=time.monotonic)
     backup: str = ""
     manifest: Manifest | None = None
+    point: DrillPoint | None = None
     recovery: float | None = None
     checks: tuple[Check, ...] = ()
 
@@ -304,9 +358,10 @@ def _drill(
     error: BaseException | None = None
     scratch: Path | None = None
     try:
-        clock.step(f"fetching the backup ({source.label}: {source.wanted})")
+        clock.step(source.doing or f"fetching the backup ({source.label}: {source.wanted})")
         scratch = _scratch(settings)
-        fetched = source.fetch(scratch)
+        got = source.fetch(scratch)
+        fetched, run.point = got.path, got.point
         run.backup = fetched.name
         run.manifest = catalog.load_manifest(fetched)
         clock.step(f"starting the drill stack {drill.project}")
@@ -567,6 +622,7 @@ def _record(
             else None
         ),
         leftovers=leftovers,
+        point_in_time=run.point,
         recoverctl_version=__version__,
     )
 

@@ -53,6 +53,19 @@ def require(settings: Settings) -> PitrSettings:
     return settings.pitr
 
 
+def require_enabled(session: StackSession) -> PitrSettings:
+    """[pitr] set and archiving enabled for this stack, else PitrError saying how."""
+    wanted = require(session.settings)
+    if not enabled(session):
+        raise PitrError(
+            "Archiving is not enabled for this stack.",
+            "Turn it on first: recoverctl pitr enable"
+            + (" --prod" if session.settings.stack == "prod" else ""),
+            code=ErrorCode.PITR_NOT_CONFIGURED,
+        )
+    return wanted
+
+
 @dataclass(frozen=True)
 class Paths:
     passphrase: Path

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from recoverctl import failpoints
@@ -181,14 +182,19 @@ class Copy:
     latest: datetime | None  # the archive's newest point when the restore began
 
 
+UNTOUCHED = (
+    "Point-in-time restore interrupted before anything was swapped: the live database is "
+    "untouched."
+)
+
+
 @contextlib.contextmanager
 def restored_copy(
     session: StackSession,
     point: PointInTime,
     repo: pitr.Repo,
     *,
-    interrupted: str = "Point-in-time restore interrupted before anything was swapped: the "
-    "live database is untouched.",
+    interrupted: str = UNTOUCHED,
     step: Step = _quiet,
 ) -> Iterator[Copy]:
     """The cluster restored from repo to point in a throwaway (archiving off, the
@@ -276,12 +282,26 @@ def restore_to_point(
 ) -> tuple[dump.BackupResult, PointReached]:
     """The vault database as it was at point, as a backup file of this stack (manifest and
     counts from the restored copy), in a private folder removed when the session ends."""
-    repo = _repo(session, target)
     folder = session.settings.backup_dir / f".pitr-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
-    with restored_copy(session, point, repo, step=step) as copy:
+    fsio.ensure_private_dir(folder)
+    session.on_close(lambda: shutil.rmtree(folder, ignore_errors=True))
+    return dump_at_point(session, point, target, folder, step=step)
+
+
+def dump_at_point(
+    session: StackSession,
+    point: PointInTime,
+    target: str | None,
+    folder: Path,
+    *,
+    interrupted: str = UNTOUCHED,
+    step: Step = _quiet,
+) -> tuple[dump.BackupResult, PointReached]:
+    """The vault database as it was at point, dumped into folder (a private one, the
+    caller's to remove) with its manifest: restore --to-time and drill --to-time."""
+    repo = _repo(session, target)
+    with restored_copy(session, point, repo, interrupted=interrupted, step=step) as copy:
         step("dumping the vault database of the restored copy")
-        fsio.ensure_private_dir(folder)
-        session.on_close(lambda: shutil.rmtree(folder, ignore_errors=True))
         backup = dump.take_backup(copy.db, session.ref, folder, "custom")
     return backup, copy.point
 
