@@ -4,7 +4,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-TEST_ENV := $(VENV)/test-env.sh
+# Not in $(VENV): written while the virtualenv is being made.
+TEST_ENV_OUT := .test-env.out
 SIZE ?= small
 
 .PHONY: all help up tools install venv test test-env lint unit e2e vault-test bench clean
@@ -91,10 +92,16 @@ unit: venv
 	$(BIN)/pytest tests/unit tests/cli
 
 ## Everything: lint, the vault's own tests, then unit, CLI and e2e tests against a real engine.
-test: venv lint vault-test
-	bash scripts/test-env.sh | tee $(TEST_ENV).out
-	set -a && source <(grep -E '^(POSTGRES|PYTHON|S3TLS)_IMAGE=' $(TEST_ENV).out) && set +a && \
-		RECOVERCTL_E2E=required $(BIN)/pytest tests
+# The engine and the images (minutes on a new machine, mostly downloads) are made while the
+# virtualenv, lint and the tests that need no engine run; the e2e tests wait for them.
+test:
+	@rm -f $(TEST_ENV_OUT); bash scripts/test-env.sh > $(TEST_ENV_OUT) 2>&1 & env_pid=$$!; \
+	$(MAKE) --no-print-directory venv lint vault-test unit; made=$$?; \
+	wait $$env_pid; env_rc=$$?; cat $(TEST_ENV_OUT); \
+	if [ $$env_rc != 0 ]; then echo "make test: scripts/test-env.sh failed (exit $$env_rc): its output is above" >&2; exit $$env_rc; fi; \
+	if [ $$made != 0 ]; then exit $$made; fi
+	set -a && source <(grep -E '^(POSTGRES|PYTHON|S3TLS)_IMAGE=' $(TEST_ENV_OUT)) && set +a && \
+		RECOVERCTL_E2E=required $(BIN)/pytest tests/e2e
 
 ## The e2e tests alone.
 e2e: venv

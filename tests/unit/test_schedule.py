@@ -3,8 +3,6 @@ cron lines (checked field by field, and run through /bin/sh as cron would run th
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 from datetime import datetime, timedelta
@@ -25,7 +23,6 @@ from recoverctl.core.schedule import (
     service_unit,
     spread,
     strip_cron_block,
-    timer_unit,
 )
 
 
@@ -136,53 +133,6 @@ def test_carried_environment_keeps_what_chooses_the_settings(tmp_path: Path) -> 
     assert names == ["DOCKER_HOST", "PATH", "RECOVERCTL_CONFIG"]
     assert job.argv[-4:] == ("routine", "--prod", "--project-dir", job.workdir)
     assert Path(job.argv[0]).is_absolute()
-
-
-def _systemd_analyze() -> str:
-    found = shutil.which("systemd-analyze")
-    if found is None:
-        if os.environ.get("RECOVERCTL_E2E") == "required":
-            pytest.fail("systemd-analyze is missing: run scripts/test-env.sh", pytrace=False)
-        pytest.skip("systemd-analyze is missing (scripts/test-env.sh installs it)")
-    return found
-
-
-@pytest.mark.parametrize("every", ["15m", "1h", "6h", "1d", "1w"])
-def test_units_pass_systemd_analyze_verify(tmp_path: Path, every: str) -> None:
-    analyze = _systemd_analyze()
-    job = _job(tmp_path, every)
-    folder = tmp_path / "units"
-    folder.mkdir()
-    service = folder / f"{job.name}.service"
-    timer = folder / f"{job.name}.timer"
-    service.write_text(service_unit(job))
-    timer.write_text(timer_unit(job))
-    done = subprocess.run(
-        [analyze, "verify", str(service), str(timer)], capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
-    assert f"{job.name}" not in done.stderr, done.stderr  # no warning about our units
-    assert "Persistent=true" in timer.read_text()
-    assert "RandomizedDelaySec=" in timer.read_text()
-    calendar = subprocess.run(
-        [analyze, "calendar", job.on_calendar], capture_output=True, text=True
-    )
-    assert calendar.returncode == 0, calendar.stderr
-
-
-def test_systemd_analyze_rejects_a_broken_unit(tmp_path: Path) -> None:
-    # The check above would catch a mistake: a bad calendar spec fails verify.
-    analyze = _systemd_analyze()
-    job = _job(tmp_path)
-    bad = Job(**{**job.__dict__, "on_calendar": "every other tuesday"})
-    folder = tmp_path / "units"
-    folder.mkdir()
-    (folder / f"{job.name}.service").write_text(service_unit(job))
-    (folder / f"{job.name}.timer").write_text(timer_unit(bad))
-    done = subprocess.run(
-        [analyze, "verify", str(folder / f"{job.name}.timer")], capture_output=True, text=True
-    )
-    assert done.returncode != 0
 
 
 def test_unit_exec_start_round_trips_through_systemd_quoting(tmp_path: Path) -> None:
