@@ -483,6 +483,44 @@ def test_a_damaged_wal_segment_is_named_and_never_restored_past(
     world.ok("pitr", "backup", "--type", "full")
 
 
+def test_a_gap_in_the_archive_is_shown_until_a_full_backup_closes_it(
+    world: World, enabled: dict[str, Any]
+) -> None:
+    """A segment gone from the repository (as pgBackRest drops WAL past its queue while a
+    repository is down): status and doctor name the gap, and a full base backup closes it.
+    The segment goes back afterwards, so that later tests find a whole window."""
+    segments = []
+    for i in range(2):
+        world.canary(f"gap-{i}")
+        segments.append(world.project.sql("SELECT pg_walfile_name(pg_current_wal_lsn())").strip())
+        world.project.sql("SELECT pg_switch_wal()")
+    _archived(world, segments[-1])
+    (stored,) = _archive(world).rglob(f"{segments[0]}-*")
+    aside = stored.with_name(stored.name + ".aside")
+    stored.rename(aside)
+    try:
+        status = world.ok("pitr", "status")
+        (repo,) = status["repos"]
+        assert not status["ok"] and not repo["ok"], repo
+        assert repo["gaps"] == [
+            {"first_missing": segments[0], "last_missing": segments[0], "segments": 1,
+             "closed_by": None}
+        ], repo  # fmt: skip
+        assert "the window has a gap" in repo["message"] and "--type full" in repo["message"]
+        done = world.run("doctor", "--only", "pitr", "--json")
+        window = {c["name"]: c for c in json.loads(done.stdout)["result"]["checks"]}
+        assert done.returncode == 1 and window["pitr.window.nas"]["status"] == "fail", window
+        assert segments[0] in window["pitr.window.nas"]["evidence"]
+        label = world.ok("pitr", "backup", "--type", "full")["backups"][0]["label"]
+        closed = world.ok("pitr", "status")
+        (repo,) = closed["repos"]
+        assert closed["ok"] and repo["ok"] and repo["gaps"][0]["closed_by"] == label, repo
+        FAULTS.record(safe=True)
+    finally:
+        aside.rename(stored)
+    assert world.ok("pitr", "status")["repos"][0]["gaps"] == []
+
+
 def test_doctor_judges_archiving_and_sees_a_repository_stop_it(
     world: World, enabled: dict[str, Any]
 ) -> None:

@@ -202,6 +202,19 @@ def test_window_reaches_back_as_retention_promises() -> None:
     assert checks.window_check(held(status=2), NOW, week, 2) is None
 
 
+def test_a_gap_in_the_archive_fails_the_window_until_a_full_backup_closes_it() -> None:
+    week = timedelta(days=7)
+    complete = held(base("F1", "full", NOW - 8 * DAY), base("F2", "full", NOW - DAY))
+    hole = pitr.Gap(WAL.format(7), WAL.format(9), 3, None)
+    found = checks.window_check(complete, NOW, week, 2, (hole,))
+    assert found is not None and found.status == FAIL
+    assert f"WAL {WAL.format(7)} to {WAL.format(9)} (3 segments) is missing" in found.evidence
+    assert "recoverctl pitr backup --type full" in found.fix
+    closed = checks.window_check(complete, NOW, week, 2, (replace(hole, closed_by="F3"),))
+    assert closed is not None and closed.status == WARN
+    assert "between it and base backup F3 are out of reach" in closed.evidence
+
+
 def test_passphrase_off_site_means_its_fingerprint_on_every_target() -> None:
     data = PASSPHRASE.encode()
     mine = {"env:.env.pitr": hashlib.sha256(data).hexdigest()}
@@ -238,6 +251,7 @@ class PitrServer:
         self.info_fails = False
         self.version = "pgBackRest 2.45"
         self.asked: list[str] = []  # what doctor read: archiver, version, info
+        self.listing: dict[str, dict[str, str]] = {}  # the WAL archive, as repo-ls says
         db = stack.db
         query, run = db.query, db.run
 
@@ -245,6 +259,8 @@ class PitrServer:
             if sql == pitr.ARCHIVER_SQL:
                 self.asked.append("archiver")
                 return self.row()
+            if "wal_segment_size" in sql:
+                return f"{16 * 2**20}\n"
             return query(sql, database)
 
         def execute(argv: Argv, **kwargs: object) -> ExecResult:
@@ -253,6 +269,8 @@ class PitrServer:
             self.asked.append(argv[-1])
             if argv == pitr.version():
                 return ExecResult(argv, 0, (self.version + "\n").encode(), "", None)
+            if argv == pitr.archive_ls(1):
+                return ExecResult(argv, 0, json.dumps(self.listing).encode(), "", None)
             assert argv == pitr.info(), argv
             if self.info_fails:
                 stderr = "ERROR: [056]: unable to list file info for path '/repo'"
@@ -391,12 +409,20 @@ def test_an_enabled_stack_is_healthy_and_every_row_is_named(
     assert "pgBackRest 2.45" in found["pitr.repos.nas"][1]
     assert "not in a git checkout, off-site on nas" in found["pitr.passphrase"][1]
     # Each report is read once per run, whatever the number of checks reading it.
-    assert sorted(server.asked) == ["archiver", "info", "version"]
+    assert sorted(server.asked) == ["archive/vault", "archiver", "info", "version"]
     server.asked.clear()
     server.archiver = replace(server.archiver, archive_mode="off")
     found = rows(stack)
     assert found["pitr.enabled"][0] == FAIL and found["pitr.archiving"][0] == FAIL
-    assert sorted(server.asked) == ["archiver", "info", "version"]
+    assert sorted(server.asked) == ["archive/vault", "archiver", "info", "version"]
+    # WAL missing from the archive after the base backup's first segment: the window fails.
+    server.archiver = replace(server.archiver, archive_mode="on")
+    server.listing = {
+        f"15-1/0000000100000000/{WAL.format(n)}-{'ab' * 20}.lz4": {"type": "file"}
+        for n in (2, 3, 5)
+    }
+    status, evidence = rows(stack)["pitr.window.nas"]
+    assert status == FAIL and f"WAL {WAL.format(4)} to {WAL.format(4)} (1 segment)" in evidence
 
 
 def test_archiving_failing_and_a_repository_that_cannot_be_read(

@@ -273,3 +273,62 @@ def test_pgbackrests_cause_keeps_the_line_an_error_goes_on_in() -> None:
     assert "[055]" not in cause and "HINT" not in cause
     assert pgbackrest_cause("ERROR: [056]: no primary\n") == "no primary."
     assert pgbackrest_cause("all fine\n") is None
+
+
+# --- gaps in the archive -----------------------------------------------------------------
+
+
+def _base(label: str, wal_start: str, *, error: bool = False) -> pitr.BaseBackup:
+    at = datetime(2026, 12, 3, tzinfo=UTC)
+    return pitr.BaseBackup(label, "full", 1, at, at, wal_start, wal_start, 0, 0, error)
+
+
+def _seg(tl: int, n: int) -> str:
+    return f"{tl:08X}{n // 256:08X}{n % 256:08X}"
+
+
+def test_archive_listing_keeps_segments_and_nothing_else() -> None:
+    listing = {
+        ".": {"type": "path"},
+        "15-1/0000000100000000": {"type": "path"},
+        f"15-1/0000000100000000/{_seg(1, 5)}-{'ab' * 20}.lz4": {"type": "file", "size": 9},
+        f"15-1/0000000100000000/{_seg(1, 6)}-{'cd' * 20}": {"type": "file"},
+        f"15-1/0000000100000000/{_seg(1, 6)}.00000028.backup": {"type": "file"},
+        "15-1/00000002.history": {"type": "file"},
+        "archive.info": {"type": "file"},
+    }
+    assert pitr.parse_archive_ls(json.dumps(listing)) == (_seg(1, 5), _seg(1, 6))
+    for bad in ("[]", "not json", '"x"'):
+        with pytest.raises(RecoverctlError) as info:
+            pitr.parse_archive_ls(bad)
+        assert info.value.code is ErrorCode.PITR_FAILED
+    assert pitr.archive_ls(2) == (
+        "pgbackrest", "--stanza=vault", "--repo=2", "--recurse", "--output=json", "repo-ls",
+        "archive/vault",
+    )  # fmt: skip
+
+
+def test_gaps_are_the_missing_runs_from_the_oldest_backup_on() -> None:
+    whole = [_seg(1, n) for n in range(3, 12)]
+    assert pitr.gaps(whole, [_base("F1", _seg(1, 3))]) == ()
+    holed = [s for s in whole if s not in (_seg(1, 6), _seg(1, 7))]
+    (gap,) = pitr.gaps(holed, [_base("F1", _seg(1, 3))])
+    assert (gap.first_missing, gap.last_missing, gap.segments) == (_seg(1, 6), _seg(1, 7), 2)
+    assert gap.closed_by is None
+    # A base backup whose WAL starts after the gap closes it; a failed one does not.
+    backups = [_base("F1", _seg(1, 3)), _base("X", _seg(1, 9), error=True), _base("F2", _seg(1, 8))]
+    assert pitr.gaps(holed, backups)[0].closed_by == "F2"
+    # Segments before the oldest backup are not the window's; its own first one missing is.
+    assert pitr.gaps(whole[2:], [_base("F1", _seg(1, 5))]) == ()
+    (lost,) = pitr.gaps(whole[2:], [_base("F1", _seg(1, 4))])
+    assert (lost.first_missing, lost.segments) == (_seg(1, 4), 1)
+    # Across a log boundary (256 segments of 16 MiB per log), and per timeline: a promoted
+    # copy's timeline starts where it was promoted, not at the oldest backup.
+    boundary = [_seg(1, 255), _seg(1, 256)]
+    assert pitr.gaps(boundary, [_base("F1", _seg(1, 255))]) == ()
+    timelines = [*whole, _seg(2, 20), _seg(2, 21)]
+    assert pitr.gaps(timelines, [_base("F1", _seg(1, 3))]) == ()
+    # 64 MiB segments: 64 per log.
+    big = [f"{1:08X}{0:08X}{63:08X}", f"{1:08X}{1:08X}{0:08X}"]
+    assert pitr.gaps(big, [], segment_bytes=64 * 2**20) == ()
+    assert len(pitr.gaps(big, [])) == 1

@@ -367,6 +367,9 @@ class RepoStatus(JsonResult):
     wal_min: str | None
     wal_max: str | None
     backups: tuple[BaseBackupEntry, ...]
+    # WAL missing from the archive (dropped while the repository was down): the window
+    # has a hole there; one not closed by a later base backup makes the repository not ok.
+    gaps: tuple[pitr.Gap, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -437,17 +440,26 @@ def status(session: StackSession) -> PitrStatus:
     for repo in found:
         held = stanza.repo(repo.index) if stanza else None
         seen = svc.folder_seen(db, repo) if enabled else True
+        holes: tuple[pitr.Gap, ...] = ()
+        said = held.message if held else (message or "archiving is not enabled")
+        if held is not None and held.ok and seen:
+            try:
+                holes = svc.gaps(db, repo, held)
+            except RecoverctlError as exc:
+                said = f"{said}; its archive could not be listed: {exc.message}"
+        if holes:
+            said = f"the window has a gap: {pitr.gap_text(holes)}"
+            if any(g.closed_by is None for g in holes):
+                said += ". Take a full base backup now: recoverctl pitr backup --type full"
         repos.append(
             RepoStatus(
                 name=repo.name,
                 kind=repo.kind,
                 location=repo.location,
-                ok=(held.ok if held else False) and seen,
-                message=(
-                    (held.message if held else (message or "archiving is not enabled"))
-                    if seen
-                    else f"{svc.NOT_SEEN}: {svc.NOT_SEEN_HINT}"
-                ),
+                ok=(held.ok if held else False)
+                and seen
+                and not any(g.closed_by is None for g in holes),
+                message=said if seen else f"{svc.NOT_SEEN}: {svc.NOT_SEEN_HINT}",
                 earliest=held.earliest if held else None,
                 latest=archiver.last_archived_at if held and held.ok else None,
                 wal_min=held.wal_min if held else None,
@@ -456,6 +468,7 @@ def status(session: StackSession) -> PitrStatus:
                     BaseBackupEntry(b.label, b.type, b.started, b.stopped, b.size, b.stored)
                     for b in (held.backups if held else ())
                 ),
+                gaps=holes,
             )
         )
     return PitrStatus(

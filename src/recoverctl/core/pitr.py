@@ -22,13 +22,14 @@ import json
 import re
 import secrets
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from recoverctl.core.commands import Argv
+from recoverctl.core.result import JsonResult
 from recoverctl.errors import ErrorCode, RecoverctlError
 
 STATE_DIR = ".recoverctl"  # in the project folder, git-ignored: files recoverctl owns
@@ -547,6 +548,127 @@ def parse_info(text: str) -> StanzaInfo:
             "Run `pgbackrest info` in the db container to see it; check its version.",
             code=ErrorCode.PITR_FAILED,
         ) from None
+
+
+# --- gaps in the archive -----------------------------------------------------------------
+
+# An archived segment in the repository: TIMELINE LOG SEG (hex), its checksum, a
+# compression extension. History and backup-label files have other names.
+_SEGMENT_RE = re.compile(r"([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})-[0-9a-f]{40}(?:\.[a-z0-9]+)?")
+_WAL_NAME_RE = re.compile(r"[0-9A-F]{24}")
+
+
+def archive_ls(repo: int) -> Argv:
+    """Every file of the stanza's WAL archive in one repository (names, never contents)."""
+    return (*pgbackrest("repo-ls", f"--repo={repo}", "--recurse", "--output=json"),
+            f"archive/{STANZA}")  # fmt: skip
+
+
+def parse_archive_ls(text: str) -> tuple[str, ...]:
+    """The archived segments' WAL names (24 hex digits), from `repo-ls --output=json`."""
+    try:
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise TypeError
+    except (ValueError, TypeError):
+        raise RecoverctlError(
+            "pgBackRest's listing of the archive came back in a shape recoverctl does not know.",
+            "Run `pgbackrest repo-ls --recurse archive/vault` in the db container to see it.",
+            code=ErrorCode.PITR_FAILED,
+        ) from None
+    found = set()
+    for path, entry in data.items():
+        if not isinstance(entry, dict) or entry.get("type") != "file":
+            continue
+        m = _SEGMENT_RE.fullmatch(str(path).rsplit("/", 1)[-1])
+        if m:
+            found.add("".join(m.groups()))
+    return tuple(sorted(found))
+
+
+@dataclass(frozen=True)
+class Gap(JsonResult):
+    """WAL missing from the archive: no restore replays across it. A base backup taken
+    after it (closed_by) starts a whole window again; points between the gap and that
+    backup stay out of reach."""
+
+    first_missing: str
+    last_missing: str
+    segments: int
+    closed_by: str | None  # the first good base backup whose WAL starts after the gap
+
+
+def gap_text(found: Sequence[Gap]) -> str:
+    """What the gaps cost, in a line; empty for none."""
+    said = []
+    for g in found:
+        count = f"{g.segments} segment" + ("s" if g.segments != 1 else "")
+        missing = f"WAL {g.first_missing} to {g.last_missing} ({count}) is missing"
+        said.append(
+            f"{missing}: no restore reaches past it until a new base backup"
+            if g.closed_by is None
+            else f"{missing}: the points between it and base backup {g.closed_by} are out of reach"
+        )
+    return "; ".join(said)
+
+
+def _position(name: str, per_log: int) -> tuple[int, int]:
+    return int(name[:8], 16), int(name[8:16], 16) * per_log + int(name[16:24], 16)
+
+
+def _name(timeline: int, index: int, per_log: int) -> str:
+    return f"{timeline:08X}{index // per_log:08X}{index % per_log:08X}"
+
+
+def gaps(
+    segments: Iterable[str], backups: Sequence[BaseBackup], segment_bytes: int = 16 * 2**20
+) -> tuple[Gap, ...]:
+    """The runs of WAL missing on each timeline between the oldest good base backup's first
+    segment (or the timeline's first archived one) and its newest archived one."""
+    per_log = 0x100000000 // segment_bytes
+    present: dict[int, set[int]] = {}
+    for name in segments:
+        if _WAL_NAME_RE.fullmatch(name):
+            tl, index = _position(name, per_log)
+            present.setdefault(tl, set()).add(index)
+    starts = [
+        _position(b.wal_start, per_log)
+        for b in backups
+        if not b.error and _WAL_NAME_RE.fullmatch(b.wal_start)
+    ]
+    found: list[Gap] = []
+    for tl, have in sorted(present.items()):
+        begin = min([i for t, i in starts if t == tl] or [min(have)])
+        run: list[int] = []
+        for index in range(begin, max(have) + 1):
+            if index not in have:
+                run.append(index)
+                continue
+            if run:
+                found.append(_gap(tl, run, starts, backups, per_log))
+                run = []
+    return tuple(found)
+
+
+def _gap(
+    tl: int, run: list[int], starts: list[tuple[int, int]], backups: Sequence[BaseBackup],
+    per_log: int,
+) -> Gap:  # fmt: skip
+    after = (tl, run[-1])
+    closing = sorted(
+        (start, b.label)
+        for start, b in zip(
+            starts, [b for b in backups if not b.error and _WAL_NAME_RE.fullmatch(b.wal_start)],
+            strict=True,
+        )
+        if start > after
+    )  # fmt: skip
+    return Gap(
+        first_missing=_name(tl, run[0], per_log),
+        last_missing=_name(tl, run[-1], per_log),
+        segments=len(run),
+        closed_by=closing[0][1] if closing else None,
+    )
 
 
 def due(

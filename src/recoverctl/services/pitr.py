@@ -312,6 +312,24 @@ def info(db: Db) -> pitr.StanzaInfo:
     return pitr.parse_info(result.stdout.decode("utf-8", "replace"))
 
 
+_SEGMENT_BYTES_SQL = "SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'"
+
+
+def gaps(db: Db, repo: pitr.Repo, held: pitr.RepoInfo) -> tuple[pitr.Gap, ...]:
+    """WAL missing from repo's archive between its oldest base backup and its newest
+    segment: pgBackRest drops WAL past archive-push-queue-max while a repository is down,
+    and PostgreSQL counts it archived."""
+    result = run(
+        db,
+        pitr.archive_ls(repo.index),
+        f"Listing the WAL archive of {repo.name} (pgbackrest repo-ls)",
+        "Check the repository (recoverctl doctor), then try again.",
+    )
+    segments = pitr.parse_archive_ls(result.stdout.decode("utf-8", "replace"))
+    size = db.query(_SEGMENT_BYTES_SQL, "postgres").strip()
+    return pitr.gaps(segments, held.backups, int(size) if size.isdigit() else 16 * 2**20)
+
+
 def archiver(db: Db) -> pitr.Archiver:
     return pitr.parse_archiver(db.query(pitr.ARCHIVER_SQL))
 

@@ -366,6 +366,20 @@ class Context:
         found: pitr.StanzaInfo = self._get("pitr:info", lambda: svc.info(self.db()))
         return found
 
+    def archive_gaps(self, repo: pitr.Repo, held: pitr.RepoInfo) -> tuple[pitr.Gap, ...]:
+        """WAL missing from repo's archive; none known when it cannot be listed (pitr.repos
+        says why the repository cannot be read)."""
+        from recoverctl.services import pitr as svc
+
+        def listed() -> tuple[pitr.Gap, ...]:
+            try:
+                return svc.gaps(self.db(), repo, held)
+            except RecoverctlError:
+                return ()
+
+        found: tuple[pitr.Gap, ...] = self._get(f"pitr:gaps:{repo.name}", listed)
+        return found
+
     def pgbackrest_version(self) -> tuple[int, int]:
         from recoverctl.services import pitr as svc
 

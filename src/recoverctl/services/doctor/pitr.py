@@ -373,15 +373,18 @@ def base_backup_check(
 @checks.check("pitr.window", needs=[Need.PITR, Need.DB], each="repo")
 def _window(ctx: Context) -> dict[str, Finding]:
     """Each repository's window reaches back as far as retention promises: full_every
-    times keep_full - 1 (a younger one warns, saying when it will be complete)."""
+    times keep_full - 1 (a younger one warns, saying when it will be complete), and has no
+    gap: WAL missing from its archive fails until a full base backup closes the gap (then a
+    warning, until retention expires the backups before it)."""
     wanted = _wanted(ctx)
     now = ctx.archiver().now
-    return _per_repo(
-        ctx,
-        lambda repo, stanza: window_check(
-            stanza.repo(repo.index), now, wanted.full_every, wanted.keep_full
-        ),
-    )
+
+    def judge(repo: pitr.Repo, stanza: pitr.StanzaInfo) -> Finding | None:
+        held = stanza.repo(repo.index)
+        holes = ctx.archive_gaps(repo, held) if held is not None and held.ok else ()
+        return window_check(held, now, wanted.full_every, wanted.keep_full, holes)
+
+    return _per_repo(ctx, judge)
 
 
 def promised(full_every: timedelta, keep_full: int) -> timedelta:
@@ -390,7 +393,11 @@ def promised(full_every: timedelta, keep_full: int) -> timedelta:
 
 
 def window_check(
-    held: pitr.RepoInfo | None, now: datetime, full_every: timedelta, keep_full: int
+    held: pitr.RepoInfo | None,
+    now: datetime,
+    full_every: timedelta,
+    keep_full: int,
+    gaps: tuple[pitr.Gap, ...] = (),
 ) -> Finding | None:
     if held is None or held.earliest is None:
         return None  # no repository or no base backup: pitr.repos, pitr.base_backup say so
@@ -398,6 +405,15 @@ def window_check(
     reach = now - earliest
     promise = promised(full_every, keep_full)
     text = f"back to {moment(earliest)} ({span(reach)})"
+    if gaps:
+        open_ = any(g.closed_by is None for g in gaps)
+        return Finding(
+            FAIL if open_ else WARN,
+            f"{text}, with a gap: {pitr.gap_text(gaps)}",
+            "Take a full base backup now: recoverctl pitr backup --type full"
+            if open_
+            else "Nothing to do: it leaves the window as retention expires the older backups",
+        )
     if reach + WINDOW_MARGIN < promise:
         return Finding(
             WARN,
