@@ -23,6 +23,7 @@ from recoverctl.adapters import seal
 from recoverctl.cli import contract
 from tests.e2e.conftest import FAULTS, Project, make_project, tear_down
 from tests.e2e.test_faults_e2e import spawn, wait_for
+from tests.unit.test_monitor import Recorder
 
 # Another name lets two checkouts run this module at once on one engine.
 NAME = os.environ.get("RCTL_E2E_PITR_NAME", "rctl-e2e-pitr")
@@ -467,8 +468,15 @@ def test_a_damaged_wal_segment_is_named_and_never_restored_past(
         assert world.throwaways() == []
         FAULTS.record(safe=world.project.checksum() == before)
 
-        # latest has no target to miss: the copy stops before the damage, and deep
-        # verification fails it for falling short of the archive's newest commit.
+        # latest has no target to miss, but the copy stops before the damage: short of the
+        # archive's newest commit, the restore refuses before any swap.
+        code, error = world.failed("restore", "--to-time", "latest", "--yes")
+        assert code == 1 and error["code"] == "pitr_failed", error
+        assert "could not be replayed" in error["message"] and "Nothing was swapped" in error["message"]
+        assert world.project.checksum() == before and world.throwaways() == []
+        FAULTS.record(safe=world.project.checksum() == before)
+
+        # Deep verification fails it for the same reason.
         code, document = _envelope(world, "verify", "--pitr", "--deep")
         assert code == 1 and document["error"]["code"] == "pitr_failed", document
         (repo,) = document["result"]["repos"]
@@ -572,6 +580,22 @@ def test_doctor_judges_archiving_and_sees_a_repository_stop_it(
         assert archiving["status"] == "fail", archiving
         assert "archiving fails" in archiving["evidence"] and "failed at" in archiving["evidence"]
         assert "recoverctl logs db" in archiving["fix"]
+        # The routine run now fails its pitr step, and its ping says why.
+        config = world.project.root / "recoverctl-config.toml"
+        kept = config.read_text()
+        server = Recorder().start()
+        config.write_text(kept + f'\n[monitoring]\nhealthchecks_url = "{server.url}/ping/x"\n')
+        try:
+            routine = world.run("routine", "--json")
+        finally:
+            config.write_text(kept)
+            server.stop()
+        document = json.loads(routine.stdout)
+        assert routine.returncode == 1 and document["error"]["code"] == "pitr_failed", document
+        steps = {s["name"]: s["status"] for s in document["result"]["steps"]}
+        assert steps["backup"] == "ok" and steps["pitr"] == "failed", steps
+        fail = [r for r in server.received if r.path.startswith("/ping/x/fail")]
+        assert fail and b"Archiving has stalled" in fail[0].body, server.received
     finally:
         os.chmod(repo, mode)
     # Writable again: the next segment goes, and the pending ones with it.

@@ -96,20 +96,26 @@ def _env_of(container: Container) -> dict[str, str]:
     )
 
 
-def window(
-    session: StackSession, db: Db, repo: pitr.Repo, *, archive: bool = True
-) -> tuple[pitr.RepoInfo, datetime | None]:
+@dataclass(frozen=True)
+class Window:
+    held: pitr.RepoInfo
+    latest: datetime | None  # the newest point the archive holds, as far as is known
+    # The time of a commit made and archived just now (archive_now): a restore to latest
+    # that replays everything reaches it. None when archiving failed (latest is then the
+    # last archiving's time, which no commit need reach).
+    marked: datetime | None
+
+
+def window(session: StackSession, db: Db, repo: pitr.Repo) -> Window:
     """The repository's window now: its earliest point, and the newest point the archive
-    holds. With archive, everything committed until now is archived first (a commit of its
-    own, a switch, and a wait), so that the window reaches the present."""
+    holds. Everything committed until now is archived first (a commit of its own, a
+    switch, and a wait), so that the window reaches the present."""
     latest: datetime | None
-    if archive:
-        try:
-            latest = svc.archive_now(db)
-        except PitrError:
-            latest = svc.archiver(db).last_archived_at  # archiving fails: what it reached
-    else:
-        latest = svc.archiver(db).last_archived_at
+    marked: datetime | None
+    try:
+        latest = marked = svc.archive_now(db)
+    except PitrError:
+        latest, marked = svc.archiver(db).last_archived_at, None  # archiving fails
     held = svc.info(db).repo(repo.index)
     if held is None or not held.ok:
         raise PitrError(
@@ -117,7 +123,7 @@ def window(
             f"{held.message if held else 'pgBackRest does not list it'}.",
             "See recoverctl pitr status and recoverctl doctor.",
         )
-    return held, latest
+    return Window(held, latest, marked)
 
 
 def _wait_promoted(
@@ -179,7 +185,15 @@ class Copy:
 
     db: Db
     point: PointReached
-    latest: datetime | None  # the archive's newest point when the restore began
+    # The archive's newest commit when the restore began; None when unknown (archiving
+    # was failing).
+    latest: datetime | None
+
+    def short_of_latest(self) -> bool:
+        """latest asked, and the copy stopped before the archive's newest commit: it met WAL
+        it could not replay (damaged, missing), and PostgreSQL promotes there silently."""
+        reached = self.point.reached
+        return self.latest is not None and (reached is None or reached < self.latest)
 
 
 UNTOUCHED = (
@@ -204,8 +218,9 @@ def restored_copy(
     db = session.db()
     engine = session.engine
     step("archiving everything committed until now")
-    held, latest = window(session, db, repo)
-    check_window(point, held.earliest, latest)
+    now = window(session, db, repo)
+    held = now.held
+    check_window(point, held.earliest, now.latest)
     base = _base_for(held, point)
     env = svc.environment_of(session)
     live = _env_of(db.container)
@@ -259,7 +274,7 @@ def restored_copy(
                 base_backup=base,
                 seconds=time.monotonic() - t0,
             ),
-            latest,
+            now.marked,
         )
     except KeyboardInterrupt:
         raise Interrupted(interrupted, "Run it again when ready.") from None
@@ -301,6 +316,16 @@ def dump_at_point(
     caller's to remove) with its manifest: restore --to-time and drill --to-time."""
     repo = _repo(session, target)
     with restored_copy(session, point, repo, interrupted=interrupted, step=step) as copy:
+        if point.latest and copy.short_of_latest():
+            held = say(copy.latest, point.zone) if copy.latest else "?"
+            raise PitrError(
+                f"latest reached only {copy.point.reached_said}, but the archive holds "
+                f"commits until {held}: the WAL between could not be replayed. Nothing was "
+                "swapped.",
+                "Check the repository (recoverctl verify --pitr names the damaged files); "
+                f"restore to a time up to {copy.point.reached_said} instead if that will "
+                "do, and take a full base backup (recoverctl pitr backup --type full).",
+            )
         step("dumping the vault database of the restored copy")
         backup = dump.take_backup(copy.db, session.ref, folder, "custom")
     return backup, copy.point

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, tzinfo
 
 from recoverctl.adapters.pgexec import Db, cause_of
 from recoverctl.core import pg, pitr
@@ -198,7 +198,7 @@ def _judge(live: Db, copy: Copy, zone: tzinfo) -> list[Check]:
             f"restored from {point.repo} (base backup {point.base_backup}), replayed and "
             f"promoted in {point.seconds:.1f} s",
         ),
-        _point_check(point, copy.latest, zone),
+        _point_check(copy, zone),
     ]
     checks.append(_rows(live, copy.db))
     checks.append(not_empty(copy.db).named("db.not_empty"))
@@ -206,15 +206,15 @@ def _judge(live: Db, copy: Copy, zone: tzinfo) -> list[Check]:
     return checks
 
 
-def _point_check(point: PointReached, latest: datetime | None, zone: tzinfo) -> Check:
-    """latest must reach the archive's newest commit: a restore that stops short of it met
-    WAL it could not replay, and PostgreSQL promotes there without a word."""
+def _point_check(copy: Copy, zone: tzinfo) -> Check:
+    """latest must reach the archive's newest commit (Copy.short_of_latest)."""
+    point, latest = copy.point, copy.latest
     if latest is None:
         return Check(
             "point", WARN, f"reached {point.reached_said}; the archive's newest point is unknown"
         )
     held = say(latest, zone)
-    if point.reached is None or point.reached < latest:
+    if copy.short_of_latest():
         return Check(
             "point",
             FAIL,
