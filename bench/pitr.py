@@ -476,7 +476,7 @@ class Bench:
             cmd = self.byhand_cmd()
             done = st.shell(cmd, timeout=1800)
             self.series_for("restore.byhand", "by hand: pgbackrest restore into a throwaway, "
-                            "pg_dump | psql, swap by RENAME", cmd).add(done.seconds)  # fmt: skip
+                            "pg_dump \\| psql, swap by RENAME", cmd).add(done.seconds)  # fmt: skip
         else:
             argv = ["restore", "--to-time", "latest", "--yes", "--json"]
             if which == "nosafety":
