@@ -222,6 +222,13 @@ def _put_back(
     )
 
 
+def _gaps(db: Db, repo: pitr.Repo, held: pitr.RepoInfo) -> tuple[pitr.Gap, ...]:
+    try:
+        return svc.gaps(db, repo, held)
+    except RecoverctlError:
+        return ()  # unlisted: status and doctor say so; enable takes no backup for it
+
+
 def enable(
     session: StackSession,
     plan: EnablePlan,
@@ -275,12 +282,17 @@ def enable(
         for repo in plan.config.repos:
             held = stanza.repo(repo.index)
             if held is not None and held.newest_of("full") is not None:
-                continue
-            step(f"first full backup to {repo.name}")
+                # Archiving off for a while (disable, then enable) leaves the WAL of that
+                # time out of the archive: no restore replays across it until a new full.
+                if not any(g.closed_by is None for g in _gaps(db, repo, held)):
+                    continue
+                step(f"a full backup to {repo.name}: its archive misses WAL (archiving was off)")
+            else:
+                step(f"first full backup to {repo.name}")
             svc.run(
                 db,
                 pitr.backup("full", repo.index),
-                f"The first full backup to {repo.name}",
+                f"The full backup to {repo.name}",
                 "See the cause above, then run recoverctl pitr backup --type full.",
             )
             newest = svc.info(db).repo(repo.index)

@@ -405,15 +405,31 @@ def window_check(
     reach = now - earliest
     promise = promised(full_every, keep_full)
     text = f"back to {moment(earliest)} ({span(reach)})"
-    if gaps:
-        open_ = any(g.closed_by is None for g in gaps)
+    if any(g.closed_by is None for g in gaps):
         return Finding(
-            FAIL if open_ else WARN,
+            FAIL,
             f"{text}, with a gap: {pitr.gap_text(gaps)}",
-            "Take a full base backup now: recoverctl pitr backup --type full"
-            if open_
-            else "Nothing to do: it leaves the window as retention expires the older backups",
+            "Take a full base backup now: recoverctl pitr backup --type full",
         )
+    found = _reach(text, reach, promise, earliest, full_every, keep_full)
+    if gaps:  # closed by a later base backup: only the points in between are lost
+        return Finding(
+            WARN,
+            f"{found.evidence}; with a gap: {pitr.gap_text(gaps)}",
+            found.fix or "Nothing to do: it leaves the window as retention expires the "
+            "older backups",
+        )
+    return found
+
+
+def _reach(
+    text: str,
+    reach: timedelta,
+    promise: timedelta,
+    earliest: datetime,
+    full_every: timedelta,
+    keep_full: int,
+) -> Finding:
     if reach + WINDOW_MARGIN < promise:
         return Finding(
             WARN,
