@@ -344,6 +344,19 @@ def test_disable_keeps_the_repository_and_enable_archives_into_it_again(
     assert {"while-off", "after-on"} <= set(world.canaries())
 
 
+def test_archive_timeout_holds_right_after_db_restarts(
+    world: World, enabled: dict[str, Any]
+) -> None:
+    """PostgreSQL's checkpointer, started while the server recovers, first honours
+    archive_timeout after a whole checkpoint_timeout (5 min): recoverctl wakes it once db is
+    up, so that a commit made just after a restart leaves within archive_timeout."""
+    restarted = world.run("restart", "db")
+    assert restarted.returncode == 0, restarted.stderr
+    world.canary("just-after-restart")
+    segment = world.project.sql("SELECT pg_walfile_name(pg_current_wal_lsn())").strip()
+    _archived(world, segment, timeout=2 + 3 + 20)  # archive_timeout + io_timeout + a margin
+
+
 # --- verify --pitr ------------------------------------------------------------------------
 
 
