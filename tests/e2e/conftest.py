@@ -262,6 +262,22 @@ class FaultReport:
 
 
 FAULTS = FaultReport()
+_FAULT_FIELDS = ("injected", "failed_safely", "data_lost", "misleading")
+
+
+# Under pytest-xdist each worker tallies its own modules: a worker hands its tally over as
+# it finishes, and the controller, which prints the line, adds them up.
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["faults"] = {f: getattr(FAULTS, f) for f in _FAULT_FIELDS}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    tally = getattr(node, "workeroutput", {}).get("faults") or {}
+    for f in _FAULT_FIELDS:
+        setattr(FAULTS, f, getattr(FAULTS, f) + int(tally.get(f, 0)))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -41,7 +41,11 @@ def test_secret_values_by_name(tmp_path: Path) -> None:
         "aws/secret+value",
         "quoted value",
         "ghp_0123456789",
+        "NO_VALUE_TOKEN",  # a line with no `=`: its text, whatever it is
     }
+    # A value pasted without its name, or cut by a control character: each printable run.
+    env.write_bytes(b"POSTGRES_USER=vault\nhunter2-pasted-alone\n\x00planted-secret-1\n")
+    assert set(env_secrets(env)) == {"hunter2-pasted-alone", "planted-secret-1"}
 
 
 def test_secrets_of_a_missing_or_unreadable_file(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from recoverctl.errors import ErrorCode, RecoverctlError, StackError
 from recoverctl.services import catalog, checked_backup
 from recoverctl.services.dump import BackupResult
 from recoverctl.services.session import StackSession
-from recoverctl.services.stack import bring_up, status, wait_ready, wake_archiver
+from recoverctl.services.stack import bring_up, status, wait_ready
 from recoverctl.services.verification import VerifyReport
 
 
@@ -174,9 +174,7 @@ def restart(
     for container in targets:
         progress(f"restarting {container.name}")
         engine.restart(container)
-    ready = wait_ready(engine, ref, settings.up_timeout.total_seconds(), progress)
-    wake_archiver(session)
-    return ready
+    return wait_ready(engine, ref, settings.up_timeout.total_seconds(), progress)
 
 
 def logs(

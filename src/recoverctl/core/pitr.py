@@ -302,6 +302,20 @@ def server_options(archive_timeout: timedelta) -> tuple[str, ...]:
     )
 
 
+# The db service's healthcheck with archiving on: the tracked compose files' own test
+# (pg_isready), and once per server start a checkpoint. PostgreSQL's checkpointer, started
+# while the server still recovers, first honours archive_timeout after a whole
+# checkpoint_timeout (5 min); a checkpoint wakes it. Once per start, whoever starts it (up,
+# restart, a reboot's restart policy): the marker is named after postmaster.pid's time. The
+# waking never fails the check. `$$`: compose's escape for a `$` the shell is to see.
+WAKING_HEALTHCHECK = (
+    'pg_isready -U "$${POSTGRES_USER}" -d "$${POSTGRES_DB}" || exit 1; '
+    f"m=/tmp/.recoverctl-woken-$$(stat -c %Y {PGDATA}/postmaster.pid 2>/dev/null); "
+    '[ -e "$$m" ] || { psql -XqAt -U "$${POSTGRES_USER}" -d "$${POSTGRES_DB}" '
+    '-c CHECKPOINT >/dev/null 2>&1 && : > "$$m"; }; exit 0'
+)
+
+
 def override(
     project: str,
     repos: Sequence[Repo],
@@ -327,6 +341,7 @@ def override(
     db: dict[str, Any] = {
         "command": list(server_options(archive_timeout)),
         "env_file": [env_file],
+        "healthcheck": {"test": ["CMD-SHELL", WAKING_HEALTHCHECK]},
     }
     if volumes:
         db["volumes"] = volumes

@@ -186,8 +186,6 @@ def recover_cluster(
         db_container = engine.service_container(session.project, "db", running=False)
         db, reached = _wait_promoted(engine, db_container, timeout, step)
         promoted = True
-        with contextlib.suppress(RecoverctlError):
-            db.query("CHECKPOINT", "postgres")  # as services/stack.wake_archiver, why there
         seconds = time.monotonic() - t0
     except KeyboardInterrupt:
         raise Interrupted(

@@ -68,14 +68,25 @@ _SECRET_NAME = re.compile(r"(PASSWORD|SECRET|TOKEN|_KEY)($|_)", re.I)
 _MIN_MASKED = 6  # shorter values (a port, "1") would mask ordinary text
 
 
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_UNPRINTABLE = re.compile(r"[\x00-\x20\x7f]+")
+
+
 def env_secrets(path: Path) -> tuple[str, ...]:
+    """The values of secret-named variables; and the text of every line that is no
+    `NAME=value` (a value pasted without its name, a name cut in two), which compose quotes
+    back in its errors: each printable run of it, as compose's quoting shows it."""
     try:
         values = dotenv_values(path)
     except (OSError, UnicodeDecodeError):
         return ()
-    return tuple(
+    found = [
         v for k, v in values.items() if v and len(v) >= _MIN_MASKED and _SECRET_NAME.search(k)
-    )
+    ]
+    for k, v in values.items():
+        if v is None or not _NAME.fullmatch(k):
+            found += [part for part in _UNPRINTABLE.split(k) if len(part) >= _MIN_MASKED]
+    return tuple(found)
 
 
 def _connect() -> Engine:

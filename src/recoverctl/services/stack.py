@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import time
@@ -13,7 +12,7 @@ from recoverctl.adapters.engine import Engine
 from recoverctl.core import commands
 from recoverctl.core.progress import Step
 from recoverctl.core.stack import StackStatus, describe_problem, merge
-from recoverctl.errors import RecoverctlError, StackError
+from recoverctl.errors import StackError
 from recoverctl.services.session import StackRef, StackSession
 
 # With probe: between two looks at the engine, the app's published port is asked this often
@@ -140,17 +139,5 @@ def bring_up(
         hint="Its last lines are above; fix the cause and run recoverctl up again.",
     )
     session.forget_db()  # up may have recreated the db container
-    status = wait_ready(engine, ref, settings.up_timeout.total_seconds(), progress)
-    wake_archiver(session)
-    return status
+    return wait_ready(engine, ref, settings.up_timeout.total_seconds(), progress)
 
-
-def wake_archiver(session: StackSession) -> None:
-    """With archiving on, a checkpoint once db has started: PostgreSQL's checkpointer,
-    started while the server was still recovering, sleeps a whole checkpoint_timeout (5
-    min) before it first honours archive_timeout, and the WAL of that time would wait with
-    it. A failure is left to doctor's pitr checks, which see the lag."""
-    if not session.ref.pitr_override.is_file():
-        return
-    with contextlib.suppress(RecoverctlError):
-        session.db().query("CHECKPOINT", "postgres")

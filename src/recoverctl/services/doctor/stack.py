@@ -32,7 +32,12 @@ def _engine(ctx: Context) -> Finding:
 def _compose_valid(ctx: Context) -> Finding:
     """`docker compose config` accepts the compose file with the env file."""
     s = ctx.settings
-    done = process.run(commands.compose_config_check(ctx.ref().target()), check=False, timeout=60)
+    done = process.run(
+        commands.compose_config_check(ctx.ref().target()),
+        check=False,
+        timeout=60,
+        secrets=ctx.session.secrets(),  # compose quotes the env file's lines in its errors
+    )
     if done.returncode != 0:
         return Finding(
             FAIL,
