@@ -25,9 +25,7 @@ tears the stack down whatever happens. See bench/README.md.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import os
-import platform
 import shlex
 import shutil
 import signal
@@ -37,12 +35,19 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
-from typing import IO, Any
+from typing import Any
 
 from tests.projectcopy import REPO
 
 from bench import measure, report
+from bench.common import (
+    Log,
+    command_text,
+    images,
+    interrupt_on_sigterm,
+    machine_info,
+    machine_lock,
+)
 from bench.measure import Series
 from bench.stack import DB_NAME, DB_USER, BenchStack
 
@@ -103,95 +108,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args  # fmt: skip
 
 
-class Log:
-    def __init__(self) -> None:
-        self.t0 = time.monotonic()
-
-    def __call__(self, text: str) -> None:
-        elapsed = int(time.monotonic() - self.t0)
-        print(f"[bench {elapsed // 60:02d}:{elapsed % 60:02d}] {text}", file=sys.stderr, flush=True)
-
-
-def images() -> dict[str, str]:
-    found = {k: os.environ.get(k, "") for k in ("POSTGRES_IMAGE", "PYTHON_IMAGE")}
-    missing = [k for k, v in found.items() if not v]
-    if missing:
-        raise SystemExit(
-            f"{' and '.join(missing)} not set: run `make bench`, or set them as "
-            "`make test-env` prints (e.g. POSTGRES_IMAGE=recoverctl-test/postgres:15)."
-        )
-    return found
-
-
-def _text(argv: list[str]) -> str:
-    try:
-        return measure.run(argv, cwd=REPO, check=False, timeout=60).stdout.strip()
-    except OSError:
-        return ""
-
-
-def machine_info(project: str) -> dict[str, Any]:
-    model = ""
-    mem_kb = 0
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem_kb = int(line.split()[1])
-    except OSError:
-        pass
-    docker = _text(["docker", "version", "--format", "{{.Server.Version}}"])
-    compose = _text(["docker", "compose", "version", "--short"])
-    others = [
-        n
-        for n in _text(["docker", "ps", "--format", "{{.Names}}"]).split()
-        if not n.startswith(project + "-")
-    ]
-    cpus = os.cpu_count() or 0
-    summary = (
-        f"{cpus} CPUs ({model or 'unknown'}), {mem_kb / 2**20:.1f} GiB RAM, "
-        f"Linux {platform.release()}, Docker {docker or '?'}, compose {compose or '?'}"
-    )
-    return {
-        "summary": summary,
-        "cpus": cpus,
-        "cpu_model": model,
-        "mem_gib": round(mem_kb / 2**20, 1),
-        "kernel": platform.release(),
-        "docker": docker,
-        "compose": compose,
-        "python": platform.python_version(),
-        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
-        "other_containers": others,
-    }
-
-
-def machine_lock(log: Log) -> IO[str]:
-    """One bench at a time on this machine, held until the process ends: a second run would
-    remove the first one's stack (the same compose project) as leftovers, and the two would
-    measure each other besides."""
-    path = Path(tempfile.gettempdir()) / f"{PROJECT}.lock"
-    handle = path.open("a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        log(f"another bench (pid {handle.read().strip() or '?'}) holds {path}: waiting for it")
-        fcntl.flock(handle, fcntl.LOCK_EX)
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"{os.getpid()}\n")
-    handle.flush()
-    return handle
-
-
 def check_disk(workdir: Path, scale: int, log: Log) -> None:
     """Dumps land in workdir; the engine holds the database, a scratch copy and a raw copy."""
     need = 3 * scale * BYTES_PER_SCALE + 1_000_000_000
-    docker_root = _text(["docker", "info", "--format", "{{.DockerRootDir}}"]) or "/var/lib/docker"
+    docker_root = (
+        command_text(["docker", "info", "--format", "{{.DockerRootDir}}"]) or "/var/lib/docker"
+    )
     for label, where in (("work folder", workdir), ("Docker root", Path(docker_root))):
         try:
             free = shutil.disk_usage(where).free
@@ -543,16 +465,15 @@ def _step_name(text: str) -> str:
     return text.split()[0]
 
 
-def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    log = Log()
-    imgs = images()
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    _lock = machine_lock(log)  # held until the process ends
+    log = Log("bench")
+    imgs = images(
+        "run `make bench`, or set them as `make test-env` prints "
+        "(e.g. POSTGRES_IMAGE=recoverctl-test/postgres:15)."
+    )
+    interrupt_on_sigterm()
+    _lock = machine_lock(PROJECT, log)  # held until the process ends
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="rctl-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     started = datetime.now(UTC)
@@ -570,8 +491,10 @@ def main(argv: list[str] | None = None) -> int:
         machine=machine_info(PROJECT),
         recoverctl_version=stack.recoverctl("--version").stdout.split()[-1],
         raw_pipeline="docker compose -p PROJECT -f docker-compose.dev.yml exec -T db pg_dump",
-        source=_text(["git", "-C", str(REPO), "describe", "--always", "--dirty"]),
-        source_changes=_text(["git", "-C", str(REPO), "status", "--porcelain", "src"]).splitlines(),
+        source=command_text(["git", "-C", str(REPO), "describe", "--always", "--dirty"]),
+        source_changes=command_text(
+            ["git", "-C", str(REPO), "status", "--porcelain", "src"]
+        ).splitlines(),
         rss_method="wait4(2) ru_maxrss of the recoverctl process (and its reaped children)",
     )
     failed: BaseException | None = None

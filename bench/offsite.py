@@ -22,20 +22,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import shutil
-import signal
 import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from tests.e2e.servers import AWS_ENV, S3Server
 
 from bench import measure
+from bench.common import images, interrupt_on_sigterm, log
 from bench.stack import DB_NAME, DB_USER, BenchStack
 
 PROJECT = "rctl-bench-offsite"
@@ -70,22 +68,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.scale = args.scale or SCALES[args.size]
     args.repeat = args.repeat or REPEATS[args.size]
     return args
-
-
-def images() -> dict[str, str]:
-    found = {v: os.environ.get(v, "") for v in ("POSTGRES_IMAGE", "PYTHON_IMAGE")}
-    missing = [k for k, v in found.items() if not v]
-    if missing:
-        raise SystemExit(f"{', '.join(missing)} not set: run `make test-env` and export them.")
-    return found
-
-
-def log(text: str) -> None:
-    print(f"[{datetime.now():%H:%M:%S}] {text}", file=sys.stderr, flush=True)
-
-
-def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
 
 
 class Bench:
@@ -218,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if shutil.which("age") is None or shutil.which("aws") is None:
         raise SystemExit("needs age and the aws CLI (apt-get install age awscli).")
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    interrupt_on_sigterm()
     imgs = images()
     workdir = Path(tempfile.mkdtemp(prefix="rctl-bench-offsite-"))
     started = datetime.now(UTC)

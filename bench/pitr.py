@@ -59,7 +59,6 @@ compose project (and `rctl-bench-pitr-byhand` for the by-hand throwaway) and its
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import re
@@ -72,13 +71,19 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
-from typing import IO, Any
+from typing import Any
 
 from tests.projectcopy import REPO, copy_project
 
 from bench import measure
-from bench.__main__ import machine_info
+from bench.common import (
+    command_text,
+    images,
+    interrupt_on_sigterm,
+    log,
+    machine_info,
+    machine_lock,
+)
 from bench.stack import DB_NAME, DB_USER, BenchStack
 
 PROJECT = "rctl-bench-pitr"
@@ -163,40 +168,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--only: unknown {', '.join(sorted(unknown))}")
     args.archive_timeouts = tuple(int(t) for t in args.archive_timeouts.split(","))
     return args
-
-
-def images() -> dict[str, str]:
-    found = {v: os.environ.get(v, "") for v in ("POSTGRES_IMAGE", "PYTHON_IMAGE")}
-    missing = [k for k, v in found.items() if not v]
-    if missing:
-        raise SystemExit(f"{', '.join(missing)} not set: run `make test-env` and export them.")
-    return found
-
-
-def log(text: str) -> None:
-    print(f"[{datetime.now():%H:%M:%S}] {text}", file=sys.stderr, flush=True)
-
-
-def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
-def machine_lock() -> IO[str]:
-    """One pitr bench at a time on this machine: a second would take the first one's compose
-    project down as leftovers."""
-    path = Path(tempfile.gettempdir()) / f"{PROJECT}.lock"
-    handle = path.open("a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        log(f"another pitr bench (pid {handle.read().strip() or '?'}) holds {path}: waiting")
-        fcntl.flock(handle, fcntl.LOCK_EX)
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"{os.getpid()}\n")
-    handle.flush()
-    return handle
 
 
 def folder_bytes(path: Path) -> tuple[int, int]:
@@ -828,16 +799,11 @@ def _teardown(bench: Bench, workdir: Path, keep: bool, say: Callable[[str], None
     shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _text(argv: list[str]) -> str:
-    done = measure.run(argv, cwd=REPO, check=False)
-    return done.stdout.strip() if done.ok else ""
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    interrupt_on_sigterm()
     imgs = images()
-    _lock = machine_lock()  # held until the process ends
+    _lock = machine_lock(PROJECT, log, what="pitr bench")  # held until the process ends
     workdir = Path(tempfile.mkdtemp(prefix="rctl-bench-pitr-"))
     started = datetime.now(UTC)
     stack = PitrStack.create(workdir / "machine0", PROJECT, imgs)
@@ -850,7 +816,7 @@ def main(argv: list[str] | None = None) -> int:
         idle_seconds=args.idle_seconds, archive_timeouts=list(args.archive_timeouts),
         started_at=f"{started:%Y-%m-%d %H:%M:%S}", images=imgs, project=PROJECT,
         machine=machine_info(PROJECT),
-        source=_text(["git", "-C", str(REPO), "describe", "--always", "--dirty"]),
+        source=command_text(["git", "-C", str(REPO), "describe", "--always", "--dirty"]),
         recoverctl=stack.recoverctl_bin,
     )  # fmt: skip
     failed: BaseException | None = None
