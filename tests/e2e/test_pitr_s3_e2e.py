@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import secrets
 import socket
 import socketserver
@@ -43,7 +44,7 @@ from tests.e2e.conftest import FAULTS, Project, make_project, tear_down
 from tests.e2e.s3tls import TLS_PORT, S3TlsServer
 from tests.e2e.servers import AWS_ENV, LOOPBACK
 
-NAME = "rctl-e2e-pitrs3"
+NAME = os.environ.get("RCTL_E2E_PITR_S3_NAME", "rctl-e2e-pitrs3")
 BUCKET = "rctl-pitrs3"
 REPO_PATH = f"{NAME}/dev/pgbackrest"
 SECRET = "rctlPitrS3" + secrets.token_hex(12)  # moto takes any secret; this one is findable
