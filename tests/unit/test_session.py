@@ -170,3 +170,26 @@ def test_require_service(tmp_path: Path) -> None:
         session.ref.require_service("worker")
     assert info.value.code is ErrorCode.USAGE
     assert info.value.hint == "Services: backend, db, frontend."
+
+
+def test_archiving_is_woken_only_where_the_pitr_override_is_in_use(tmp_path: Path) -> None:
+    """After up or a restart, the db's checkpointer is woken (a reload) so that
+    archive_timeout holds from the first write: only for a project that archives."""
+    from recoverctl.core import pitr
+    from recoverctl.services.stack import wake_archiving
+
+    session = StackSession(_project(tmp_path), connect=FakeEngine)
+    asked: list[str] = []
+
+    class Db:
+        def query(self, sql: str) -> str:
+            asked.append(sql)
+            return "t\n"
+
+    session.db = Db  # type: ignore[assignment,method-assign]
+    wake_archiving(session)
+    assert asked == []
+    session.ref.pitr_override.parent.mkdir()
+    session.ref.pitr_override.write_text("{}\n")
+    wake_archiving(session)
+    assert asked == [pitr.WAKE_SQL] == ["SELECT pg_reload_conf()"]

@@ -20,7 +20,7 @@ from recoverctl.errors import ErrorCode, RecoverctlError, StackError
 from recoverctl.services import catalog, checked_backup
 from recoverctl.services.dump import BackupResult
 from recoverctl.services.session import StackSession
-from recoverctl.services.stack import bring_up, status, wait_ready
+from recoverctl.services.stack import bring_up, status, wait_ready, wake_archiving
 from recoverctl.services.verification import VerifyReport
 
 
@@ -174,7 +174,11 @@ def restart(
     for container in targets:
         progress(f"restarting {container.name}")
         engine.restart(container)
-    return wait_ready(engine, ref, settings.up_timeout.total_seconds(), progress)
+    ready = wait_ready(engine, ref, settings.up_timeout.total_seconds(), progress)
+    if service in (None, "db"):
+        session.forget_db()
+        wake_archiving(session)
+    return ready
 
 
 def logs(

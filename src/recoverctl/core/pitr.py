@@ -302,6 +302,14 @@ def server_options(archive_timeout: timedelta) -> tuple[str, ...]:
     )
 
 
+# Wakes the checkpointer, which is what honours archive_timeout. PostgreSQL 15 starts it
+# while the startup process still runs, and its first sleep, reckoned then, is a whole
+# checkpoint_timeout (5 min): after a clean start no segment is switched, and so none
+# archived, until that first checkpoint, however short archive_timeout is. A reload sets
+# its latch: it reckons again with archive_timeout at once.
+WAKE_SQL = "SELECT pg_reload_conf()"
+
+
 def override(
     project: str,
     repos: Sequence[Repo],

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 from recoverctl.adapters import files, process
 from recoverctl.adapters.engine import Engine
-from recoverctl.core import commands
+from recoverctl.core import commands, pitr
 from recoverctl.core.progress import Step
 from recoverctl.core.stack import StackStatus, describe_problem, merge
 from recoverctl.errors import StackError
@@ -139,4 +139,14 @@ def bring_up(
         hint="Its last lines are above; fix the cause and run recoverctl up again.",
     )
     session.forget_db()  # up may have recreated the db container
-    return wait_ready(engine, ref, settings.up_timeout.total_seconds(), progress)
+    ready = wait_ready(engine, ref, settings.up_timeout.total_seconds(), progress)
+    wake_archiving(session)
+    return ready
+
+
+def wake_archiving(session: StackSession) -> None:
+    """With archiving on (the project's pitr override in use), the db's checkpointer woken
+    after a (re)start, so that archive_timeout holds from the first write (core/pitr.py
+    WAKE_SQL); without it, writes wait up to checkpoint_timeout to be archived."""
+    if session.ref.pitr_override.is_file():
+        session.db().query(pitr.WAKE_SQL)
