@@ -14,6 +14,8 @@ here for each server. Every request is still a TLS handshake of its own.
         ca = s3.copy_ca_into(db_container)             # or copy it in (/tmp/s3tls-ca.pem)
         s3.pgbackrest_env("repo", ca_file=ca)          # PGBACKREST_REPO1_*, path-style
         s3.stop(); ...; s3.restart()                  # the repository down, then back
+        key, secret = s3.iam_key("pgbackrest")         # credentials moto can refuse:
+        s3.require_signatures()                        # from now on only those pass
 
 Two containers: `<prefix>-s3` runs moto on its own loopback (127.0.0.1:5000, out of reach
 of everything but stunnel) and owns the network namespace, the network alias (`s3.test`)
@@ -23,6 +25,11 @@ resolves, on the network the TLS port refuses connections (from the host, Docker
 proxy accepts and then closes them), and moto keeps its objects for the restart.
 
 Virtual-host addressing (`bucket.s3.test`) is not served: clients use path-style requests.
+
+Credentials: moto takes any until require_signatures(); from then on it checks each request's
+SigV4 signature against the IAM access keys it made (iam_key), pgBackRest's requests
+included, and refuses the rest (InvalidAccessKeyId, SignatureDoesNotMatch: 403), client()
+here too. require_signatures(False) lets anything through again.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import contextlib
 import datetime
 import io
 import ipaddress
+import json
 import os
 import ssl
 import tarfile
@@ -319,6 +327,47 @@ class S3TlsServer:
             f"{p}STORAGE_CA_FILE": ca_file,
             f"{p}STORAGE_VERIFY_TLS": "y",
         }
+
+    # --- credentials that count ----------------------------------------------------------
+
+    def iam_key(self, user: str) -> tuple[str, str]:
+        """An IAM user of moto's allowed every S3 action, and an access key of its: (key id,
+        secret). Made while signatures are not checked (before require_signatures)."""
+        import boto3
+
+        iam = boto3.client(
+            "iam",
+            endpoint_url=self.host_endpoint,
+            aws_access_key_id=AWS_ENV["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+            region_name=REGION,
+            verify=str(self.ca_path),
+        )
+        iam.create_user(UserName=user)
+        iam.put_user_policy(
+            UserName=user,
+            PolicyName="s3",
+            PolicyDocument=json.dumps(
+                {"Version": "2012-10-17",
+                 "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+            ),
+        )  # fmt: skip
+        made = iam.create_access_key(UserName=user)["AccessKey"]
+        return made["AccessKeyId"], made["SecretAccessKey"]
+
+    def require_signatures(self, on: bool = True) -> None:
+        """From now on every request must be signed by an IAM access key of moto's (iam_key),
+        or again any credentials pass (on False). moto's own switch, the one its server reads
+        from INITIAL_NO_AUTH_ACTION_COUNT at start: the number of requests still let through
+        unchecked, set through its API and counted from 0 again."""
+        req = urllib.request.Request(
+            f"{self.host_endpoint}/moto-api/reset-auth",
+            data=b"0" if on else b"inf",
+            method="POST",
+            headers={"Content-Type": "text/plain"},  # moto reads the raw body
+        )
+        with urllib.request.urlopen(req, timeout=10, context=self.ssl_context()) as resp:
+            assert resp.status == 200, resp.read()
 
     # --- up and down -------------------------------------------------------------------
 

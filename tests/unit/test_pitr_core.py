@@ -275,6 +275,55 @@ def test_pgbackrests_cause_keeps_the_line_an_error_goes_on_in() -> None:
     assert pgbackrest_cause("all fine\n") is None
 
 
+# What pgBackRest 2.45 wrote to stderr for a backup signed with a wrong S3 secret (moto
+# checking signatures, tests/e2e/test_pitr_s3_e2e.py), one HTTP exchange shortened.
+_EXCHANGE = (
+    "       *** Path/Query ***:\n"
+    "       GET /b/r/backup/vault/backup.info{copy}\n"
+    "       *** Request Headers ***:\n"
+    + "".join(f"       header-{i}: value\n" for i in range(12))
+    + "       *** Response Content ***:\n"
+    '       <?xml version="1.0" encoding="utf-8"?>\n'
+    "       <Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we "
+    "calculated does not match</Message></Error>\n"
+)
+WRONG_SECRET = (
+    "ERROR: [039]: unable to load info file '/r/backup/vault/backup.info' or "
+    "'/r/backup/vault/backup.info.copy':\n"
+    "       ProtocolError: HTTP request failed with 403 (FORBIDDEN):\n"
+    + _EXCHANGE.format(copy="")
+    + "       ProtocolError: HTTP request failed with 403 (FORBIDDEN):\n"
+    + _EXCHANGE.format(copy=".copy")
+    + "       HINT: backup.info cannot be opened and is required to perform a backup.\n"
+    "       HINT: has a stanza-create been performed?\n"
+)
+
+
+def test_an_s3_refusal_is_said_with_its_code_from_the_tail_exec_keeps() -> None:
+    """stderr's tail loses pgBackRest's ERROR line under the HTTP dumps; the kept first
+    error and its next line give the cause, and S3's code says which refusal it is."""
+    from recoverctl.adapters.pgexec import _Lines
+    from recoverctl.services.pitr import pgbackrest_cause
+
+    lines = _Lines()
+    raw = WRONG_SECRET.encode()
+    for i in range(0, len(raw), 37):  # frames cut lines anywhere
+        lines.add(raw[i : i + 37])
+    tail = lines.tail()
+    assert len(tail.splitlines()) == 2 + 1 + 20
+    assert tail.splitlines()[2] == "…" and tail.endswith("stanza-create been performed?")
+    cause = pgbackrest_cause(tail)
+    assert cause == (
+        "unable to load info file '/r/backup/vault/backup.info' or "
+        "'/r/backup/vault/backup.info.copy': ProtocolError: HTTP request failed with 403 "
+        "(FORBIDDEN): SignatureDoesNotMatch."
+    )
+    # A short stderr is kept whole, once.
+    short = _Lines()
+    short.add(b"ERROR: [056]: no primary\nmore\n")
+    assert short.tail() == "ERROR: [056]: no primary\nmore"
+
+
 # --- gaps in the archive -----------------------------------------------------------------
 
 
@@ -332,3 +381,17 @@ def test_gaps_are_the_missing_runs_from_the_oldest_backup_on() -> None:
     big = [f"{1:08X}{0:08X}{63:08X}", f"{1:08X}{1:08X}{0:08X}"]
     assert pitr.gaps(big, [], segment_bytes=64 * 2**20) == ()
     assert len(pitr.gaps(big, [])) == 1
+
+
+def test_the_override_healthcheck_wakes_the_checkpointer_once_per_start() -> None:
+    """With archiving on, the db's healthcheck is the tracked one (pg_isready) and, once per
+    server start, a reload that wakes the checkpointer; the wake never fails the check."""
+    doc = pitr.override("p", [], env_file="e.env", archive_timeout=timedelta(seconds=30))
+    test = doc["services"]["db"]["healthcheck"]["test"]
+    assert test[0] == "CMD-SHELL"
+    script = test[1]
+    assert script.startswith('pg_isready -U "$${POSTGRES_USER}" -d "$${POSTGRES_DB}" || exit 1;')
+    assert f'-c "{pitr.WAKE_SQL}"' in script and script.endswith("exit 0")
+    assert "postmaster.pid" in script
+    # Compose reads `$$` as a `$` for the shell: no `$` is left alone for compose to expand.
+    assert "$" not in script.replace("$$", "")

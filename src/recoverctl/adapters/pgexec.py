@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
 import socket
 import threading
 from collections import deque
@@ -187,21 +188,41 @@ def exec_in(
     )
 
 
+_FIRST_ERROR = re.compile(r"\b(ERROR|FATAL):")
+
+
 class _Lines:
-    """stderr's last lines; frames cut lines anywhere, so the unfinished one waits."""
+    """stderr's last lines; frames cut lines anywhere, so the unfinished one waits. The
+    first error line and the one after it are kept too when the tail has lost them: a tool
+    such as pgBackRest says its cause there, then dumps dozens of lines (an HTTP exchange)
+    and ends with hints that are not the cause."""
 
     def __init__(self, keep: int = 20):
         self.lines: deque[str] = deque(maxlen=keep)
         self.partial = b""
+        self.count = 0
+        self.first_error: list[str] = []
+        self.first_error_at = -1
 
     def add(self, payload: bytes) -> None:
         parts = (self.partial + payload).split(b"\n")
         self.partial = parts.pop()
-        self.lines.extend(p.decode("utf-8", "replace") for p in parts)
+        for part in parts:
+            line = part.decode("utf-8", "replace")
+            if self.first_error_at < 0 and _FIRST_ERROR.search(line):
+                self.first_error_at = self.count
+            if self.first_error_at >= 0 and self.count - self.first_error_at < 2:
+                self.first_error.append(line)
+            self.lines.append(line)
+            self.count += 1
 
     def tail(self) -> str:
         rest = [self.partial.decode("utf-8", "replace")] if self.partial else []
-        return "\n".join([*self.lines, *rest]).strip()
+        start = self.count - len(self.lines)  # the index of the first line still kept
+        head = [ln for i, ln in enumerate(self.first_error, self.first_error_at) if i < start]
+        if head and self.first_error_at + len(head) < start:
+            head.append("…")
+        return "\n".join([*head, *self.lines, *rest]).strip()
 
 
 # PostgreSQL's own wording for SQLSTATE 55006 (object_in_use) on DROP/ALTER DATABASE: the

@@ -303,16 +303,19 @@ def server_options(archive_timeout: timedelta) -> tuple[str, ...]:
 
 
 # The db service's healthcheck with archiving on: the tracked compose files' own test
-# (pg_isready), and once per server start a checkpoint. PostgreSQL's checkpointer, started
-# while the server still recovers, first honours archive_timeout after a whole
-# checkpoint_timeout (5 min); a checkpoint wakes it. Once per start, whoever starts it (up,
-# restart, a reboot's restart policy): the marker is named after postmaster.pid's time. The
-# waking never fails the check. `$$`: compose's escape for a `$` the shell is to see.
+# (pg_isready), and once per server start a reload. PostgreSQL's checkpointer, which is what
+# honours archive_timeout, is started while the startup process still runs, and its first
+# sleep, reckoned then, is a whole checkpoint_timeout (5 min): after a clean start no
+# segment is switched, and so none archived, until that first checkpoint. A reload sets its
+# latch: it reckons again with archive_timeout at once. Once per start, whoever starts it
+# (up, restart, a reboot's restart policy): the marker is named after postmaster.pid's time.
+# The waking never fails the check. `$$`: compose's escape for a `$` the shell is to see.
+WAKE_SQL = "SELECT pg_reload_conf()"
 WAKING_HEALTHCHECK = (
     'pg_isready -U "$${POSTGRES_USER}" -d "$${POSTGRES_DB}" || exit 1; '
     f"m=/tmp/.recoverctl-woken-$$(stat -c %Y {PGDATA}/postmaster.pid 2>/dev/null); "
     '[ -e "$$m" ] || { psql -XqAt -U "$${POSTGRES_USER}" -d "$${POSTGRES_DB}" '
-    '-c CHECKPOINT >/dev/null 2>&1 && : > "$$m"; }; exit 0'
+    f'-c "{WAKE_SQL}" >/dev/null 2>&1 && : > "$$m"; }}; exit 0'
 )
 
 

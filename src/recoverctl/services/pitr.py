@@ -265,6 +265,7 @@ def run(db: Db, argv: tuple[str, ...], what: str, hint: str) -> ExecResult:
 
 
 _ERROR_LINE = re.compile(r"ERROR: \[(\d+)\]: (.+)")
+_S3_CODE = re.compile(r"<Error><Code>(\w+)</Code>")
 
 
 def pgbackrest_cause(stderr: str) -> str | None:
@@ -279,6 +280,11 @@ def pgbackrest_cause(stderr: str) -> str | None:
             more = lines[i + 1].strip() if i + 1 < len(lines) else ""
             if text.endswith(":") and more and not _ERROR_LINE.search(more):
                 text = f"{text} {more}"
+            # An S3 refusal: its error code (SignatureDoesNotMatch, InvalidAccessKeyId, ...)
+            # from the response pgBackRest dumps, rather than the dump.
+            s3_code = _S3_CODE.search(stderr) if "HTTP request failed" in text else None
+            if s3_code:
+                text = f"{text.rstrip('.:')}: {s3_code.group(1)}"
             return text.rstrip(".:") + "."
     return None
 

@@ -140,4 +140,3 @@ def bring_up(
     )
     session.forget_db()  # up may have recreated the db container
     return wait_ready(engine, ref, settings.up_timeout.total_seconds(), progress)
-
