@@ -93,7 +93,9 @@ unit: venv
 
 ## Everything: lint, the vault's own tests, then unit, CLI and e2e tests against a real engine.
 # The engine and the images (minutes on a new machine, mostly downloads) are made while the
-# virtualenv, lint and the tests that need no engine run; the e2e tests wait for them.
+# virtualenv, lint and the tests that need no engine run; the e2e tests wait for them, then
+# run on two workers, a module each (each module has a compose project of its own, and the
+# tests mostly wait on containers).
 test:
 	@rm -f $(TEST_ENV_OUT); bash scripts/test-env.sh > $(TEST_ENV_OUT) 2>&1 & env_pid=$$!; \
 	$(MAKE) --no-print-directory venv lint vault-test unit; made=$$?; \
@@ -101,12 +103,12 @@ test:
 	if [ $$env_rc != 0 ]; then echo "make test: scripts/test-env.sh failed (exit $$env_rc): its output is above" >&2; exit $$env_rc; fi; \
 	if [ $$made != 0 ]; then exit $$made; fi
 	set -a && source <(grep -E '^(POSTGRES|PYTHON|S3TLS)_IMAGE=' $(TEST_ENV_OUT)) && set +a && \
-		RECOVERCTL_E2E=required $(BIN)/pytest tests/e2e
+		RECOVERCTL_E2E=required $(BIN)/pytest -n 2 --dist loadfile tests/e2e
 
 ## The e2e tests alone.
 e2e: venv
 	set -a && source <(bash scripts/test-env.sh) && set +a && \
-		RECOVERCTL_E2E=required $(BIN)/pytest tests/e2e
+		RECOVERCTL_E2E=required $(BIN)/pytest -n 2 --dist loadfile tests/e2e
 
 ## Benchmarks against the raw playbook and the physical limit: make bench [SIZE=large]
 bench: venv
