@@ -103,12 +103,12 @@ test:
 	if [ $$env_rc != 0 ]; then echo "make test: scripts/test-env.sh failed (exit $$env_rc): its output is above" >&2; exit $$env_rc; fi; \
 	if [ $$made != 0 ]; then exit $$made; fi
 	set -a && source <(grep -E '^(POSTGRES|PYTHON|S3TLS)_IMAGE=' $(TEST_ENV_OUT)) && set +a && \
-		RECOVERCTL_E2E=required $(BIN)/pytest -n 2 --dist loadfile tests/e2e
+		RECOVERCTL_E2E=required $(BIN)/pytest -n 2 --dist loadfile --durations=25 tests/e2e
 
 ## The e2e tests alone.
 e2e: venv
 	set -a && source <(bash scripts/test-env.sh) && set +a && \
-		RECOVERCTL_E2E=required $(BIN)/pytest -n 2 --dist loadfile tests/e2e
+		RECOVERCTL_E2E=required $(BIN)/pytest -n 2 --dist loadfile --durations=25 tests/e2e
 
 ## Benchmarks against the raw playbook and the physical limit: make bench [SIZE=large]
 bench: venv
