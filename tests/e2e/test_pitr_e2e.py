@@ -556,6 +556,56 @@ def test_a_gap_in_the_archive_is_shown_until_a_full_backup_closes_it(
     assert not [g for g in gaps if g["first_missing"] == segments[0]], gaps
 
 
+def test_an_outage_past_wal_max_drops_wal_and_the_gap_is_named(
+    world: World, enabled: dict[str, Any]
+) -> None:
+    """The repository down for longer than pg_wal may grow: past [pitr] wal_max pgBackRest
+    tells PostgreSQL the waiting WAL is archived and drops it, so that the disk never fills.
+    The vault keeps serving; status names the gap; a full base backup closes it."""
+    config = world.project.root / "recoverctl-config.toml"
+    kept = config.read_text()
+    repo = world.nas / NAME / "dev" / "pgbackrest"
+    mode = stat.S_IMODE(repo.stat().st_mode)
+    config.write_text(kept.replace("[pitr]\n", "[pitr]\nwal_max = 64\n"))  # 4 segments
+    try:
+        world.ok("pitr", "enable", "--yes")  # db restarted with the bound
+        os.chmod(repo, 0)
+        try:
+            segments = []
+            for i in range(8):
+                world.canary(f"outage-{i}")
+                segments.append(
+                    world.project.sql("SELECT pg_walfile_name(pg_current_wal_lsn())").strip()
+                )
+                world.project.sql("SELECT pg_switch_wal()")
+            assert world.project.get("/healthz")[0] == 200
+            # "Archived": dropped past the bound. PostgreSQL retries a failing segment after
+            # a pause that a new segment cuts short: one more every few seconds.
+            deadline = time.monotonic() + 120
+            while world.project.sql("SELECT last_archived_wal FROM pg_stat_archiver").strip() < segments[-1]:
+                assert time.monotonic() < deadline, "pgBackRest never dropped the queue"
+                world.canary(f"nudge-{time.monotonic()}")
+                world.project.sql("SELECT pg_switch_wal()")
+                time.sleep(3)
+        finally:
+            os.chmod(repo, mode)
+        status = world.ok("pitr", "status")
+        (held,) = status["repos"]
+        dropped = [g for g in held["gaps"] if g["closed_by"] is None]
+        assert not status["ok"] and dropped, held
+        assert segments[0] <= dropped[0]["first_missing"] <= segments[-1], (segments, dropped)
+        assert "the window has a gap" in held["message"]
+        label = world.ok("pitr", "backup", "--type", "full")["backups"][0]["label"]
+        (held,) = world.ok("pitr", "status")["repos"]
+        assert held["ok"] and all(g["closed_by"] for g in held["gaps"]), held
+        assert label in {g["closed_by"] for g in held["gaps"]}
+        FAULTS.record(safe=True)
+    finally:
+        os.chmod(repo, mode)
+        config.write_text(kept)
+        world.ok("pitr", "enable", "--yes")
+
+
 def test_doctor_judges_archiving_and_sees_a_repository_stop_it(
     world: World, enabled: dict[str, Any]
 ) -> None:
