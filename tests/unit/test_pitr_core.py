@@ -377,6 +377,11 @@ def test_gaps_are_the_missing_runs_from_the_oldest_backup_on() -> None:
     assert pitr.gaps(boundary, [_base("F1", _seg(1, 255))]) == ()
     timelines = [*whole, _seg(2, 20), _seg(2, 21)]
     assert pitr.gaps(timelines, [_base("F1", _seg(1, 3))]) == ()
+    # Dropped at the end of an outage: missing up to what the server counts archived.
+    (tail,) = pitr.gaps(whole, [_base("F1", _seg(1, 3))], through=_seg(1, 13))
+    assert (tail.first_missing, tail.last_missing, tail.closed_by) == (_seg(1, 12), _seg(1, 13), None)
+    assert pitr.gaps(whole, [_base("F1", _seg(1, 3))], through=_seg(1, 9)) == ()
+    assert pitr.gaps(whole, [_base("F1", _seg(1, 3))], through=_seg(2, 40)) == ()  # no such tl
     # 64 MiB segments: 64 per log.
     big = [f"{1:08X}{0:08X}{63:08X}", f"{1:08X}{1:08X}{0:08X}"]
     assert pitr.gaps(big, [], segment_bytes=64 * 2**20) == ()

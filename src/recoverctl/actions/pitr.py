@@ -224,7 +224,7 @@ def _put_back(
 
 def _gaps(db: Db, repo: pitr.Repo, held: pitr.RepoInfo) -> tuple[pitr.Gap, ...]:
     try:
-        return svc.gaps(db, repo, held)
+        return svc.gaps(db, repo, held, svc.archiver(db).last_archived_wal)
     except RecoverctlError:
         return ()  # unlisted: status and doctor say so; enable takes no backup for it
 
@@ -456,7 +456,7 @@ def status(session: StackSession) -> PitrStatus:
         said = held.message if held else (message or "archiving is not enabled")
         if held is not None and held.ok and seen:
             try:
-                holes = svc.gaps(db, repo, held)
+                holes = svc.gaps(db, repo, held, archiver.last_archived_wal)
             except RecoverctlError as exc:
                 said = f"{said}; its archive could not be listed: {exc.message}"
         if holes:

@@ -639,16 +639,28 @@ def _name(timeline: int, index: int, per_log: int) -> str:
 
 
 def gaps(
-    segments: Iterable[str], backups: Sequence[BaseBackup], segment_bytes: int = 16 * 2**20
+    segments: Iterable[str],
+    backups: Sequence[BaseBackup],
+    segment_bytes: int = 16 * 2**20,
+    *,
+    through: str | None = None,
 ) -> tuple[Gap, ...]:
     """The runs of WAL missing on each timeline between the oldest good base backup's first
-    segment (or the timeline's first archived one) and its newest archived one."""
+    segment (or the timeline's first archived one) and its newest archived one; through
+    (the server's last archived segment, as PostgreSQL counts it) extends its timeline's
+    run to it: WAL dropped at the end of an outage is missing too before any later
+    segment reaches the repository."""
     per_log = 0x100000000 // segment_bytes
     present: dict[int, set[int]] = {}
     for name in segments:
         if _WAL_NAME_RE.fullmatch(name):
             tl, index = _position(name, per_log)
             present.setdefault(tl, set()).add(index)
+    end: dict[int, int] = {tl: max(have) for tl, have in present.items()}
+    if through is not None and _WAL_NAME_RE.fullmatch(through):
+        tl, index = _position(through, per_log)
+        if tl in end:
+            end[tl] = max(end[tl], index)
     starts = [
         _position(b.wal_start, per_log)
         for b in backups
@@ -658,13 +670,15 @@ def gaps(
     for tl, have in sorted(present.items()):
         begin = min([i for t, i in starts if t == tl] or [min(have)])
         run: list[int] = []
-        for index in range(begin, max(have) + 1):
+        for index in range(begin, end[tl] + 1):
             if index not in have:
                 run.append(index)
                 continue
             if run:
                 found.append(_gap(tl, run, starts, backups, per_log))
                 run = []
+        if run:
+            found.append(_gap(tl, run, starts, backups, per_log))
     return tuple(found)
 
 

@@ -321,10 +321,13 @@ def info(db: Db) -> pitr.StanzaInfo:
 _SEGMENT_BYTES_SQL = "SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'"
 
 
-def gaps(db: Db, repo: pitr.Repo, held: pitr.RepoInfo) -> tuple[pitr.Gap, ...]:
+def gaps(
+    db: Db, repo: pitr.Repo, held: pitr.RepoInfo, through: str | None
+) -> tuple[pitr.Gap, ...]:
     """WAL missing from repo's archive between its oldest base backup and its newest
     segment: pgBackRest drops WAL past archive-push-queue-max while a repository is down,
-    and PostgreSQL counts it archived."""
+    and PostgreSQL counts it archived. through: the server's last archived segment, read
+    before the listing (which must hold it)."""
     result = run(
         db,
         pitr.archive_ls(repo.index),
@@ -333,7 +336,9 @@ def gaps(db: Db, repo: pitr.Repo, held: pitr.RepoInfo) -> tuple[pitr.Gap, ...]:
     )
     segments = pitr.parse_archive_ls(result.stdout.decode("utf-8", "replace"))
     size = db.query(_SEGMENT_BYTES_SQL, "postgres").strip()
-    return pitr.gaps(segments, held.backups, int(size) if size.isdigit() else 16 * 2**20)
+    return pitr.gaps(
+        segments, held.backups, int(size) if size.isdigit() else 16 * 2**20, through=through
+    )
 
 
 def archiver(db: Db) -> pitr.Archiver:

@@ -373,7 +373,7 @@ class Context:
 
         def listed() -> tuple[pitr.Gap, ...]:
             try:
-                return svc.gaps(self.db(), repo, held)
+                return svc.gaps(self.db(), repo, held, self.archiver().last_archived_wal)
             except RecoverctlError:
                 return ()
 
