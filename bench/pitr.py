@@ -33,9 +33,10 @@ A throwaway stack (compose project rctl-bench-pitr) filled by `pgbench -i`, arch
            before any checkpoint, archived within archive_timeout + 15 s or not. PostgreSQL
            15's checkpointer, started while the startup still runs, computes its first
            sleep without archive_timeout, so the first timed switch can wait until the
-           first timed checkpoint (checkpoint_timeout, 5 min); recoverctl does not wake it.
-           The bench then runs a CHECKPOINT, which does, so that the trials measure
-           archiving as it runs from then on; the probe is reported on its own line.
+           first timed checkpoint (checkpoint_timeout, 5 min), unless something wakes it:
+           the db service's healthcheck in recoverctl's override does (a reload, once per
+           server start), and the probe, reported on its own line, checks that it did. The
+           bench then runs a CHECKPOINT, so that the trials measure archiving as it runs.
 
 pgBackRest's settings are recoverctl's own (core/pitr.py, `environment`), read back from
 the db service's env file into the report: `compress-type=lz4` (on 2 cores lz4 costs the live
