@@ -43,6 +43,7 @@ from bench import measure, report
 from bench.common import (
     Log,
     command_text,
+    guarded_run,
     images,
     interrupt_on_sigterm,
     machine_info,
@@ -499,18 +500,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     failed: BaseException | None = None
     try:
-        if stack.leftovers():
-            log(f"removing leftovers of an earlier {PROJECT} run")
-            stack.down()
-        log(f"recoverctl up ({PROJECT} in {workdir})")
-        stack.up()
-        bench.run()
-    except KeyboardInterrupt as exc:
-        log("interrupted: tearing down")
-        failed = exc
-    except Exception as exc:
-        log(f"FAILED: {exc}")
-        failed = exc
+        failed = guarded_run(stack, PROJECT, workdir, bench.run, log)
     finally:
         _teardown(stack, workdir, args.keep, log)
     bench.meta["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")

@@ -1,8 +1,10 @@
-"""What the bench modules share: the images, log lines, SIGTERM, the machine lock and facts."""
+"""What the bench modules share: the images, log lines, SIGTERM, the machine lock and facts,
+the guarded run, the JSON report."""
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import platform
 import signal
@@ -129,3 +131,30 @@ def machine_info(project: str) -> dict[str, Any]:
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
         "other_containers": others,
     }
+
+
+def guarded_run(stack: Any, project: str, workdir: Path, run: Callable[[], None],
+                log: Callable[[str], None]) -> BaseException | None:  # fmt: skip
+    """An earlier run's leftovers removed, the stack up, run(): what stopped it (Ctrl-C, a
+    failure, said in the log), or None. The caller tears down."""
+    try:
+        if stack.leftovers():
+            log(f"removing leftovers of an earlier {project} run")
+            stack.down()
+        log(f"recoverctl up ({project} in {workdir})")
+        stack.up()
+        run()
+    except KeyboardInterrupt as exc:
+        log("interrupted: tearing down")
+        return exc
+    except Exception as exc:
+        log(f"FAILED: {exc}")
+        return exc
+    return None
+
+
+def write_json(path: Path, meta: dict[str, Any], series: dict[str, measure.Series],
+               targets: list[str]) -> None:  # fmt: skip
+    report = {"meta": meta, "series": {k: v.to_json() for k, v in series.items()},
+              "targets": targets}  # fmt: skip
+    path.write_text(json.dumps(report, indent=2))

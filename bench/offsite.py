@@ -33,7 +33,7 @@ from typing import Any
 from tests.e2e.servers import AWS_ENV, S3Server
 
 from bench import measure
-from bench.common import images, interrupt_on_sigterm, log
+from bench.common import images, interrupt_on_sigterm, log, write_json
 from bench.stack import DB_NAME, DB_USER, BenchStack
 
 PROJECT = "rctl-bench-offsite"
@@ -187,12 +187,7 @@ def write(results: Path, stem: str, meta: dict[str, Any], series: dict[str, meas
         + "\n".join(f"- {line}" for line in lines)
         + "\n"
     )
-    (results / f"{stem}.json").write_text(
-        json.dumps(
-            {"meta": meta, "series": {k: v.to_json() for k, v in series.items()}, "targets": lines},
-            indent=2,
-        )
-    )
+    write_json(results / f"{stem}.json", meta, series, lines)
     return md
 
 

@@ -79,11 +79,13 @@ from tests.projectcopy import REPO, copy_project
 from bench import measure
 from bench.common import (
     command_text,
+    guarded_run,
     images,
     interrupt_on_sigterm,
     log,
     machine_info,
     machine_lock,
+    write_json,
 )
 from bench.stack import DB_NAME, DB_USER, BenchStack
 
@@ -719,7 +721,7 @@ def verdicts(series: dict[str, measure.Series], meta: dict[str, Any]) -> list[st
         else:
             what = f"failed (exit {gap['exit']})"
         lines.append(
-            "info: after the tps rounds' disable/enable, with no new full backup, a row "
+            "info: after the tps rounds' disable/enable (enable takes a full when WAL is missing), a row "
             f"committed then and restore --to-time latest: {what}"
         )
     return lines
@@ -764,12 +766,7 @@ def write(results: Path, stem: str, meta: dict[str, Any], series: dict[str, meas
         + "\n".join(f"- {line}" for line in lines)
         + "\n"
     )
-    (results / f"{stem}.json").write_text(
-        json.dumps(
-            {"meta": meta, "series": {k: v.to_json() for k, v in series.items()}, "targets": lines},
-            indent=2,
-        )
-    )
+    write_json(results / f"{stem}.json", meta, series, lines)
     return md
 
 
@@ -823,18 +820,7 @@ def main(argv: list[str] | None = None) -> int:
     failed: BaseException | None = None
     t0 = time.monotonic()
     try:
-        if stack.leftovers():
-            log(f"removing leftovers of an earlier {PROJECT} run")
-            stack.down()
-        log(f"recoverctl up ({PROJECT} in {workdir})")
-        stack.up()
-        bench.run()
-    except KeyboardInterrupt as exc:
-        log("interrupted: tearing down")
-        failed = exc
-    except Exception as exc:
-        log(f"FAILED: {exc}")
-        failed = exc
+        failed = guarded_run(stack, PROJECT, workdir, bench.run, log)
     finally:
         bench.meta["run_seconds"] = round(time.monotonic() - t0)
         _teardown(bench, workdir, args.keep, log)
