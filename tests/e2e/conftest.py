@@ -236,9 +236,14 @@ def tear_down(project: Project) -> None:
 
 @pytest.fixture(scope="module")
 def dev_project(
-    tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    docker_client: docker.DockerClient,
 ) -> Iterator[Project]:
-    project = make_project(tmp_path_factory.mktemp("dev"), "rctl-e2e-dev", docker_client)
+    # A compose project per module: two modules on two xdist workers never share one.
+    module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").removesuffix("_e2e")
+    name = f"rctl-e2e-dev-{module.replace('_', '-')}"
+    project = make_project(tmp_path_factory.mktemp("dev"), name, docker_client)
     project.force_clean()
     project.write_env(".env")
     yield project

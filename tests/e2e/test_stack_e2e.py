@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 def test_up_brings_the_dev_stack_to_healthy(dev_project: Project) -> None:
     result = dev_project.run("up")
     assert result.returncode == 0, result.stderr
-    assert "rctl-e2e-dev (dev)" in result.stdout
+    assert f"{dev_project.name} (dev)" in result.stdout
     assert result.stdout.count("healthy") >= 2
     assert "ready in" in result.stdout
 

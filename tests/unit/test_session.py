@@ -41,11 +41,18 @@ def test_secret_values_by_name(tmp_path: Path) -> None:
         "aws/secret+value",
         "quoted value",
         "ghp_0123456789",
-        "NO_VALUE_TOKEN",  # a line with no `=`: its text, whatever it is
     }
-    # A value pasted without its name, or cut by a control character: each printable run.
-    env.write_bytes(b"POSTGRES_USER=vault\nhunter2-pasted-alone\n\x00planted-secret-1\n")
-    assert set(env_secrets(env)) == {"hunter2-pasted-alone", "planted-secret-1"}
+    # Lines compose would quote back in an error: each run between blanks, control
+    # characters and `=`, and as Go's %q shows it; a bare valid name is never quoted back.
+    env.write_bytes(
+        b"POSTGRES_USER=vault\nPOSTGRES_USER\nhunter2-alone\nTr0ub4dor&3 horse\n"
+        b"\x00planted-secret-1\nMY@VAR=atsignsecret99\nSAY=\"a\nPOSTGRES_PASSWORD=\"abcdefgh1\n"
+        b'q"uoted-secret\n'
+    )
+    assert set(env_secrets(env)) == {
+        "Tr0ub4dor&3", "planted-secret-1", "MY@VAR", "atsignsecret99", "abcdefgh1",
+        'q"uoted-secret', 'q\\"uoted-secret',
+    }  # fmt: skip
 
 
 def test_secrets_of_a_missing_or_unreadable_file(tmp_path: Path) -> None:

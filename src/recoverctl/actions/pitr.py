@@ -454,10 +454,12 @@ def status(session: StackSession) -> PitrStatus:
         seen = svc.folder_seen(db, repo) if enabled else True
         holes: tuple[pitr.Gap, ...] = ()
         said = held.message if held else (message or "archiving is not enabled")
+        listed = True
         if held is not None and held.ok and seen:
             try:
                 holes = svc.gaps(db, repo, held, archiver.last_archived_wal)
             except RecoverctlError as exc:
+                listed = False  # whether the window has a gap is unknown: not ok
                 said = f"{said}; its archive could not be listed: {exc.message}"
         if holes:
             said = f"the window has a gap: {pitr.gap_text(holes)}"
@@ -470,6 +472,7 @@ def status(session: StackSession) -> PitrStatus:
                 location=repo.location,
                 ok=(held.ok if held else False)
                 and seen
+                and listed
                 and not any(g.closed_by is None for g in holes),
                 message=said if seen else f"{svc.NOT_SEEN}: {svc.NOT_SEEN_HINT}",
                 earliest=held.earliest if held else None,

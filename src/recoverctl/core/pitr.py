@@ -314,7 +314,8 @@ WAKE_SQL = "SELECT pg_reload_conf()"
 WAKING_HEALTHCHECK = (
     'pg_isready -U "$${POSTGRES_USER}" -d "$${POSTGRES_DB}" || exit 1; '
     f"m=/tmp/.recoverctl-woken-$$(stat -c %Y {PGDATA}/postmaster.pid 2>/dev/null); "
-    '[ -e "$$m" ] || { psql -XqAt -U "$${POSTGRES_USER}" -d "$${POSTGRES_DB}" '
+    '[ -e "$$m" ] || { PGCONNECT_TIMEOUT=2 psql -w -XqAt -U "$${POSTGRES_USER}" '
+    '-d "$${POSTGRES_DB}" '
     f'-c "{WAKE_SQL}" >/dev/null 2>&1 && : > "$$m"; }}; exit 0'
 )
 

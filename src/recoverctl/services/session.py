@@ -68,25 +68,44 @@ _SECRET_NAME = re.compile(r"(PASSWORD|SECRET|TOKEN|_KEY)($|_)", re.I)
 _MIN_MASKED = 6  # shorter values (a port, "1") would mask ordinary text
 
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_UNPRINTABLE = re.compile(r"[\x00-\x20\x7f]+")
+# compose's own grammar for an env file line (compose-go): a bare name takes its value from
+# the environment and is never quoted back; any other line is, whole, in compose's errors.
+_COMPOSE_NAME = re.compile(r"[A-Za-z0-9_.\-\[\]]+")
+_COMPOSE_LINE = re.compile(r"\s*(?:export\s+)?([A-Za-z0-9_.\-\[\]]+)\s*=(.*)")
+_BREAKS = re.compile(r"[\x00-\x20\x7f=]+")
 
 
 def env_secrets(path: Path) -> tuple[str, ...]:
-    """The values of secret-named variables; and the text of every line that is no
-    `NAME=value` (a value pasted without its name, a name cut in two), which compose quotes
-    back in its errors: each printable run of it, as compose's quoting shows it."""
+    """The values of secret-named variables (as python-dotenv reads them, and raw, so that
+    a broken quote cannot hide one); and the text of every line compose would quote back in
+    an error (no `NAME=value`, a name compose refuses: a value pasted without its name, a
+    line cut by a control character): each run of it between blanks, control characters
+    and `=`, also as Go's %q quoting shows it."""
     try:
         values = dotenv_values(path)
+        raw = path.read_text(errors="replace")
     except (OSError, UnicodeDecodeError):
         return ()
     found = [
         v for k, v in values.items() if v and len(v) >= _MIN_MASKED and _SECRET_NAME.search(k)
     ]
-    for k, v in values.items():
-        if v is None or not _NAME.fullmatch(k):
-            found += [part for part in _UNPRINTABLE.split(k) if len(part) >= _MIN_MASKED]
-    return tuple(found)
+    for line in raw.splitlines():
+        text = line.strip()
+        if not text or text.startswith("#") or _COMPOSE_NAME.fullmatch(text):
+            continue
+        m = _COMPOSE_LINE.fullmatch(line)
+        if m is not None:
+            value = m.group(2).strip().strip("'\"")
+            if _SECRET_NAME.search(m.group(1)) and len(value) >= _MIN_MASKED:
+                found.append(value)
+            continue
+        for part in _BREAKS.split(line):
+            if len(part) >= _MIN_MASKED:
+                found.append(part)
+                quoted = part.replace("\\", "\\\\").replace('"', '\\"')
+                if quoted != part:
+                    found.append(quoted)
+    return tuple(dict.fromkeys(found))
 
 
 def _connect() -> Engine:
