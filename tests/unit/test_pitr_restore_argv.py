@@ -20,3 +20,10 @@ def test_the_installed_cluster_keeps_archive_mode_to_the_db_service() -> None:
         "--target=2026-12-02 13:03:00.000000+00", "--target-action=promote", "restore",
     )  # fmt: skip
     assert "--archive-mode=off" not in argv
+
+
+def test_latest_restores_from_the_base_backup_the_window_was_judged_with() -> None:
+    assert pitr.restore(1, None, backup_set="20261203-090000F") == (
+        "pgbackrest", "--stanza=vault", "--repo=1", "--archive-mode=off",
+        "--set=20261203-090000F", "--type=default", "restore",
+    )  # fmt: skip

@@ -397,19 +397,23 @@ def verify(repo: int) -> Argv:
     return pgbackrest("verify", f"--repo={repo}", "--verbose", "--log-level-console=info")
 
 
-def restore(repo: int, target: str | None, *, archive: bool = False) -> Argv:
+def restore(
+    repo: int, target: str | None, *, archive: bool = False, backup_set: str | None = None
+) -> Argv:
     """Into an empty data directory. A copy starts with archiving off, so that it never
     writes the repository; with archive (the cluster recover installs, which is the one
     that archives from then on) the restore leaves archive_mode alone, so that the db
     service's own `-c archive_mode=on` is the only word on it. target: pgBackRest's
-    --target (a time), None: latest."""
+    --target (a time), None: latest. backup_set: the base backup to start from (pgBackRest
+    picks the newest otherwise, which may have finished since the window was read)."""
     time_options = (
         ("--type=time", f"--target={target}", "--target-action=promote")
         if target is not None
         else ("--type=default",)
     )
     mode = "--archive-mode=preserve" if archive else "--archive-mode=off"
-    return pgbackrest("restore", f"--repo={repo}", mode, *time_options)
+    chosen = (f"--set={backup_set}",) if backup_set else ()
+    return pgbackrest("restore", f"--repo={repo}", mode, *chosen, *time_options)
 
 
 def version() -> Argv:

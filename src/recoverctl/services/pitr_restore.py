@@ -213,7 +213,23 @@ def restored_copy(
 ) -> Iterator[Copy]:
     """The cluster restored from repo to point in a throwaway (archiving off, the
     repositories mounted read-only), started and promoted, for the body to read; removed
-    when the body ends, whatever happens. interrupted: what Ctrl-C then says."""
+    when the body ends, whatever happens. interrupted: what Ctrl-C then says. One at a
+    time per stack (restore, drill and verify --pitr --deep share the throwaway's name):
+    a second is refused (locked) rather than remove the first one's copy."""
+    lock = fsio.project_lock(throwaway_project(session.project), "a point-in-time copy")
+    with lock, _restored_copy(session, point, repo, interrupted=interrupted, step=step) as copy:
+        yield copy
+
+
+@contextlib.contextmanager
+def _restored_copy(
+    session: StackSession,
+    point: PointInTime,
+    repo: pitr.Repo,
+    *,
+    interrupted: str,
+    step: Step,
+) -> Iterator[Copy]:
     settings = session.settings
     db = session.db()
     engine = session.engine
@@ -239,7 +255,10 @@ def restored_copy(
         mounts = _mounts(svc.repos(session), volume)
         step(f"restoring the cluster from {repo.name} into a throwaway volume")
         asked = None if point.latest or point.at is None else pgbackrest_target(point.at)
-        argv = pitr.restore(repo.index, asked)
+        # latest from the base backup the window was judged with: one that finished since
+        # (a routine's) would start after the archive's mark, which the copy must reach.
+        chosen = base if asked is None and base != "?" else None
+        argv = pitr.restore(repo.index, asked, backup_set=chosen)
         one_off = engine.run_detached(
             image, argv[1:], name=f"{throwaway}-restore", labels=labels, environment=env,
             mounts=mounts, network=network, user="postgres", entrypoint=[argv[0]],
