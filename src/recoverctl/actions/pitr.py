@@ -284,7 +284,7 @@ def enable(
             if held is not None and held.newest_of("full") is not None:
                 # Archiving off for a while (disable, then enable) leaves the WAL of that
                 # time out of the archive: no restore replays across it until a new full.
-                if not any(g.closed_by is None for g in _gaps(db, repo, held)):
+                if not pitr.open_gaps(_gaps(db, repo, held)):
                     continue
                 step(f"a full backup to {repo.name}: its archive misses WAL (archiving was off)")
             else:
@@ -463,7 +463,7 @@ def status(session: StackSession) -> PitrStatus:
                 said = f"{said}; its archive could not be listed: {exc.message}"
         if holes:
             said = f"the window has a gap: {pitr.gap_text(holes)}"
-            if any(g.closed_by is None for g in holes):
+            if pitr.open_gaps(holes):
                 said += ". Take a full base backup now: recoverctl pitr backup --type full"
         repos.append(
             RepoStatus(
@@ -473,7 +473,7 @@ def status(session: StackSession) -> PitrStatus:
                 ok=(held.ok if held else False)
                 and seen
                 and listed
-                and not any(g.closed_by is None for g in holes),
+                and not pitr.open_gaps(holes),
                 message=said if seen else f"{svc.NOT_SEEN}: {svc.NOT_SEEN_HINT}",
                 earliest=held.earliest if held else None,
                 latest=archiver.last_archived_at if held and held.ok else None,

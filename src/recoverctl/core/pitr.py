@@ -666,46 +666,41 @@ def gaps(
         tl, index = _position(through, per_log)
         if tl in end:
             end[tl] = max(end[tl], index)
-    starts = [
-        _position(b.wal_start, per_log)
+    # Each good base backup's first segment, with its label: where a whole window starts.
+    starts = sorted(
+        (_position(b.wal_start, per_log), b.label)
         for b in backups
         if not b.error and _WAL_NAME_RE.fullmatch(b.wal_start)
-    ]
+    )
     found: list[Gap] = []
     for tl, have in sorted(present.items()):
-        begin = min([i for t, i in starts if t == tl] or [min(have)])
+        begin = min([i for (t, i), _ in starts if t == tl] or [min(have)])
         run: list[int] = []
         for index in range(begin, end[tl] + 1):
             if index not in have:
                 run.append(index)
                 continue
             if run:
-                found.append(_gap(tl, run, starts, backups, per_log))
+                found.append(_gap(tl, run, starts, per_log))
                 run = []
         if run:
-            found.append(_gap(tl, run, starts, backups, per_log))
+            found.append(_gap(tl, run, starts, per_log))
     return tuple(found)
 
 
-def _gap(
-    tl: int, run: list[int], starts: list[tuple[int, int]], backups: Sequence[BaseBackup],
-    per_log: int,
-) -> Gap:  # fmt: skip
-    after = (tl, run[-1])
-    closing = sorted(
-        (start, b.label)
-        for start, b in zip(
-            starts, [b for b in backups if not b.error and _WAL_NAME_RE.fullmatch(b.wal_start)],
-            strict=True,
-        )
-        if start > after
-    )  # fmt: skip
+def _gap(tl: int, run: list[int], starts: list[tuple[tuple[int, int], str]], per_log: int) -> Gap:
+    closing = next((label for start, label in starts if start > (tl, run[-1])), None)
     return Gap(
         first_missing=_name(tl, run[0], per_log),
         last_missing=_name(tl, run[-1], per_log),
         segments=len(run),
-        closed_by=closing[0][1] if closing else None,
+        closed_by=closing,
     )
+
+
+def open_gaps(found: Sequence[Gap]) -> bool:
+    """Some WAL is missing with no base backup after it: no restore reaches past it."""
+    return any(g.closed_by is None for g in found)
 
 
 def due(

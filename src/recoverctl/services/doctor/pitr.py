@@ -405,7 +405,7 @@ def window_check(
     reach = now - earliest
     promise = promised(full_every, keep_full)
     text = f"back to {moment(earliest)} ({span(reach)})"
-    if any(g.closed_by is None for g in gaps):
+    if pitr.open_gaps(gaps):
         return Finding(
             FAIL,
             f"{text}, with a gap: {pitr.gap_text(gaps)}",
