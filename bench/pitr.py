@@ -66,6 +66,7 @@ import re
 import shlex
 import shutil
 import signal
+import statistics
 import sys
 import tempfile
 import time
@@ -208,6 +209,12 @@ class Bench:
         self.probes = 0
         self.series: dict[str, measure.Series] = {}
         self.meta: dict[str, Any] = {}
+        self.meta["steps"] = {}
+
+    def keep_steps(self, key: str, result: dict[str, Any]) -> None:
+        """A run's timed steps (its --json `steps`), for the report's steps table."""
+        runs = self.meta["steps"].setdefault(key, [])
+        runs.append([(str(s["step"]), float(s["seconds"])) for s in result.get("steps") or []])
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -462,6 +469,7 @@ class Bench:
                 " --no-safety-backup" if which == "nosafety" else ""
             )
             self.series_for(key, label, "recoverctl " + " ".join(argv)).add(done.seconds)
+            self.keep_steps(key, result)
             point = result.get("point_in_time") or {}
             if point.get("restore_seconds") is not None:
                 self.series_for(f"{key}.copy", f"of which ({which}): the cluster restored and "
@@ -610,6 +618,7 @@ class Bench:
                         "(env pull, cluster restore, up)",
                         "recoverctl recover --target nas --identity KEY --to-time latest --yes",
                         ).add(done.seconds)  # fmt: skip
+        self.keep_steps("recover", result)
         log(f"recovered in {done.seconds:.1f} s: {entry}")
 
     def rpo(self) -> None:
@@ -763,11 +772,32 @@ def write(results: Path, stem: str, meta: dict[str, Any], series: dict[str, meas
         + "\n".join(rows)
         + "\n\n"
         + ("\n".join(rpo) + "\n\n" if meta.get("rpo") else "")
+        + "".join("\n".join(t) + "\n\n" for t in _steps_tables(meta.get("steps", {})))
         + "\n".join(f"- {line}" for line in lines)
         + "\n"
     )
     write_json(results / f"{stem}.json", meta, series, lines)
     return md
+
+
+def _steps_tables(steps: dict[str, list[list[tuple[str, float]]]]) -> list[list[str]]:
+    """Per command, each step's median over the runs; digits in a step's name (file and
+    backup names) are folded so that the same step of every run lines up."""
+    tables = []
+    for key, runs in steps.items():
+        times: dict[str, list[float]] = {}
+        for run in runs:
+            for name, seconds in run:
+                times.setdefault(re.sub(r"\d+", "#", name), []).append(seconds)
+        if not times:
+            continue
+        rows = [f"| steps of {key} ({len(runs)} runs) | median | min | max | runs |",
+                "| --- | ---: | ---: | ---: | ---: |"]  # fmt: skip
+        for name, values in times.items():
+            rows.append(f"| {name} | {statistics.median(values):.2f} s | {min(values):.2f} | "
+                        f"{max(values):.2f} | {len(values)} |")  # fmt: skip
+        tables.append(rows)
+    return tables
 
 
 def _teardown(bench: Bench, workdir: Path, keep: bool, say: Callable[[str], None]) -> None:

@@ -166,7 +166,7 @@ def _recover(*statuses: str) -> Any:
         checks,
         "http://127.0.0.1:8000",
         42.0,
-        ("log in as admin and open one secret",),
+        (("bringing the stack up", 30.0), ("restore: swapping", 0.5)),
     )
 
 
@@ -899,7 +899,9 @@ def _cases() -> Iterator[Case]:
         yield Case(name, ["list"], _file("config.toml", text))
     yield Case("env-var-bad-rpo", ["list"], env={"RECOVERCTL_RPO_HOURS": "soon"})
     yield Case(
-        "env-var-bad-project-dir", ["list"], env={"RECOVERCTL_PROJECT_DIR": "/nonexistent-recoverctl"}
+        "env-var-bad-project-dir",
+        ["list"],
+        env={"RECOVERCTL_PROJECT_DIR": "/nonexistent-recoverctl"},
     )
     yield Case(
         "env-file-bad",

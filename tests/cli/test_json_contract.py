@@ -366,7 +366,14 @@ def _recover(*statuses: str) -> Any:
         _check(n, s) for n, s in zip(("db.answers", "app.admin"), statuses, strict=False)
     )
     return RecoverResult(
-        "vault-dev", "dev", Path("/p/b.dump"), None, checks, "http://127.0.0.1:8000", 42.0, ("up",)
+        "vault-dev",
+        "dev",
+        Path("/p/b.dump"),
+        None,
+        checks,
+        "http://127.0.0.1:8000",
+        42.0,
+        (("up", 1.0),),
     )
 
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 
@@ -147,11 +148,15 @@ def test_fresh_machine_restores_the_newest_verified(fresh: FakeStack, doctor: Do
     assert result.restored_from == verified and result.restore_skipped is None
     assert fresh.db.databases["vault"] == BACKUP
     assert not any(line.startswith("pg_dump") for line in fresh.db.log)  # nothing to save
-    assert result.steps == (
-        "bringing the stack up",
-        f"restoring {verified.name}",
+    names = [name for name, _ in result.steps]
+    assert names[:2] == ["bringing the stack up", f"restoring {verified.name}"]
+    assert names[-2:] == [
+        "waiting until the stack is ready",
         "checking the database, migrations, admin and key",
-    )
+    ]
+    assert names[2:-2] and all(name.startswith("restore: ") for name in names[2:-2])
+    assert all(seconds >= 0 for _, seconds in result.steps)
+    assert result.to_json()["steps"][0] == {"step": "bringing the stack up", "seconds": ANY}
     assert progress[0] == "bringing the stack up" and "building and starting containers" in progress
     assert [argv[-4:] for argv in fresh.compose_runs] == [
         ("up", "--detach", "--build", "--remove-orphans")
@@ -344,7 +349,7 @@ def test_final_wait_fails(fresh: FakeStack) -> None:
     write_backup(fresh.backups, BACKUP)
 
     def progress(text: str) -> None:
-        if text.startswith("comparing row counts again"):  # the restore's last step
+        if text.startswith("restore: comparing row counts again"):  # the restore's last step
             fresh.engine.of("frontend")[0].attrs["State"].update(Status="exited", ExitCode=137)
 
     err = _fails(fresh, progress=progress)

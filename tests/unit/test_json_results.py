@@ -335,7 +335,7 @@ def _cases() -> dict[str, Callable[[], Any]]:
             _checks(),
             "http://127.0.0.1:8000",
             42.06,
-            ("up", "restore"),
+            (("bringing the stack up", 12.5), ("restore: swapping", 0.25)),
             (Path("/p/.env"),),
             40.04,
         ),

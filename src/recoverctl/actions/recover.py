@@ -11,13 +11,14 @@ from pathlib import Path
 from recoverctl.adapters import http
 from recoverctl.core import pg, pitrtime
 from recoverctl.core.checks import FAIL, Check, worst
-from recoverctl.core.progress import Step
+from recoverctl.core.progress import Step, StepClock
 from recoverctl.core.restore_plan import RestorePlan as RestorePlan
 from recoverctl.core.result import JsonResult, computed, meta
 from recoverctl.core.stack import StackName
 from recoverctl.errors import ErrorCode, RecoverctlError, UsageError
 from recoverctl.services import catalog, doctor, envcopy, offsite, pitr_recover, restore
 from recoverctl.services.pitr_restore import PointReached
+from recoverctl.services.restore import StepSeconds
 from recoverctl.services.session import StackSession
 from recoverctl.services.stack import bring_up, wait_ready
 from recoverctl.settings import Settings
@@ -40,7 +41,9 @@ class RecoverResult(JsonResult):
     checks: tuple[Check, ...]
     url: str | None
     seconds: float = field(metadata=meta(digits=1))
-    steps: tuple[str, ...] = field(default_factory=tuple)
+    steps: tuple[tuple[str, float], ...] = field(
+        default=(), metadata=meta(encode=StepSeconds.of, schema=list[StepSeconds])
+    )
     # The env files brought back from the target before the stack came up (none was here).
     env_restored: tuple[Path, ...] = ()
     # From the start to the vault serving (the recovery time); None when it never did.
@@ -104,7 +107,8 @@ def recover(
     comes back from the repository instead, to to_time (default latest), and archives on."""
     started = time.monotonic()
     settings = session.settings
-    steps: list[str] = []
+    clock = StepClock(progress)
+    step = clock.step
     identity = identity or settings.identity_file
     point: pitrtime.PointInTime | None = None
     if to_time is not None:
@@ -120,10 +124,6 @@ def recover(
         # Before the stack comes up: a wrong key or target name is told in a second.
         offsite.check_source(session, target, identity)
 
-    def step(text: str) -> None:
-        steps.append(text)
-        progress(text)
-
     env_restored: tuple[Path, ...] = ()
     if target is not None and not settings.env_file.exists():
         # A new machine: the env files first (mode 0600, never over one that exists), so
@@ -136,7 +136,9 @@ def recover(
         if point is not None or not pitr_recover.nothing_here(session):
             point = point or _point(pitrtime.LATEST)
             step(f"recovering the whole cluster from repository {target} to {point.said}")
-            reached = pitr_recover.recover_cluster(session, point, target, step=progress)
+            reached = pitr_recover.recover_cluster(
+                session, point, target, step=lambda text: step(f"{target}: {text}")
+            )
     elif point is not None:
         raise UsageError(
             f"--to-time needs target {target} to hold this stack's repository: a [pitr] repo "
@@ -191,7 +193,7 @@ def recover(
         if rows > 0 or plan.backup_stack not in (None, settings.stack):
             confirm(plan)  # never over existing data, nor another stack's, unconfirmed
         step(f"restoring {prep.path.name}")
-        restore.restore(prep, session, step=progress)
+        restore.restore(prep, session, step=lambda text: step(f"restore: {text}"))
         restored = prep.path
     else:
         skipped = (
@@ -200,10 +202,12 @@ def recover(
         )
     # A restore declares the app ready by its own healthcheck; the checks below read the
     # engine's view, so let that catch up (and read the port again: a restart may move it).
+    step("waiting until the stack is ready")
     final = wait_ready(session.engine, session.ref, settings.up_timeout.total_seconds(), progress)
     serving = time.monotonic() - started
     step("checking the database, migrations, admin and key")
     checks = doctor.run(session, only=("service", "db", "app", "key")).checks
+    clock.stop()
     backend = next((s for s in final.services if s.service == "backend"), None)
     port = http.published_port(backend.ports) if backend else None
     return RecoverResult(
@@ -214,7 +218,7 @@ def recover(
         checks=checks,
         url=f"http://127.0.0.1:{port}" if port else None,
         seconds=time.monotonic() - started,
-        steps=tuple(steps),
+        steps=clock.timed(),
         env_restored=env_restored,
         serving_seconds=serving if final.ready else None,
         point_in_time=reached,

@@ -49,7 +49,7 @@ from recoverctl.core.duration import DAY, in_units
 from recoverctl.core.keyfile import KeyFile, unwrap_private_key
 from recoverctl.core.manifest import Manifest
 from recoverctl.core.pitrtime import PointInTime
-from recoverctl.core.progress import Step
+from recoverctl.core.progress import Step, StepClock
 from recoverctl.core.result import INTERNAL, JsonResult, computed, meta
 from recoverctl.errors import ErrorCode, Interrupted, RecoverctlError
 from recoverctl.services import catalog, doctor, keys, restore
@@ -283,30 +283,6 @@ def drill_session(session: StackSession) -> StackSession:
     return StackSession(settings, connect=lambda: session.engine)
 
 
-class _Clock:
-    """Each step's time, and the one running now (named in a failure's message)."""
-
-    def __init__(self, progress: Step):
-        self.progress = progress
-        self.steps: list[tuple[str, float]] = []
-        self.current = ""
-        self.running = False
-        self.t = time.monotonic()
-
-    def step(self, text: str) -> None:
-        self.stop()
-        self.current = text
-        self.running = True
-        self.t = time.monotonic()
-        self.steps.append((text, 0.0))
-        self.progress(text)
-
-    def stop(self) -> None:
-        if self.running:
-            self.running = False
-            self.steps[-1] = (self.current, time.monotonic() - self.t)
-
-
 @dataclass
 class _Run:
     """What the drill learned, step by step, for its record."""
@@ -353,7 +329,7 @@ def _drill(
     drill: StackSession, live: str, source: Source, key: KeyProof | None, progress: Step
 ) -> DrillResult:
     settings = drill.settings
-    clock = _Clock(progress)
+    clock = StepClock(progress)
     run = _Run(source, live, backup=source.wanted)
     error: BaseException | None = None
     scratch: Path | None = None
@@ -582,7 +558,7 @@ def _as_failure(
 def _record(
     drill: StackSession,
     run: _Run,
-    clock: _Clock,
+    clock: StepClock,
     failure: RecoverctlError | None,
     leftovers: tuple[str, ...],
     interrupted: bool,

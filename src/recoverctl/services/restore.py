@@ -22,7 +22,7 @@ from recoverctl.core import pg
 from recoverctl.core.checks import FAIL, Check
 from recoverctl.core.codematch import CodeMatch
 from recoverctl.core.manifest import VerifyResult, compare_counts
-from recoverctl.core.progress import OnBytes, Step
+from recoverctl.core.progress import OnBytes, Step, StepClock
 from recoverctl.core.restore_plan import CurrentDb, RestorePlan, name_base, names_for
 from recoverctl.core.result import INTERNAL, JsonResult, computed, meta
 from recoverctl.core.stack import StackName
@@ -219,10 +219,9 @@ class _Run:
         self.prep = prep
         self.plan = prep.plan
         self.db = prep.db
-        self.step_cb = step
         self.on_bytes = on_bytes
         self.timeout = timeout
-        self.timings: list[tuple[str, float]] = []
+        self.clock = StepClock(step)
         self.apps: list[Any] = []  # app containers this run stopped, to start again
         self.swapped = False
         self.loader: Loader | None = None
@@ -230,21 +229,9 @@ class _Run:
         # The app's downtime: from the first stop asked of the engine to healthy again.
         self.stopping_at: float | None = None
         self.serving_at: float | None = None
-        self.t = time.monotonic()
 
     def step(self, text: str) -> None:
-        now = time.monotonic()
-        if self.timings:
-            name, _ = self.timings[-1]
-            self.timings[-1] = (name, now - self.t)
-        self.timings.append((text, 0.0))
-        self.t = now
-        self.step_cb(text)
-
-    def finish_timings(self) -> None:
-        if self.timings:
-            name, _ = self.timings[-1]
-            self.timings[-1] = (name, time.monotonic() - self.t)
+        self.clock.step(text)
 
     def sql(self, statement: str, database: str = "postgres") -> str:
         return self.db.query(statement, database=database)
@@ -510,7 +497,7 @@ def restore(
         # waits for the report.
         with signals.deferred(reraise=False):
             drift, kept = run.settle()
-    run.finish_timings()
+    run.clock.stop()
     tables, rows = run.load_counts
     return RestoreResult(
         plan=plan,
@@ -518,7 +505,7 @@ def restore(
         tables=tables,
         rows=rows,
         seconds=time.monotonic() - started,
-        steps=tuple(run.timings),
+        steps=run.clock.timed(),
         drift=drift,
         kept=kept,
         app_downtime=(
