@@ -73,7 +73,7 @@ $(BIN)/.installed: pyproject.toml vault/requirements.txt vault/requirements-dev.
 ## The virtualenv with every test and lint tool.
 venv install: $(BIN)/.installed
 
-## Docker engine, compose plugin, the tests' tools and local images; prints POSTGRES_IMAGE=…, PYTHON_IMAGE=… and S3TLS_IMAGE=…
+## Docker engine, compose plugin, the tests' tools and local images; prints POSTGRES_IMAGE=…, POSTGRES17_IMAGE=…, PYTHON_IMAGE=… and S3TLS_IMAGE=…
 test-env:
 	@bash scripts/test-env.sh
 
@@ -102,7 +102,7 @@ test:
 	wait $$env_pid; env_rc=$$?; cat $(TEST_ENV_OUT); \
 	if [ $$env_rc != 0 ]; then echo "make test: scripts/test-env.sh failed (exit $$env_rc): its output is above" >&2; exit $$env_rc; fi; \
 	if [ $$made != 0 ]; then exit $$made; fi
-	set -a && source <(grep -E '^(POSTGRES|PYTHON|S3TLS)_IMAGE=' $(TEST_ENV_OUT)) && set +a && \
+	set -a && source <(grep -E '^(POSTGRES|POSTGRES17|PYTHON|S3TLS)_IMAGE=' $(TEST_ENV_OUT)) && set +a && \
 		RECOVERCTL_E2E=required $(BIN)/pytest -n 2 --dist loadfile --durations=25 tests/e2e
 
 ## The e2e tests alone.

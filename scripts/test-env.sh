@@ -24,14 +24,19 @@ log() { printf '%s: %s\n' "$me" "$*" >&2; }
 die() { printf '%s: error: %s\n' "$me" "$*" >&2; exit 1; }
 
 POSTGRES_IMAGE=recoverctl-test/postgres:15
+# The major that upgrade-postgres moves to, and that recoverctl init gives new stacks.
+POSTGRES17_IMAGE=recoverctl-test/postgres:17
 PYTHON_IMAGE=recoverctl-test/python:3.11
 # pgBackRest beside the server: point-in-time recovery archives from inside the db container.
 POSTGRES_PACKAGES=postgresql-15,pgbackrest
+POSTGRES17_PACKAGES=postgresql-17,pgbackrest
 # The tests' own: moto behind stunnel, an S3 repository that pgBackRest reaches over TLS.
 S3TLS_IMAGE=recoverctl-test/s3tls:1
 S3TLS_PACKAGES=python3,python3-venv,ca-certificates,stunnel4
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-SUITE=bookworm
+# Debian's release per image: bookworm carries PostgreSQL 15, trixie 17.
+suite_of() { case $1 in *postgres:17) echo trixie ;; *) echo bookworm ;; esac; }
+major_of() { case $1 in *postgres:*) echo "${1##*:}" ;; *) echo "" ;; esac; }
 apt_updated=
 
 apt_install() {
@@ -104,8 +109,8 @@ ensure_browser() {
     [ -x /usr/bin/chromium ] || die "apt-get install chromium left no /usr/bin/chromium"
 }
 
-recipe_hash() {  # name, debootstrap packages
-    { printf '%s\n' "$2"; cat "$here/images/$1"/*; } | sha256sum | cut -c1-16
+recipe_hash() {  # name, debootstrap packages, suite
+    { printf '%s\n' "$2" "$3"; cat "$here/images/$1"/*; } | sha256sum | cut -c1-16
 }
 
 image_recipe() {
@@ -113,8 +118,10 @@ image_recipe() {
 }
 
 build_image() {  # name, tag, debootstrap packages, extra files to copy into the context
-    local name=$1 tag=$2 pkgs=$3 hash
-    hash=$(recipe_hash "$name" "$pkgs")
+    local name=$1 tag=$2 pkgs=$3 hash suite major
+    suite=$(suite_of "$tag")
+    major=$(major_of "$tag")
+    hash=$(recipe_hash "$name" "$pkgs" "$suite")
     if [ "$(image_recipe "$tag")" = "$hash" ]; then log "$tag is up to date"; return; fi
     local work rootfs_tag="recoverctl-test/${name}-rootfs:$hash"
     if ! docker image inspect "$rootfs_tag" >/dev/null 2>&1; then
@@ -124,8 +131,8 @@ build_image() {  # name, tag, debootstrap packages, extra files to copy into the
     # shellcheck disable=SC2064
     trap "rm -rf '$work'" RETURN
     if ! docker image inspect "$rootfs_tag" >/dev/null 2>&1; then
-        log "debootstrap $SUITE with $pkgs (about a minute)"
-        debootstrap --variant=minbase --include="$pkgs" "$SUITE" "$work/rootfs" "$MIRROR" \
+        log "debootstrap $suite with $pkgs (about a minute)"
+        debootstrap --variant=minbase --include="$pkgs" "$suite" "$work/rootfs" "$MIRROR" \
             >"$work/debootstrap.log" 2>&1 || { tail -n 20 "$work/debootstrap.log" >&2; die "debootstrap failed"; }
         rm -rf "$work/rootfs/var/cache/apt/archives/"*.deb "$work/rootfs/var/lib/apt/lists/"*
         tar -C "$work/rootfs" -c . | docker import - "$rootfs_tag" >/dev/null
@@ -139,7 +146,8 @@ build_image() {  # name, tag, debootstrap packages, extra files to copy into the
         cp "$bundle" "$work/ctx/ca-bundle.crt"
     fi
     log "building $tag"
-    docker build -q --build-arg ROOTFS_IMAGE="$rootfs_tag" --label "org.recoverctl.recipe=$hash" \
+    docker build -q --build-arg ROOTFS_IMAGE="$rootfs_tag" --build-arg PG_MAJOR="$major" \
+        --label "org.recoverctl.recipe=$hash" \
         -t "$tag" "$work/ctx" >/dev/null || die "docker build of $tag failed"
 }
 
@@ -157,13 +165,16 @@ build_named_images() {
     local file=$1 wanted pids=()
     [ -r "$file" ] || die "no $file to read the images from"
     wanted=$(grep -E '^(POSTGRES|PYTHON)_IMAGE=' "$file" | cut -d= -f2- || true)
-    if ! grep -qxF -e "$POSTGRES_IMAGE" -e "$PYTHON_IMAGE" <<<"$wanted"; then
+    if ! grep -qxF -e "$POSTGRES_IMAGE" -e "$POSTGRES17_IMAGE" -e "$PYTHON_IMAGE" <<<"$wanted"; then
         log "$file names the official images: the engine pulls them"
         return
     fi
     command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
     if grep -qxF "$POSTGRES_IMAGE" <<<"$wanted"; then
         build_image postgres "$POSTGRES_IMAGE" "$POSTGRES_PACKAGES" & pids+=($!)
+    fi
+    if grep -qxF "$POSTGRES17_IMAGE" <<<"$wanted"; then
+        build_image postgres "$POSTGRES17_IMAGE" "$POSTGRES17_PACKAGES" & pids+=($!)
     fi
     if grep -qxF "$PYTHON_IMAGE" <<<"$wanted"; then
         build_image python "$PYTHON_IMAGE" python3,python3-venv,ca-certificates & pids+=($!)
@@ -185,14 +196,18 @@ ensure_offsite_tools
 ensure_systemd_analyze
 build_image postgres "$POSTGRES_IMAGE" "$POSTGRES_PACKAGES" &
 pg=$!
+build_image postgres "$POSTGRES17_IMAGE" "$POSTGRES17_PACKAGES" &
+pg17=$!
 build_image python "$PYTHON_IMAGE" python3,python3-venv,ca-certificates &
 py=$!
 build_image s3tls "$S3TLS_IMAGE" "$S3TLS_PACKAGES" &
 s3=$!
 wait "$pg" || die "building $POSTGRES_IMAGE failed"
+wait "$pg17" || die "building $POSTGRES17_IMAGE failed"
 wait "$py" || die "building $PYTHON_IMAGE failed"
 wait "$s3" || die "building $S3TLS_IMAGE failed"
 
 echo "POSTGRES_IMAGE=$POSTGRES_IMAGE"
+echo "POSTGRES17_IMAGE=$POSTGRES17_IMAGE"
 echo "PYTHON_IMAGE=$PYTHON_IMAGE"
 echo "S3TLS_IMAGE=$S3TLS_IMAGE"

@@ -56,6 +56,8 @@ class ErrorCode(StrEnum):
     UPDATE_REFUSED = "update_refused"
     RESTORE_FAILED = "restore_failed"
     ROLLBACK_INCOMPLETE = "rollback_incomplete"
+    UPGRADE_REFUSED = "upgrade_refused"  # upgrade-postgres's preflight: nothing was touched
+    UPGRADE_FAILED = "upgrade_failed"  # a step failed: the message says which cluster serves
     DATA_PRESENT = "data_present"
     PITR_OUTSIDE_WINDOW = "pitr_outside_window"  # --to-time outside what the archive reaches
     # keys

@@ -23,7 +23,8 @@ from recoverctl.cli.app import app
 from recoverctl.core import envgen
 from recoverctl.errors import EngineError
 
-OFFICIAL = ("postgres:16", "python:3.12-slim")
+# New stacks get PostgreSQL 17, pinned in the env file (the compose default stays 16).
+OFFICIAL = ("postgres:17", "python:3.12-slim")
 LOCAL = tuple(envgen.LOCAL_IMAGES.values())
 
 
@@ -237,7 +238,7 @@ def test_official_images_where_a_registry_answers(
     assert document["result"]["image_source"] == "official"
     assert document["result"]["images"] == dict(zip(envgen.IMAGE_VARIABLES, OFFICIAL, strict=True))
     env = values(project / ".env")
-    assert "POSTGRES_IMAGE" not in env and "PYTHON_IMAGE" not in env
+    assert env["POSTGRES_IMAGE"] == "postgres:17" and "PYTHON_IMAGE" not in env
 
 
 def test_official_images_already_here_ask_no_registry(

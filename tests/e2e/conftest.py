@@ -62,6 +62,9 @@ class Project:
     name: str
     client: docker.DockerClient
     env: dict[str, str] = field(default_factory=dict)
+    # Variables of this process kept from recoverctl's (the upgrade's tests drop the
+    # POSTGRES_IMAGE the suite exports: the env file names the stack's image there).
+    unset: tuple[str, ...] = ()
 
     def run(
         self, *args: str, input: str | None = None, timeout: float = 900, **extra_env: str
@@ -74,6 +77,8 @@ class Project:
             **extra_env,
         }
         env.pop("RECOVERCTL_PROJECT_DIR", None)
+        for name in self.unset:
+            env.pop(name, None)
         return subprocess.run(
             [sys.executable, "-m", "recoverctl", *args],
             cwd=self.root,

@@ -57,6 +57,7 @@ def test_every_group_has_checks_in_registry_order() -> None:
         "git",
         "key",
         "stack",
+        "postgres",
         "backups",
         "targets",
         "pitr",

@@ -59,8 +59,11 @@ def test_every_placeholder_in_the_shipped_example_is_a_secret_init_fills() -> No
 
 def test_the_local_images_are_the_ones_test_env_builds() -> None:
     script = (REPO / "scripts" / "test-env.sh").read_text()
-    built = dict(re.findall(r"^(POSTGRES_IMAGE|PYTHON_IMAGE)=(\S+)$", script, re.M))
-    assert built == envgen.LOCAL_IMAGES
+    built = dict(re.findall(r"^(POSTGRES17_IMAGE|PYTHON_IMAGE)=(\S+)$", script, re.M))
+    assert built == {
+        "POSTGRES17_IMAGE": envgen.LOCAL_IMAGES["POSTGRES_IMAGE"],
+        "PYTHON_IMAGE": envgen.LOCAL_IMAGES["PYTHON_IMAGE"],
+    }
 
 
 def test_the_official_images_come_from_the_compose_files() -> None:
@@ -205,7 +208,7 @@ def test_comments_and_order_are_kept_and_the_header_replaced() -> None:
 def test_local_images_replace_the_commented_lines() -> None:
     text = render(EnvPlan("dev", 8000), dict(envgen.LOCAL_IMAGES)).text
     assert "# POSTGRES_IMAGE" not in text
-    assert parse(text)["POSTGRES_IMAGE"] == "recoverctl-test/postgres:15"
+    assert parse(text)["POSTGRES_IMAGE"] == "recoverctl-test/postgres:17"
     assert parse(text)["PYTHON_IMAGE"] == "recoverctl-test/python:3.11"
 
 

@@ -7,6 +7,7 @@ readable by others, never seen half-written, and never replaces a file that exis
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import secrets
 from collections.abc import Callable, Sequence
@@ -77,8 +78,19 @@ def init(
     ensure_absent(settings)
     plan = EnvPlan(stack, port or envgen.DEFAULT_PORTS[stack], _hosts(stack, hosts))
     template = _read(settings.project_dir / TEMPLATE)
-    official = envgen.image_defaults(_read(settings.compose_file))
+    official = {
+        **envgen.image_defaults(_read(settings.compose_file)),
+        "POSTGRES_IMAGE": envgen.NEW_POSTGRES_IMAGE,
+    }
     choice, engine_warning = _images(session, official)
+    # Pinned, official or local: the compose default would not move with new stacks.
+    choice = dataclasses.replace(
+        choice,
+        values={
+            **choice.values,
+            "POSTGRES_IMAGE": choice.values["POSTGRES_IMAGE"] or envgen.NEW_POSTGRES_IMAGE,
+        },
+    )
     name = settings.env_file.name
     generated = envgen.render(
         template,

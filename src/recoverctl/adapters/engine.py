@@ -234,6 +234,46 @@ class Engine:
     def create_volume(self, name: str, labels: dict[str, str]) -> None:
         self._api_call(f"create volume {name}", self.client.volumes.create, name, labels=labels)
 
+    def volume_exists(self, name: str) -> bool:
+        from docker.errors import NotFound
+
+        def look() -> bool:
+            try:
+                self.client.volumes.get(name)
+            except NotFound:
+                return False
+            return True
+
+        return bool(self._api_call(f"look up volume {name}", look))
+
+    def remove_volume(self, name: str) -> None:
+        """One named volume, by its full name; gone already is what was asked for."""
+        from docker.errors import NotFound
+
+        def remove() -> None:
+            with contextlib.suppress(NotFound):
+                self.client.volumes.get(name).remove()
+
+        self._api_call(f"remove volume {name}", remove)
+
+    def remove_container(self, name: str) -> bool:
+        """One container by its exact name, stopped first (its named volumes stay);
+        False when there was none."""
+        from docker.errors import NotFound
+
+        def remove() -> bool:
+            try:
+                found = self.client.containers.get(name)
+            except NotFound:
+                return False
+            if found.name != name:
+                return False
+            with contextlib.suppress(NotFound):
+                found.remove(force=True)
+            return True
+
+        return bool(self._api_call(f"remove container {name}", remove))
+
     def run_detached(
         self,
         image: str,

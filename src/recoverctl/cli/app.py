@@ -211,6 +211,7 @@ def _register() -> None:
         routine,
         schedule,
         stack,
+        upgrade_postgres,
         verify,
     )
     from recoverctl.cli import list as listing
@@ -234,6 +235,7 @@ def _register() -> None:
     app.command()(routine.routine)
     app.add_typer(schedule.schedule_app, name="schedule")
     app.command()(drill.drill)
+    app.command("upgrade-postgres")(upgrade_postgres.upgrade_postgres)
     app.add_typer(env.env_app, name="env")
     app.add_typer(pitr.pitr_app, name="pitr")
 

@@ -40,6 +40,7 @@ from recoverctl.actions.restore import ToTimePlan, ToTimeResult
 from recoverctl.actions.routine import RoutineReport
 from recoverctl.actions.schedule import ScheduleResult
 from recoverctl.actions.stack import DownResult, UpResult
+from recoverctl.actions.upgrade import ForgetResult, RollbackResult, UpgradeResult
 from recoverctl.actions.verify import OffsiteReport
 from recoverctl.core import result as declared
 from recoverctl.core.restore_plan import RestorePlan
@@ -181,6 +182,7 @@ COMMANDS: dict[str | None, tuple[type, ...]] = {
     "init": (InitResult,),
     "drill": (DrillResult,),
     "prune": (PruneResult,),
+    "upgrade-postgres": (UpgradeResult, RollbackResult, ForgetResult),
     "routine": (RoutineReport,),
     "schedule": (),
     "schedule install": (ScheduleResult,),

@@ -30,9 +30,13 @@ IMAGE_VARIABLES = ("POSTGRES_IMAGE", "PYTHON_IMAGE")
 # What scripts/test-env.sh builds from Debian packages where no registry answers (a unit
 # test keeps the two in step).
 LOCAL_IMAGES: dict[str, str] = {
-    "POSTGRES_IMAGE": "recoverctl-test/postgres:15",
+    "POSTGRES_IMAGE": "recoverctl-test/postgres:17",
     "PYTHON_IMAGE": "recoverctl-test/python:3.11",
 }
+# New stacks get this major, written in the env file whichever image serves it: the compose
+# file's default stays what existing installations started on (their data directory's
+# major), and official images past 17 also move their data directory.
+NEW_POSTGRES_IMAGE = "postgres:17"
 _ASSIGNMENT = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)=(?P<value>.*)$")
 _COMMENTED = re.compile(r"^#\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)=")
 # ASCII only (\d matches any script's digits), and \Z: `$` lets a final newline through.
@@ -195,3 +199,30 @@ def render(
     if extra:
         out += ["", "# Set by recoverctl init.", *extra]
     return Generated("\n".join(out) + "\n", tuple(secrets), tuple(placeholders))
+
+
+def with_values(text: str, values: Mapping[str, str | None]) -> str:
+    """The env file's text with each variable set (its line replaced where it has one,
+    else appended) or, for None, its line removed; every other line kept as it was.
+    Values are written bare, so only values that need no quoting belong here (image and
+    volume names)."""
+    for name, value in values.items():
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_.:/@+-]+", value):
+            raise ValueError(f"{name}: {value!r} would need quoting in an env file")
+    lines = text.splitlines()
+    out: list[str] = []
+    seen: set[str] = set()
+    for line in lines:
+        found = _ASSIGNMENT.match(line.removeprefix("export ").strip())
+        key = str(found["name"]) if found else ""
+        if key in values:
+            wanted = values[key]
+            if key not in seen and wanted is not None:
+                out.append(f"{key}={wanted}")
+            seen.add(key)
+            continue
+        out.append(line)
+    for key, value in values.items():
+        if key not in seen and value is not None:
+            out.append(f"{key}={value}")
+    return "\n".join(out) + "\n"

@@ -23,6 +23,10 @@ class StepClock:
         self.t = time.monotonic()
 
     def step(self, text: str) -> None:
+        if self.running and text == self.current:
+            # The same step said again (a wait's progress line): it goes on, one entry.
+            self.progress(text)
+            return
         self.stop()
         self.current = text
         self.running = True

@@ -4,6 +4,7 @@ each made on first use and kept for the rest of the command."""
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 from dotenv import dotenv_values
 
 from recoverctl.adapters import compose, files
-from recoverctl.core import commands, pitr
+from recoverctl.core import commands, pitr, upgrade
 from recoverctl.core.compose_model import ComposeModel
 from recoverctl.errors import ConfigError, ErrorCode, RecoverctlError
 from recoverctl.settings import PITR_FILES, Settings, project_name
@@ -44,6 +45,7 @@ class StackRef:
 
     def target(self) -> commands.ComposeTarget:
         s = self.settings
+        _judge_volume(s)
         override = self.pitr_override
         return commands.ComposeTarget(
             cli=compose.detect_cli(),
@@ -60,6 +62,27 @@ class StackRef:
                 f"No service {service!r} in {self.settings.compose_rel}.",
                 "Services: " + ", ".join(self.compose.services) + ".",
                 code=ErrorCode.USAGE,
+            )
+
+
+def _judge_volume(settings: Settings) -> None:
+    """POSTGRES_VOLUME goes into the db service's volume line: a path there would mount a
+    folder of the host (another project's data among them) as the data directory. Only the
+    compose file's own volume names pass, before compose is ever run."""
+    try:
+        from_file = dotenv_values(settings.env_file).get(upgrade.VOLUME_VARIABLE)
+    except (OSError, UnicodeError, ValueError):
+        from_file = None  # an unreadable env file is told by the command's own checks
+    for where, value in (
+        ("the environment", os.environ.get(upgrade.VOLUME_VARIABLE)),
+        (settings.env_file.name, from_file),
+    ):
+        if value and not upgrade.is_project_volume(value):
+            raise ConfigError(
+                f"{upgrade.VOLUME_VARIABLE}={value} in {where} is not one of the compose "
+                f"file's volumes ({', '.join(upgrade.project_volumes())}).",
+                f"Set it to one of them, or remove it (default {upgrade.DEFAULT_VOLUME}).",
+                code=ErrorCode.ENV_INVALID,
             )
 
 

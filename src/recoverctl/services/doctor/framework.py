@@ -48,6 +48,7 @@ class Group(StrEnum):
     GIT = "git"
     KEY = "key"
     STACK = "stack"
+    POSTGRES = "postgres"
     BACKUPS = "backups"
     TARGETS = "targets"
     PITR = "pitr"

@@ -3,7 +3,7 @@ each group's checks in its module's order. Adding a group is a module and a line
 
 from __future__ import annotations
 
-from recoverctl.services.doctor import backups, env, git, key, pitr, stack, targets
+from recoverctl.services.doctor import backups, env, git, key, pitr, postgres, stack, targets
 from recoverctl.services.doctor.framework import CheckSpec, GroupChecks
 
 GROUPS_IN_ORDER: tuple[GroupChecks, ...] = (
@@ -11,6 +11,7 @@ GROUPS_IN_ORDER: tuple[GroupChecks, ...] = (
     git.checks,
     key.checks,
     stack.checks,
+    postgres.checks,
     backups.checks,
     targets.checks,
     pitr.checks,

@@ -1,0 +1,285 @@
+"""upgrade-postgres for real: a PostgreSQL 15 stack moved to 17 (the local images built by
+scripts/test-env.sh from Debian bookworm and trixie), its data, roles, grants and settings
+carried and compared, the old volume kept; a rollback with writes made since (they are in
+the dump taken aside); the kept volume forgotten; the upgrade again, and twice; a load
+that fails half-way and a Ctrl-C, each with the old cluster serving again."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from tests.e2e.conftest import Project, make_project, tear_down
+
+pytestmark = pytest.mark.e2e
+
+OLD = "recoverctl-test/postgres:15"
+NEW_VAR = "POSTGRES17_IMAGE"
+
+
+@pytest.fixture(scope="module")
+def new_image(docker_client: docker.DockerClient) -> str:
+    image = os.environ.get(NEW_VAR)
+    if not image:
+        pytest.fail(f"{NEW_VAR} is not set: run the e2e tests through `make test`.", pytrace=False)
+    try:
+        docker_client.images.get(image)
+    except docker.errors.ImageNotFound:
+        pytest.fail(f"{NEW_VAR}={image} does not exist: run `make test-env`.", pytrace=False)
+    return image
+
+
+@pytest.fixture(scope="module")
+def project(
+    tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient, new_image: str
+) -> Iterator[Project]:
+    p = make_project(tmp_path_factory.mktemp("upgrade"), "rctl-e2e-upgrade", docker_client)
+    # The env file names the image; the suite's exported POSTGRES_IMAGE would win over it.
+    p.unset = ("POSTGRES_IMAGE",)
+    p.force_clean()
+    yield p
+    tear_down(p)
+
+
+def _json(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(done.stdout)
+    return document
+
+
+def _major(p: Project) -> int:
+    return int(p.sql("SHOW server_version_num").strip()) // 10000
+
+
+def _env_file(p: Project) -> dict[str, str]:
+    from dotenv import dotenv_values
+
+    return {k: v or "" for k, v in dotenv_values(p.root / ".env").items()}
+
+
+def _volumes(p: Project) -> set[str]:
+    return {v.name for v in p.client.volumes.list(filters={"label": f"com.docker.compose.project={p.name}"})}
+
+
+def _pg_version_in(p: Project, volume: str) -> str:
+    out = p.client.containers.run(
+        "recoverctl-test/postgres:15", ["cat", "/data/PG_VERSION"], entrypoint=[],
+        remove=True, volumes={volume: {"bind": "/data", "mode": "ro"}},
+    )  # fmt: skip
+    return bytes(out).decode().strip()
+
+
+def _fresh_15(p: Project) -> dict[str, str]:
+    """A PostgreSQL 15 stack with vault data, a second role with a password and a grant,
+    and a database setting: what must come across."""
+    from tests.e2e.vaultclient import Vault
+
+    p.force_clean()
+    p.write_env(".env", POSTGRES_IMAGE=OLD)
+    up = p.run("up")
+    assert up.returncode == 0, up.stderr
+    Vault(p).seed()
+    p.sql("CREATE TABLE upgrade_canary (id int PRIMARY KEY, note text)")
+    p.sql("INSERT INTO upgrade_canary SELECT g, 'row ' || g FROM generate_series(1, 500) g")
+    p.sql("CREATE ROLE reader LOGIN PASSWORD 'reader-secret-1'")
+    p.sql("GRANT SELECT ON ALL TABLES IN SCHEMA public TO reader")
+    p.sql(f"ALTER DATABASE {p.env['POSTGRES_DB']} SET statement_timeout = '41s'")
+    assert _major(p) == 15
+    return p.checksum()
+
+
+def _carried(p: Project) -> dict[str, str]:
+    return {
+        "reader": p.sql("SELECT rolpassword FROM pg_authid WHERE rolname = 'reader'").strip(),
+        "grant": p.sql(
+            "SELECT has_table_privilege('reader', 'public.upgrade_canary', 'SELECT')"
+        ).strip(),
+        "setting": p.sql(
+            "SELECT array_to_string(setconfig, ',') FROM pg_db_role_setting s JOIN pg_database d "
+            "ON d.oid = s.setdatabase WHERE d.datname = current_database()"
+        ).strip(),
+        "owner": p.sql("SELECT tableowner FROM pg_tables WHERE tablename = 'upgrade_canary'").strip(),
+    }
+
+
+def test_upgrade_rollback_forget_and_again(project: Project, new_image: str) -> None:
+    p = project
+    before = _fresh_15(p)
+    carried = _carried(p)
+    assert carried["setting"] == "statement_timeout=41s" and carried["grant"] == "t"
+
+    dry = p.run("upgrade-postgres", "--to", "17", "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    assert _json(dry)["result"]["outcome"] == "dry_run"
+    assert _major(p) == 15 and _env_file(p)["POSTGRES_IMAGE"] == OLD
+
+    done = p.run("upgrade-postgres", "--to", "17", "--yes", "--json")
+    assert done.returncode == 0, done.stderr + done.stdout
+    result = _json(done)["result"]
+    assert result["outcome"] == "upgraded"
+    assert (result["from_major"], result["to_major"]) == (15, 17)
+    assert result["new_image"] == new_image
+    assert result["old_volume"] == f"{p.name}_db-data"
+    assert result["new_volume"] == f"{p.name}_db-data-17"
+    assert result["app_downtime_seconds"] is not None and result["app_downtime_seconds"] > 0
+    assert result["rows"] > 500 and Path(result["backup"]).is_file()
+    assert [s["step"] for s in result["steps"]][-1] == "checking the stack and the key-check endpoint"
+
+    assert _major(p) == 17
+    env = _env_file(p)
+    assert (env["POSTGRES_IMAGE"], env["POSTGRES_VOLUME"]) == (new_image, "db-data-17")
+    assert p.checksum() == before  # every row of every table
+    assert _carried(p) == carried  # the role's password hash, the grant, the setting, the owner
+    assert _pg_version_in(p, f"{p.name}_db-data") == "15"  # the old cluster, kept untouched
+    status, _ = p.get("/healthz")
+    assert status == 200
+
+    doctor = p.run("doctor", "--json")
+    checks = {c["name"]: c for c in _json(doctor)["result"]["checks"]}
+    assert checks["postgres.version"]["status"] == "ok", checks["postgres.version"]
+    assert checks["postgres.upgrade"]["status"] == "ok"
+    assert "db-data kept since" in checks["postgres.upgrade"]["evidence"]
+
+    again = p.run("upgrade-postgres", "--to", "17", "--yes", "--json")
+    assert again.returncode == 0, again.stderr
+    assert _json(again)["result"]["outcome"] == "nothing_to_do"
+
+    # Writes after the upgrade, then back: they are in the dump taken aside, not in 15.
+    p.sql("INSERT INTO upgrade_canary VALUES (9001, 'written on 17')")
+    back = p.run("upgrade-postgres", "--rollback", "--yes", "--json")
+    assert back.returncode == 0, back.stderr + back.stdout
+    rolled = _json(back)["result"]
+    assert rolled["outcome"] == "rolled_back"
+    aside = Path(rolled["aside"])
+    assert aside.is_file() and aside.parent.name == "upgrade-aside"
+    listed = p.run("list", "--json")
+    assert aside.name not in listed.stdout  # never what restore latest or the routine picks
+    assert rolled["kept_volume"] == f"{p.name}_db-data-17"
+    assert _major(p) == 15
+    assert "POSTGRES_VOLUME" not in _env_file(p) and _env_file(p)["POSTGRES_IMAGE"] == OLD
+    assert p.sql("SELECT count(*) FROM upgrade_canary WHERE id = 9001").strip() == "0"
+    assert p.checksum() == before
+    manifest = json.loads(aside.with_name(aside.name + ".json").read_text())
+    assert manifest["tables"]["public.upgrade_canary"] == 501, manifest["tables"]
+
+    refused = p.run("upgrade-postgres", "--to", "17", "--yes", "--json")
+    assert refused.returncode == 1
+    error = _json(refused)["error"]
+    assert error["code"] == "upgrade_refused" and "forget-old" in error["hint"]
+
+    forgot = p.run("upgrade-postgres", "--forget-old", "--yes", "--json")
+    assert forgot.returncode == 0, forgot.stderr
+    assert _json(forgot)["result"]["removed"] == f"{p.name}_db-data-17"
+    assert f"{p.name}_db-data-17" not in _volumes(p)
+    assert f"{p.name}_db-data" in _volumes(p)
+
+    fresh = p.run("upgrade-postgres", "--to", "17", "--yes", "--json")
+    assert fresh.returncode == 0, fresh.stderr + fresh.stdout
+    assert _major(p) == 17
+    assert p.checksum() == before
+
+
+def test_a_load_that_fails_half_way_leaves_the_old_cluster_serving(project: Project) -> None:
+    p = project
+    before = _fresh_15(p)
+    # The failpoint waits 20 s, then the upgrade goes on: time to make the conflict.
+    env = {"RECOVERCTL_FAILPOINT": "upgrade.new_cluster", "RECOVERCTL_FAILPOINT_SECONDS": "20"}
+    proc = _start(p, env)
+    _wait_for(proc, "failpoint upgrade.new_cluster reached")
+    # A role of the same name made in the new cluster: pg_dumpall's CREATE ROLE conflicts.
+    new = p.client.containers.get(f"{p.name}-upgrade-db")
+    code, out = new.exec_run(
+        ["psql", "-U", p.env["POSTGRES_USER"], "-d", "postgres", "-c", "CREATE ROLE reader"],
+        user="postgres",
+    )
+    assert code == 0, out
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 1, stderr
+    error = json.loads(stdout)["error"]
+    assert error["code"] == "upgrade_failed"
+    assert "The old cluster (PostgreSQL 15) serves again, with the app." in error["message"]
+    assert _major(p) == 15 and p.checksum() == before
+    assert f"{p.name}_db-data-17" not in _volumes(p)
+    assert not p.client.containers.list(all=True, filters={"name": f"{p.name}-upgrade-db"})
+    assert not (p.root / ".recoverctl" / f"upgrade-{p.name}.json").exists()
+    p.wait_healthy()
+    status, _ = p.get("/healthz")
+    assert status == 200
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_with_the_app_stopped_the_old_cluster_serves(
+    project: Project, sig: signal.Signals
+) -> None:
+    p = project
+    before = _fresh_15(p)
+    env = {"RECOVERCTL_FAILPOINT": "upgrade.app_stopped", "RECOVERCTL_FAILPOINT_SECONDS": "120"}
+    proc = _start(p, env)
+    _wait_for(proc, "failpoint upgrade.app_stopped reached")
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == (130 if sig == signal.SIGINT else 143), stderr
+    error = json.loads(stdout)["error"]
+    assert "the old cluster (PostgreSQL 15) serves again" in error["message"]
+    assert _major(p) == 15 and p.checksum() == before
+    assert f"{p.name}_db-data-17" not in _volumes(p)
+    p.wait_healthy()
+
+
+def test_kill_9_half_way_is_undone_by_the_next_run(project: Project) -> None:
+    p = project
+    before = _fresh_15(p)
+    env = {"RECOVERCTL_FAILPOINT": "upgrade.app_stopped", "RECOVERCTL_FAILPOINT_SECONDS": "120"}
+    proc = _start(p, env)
+    _wait_for(proc, "failpoint upgrade.app_stopped reached")
+    proc.kill()
+    proc.communicate(timeout=60)
+    doctor = p.run("doctor", "--json")
+    checks = {c["name"]: c for c in _json(doctor)["result"]["checks"]}
+    assert checks["postgres.upgrade"]["status"] == "fail"
+    assert "stopped half-way (app_stopped)" in checks["postgres.upgrade"]["evidence"]
+    back = p.run("upgrade-postgres", "--rollback", "--yes", "--json")
+    assert back.returncode == 0, back.stderr
+    assert _json(back)["result"]["outcome"] == "undone"
+    assert _major(p) == 15 and p.checksum() == before
+    assert f"{p.name}_db-data-17" not in _volumes(p)
+    p.wait_healthy()
+
+
+def _start(p: Project, extra: dict[str, str]) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "RECOVERCTL_PROJECT_NAME": p.name,
+        "RECOVERCTL_CONFIG": str(p.root / "recoverctl-config.toml"),
+        **extra,
+    }
+    env.pop("POSTGRES_IMAGE", None)
+    env.pop("RECOVERCTL_PROJECT_DIR", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "recoverctl", "upgrade-postgres", "--to", "17", "--yes", "--json"],
+        cwd=p.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _wait_for(proc: subprocess.Popen[str], line: str, timeout: float = 600) -> None:
+    assert proc.stderr is not None
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        got = proc.stderr.readline()
+        if not got:
+            break
+        seen.append(got)
+        if line in got:
+            return
+    proc.kill()
+    raise AssertionError(f"never saw {line!r}: {''.join(seen)[-2000:]}")
