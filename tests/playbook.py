@@ -40,3 +40,8 @@ def is_offsite(argv: tuple[str, ...]) -> bool:
         or "--target" in argv
         or argv[:3] == ("doctor", "--only", "targets")
     )
+
+
+def is_upgrade(argv: tuple[str, ...]) -> bool:
+    """A major upgrade's command: tests/e2e/test_upgrade_e2e.py runs these, on a 15 stack."""
+    return argv[:1] == ("upgrade-postgres",)

@@ -20,6 +20,7 @@ import docker
 import pytest
 
 from tests.e2e.conftest import Project, make_project, tear_down
+from tests.playbook import is_upgrade, playbook_commands
 
 pytestmark = pytest.mark.e2e
 
@@ -78,12 +79,19 @@ def _pg_version_in(p: Project, volume: str) -> str:
     return bytes(out).decode().strip()
 
 
-def _fresh_15(p: Project) -> dict[str, str]:
+def _fresh_15(p: Project, *, tmpfs_mb: int = 0) -> dict[str, str]:
     """A PostgreSQL 15 stack with vault data, a second role with a password and a grant,
-    and a database setting: what must come across."""
+    and a database setting: what must come across. tmpfs_mb: the data volume made first on
+    a tmpfs of that size (compose adopts it by its labels), a small disk."""
     from tests.e2e.vaultclient import Vault
 
     p.force_clean()
+    if tmpfs_mb:
+        p.client.volumes.create(
+            f"{p.name}_db-data", driver="local",
+            driver_opts={"type": "tmpfs", "device": "tmpfs", "o": f"size={tmpfs_mb}m"},
+            labels={"com.docker.compose.project": p.name, "com.docker.compose.volume": "db-data"},
+        )  # fmt: skip
     p.write_env(".env", POSTGRES_IMAGE=OLD)
     up = p.run("up")
     assert up.returncode == 0, up.stderr
@@ -111,11 +119,40 @@ def _carried(p: Project) -> dict[str, str]:
     }
 
 
+# What the test below runs, each as playbook.md shows it (then --yes --json for the test).
+PLAYBOOK_RUN = {
+    ("upgrade-postgres", "--to", "17", "--dry-run"),
+    ("upgrade-postgres", "--to", "17"),
+    ("upgrade-postgres", "--rollback"),
+    ("upgrade-postgres", "--forget-old"),
+}
+
+
+def test_the_playbook_shows_the_upgrade_commands_run_here() -> None:
+    assert {c for c in playbook_commands() if is_upgrade(c)} == PLAYBOOK_RUN
+
+
 def test_upgrade_rollback_forget_and_again(project: Project, new_image: str) -> None:
     p = project
     before = _fresh_15(p)
     carried = _carried(p)
     assert carried["setting"] == "statement_timeout=41s" and carried["grant"] == "t"
+
+    # POSTGRES_IMAGE exported in the shell (the suite exports 15's) would undo the switch.
+    exported = subprocess.run(
+        [sys.executable, "-m", "recoverctl", "upgrade-postgres", "--to", "17", "--yes", "--json"],
+        cwd=p.root, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "RECOVERCTL_PROJECT_NAME": p.name, "POSTGRES_IMAGE": "postgres:15",
+             "RECOVERCTL_CONFIG": str(p.root / "recoverctl-config.toml")},
+    )  # fmt: skip
+    assert exported.returncode == 1, exported.stderr
+    error = _json(exported)["error"]
+    assert error["code"] == "upgrade_refused" and "unset POSTGRES_IMAGE" in error["hint"]
+    missing = p.run("upgrade-postgres", "--to", "17", "--image", "recoverctl-test/nothing:17",
+                    "--yes", "--json")  # fmt: skip
+    assert missing.returncode == 1
+    assert "is not on this machine and no registry has it" in _json(missing)["error"]["message"]
+    assert _major(p) == 15 and f"{p.name}_db-data-17" not in _volumes(p)
 
     dry = p.run("upgrade-postgres", "--to", "17", "--dry-run", "--json")
     assert dry.returncode == 0, dry.stderr
@@ -153,6 +190,19 @@ def test_upgrade_rollback_forget_and_again(project: Project, new_image: str) -> 
     assert again.returncode == 0, again.stderr
     assert _json(again)["result"]["outcome"] == "nothing_to_do"
 
+    # A 15 dump restores into 17; a drill drills 17; neither the drill's nor another
+    # project's down --volumes reaches the live or the kept volume.
+    restored = p.run("restore", result["backup"], "--yes", "--no-safety-backup", "--json")
+    assert restored.returncode == 0, restored.stderr
+    assert p.checksum() == before and _major(p) == 17
+    drill = p.run("drill", "--json")
+    assert drill.returncode == 0, drill.stderr
+    other = p.run("down", "--volumes", "--yes", "--no-safety-backup",
+                  RECOVERCTL_PROJECT_NAME=f"{p.name}-other")  # fmt: skip
+    assert other.returncode == 0, other.stderr
+    assert {f"{p.name}_db-data", f"{p.name}_db-data-17"} <= _volumes(p)
+    assert _pg_version_in(p, f"{p.name}_db-data") == "15" and _major(p) == 17
+
     # Writes after the upgrade, then back: they are in the dump taken aside, not in 15.
     p.sql("INSERT INTO upgrade_canary VALUES (9001, 'written on 17')")
     back = p.run("upgrade-postgres", "--rollback", "--yes", "--json")
@@ -167,6 +217,12 @@ def test_upgrade_rollback_forget_and_again(project: Project, new_image: str) -> 
     assert _major(p) == 15
     assert "POSTGRES_VOLUME" not in _env_file(p) and _env_file(p)["POSTGRES_IMAGE"] == OLD
     assert p.sql("SELECT count(*) FROM upgrade_canary WHERE id = 9001").strip() == "0"
+    assert p.checksum() == before
+    # The 17 dump does not go into 15: refused before anything is touched.
+    newer = p.run("restore", str(aside), "--yes", "--json")
+    assert newer.returncode == 1
+    said = json.dumps(_json(newer)["error"])
+    assert "made by pg_dump 17" in said and "PostgreSQL 15" in said, said
     assert p.checksum() == before
     manifest = json.loads(aside.with_name(aside.name + ".json").read_text())
     assert manifest["tables"]["public.upgrade_canary"] == 501, manifest["tables"]
@@ -214,6 +270,57 @@ def test_a_load_that_fails_half_way_leaves_the_old_cluster_serving(project: Proj
     p.wait_healthy()
     status, _ = p.get("/healthz")
     assert status == 200
+
+
+def test_a_new_cluster_that_does_not_start_leaves_the_old_one_serving(project: Project) -> None:
+    p = project
+    before = _fresh_15(p)
+    # An image that says 17 and carries no PostgreSQL: the new cluster's container exits.
+    p.client.images.get(os.environ["PYTHON_IMAGE"]).tag("recoverctl-test/broken", "17")
+    try:
+        done = p.run("upgrade-postgres", "--to", "17", "--image", "recoverctl-test/broken:17",
+                     "--yes", "--json")  # fmt: skip
+    finally:
+        p.client.images.remove("recoverctl-test/broken:17")
+    assert done.returncode == 1, done.stderr
+    error = _json(done)["error"]
+    assert error["code"] == "upgrade_failed"
+    # The engine refuses to start it ("postgres": executable file not found), said as is.
+    assert f"start container {p.name}-upgrade-db" in error["message"], error
+    assert error["message"].endswith("The old cluster (PostgreSQL 15) serves again, with the app.")
+    assert _major(p) == 15 and p.checksum() == before
+    assert f"{p.name}_db-data-17" not in _volumes(p)
+    assert _env_file(p)["POSTGRES_IMAGE"] == OLD and "POSTGRES_VOLUME" not in _env_file(p)
+    assert not p.client.containers.list(all=True, filters={"name": f"{p.name}-upgrade-db"})
+    p.wait_healthy()
+
+
+def test_another_database_in_the_cluster_is_refused(project: Project) -> None:
+    p = project
+    _fresh_15(p)
+    p.sql("CREATE DATABASE side_app", "postgres")
+    done = p.run("upgrade-postgres", "--to", "17", "--yes", "--json")
+    assert done.returncode == 1, done.stderr
+    error = _json(done)["error"]
+    assert error["code"] == "upgrade_refused" and "side_app" in error["message"], error
+    assert _major(p) == 15 and f"{p.name}_db-data-17" not in _volumes(p)
+
+
+def test_a_disk_too_small_is_refused_before_anything(project: Project) -> None:
+    p = project
+    _fresh_15(p, tmpfs_mb=256)
+    p.sql("CREATE TABLE ballast AS SELECT g, repeat('x', 900) AS pad FROM generate_series(1, 60000) g")
+    p.sql("CHECKPOINT")  # its WAL recycled: the small disk holds the data, not the log
+    before = p.checksum()
+    backups = p.backups()
+    done = p.run("upgrade-postgres", "--to", "17", "--yes", "--json")
+    assert done.returncode == 1, done.stderr
+    error = _json(done)["error"]
+    assert error["code"] == "disk_full", error
+    assert "MiB free; the upgrade needs" in error["message"]
+    assert p.backups() == backups  # refused in preflight: not even the backup was taken
+    assert _major(p) == 15 and p.checksum() == before
+    assert f"{p.name}_db-data-17" not in _volumes(p)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

@@ -213,6 +213,10 @@ def test_a_gap_in_the_archive_fails_the_window_until_a_full_backup_closes_it() -
     closed = checks.window_check(complete, NOW, week, 2, (replace(hole, closed_by="F3"),))
     assert closed is not None and closed.status == WARN
     assert "between it and base backup F3 are out of reach" in closed.evidence
+    # An archive that cannot be listed: its gaps are not known, and the check says so.
+    unknown = checks.window_check(complete, NOW, week, 2, None)
+    assert unknown is not None and unknown.status == WARN
+    assert "could not be listed" in unknown.evidence and "gaps not checked" in unknown.evidence
 
 
 def test_passphrase_off_site_means_its_fingerprint_on_every_target() -> None:

@@ -237,6 +237,11 @@ CARRIED: dict[str, str] = {
     "extensions": "SELECT extname FROM pg_extension ORDER BY 1",
 }
 
+# What the upgrade does not carry: a database beside the app's ('postgres' is initdb's own).
+OTHER_DATABASES = (
+    "SELECT datname FROM pg_database WHERE NOT datistemplate"
+    " AND datname NOT IN ('postgres', current_database()) ORDER BY 1"
+)
 # The extensions a database uses that the new server has no build of.
 MISSING_EXTENSIONS = "SELECT extname FROM pg_extension ORDER BY 1"
 AVAILABLE_EXTENSIONS = "SELECT name FROM pg_available_extensions ORDER BY 1"

@@ -483,6 +483,13 @@ def preflight(session: StackSession, cur: Current, target: Target) -> list[str]:
             else f"Pull it (docker pull {target.image}), or name another with --image.",
         )
     db = session.db()
+    others = db.query(upgrade.OTHER_DATABASES).split()
+    if others:
+        raise UpgradeRefused(
+            f"The cluster holds other databases than {cur.database} ({', '.join(others)}): "
+            "the upgrade carries the app's database and the roles only.",
+            "Back them up and drop them (or move them elsewhere) first, then upgrade.",
+        )
     size = int(db.query("SELECT pg_database_size(current_database())").strip() or 0)
     out = db.run(("df", "-Pk", PGDATA))
     free = upgrade.parse_df(out.stdout.decode("utf-8", "replace")) if out.ok else None

@@ -367,18 +367,18 @@ class Context:
         found: pitr.StanzaInfo = self._get("pitr:info", lambda: svc.info(self.db()))
         return found
 
-    def archive_gaps(self, repo: pitr.Repo, held: pitr.RepoInfo) -> tuple[pitr.Gap, ...]:
-        """WAL missing from repo's archive; none known when it cannot be listed (pitr.repos
-        says why the repository cannot be read)."""
+    def archive_gaps(self, repo: pitr.Repo, held: pitr.RepoInfo) -> tuple[pitr.Gap, ...] | None:
+        """WAL missing from repo's archive; None when the archive cannot be listed (then
+        nothing is known of its gaps, and pitr.window says so)."""
         from recoverctl.services import pitr as svc
 
-        def listed() -> tuple[pitr.Gap, ...]:
+        def listed() -> tuple[pitr.Gap, ...] | None:
             try:
                 return svc.gaps(self.db(), repo, held, self.archiver().last_archived_wal)
             except RecoverctlError:
-                return ()
+                return None
 
-        found: tuple[pitr.Gap, ...] = self._get(f"pitr:gaps:{repo.name}", listed)
+        found: tuple[pitr.Gap, ...] | None = self._get(f"pitr:gaps:{repo.name}", listed)
         return found
 
     def pgbackrest_version(self) -> tuple[int, int]:

@@ -397,14 +397,21 @@ def window_check(
     now: datetime,
     full_every: timedelta,
     keep_full: int,
-    gaps: tuple[pitr.Gap, ...] = (),
+    gaps: tuple[pitr.Gap, ...] | None = (),
 ) -> Finding | None:
+    """gaps None: the archive could not be listed, so whether it has one is not known."""
     if held is None or held.earliest is None:
         return None  # no repository or no base backup: pitr.repos, pitr.base_backup say so
     earliest = held.earliest
     reach = now - earliest
     promise = promised(full_every, keep_full)
     text = f"back to {moment(earliest)} ({span(reach)})"
+    if gaps is None:
+        return Finding(
+            WARN,
+            f"{text}; its archive could not be listed (pgbackrest repo-ls): gaps not checked",
+            "See recoverctl pitr status for the repository's error",
+        )
     if pitr.open_gaps(gaps):
         return Finding(
             FAIL,

@@ -5,7 +5,7 @@ cluster an upgrade kept."""
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from dotenv import dotenv_values
 
@@ -74,17 +74,25 @@ def _version(ctx: Context) -> Finding:
     db = ctx.db()
     major = parse_version(db.query("SHOW server_version")).major
     image, where = _configured_image(ctx)
+    running = str(db.container.attrs["Config"]["Image"])
+    return version_finding(
+        major, image, where, running, ctx.settings.env_file.name, datetime.now(UTC).date()
+    )
+
+
+def version_finding(
+    major: int, image: str | None, where: str, running: str, env_name: str, today: date
+) -> Finding:
     named = upgrade.image_major(image) if image else None
     if named is not None and named != major:
-        running = str(db.container.attrs["Config"]["Image"])
         return Finding(
             FAIL,
             f"the data directory is PostgreSQL {major}, and compose would start {image} "
             f"({where}): PostgreSQL {named} refuses it",
-            f"Set {upgrade.IMAGE_VARIABLE}={running} in {ctx.settings.env_file.name}; to move "
+            f"Set {upgrade.IMAGE_VARIABLE}={running} in {env_name}; to move "
             f"to {named}: recoverctl upgrade-postgres --to {named}",
         )
-    warning = upgrade.eol_warning(major, datetime.now(UTC).date())
+    warning = upgrade.eol_warning(major, today)
     if warning:
         return Finding(
             WARN,
@@ -108,6 +116,11 @@ def _upgrade(ctx: Context) -> Finding:
         journal = read_journal(ctx.session)
     except RecoverctlError as exc:
         return Finding(FAIL, exc.message, exc.hint or "")
+    volume = kept_volume(ctx.session, journal) if journal is not None else None
+    return journal_finding(journal, volume, datetime.now(UTC))
+
+
+def journal_finding(journal: upgrade.Journal | None, volume: str | None, now: datetime) -> Finding:
     if journal is None:
         return Finding(OK, "no upgrade in progress, no cluster kept")
     if journal.half_made:
@@ -123,9 +136,8 @@ def _upgrade(ctx: Context) -> Finding:
             f"an upgrade to PostgreSQL {journal.to_major} stopped after the switch",
             f"recoverctl upgrade-postgres --to {journal.to_major} finishes it",
         )
-    volume = kept_volume(ctx.session, journal)
     since = journal.switched_at or journal.updated_at
-    age = datetime.now(UTC) - since
+    age = now - since
     said = f"{volume} kept since {since.date().isoformat()}"
     if age > timedelta(days=upgrade.KEPT_VOLUME_DAYS):
         return Finding(
