@@ -122,9 +122,11 @@ def bring_up(
     build: bool = True,
     progress: Step = _quiet,
     env: Mapping[str, str] | None = None,
+    probe: bool = False,
 ) -> StackStatus:
     """docker compose up, then wait until every service is healthy. env: variables for
-    compose's interpolation over the env file's (a drill's free port: commands.port_env)."""
+    compose's interpolation over the env file's (a drill's free port: commands.port_env).
+    probe: as wait_ready's (where the app's downtime is measured, as an upgrade's)."""
     settings = session.settings
     files.require_env_file(settings)
     ref = session.ref
@@ -139,4 +141,4 @@ def bring_up(
         hint="Its last lines are above; fix the cause and run recoverctl up again.",
     )
     session.forget_db()  # up may have recreated the db container
-    return wait_ready(engine, ref, settings.up_timeout.total_seconds(), progress)
+    return wait_ready(engine, ref, settings.up_timeout.total_seconds(), progress, probe=probe)

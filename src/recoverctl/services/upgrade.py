@@ -33,7 +33,7 @@ from recoverctl.errors import ErrorCode, Interrupted, RecoverctlError
 from recoverctl.services.dump import take_backup
 from recoverctl.services.restore import StepSeconds
 from recoverctl.services.session import StackSession
-from recoverctl.services.stack import bring_up, wait_ready
+from recoverctl.services.stack import bring_up
 from recoverctl.services.verification import verify_file
 
 if TYPE_CHECKING:
@@ -375,6 +375,11 @@ def load(live: Db, new: Db, cur: Current) -> tuple[int, int]:
         "Carrying the data into the new cluster",
         "Nothing was switched: the old cluster serves again.",
     )
+    with live.session(), new.session():  # one psql each for the comparisons below
+        return _compare(live, new, cur)
+
+
+def _compare(live: Db, new: Db, cur: Current) -> tuple[int, int]:
     before = live.count_rows(cur.database)
     after = new.count_rows(cur.database, tables=list(before))
     wrong = [f"{t}: {n} rows, {after.get(t)} in the new cluster" for t, n in before.items() if after.get(t) != n]
@@ -701,10 +706,7 @@ def _switch(
     try:
         clock.step("starting the stack on the new cluster")
         session.forget_db()
-        bring_up(session, build=False, progress=_quiet)
-        status = wait_ready(
-            session.engine, session.ref, session.settings.up_timeout.total_seconds(), probe=True
-        )
+        status = bring_up(session, build=False, probe=True)
         served = time.monotonic()
         clock.step("checking the stack and the key-check endpoint")
         checks = serving_checks(session)
@@ -773,8 +775,7 @@ def _finish(
     checked now."""
     clock.step("finishing the upgrade that stopped after the switch")
     session.forget_db()
-    bring_up(session, build=False, progress=_quiet)
-    wait_ready(session.engine, session.ref, session.settings.up_timeout.total_seconds(), probe=True)
+    bring_up(session, build=False, probe=True)
     checks = serving_checks(session)
     bad = failing(checks)
     if bad:
@@ -845,8 +846,7 @@ def rollback(session: StackSession, *, confirm: Confirm, step: Step = _quiet) ->
         write_journal(session, journal)
         clock.step("starting the stack on the old cluster")
         session.forget_db()
-        bring_up(session, build=False, progress=_quiet)
-        wait_ready(session.engine, session.ref, session.settings.up_timeout.total_seconds(), probe=True)
+        bring_up(session, build=False, probe=True)
         clock.step("checking the stack")
         bad = failing(serving_checks(session))
         if bad:
