@@ -146,11 +146,22 @@ class Project:
             "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1"
         ).split()
         return {
-            t: self.sql(
+            t: self.one_row(
                 f"SELECT count(*) || ':' || md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) FROM {t} x"
-            ).strip()
+            )
             for t in tables
         }
+
+    def one_row(self, statement: str) -> str:
+        """A query that returns exactly one row. Under load the engine may hand back a short
+        exec's exit code without its output (seen: an empty answer to a count, exit 0):
+        asked again then, up to three times, rather than compared as a value."""
+        for _ in range(3):
+            out = self.sql(statement).strip()
+            if out:
+                return out
+            time.sleep(0.5)
+        raise AssertionError(f"no row, three times, from: {statement}")
 
     def databases(self) -> list[str]:
         return self.sql("SELECT datname FROM pg_database ORDER BY 1", "postgres").split()
