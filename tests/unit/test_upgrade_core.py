@@ -36,6 +36,13 @@ def test_image_for_keeps_the_name_and_suffix() -> None:
     assert upgrade.image_for("postgres:latest", 17) is None
 
 
+def test_image_names_are_what_an_env_file_holds_bare() -> None:
+    assert upgrade.is_image_name("registry.example:5000/team/pg:17")
+    assert upgrade.is_image_name("postgres@sha256:abc")
+    for bad in ("a b", "", "-x", "pg:17\nX=1", "pg:17;rm", "$(id)"):
+        assert not upgrade.is_image_name(bad), bad
+
+
 def test_volumes_are_the_compose_files_own() -> None:
     assert upgrade.project_volumes() == ("db-data", "db-data-17")
     assert upgrade.is_project_volume("db-data-17")

@@ -54,6 +54,11 @@ def image_major(image: str) -> int | None:
     return int(found["major"]) if found else None
 
 
+def is_image_name(image: str) -> bool:
+    """A reference docker takes, that an env file holds unquoted."""
+    return re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.:/@+-]*", image) is not None
+
+
 def image_for(image: str, major: int) -> str | None:
     """The same image at another major (`postgres:15` → `postgres:17`, a suffix such as
     `-bookworm` kept); None when its tag names no major to replace."""

@@ -256,6 +256,13 @@ def target_for(cur: Current, to: int, image: str | None) -> Target:
             f"Name the new image: recoverctl upgrade-postgres --to {to} --image IMAGE",
             code=ErrorCode.USAGE,
         )
+    if not upgrade.is_image_name(chosen):
+        raise UpgradeRefused(
+            f"{chosen!r} is not an image name (letters, digits and . _ - / : @ only).",
+            f"Name the new image as docker does: recoverctl upgrade-postgres --to {to} --image "
+            f"postgres:{to}",
+            code=ErrorCode.USAGE,
+        )
     named = upgrade.image_major(chosen)
     if named is not None and named != to:
         raise UpgradeRefused(
@@ -698,12 +705,12 @@ def _switch(
     undone: str | None,
     warnings: list[str],
 ) -> UpgradeResult:
-    clock.step(f"switching the env file to {target.image} on {target.volume}")
-    switch_env(session, target.image, target.volume)
-    journal = journal.at("switched", switched_at=datetime.now(UTC))
-    write_journal(session, journal)
-    failpoints.reach("upgrade.switched")
     try:
+        clock.step(f"switching the env file to {target.image} on {target.volume}")
+        switch_env(session, target.image, target.volume)
+        journal = journal.at("switched", switched_at=datetime.now(UTC))
+        write_journal(session, journal)
+        failpoints.reach("upgrade.switched")
         clock.step("starting the stack on the new cluster")
         session.forget_db()
         status = bring_up(session, build=False, probe=True)
