@@ -83,6 +83,22 @@ def is_project_volume(name: str) -> bool:
     return name == DEFAULT_VOLUME or name in TARGETS.values()
 
 
+def volume_problem(seen: list[tuple[str, str | None]]) -> str | None:
+    """What is wrong with POSTGRES_VOLUME where it is set (each (where, value)), or None:
+    only the compose file's own volume names pass. Said by session before compose runs and
+    by doctor's postgres.settings."""
+    for where, value in seen:
+        if value and not is_project_volume(value):
+            return (
+                f"{VOLUME_VARIABLE}={value} in {where} is not one of the compose file's "
+                f"volumes ({', '.join(project_volumes())})"
+            )
+    return None
+
+
+VOLUME_FIX = f"Set it to one of them, or remove it (default {DEFAULT_VOLUME})"
+
+
 def end_of_life(major: int) -> date | None:
     return END_OF_LIFE.get(major)
 

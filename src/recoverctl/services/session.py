@@ -73,17 +73,14 @@ def _judge_volume(settings: Settings) -> None:
         from_file = dotenv_values(settings.env_file).get(upgrade.VOLUME_VARIABLE)
     except (OSError, UnicodeError, ValueError):
         from_file = None  # an unreadable env file is told by the command's own checks
-    for where, value in (
-        ("the environment", os.environ.get(upgrade.VOLUME_VARIABLE)),
-        (settings.env_file.name, from_file),
-    ):
-        if value and not upgrade.is_project_volume(value):
-            raise ConfigError(
-                f"{upgrade.VOLUME_VARIABLE}={value} in {where} is not one of the compose "
-                f"file's volumes ({', '.join(upgrade.project_volumes())}).",
-                f"Set it to one of them, or remove it (default {upgrade.DEFAULT_VOLUME}).",
-                code=ErrorCode.ENV_INVALID,
-            )
+    problem = upgrade.volume_problem(
+        [
+            ("the environment", os.environ.get(upgrade.VOLUME_VARIABLE)),
+            (settings.env_file.name, from_file),
+        ]
+    )
+    if problem:
+        raise ConfigError(f"{problem}.", f"{upgrade.VOLUME_FIX}.", code=ErrorCode.ENV_INVALID)
 
 
 # Variables whose values are secret by their name, whatever the project adds later.

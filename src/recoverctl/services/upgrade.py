@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +31,7 @@ from recoverctl.core.progress import Step, StepClock
 from recoverctl.core.result import INTERNAL, JsonResult, meta
 from recoverctl.errors import ErrorCode, Interrupted, RecoverctlError
 from recoverctl.services.dump import take_backup
+from recoverctl.services.pitr_restore import _env_of
 from recoverctl.services.restore import StepSeconds
 from recoverctl.services.session import StackSession
 from recoverctl.services.stack import bring_up
@@ -106,7 +107,6 @@ class Current:
     major: int
     volume: str  # the compose volume's short name (db-data, db-data-17)
     image_setting: str | None  # POSTGRES_IMAGE as the env file has it (None: not set)
-    volume_setting: str | None
     user: str
     database: str
     password_env: dict[str, str] = field(repr=False)
@@ -120,11 +120,6 @@ def env_settings(session: StackSession) -> dict[str, str | None]:
         upgrade.IMAGE_VARIABLE: values.get(upgrade.IMAGE_VARIABLE) or None,
         upgrade.VOLUME_VARIABLE: values.get(upgrade.VOLUME_VARIABLE) or None,
     }
-
-
-def _env_of(container: Container) -> dict[str, str]:
-    items = container.attrs["Config"].get("Env") or []
-    return dict(item.split("=", 1) for item in items if "=" in item)
 
 
 def _volume_of(session: StackSession, container: Container) -> str:
@@ -156,7 +151,6 @@ def current(session: StackSession) -> Current:
         major=version.major,
         volume=_volume_of(session, container),
         image_setting=settings[upgrade.IMAGE_VARIABLE],
-        volume_setting=settings[upgrade.VOLUME_VARIABLE],
         user=db.user,
         database=db.database,
         password_env={"POSTGRES_PASSWORD": env.get("POSTGRES_PASSWORD", "")},
@@ -449,12 +443,6 @@ def failing(checks: tuple[Check, ...]) -> list[Check]:
     return [c for c in checks if c.status == FAIL]
 
 
-@contextlib.contextmanager
-def locked(session: StackSession, what: str) -> Iterator[None]:
-    with fsio.project_lock(session.project, what):
-        yield
-
-
 Confirm = Callable[[list[str]], None]
 
 
@@ -542,7 +530,7 @@ def run_upgrade(
 ) -> UpgradeResult:
     started = time.monotonic()
     clock = StepClock(step)
-    with locked(session, "upgrade-postgres"):
+    with fsio.project_lock(session.project, "upgrade-postgres"):
         undone = None
         journal = read_journal(session)
         if journal is not None:
@@ -812,7 +800,7 @@ def _finish(
 def rollback(session: StackSession, *, confirm: Confirm, step: Step = _quiet) -> RollbackResult:
     started = time.monotonic()
     clock = StepClock(step)
-    with locked(session, "upgrade-postgres --rollback"):
+    with fsio.project_lock(session.project, "upgrade-postgres --rollback"):
         journal = read_journal(session)
         if journal is None or journal.phase == "rolled_back":
             cur = current(session)
@@ -883,7 +871,7 @@ def kept_volume(session: StackSession, journal: upgrade.Journal) -> str | None:
 
 
 def forget_old(session: StackSession, *, confirm: Callable[[str], None]) -> ForgetResult:
-    with locked(session, "upgrade-postgres --forget-old"):
+    with fsio.project_lock(session.project, "upgrade-postgres --forget-old"):
         journal = read_journal(session)
         cur = current(session)
         serving = f"PostgreSQL {cur.major} ({cur.image}, volume {cur.volume})"
@@ -908,7 +896,3 @@ def forget_old(session: StackSession, *, confirm: Callable[[str], None]) -> Forg
             removed = None
         remove_journal(session)
         return ForgetResult(session.project, session.settings.stack, removed, serving)
-
-
-def kept_since(journal: upgrade.Journal) -> datetime | None:
-    return journal.switched_at if journal.phase in ("done", "rolled_back") else None

@@ -32,17 +32,14 @@ def _settings(ctx: Context) -> Finding:
     """POSTGRES_VOLUME names one of the compose file's volumes, and no POSTGRES_IMAGE
     exported in the shell overrides the env file's (compose prefers it, silently)."""
     values = _env_file_values(ctx)
-    for where, value in (
-        ("the environment", os.environ.get(upgrade.VOLUME_VARIABLE)),
-        (ctx.settings.env_file.name, values.get(upgrade.VOLUME_VARIABLE)),
-    ):
-        if value and not upgrade.is_project_volume(value):
-            return Finding(
-                FAIL,
-                f"{upgrade.VOLUME_VARIABLE}={value} in {where} is not one of the compose file's "
-                f"volumes ({', '.join(upgrade.project_volumes())})",
-                f"Set it to one of them, or remove it (default {upgrade.DEFAULT_VOLUME})",
-            )
+    problem = upgrade.volume_problem(
+        [
+            ("the environment", os.environ.get(upgrade.VOLUME_VARIABLE)),
+            (ctx.settings.env_file.name, values.get(upgrade.VOLUME_VARIABLE)),
+        ]
+    )
+    if problem:
+        return Finding(FAIL, problem, upgrade.VOLUME_FIX)
     exported = os.environ.get(upgrade.IMAGE_VARIABLE)
     written = values.get(upgrade.IMAGE_VARIABLE)
     if exported and written and exported != written:
