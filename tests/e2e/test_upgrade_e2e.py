@@ -244,6 +244,55 @@ def test_upgrade_rollback_forget_and_again(project: Project, new_image: str) -> 
     assert p.checksum() == before
 
 
+def test_the_rollback_point_and_the_env_files_go_off_site(project: Project, new_image: str) -> None:
+    """Step 2's backup is pushed to every target, the env files again right after the
+    switch (they name 17 now) and after a rollback (15 again). A target that fails makes
+    it exit 3 with the upgrade done, saying so: nobody undoes a good switch for it."""
+    from recoverctl.adapters import seal
+
+    p = project
+    before = _fresh_15(p)
+    identity = p.root.parent / "upgrade-identity.txt"
+    recipient = seal.new_identity(identity)
+    nas = p.root.parent / "upgrade-nas"
+    nas.mkdir(mode=0o700, exist_ok=True)
+    blocked = p.root.parent / "upgrade-not-a-folder"
+    blocked.write_text("a file where the target's folder should be\n")
+    config = p.root / "recoverctl-config.toml"
+    targets = f'[encryption]\nrecipients = ["{recipient}"]\n\n[targets.nas]\ntype = "dir"\npath = "{nas}"\n'
+    config.write_text(targets + f'\n[targets.broken]\ntype = "dir"\npath = "{blocked}/nas"\n')
+    try:
+        done = p.run("upgrade-postgres", "--to", "17", "--yes", "--json")
+        assert done.returncode == 3, done.stderr + done.stdout
+        document = _json(done)
+        result, error = document["result"], document["error"]
+        assert result["outcome"] == "upgraded" and _major(p) == 17
+        assert error["code"] == "offsite_failed"
+        assert error["message"].startswith(f"PostgreSQL 17 ({new_image}, volume db-data-17) serves"), error
+        assert "broken" in error["message"]
+        backup = Path(result["backup"]).name
+        assert [(c["target"], c["status"]) for c in result["offsite"] if c["target"] == "nas"] == [
+            ("nas", "pushed")
+        ], result["offsite"]
+        assert any(backup in str(f) for f in nas.rglob("*")), sorted(nas.rglob("*"))
+        env = {c["target"]: c["status"] for c in result["env"]["copies"]}
+        assert env == {"nas": "pushed", "broken": "failed"}, result["env"]
+        assert p.checksum() == before
+        journal = json.loads((p.root / ".recoverctl" / f"upgrade-{p.name}.json").read_text())
+        assert journal["phase"] == "done"
+
+        config.write_text(targets)
+        back = p.run("upgrade-postgres", "--rollback", "--yes", "--json")
+        assert back.returncode == 0, back.stderr + back.stdout
+        rolled = _json(back)["result"]
+        assert [(c["target"], c["status"]) for c in rolled["env"]["copies"]] == [("nas", "pushed")]
+        assert _major(p) == 15 and p.checksum() == before
+        forgot = p.run("upgrade-postgres", "--forget-old", "--yes", "--json")
+        assert forgot.returncode == 0, forgot.stderr
+    finally:
+        config.write_text("")
+
+
 def test_a_load_that_fails_half_way_leaves_the_old_cluster_serving(project: Project) -> None:
     p = project
     before = _fresh_15(p)
@@ -323,23 +372,44 @@ def test_a_disk_too_small_is_refused_before_anything(project: Project) -> None:
     assert f"{p.name}_db-data-17" not in _volumes(p)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupted_with_the_app_stopped_the_old_cluster_serves(
-    project: Project, sig: signal.Signals
+# Each step the upgrade can be stopped at, with its signal (both at the app's stop).
+STOPS = [
+    ("upgrade.backed_up", signal.SIGTERM),
+    ("upgrade.new_cluster", signal.SIGINT),
+    ("upgrade.app_stopped", signal.SIGINT),
+    ("upgrade.app_stopped", signal.SIGTERM),
+    ("upgrade.loaded", signal.SIGTERM),
+    ("upgrade.switched", signal.SIGINT),
+]
+
+
+@pytest.mark.parametrize(("failpoint", "sig"), STOPS)
+def test_interrupted_at_each_step_the_old_cluster_serves(
+    project: Project, failpoint: str, sig: signal.Signals
 ) -> None:
     p = project
     before = _fresh_15(p)
-    env = {"RECOVERCTL_FAILPOINT": "upgrade.app_stopped", "RECOVERCTL_FAILPOINT_SECONDS": "120"}
+    backups = p.backups()
+    env = {"RECOVERCTL_FAILPOINT": failpoint, "RECOVERCTL_FAILPOINT_SECONDS": "120"}
     proc = _start(p, env)
-    _wait_for(proc, "failpoint upgrade.app_stopped reached")
+    _wait_for(proc, f"failpoint {failpoint} reached")
     proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=600)
     assert proc.returncode == (130 if sig == signal.SIGINT else 143), stderr
     error = json.loads(stdout)["error"]
-    assert "the old cluster (PostgreSQL 15) serves again" in error["message"]
+    assert "old cluster (PostgreSQL 15)" in error["message"], error
+    assert "serves again" in error["message"], error
     assert _major(p) == 15 and p.checksum() == before
+    assert _env_file(p)["POSTGRES_IMAGE"] == OLD and "POSTGRES_VOLUME" not in _env_file(p)
     assert f"{p.name}_db-data-17" not in _volumes(p)
+    assert not p.client.containers.list(all=True, filters={"name": f"{p.name}-upgrade-db"})
+    assert not (p.root / ".recoverctl" / f"upgrade-{p.name}.json").exists()
+    # The rollback point taken before the stop stays, whole: a backup like any other.
+    made = set(p.backups()) - set(backups)
+    assert any(name + ".json" in made for name in made), made
     p.wait_healthy()
+    status, _ = p.get("/healthz")
+    assert status == 200
 
 
 def test_kill_9_half_way_is_undone_by_the_next_run(project: Project) -> None:

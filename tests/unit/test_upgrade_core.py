@@ -167,3 +167,21 @@ def test_with_values_replaces_appends_and_removes() -> None:
     assert back == text
     with pytest.raises(ValueError, match="quoting"):
         envgen.with_values(text, {"POSTGRES_IMAGE": "bad value"})
+
+
+def test_an_off_site_failure_after_the_switch_says_what_serves_first() -> None:
+    from recoverctl.errors import EXIT_OFFSITE, ErrorCode, RecoverctlError
+    from recoverctl.services.upgrade import done_but
+
+    assert done_but("PostgreSQL 17 (img, volume db-data-17)", None, None) is None
+    env = RecoverctlError("Copying the env files off-site failed: nas: refused.", "Fix nas.")
+    copy = RecoverctlError("x.dump is good here, but copying it failed.", None)
+    error = done_but("PostgreSQL 17 (img, volume db-data-17)", env, copy)
+    assert error is not None
+    assert error.code is ErrorCode.OFFSITE_FAILED and error.exit_code == EXIT_OFFSITE
+    assert error.message == (
+        "PostgreSQL 17 (img, volume db-data-17) serves, switched and checked; an off-site step "
+        "failed: Copying the env files off-site failed: nas: refused. x.dump is good here, but "
+        "copying it failed."
+    )
+    assert error.hint == "Fix nas."

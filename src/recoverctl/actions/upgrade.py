@@ -4,11 +4,15 @@ steps), its rollback to the kept cluster, and the kept volume's removal."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from recoverctl.core.progress import Step
 from recoverctl.services import upgrade as svc
 from recoverctl.services.session import StackSession
 from recoverctl.services.upgrade import ForgetResult, RollbackResult, UpgradeResult
+
+if TYPE_CHECKING:
+    from recoverctl.services.envcopy import EnvPushResult as EnvPushResult
 
 __all__ = ["ForgetResult", "RollbackResult", "UpgradeResult", "forget_old", "rollback", "upgrade"]
 

@@ -3,12 +3,15 @@ kept to roll back to."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
-from recoverctl.cli import confirm, options, render
+from recoverctl.cli import confirm, options, pushing, render
+
+if TYPE_CHECKING:
+    from recoverctl.actions.upgrade import EnvPushResult
 
 
 def upgrade_postgres(
@@ -107,9 +110,12 @@ def upgrade_postgres(
                     f"kept: {escape(back.kept_volume)} (remove it: recoverctl upgrade-postgres "
                     "--forget-old)"
                 )
+            _env_pushed(back.env)
             _steps(back.steps)
 
         render.emit(back, human_back)
+        if back.error is not None:
+            raise back.error
         return
     assert to is not None
     with render.spinner("upgrading") as step:
@@ -137,6 +143,9 @@ def upgrade_postgres(
             render.out.print(f"the app was down for {result.app_downtime_seconds:.1f} s")
         if result.backup:
             render.out.print(f"backup before the upgrade: {escape(str(result.backup))}")
+        for c in result.offsite:
+            pushing.show_copy(c)
+        _env_pushed(result.env)
         if result.old_volume:
             render.out.print(
                 f"kept, untouched: {escape(result.old_volume)} (back to it: recoverctl "
@@ -145,6 +154,16 @@ def upgrade_postgres(
         _steps(result.steps)
 
     render.emit(result, human)
+    if result.error is not None:
+        raise result.error
+
+
+def _env_pushed(env: EnvPushResult | None) -> None:
+    for c in env.copies if env is not None else ():
+        if c.status == "pushed":
+            render.out.print(
+                f"[green]pushed[/] the env files to {escape(c.target)}: they name the image now"
+            )
 
 
 def _steps(steps: tuple[tuple[str, float], ...]) -> None:

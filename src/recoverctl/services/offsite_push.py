@@ -61,23 +61,40 @@ def push(
     (nothing when no target is configured). Under the project lock: one writer per target."""
     if not session.settings.targets:
         return OffsitePush(path)
+    try:
+        with fsio.project_lock(session.project, "push"):
+            return push_held(session, path, step=step, on_bytes=on_bytes)
+    except RecoverctlError as exc:
+        if exc.code in _STOPS:
+            raise
+        return OffsitePush(path, None, None, exc, "start")
+
+
+def push_held(
+    session: StackSession,
+    path: Path,
+    *,
+    step: Step = _quiet,
+    on_bytes: OnBytes | None = None,
+) -> OffsitePush:
+    """`push`, for a caller that holds the project lock already (upgrade-postgres)."""
+    if not session.settings.targets:
+        return OffsitePush(path)
     # Imported here: a backup without targets never needs them (nor boto3, paramiko, age).
     from recoverctl.services import envcopy, offsite
 
     stage: Stage = "start"
     pushed: PushResult | None = None
     try:
-        with fsio.project_lock(session.project, "push"):
-            pushed = offsite.push_backup(session, path, step=step, on_bytes=on_bytes)
-            if not pushed.ok:
-                return OffsitePush(path, pushed, None, offsite.failure([pushed]), "backup")
-            stage = "env"
-            env = envcopy.push_if_changed(session, step=step)
+        pushed = offsite.push_backup(session, path, step=step, on_bytes=on_bytes)
+        if not pushed.ok:
+            return OffsitePush(path, pushed, None, offsite.failure([pushed]), "backup")
+        stage = "env"
+        env = envcopy.push_if_changed(session, step=step)
     except RecoverctlError as exc:
         if exc.code in _STOPS:
             raise
-        # Before the env step, no copy was tried: the lock, or a target that could not
-        # even be opened.
+        # Before the env step, no copy was tried: a target that could not even be opened.
         return OffsitePush(path, pushed, None, exc, stage)
     if env is not None and not env.ok:
         return OffsitePush(path, pushed, None, envcopy.failure(env), "env")

@@ -29,7 +29,8 @@ from recoverctl.core.checks import FAIL, Check
 from recoverctl.core.pg import parse_version
 from recoverctl.core.progress import Step, StepClock
 from recoverctl.core.result import INTERNAL, JsonResult, meta
-from recoverctl.errors import ErrorCode, Interrupted, RecoverctlError
+from recoverctl.errors import EXIT_OK, ErrorCode, Interrupted, RecoverctlError
+from recoverctl.services import offsite_push
 from recoverctl.services.dump import take_backup
 from recoverctl.services.pitr_restore import _env_of
 from recoverctl.services.restore import StepSeconds
@@ -39,6 +40,9 @@ from recoverctl.services.verification import verify_file
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
+
+    from recoverctl.services.envcopy import EnvPushResult
+    from recoverctl.services.offsite import Copy
 
 PGDATA = "/var/lib/postgresql/data"
 ASIDE_DIR = "upgrade-aside"
@@ -194,7 +198,15 @@ class UpgradeResult(JsonResult):
     undone: str | None = None  # a half-made upgrade found and undone first
     plan: tuple[str, ...] = ()  # with --dry-run: what it would do
     warnings: tuple[str, ...] = ()
+    offsite: tuple[Copy, ...] = ()  # the backup's copies on the off-site targets
+    env: EnvPushResult | None = None  # the env files pushed after the switch (new image)
     checks: tuple[Check, ...] = field(default=(), metadata=INTERNAL)
+    # An off-site step that failed once the upgrade was done (exit 3): it stays done.
+    error: RecoverctlError | None = field(default=None, compare=False, metadata=INTERNAL)
+
+    @property
+    def exit_status(self) -> int:
+        return self.error.exit_code if self.error is not None else EXIT_OK
 
 
 @dataclass(frozen=True)
@@ -211,6 +223,12 @@ class RollbackResult(JsonResult):
     steps: tuple[tuple[str, float], ...] = field(
         default=(), metadata=meta(encode=StepSeconds.of, schema=list[StepSeconds])
     )
+    env: EnvPushResult | None = None  # the env files pushed after the switch back
+    error: RecoverctlError | None = field(default=None, compare=False, metadata=INTERNAL)
+
+    @property
+    def exit_status(self) -> int:
+        return self.error.exit_code if self.error is not None else EXIT_OK
 
 
 @dataclass(frozen=True)
@@ -636,6 +654,10 @@ def _upgrade(
             )
         journal = journal.at("backed_up", backup=str(made.path))
         write_journal(session, journal)
+        # Off-site too, like any backup: a failed copy is said at the end (exit 3), and
+        # does not stop the upgrade, whose rollback point is the local file.
+        pushed = offsite_push.push_held(session, made.path, step=clock.step)
+        failpoints.reach("upgrade.backed_up")
         journal = journal.at("new_cluster")
         write_journal(session, journal)  # before the volume exists: a kill leaves it named
         clock.step(f"making the PostgreSQL {target.major} cluster")
@@ -678,7 +700,7 @@ def _upgrade(
     except BaseException:
         _undo(session, journal, stopped)
         raise
-    return _switch(session, journal, cur, target, clock, started, down_at, (tables, rows), undone, warnings)
+    return _switch(session, journal, cur, target, clock, started, down_at, (tables, rows), undone, warnings, pushed)
 
 
 def _switch(
@@ -692,6 +714,7 @@ def _switch(
     counted: tuple[int, int],
     undone: str | None,
     warnings: list[str],
+    pushed: offsite_push.OffsitePush,
 ) -> UpgradeResult:
     try:
         clock.step(f"switching the env file to {target.image} on {target.volume}")
@@ -709,15 +732,25 @@ def _switch(
         if not status.ready or bad:
             what = f"{bad[0].name}: {bad[0].evidence}" if bad else "the stack is not healthy"
             raise UpgradeFailed(
-                f"The stack on PostgreSQL {target.major} does not pass its checks ({what}).",
-                "The env file is back on the old cluster, which serves again.",
+                f"The stack on PostgreSQL {target.major} does not pass its checks ({what})."
             )
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"Upgrade interrupted at the switch. {_back(session, journal, clock, cur.major)}",
+            "Run it again when ready.",
+        ) from None
+    except RecoverctlError as exc:
+        raise UpgradeFailed(
+            f"{exc.message.rstrip('.')}. {_back(session, journal, clock, cur.major)}",
+            exc.hint,
+            details=exc.details,
+        ) from None
     except BaseException:
-        clock.step("switching back to the old cluster")
-        _switch_back(session, journal)
+        _back(session, journal, clock, cur.major)
         raise
     journal = journal.at("done")
     write_journal(session, journal)
+    env, env_error = push_env(session, clock.step)
     clock.stop()
     return UpgradeResult(
         project=session.project, stack=session.settings.stack, outcome="upgraded",
@@ -728,19 +761,41 @@ def _switch(
         serving=target.said, backup=Path(journal.backup) if journal.backup else None,
         app_downtime_seconds=None if down_at is None else served - down_at,
         seconds=time.monotonic() - started, steps=clock.timed(), tables=counted[0],
-        rows=counted[1], undone=undone, warnings=tuple(warnings), checks=checks,
+        rows=counted[1], undone=undone, warnings=tuple(warnings),
+        offsite=pushed.backup.copies if pushed.backup is not None else (), env=env,
+        checks=checks, error=done_but(target.said, env_error, pushed.error),
     )  # fmt: skip
 
 
-def _switch_back(session: StackSession, journal: upgrade.Journal) -> None:
+def _back(session: StackSession, journal: upgrade.Journal, clock: StepClock, major: int) -> str:
+    """The switch undone, said as it went."""
+    clock.step("switching back to the old cluster")
+    if _switch_back(session, journal):
+        return f"The env file is back on the old cluster (PostgreSQL {major}), which serves again."
+    return (
+        f"Switching back to the old cluster (PostgreSQL {major}) failed too: run "
+        "recoverctl upgrade-postgres --rollback."
+    )
+
+
+def _switch_back(session: StackSession, journal: upgrade.Journal) -> bool:
     """After a failed start on the new cluster: the env file as it was, the old cluster
-    up, the new volume removed (it never served), the journal gone."""
-    with contextlib.suppress(Exception):
+    up, the new volume removed (it never served), the journal gone. False when that did
+    not work (the journal stays: --rollback reads it)."""
+    try:
         switch_env(session, journal.old_image_setting, _volume_setting(journal.old_volume))
+        # The env file names the old cluster again: a half-made upgrade, undone by the next run.
+        write_journal(session, journal.at("loaded"))
         session.forget_db()
-        bring_up(session, build=False, progress=_quiet)
+        status = bring_up(session, build=False, progress=_quiet, probe=True)
+    except Exception:
+        return False
+    if not status.ready:
+        return False
+    with contextlib.suppress(Exception):
         remove_new_cluster(session, journal.new_volume)
-        remove_journal(session)
+    remove_journal(session)
+    return True
 
 
 def _volume_setting(volume: str) -> str | None:
@@ -781,17 +836,54 @@ def _finish(
         )
     journal = journal.at("done")
     write_journal(session, journal)
+    env, env_error = push_env(session, clock.step)
     clock.stop()
+    serving = f"PostgreSQL {journal.to_major} ({journal.new_image}, volume {journal.new_volume})"
     return UpgradeResult(
         project=session.project, stack=session.settings.stack, outcome="finished",
         from_major=journal.from_major, to_major=journal.to_major,
         old_image=journal.old_image, new_image=journal.new_image,
         old_volume=upgrade.full_volume(session.project, journal.old_volume),
         new_volume=upgrade.full_volume(session.project, journal.new_volume),
-        serving=f"PostgreSQL {journal.to_major} ({journal.new_image}, volume {journal.new_volume})",
-        backup=Path(journal.backup) if journal.backup else None,
-        seconds=time.monotonic() - started, steps=clock.timed(), checks=checks,
+        serving=serving, backup=Path(journal.backup) if journal.backup else None,
+        seconds=time.monotonic() - started, steps=clock.timed(), env=env, checks=checks,
+        error=done_but(serving, env_error),
     )  # fmt: skip
+
+
+def push_env(
+    session: StackSession, step: Step
+) -> tuple[EnvPushResult | None, RecoverctlError | None]:
+    """The env files, which now name another image, to every target whose copy differs:
+    a new machine recovered from them must run the version its dumps were made by. The
+    caller holds the project lock."""
+    from recoverctl.services import envcopy
+
+    try:
+        env = envcopy.push_if_changed(session, step=step)
+    except RecoverctlError as exc:
+        if exc.code in (ErrorCode.INTERRUPTED, ErrorCode.TERMINATED):
+            raise
+        return None, exc
+    if env is not None and not env.ok:
+        return env, envcopy.failure(env)
+    return env, None
+
+
+def done_but(serving: str, *causes: RecoverctlError | None) -> RecoverctlError | None:
+    """The off-site steps' failures once the stack is switched: one off-site error (exit
+    3) that says first what serves, so that nobody undoes a good switch for it."""
+    failed = [offsite_push.as_offsite(c) for c in causes if c is not None]
+    if not failed:
+        return None
+    message = " ".join(c.message.rstrip(".") + "." for c in failed)
+    hint = " ".join(c.hint for c in failed if c.hint) or None
+    return RecoverctlError(
+        f"{serving} serves, switched and checked; an off-site step failed: {message}",
+        hint,
+        code=ErrorCode.OFFSITE_FAILED,
+        details=failed[0].details,
+    )
 
 
 # --- rollback and forget -------------------------------------------------------------------
@@ -850,13 +942,15 @@ def rollback(session: StackSession, *, confirm: Confirm, step: Step = _quiet) ->
                 f"{bad[0].evidence}).",
                 bad[0].fix or "Run recoverctl doctor.",
             )
+        env, env_error = push_env(session, clock.step)
         clock.stop()
+        serving = f"PostgreSQL {journal.from_major} ({journal.old_image}, volume {journal.old_volume})"
         return RollbackResult(
             project=session.project, stack=session.settings.stack, outcome="rolled_back",
-            serving=f"PostgreSQL {journal.from_major} ({journal.old_image}, volume {journal.old_volume})",
-            image=journal.old_image, volume=journal.old_volume, aside=aside,
+            serving=serving, image=journal.old_image, volume=journal.old_volume, aside=aside,
             kept_volume=upgrade.full_volume(session.project, journal.new_volume),
-            seconds=time.monotonic() - started, steps=clock.timed(),
+            seconds=time.monotonic() - started, steps=clock.timed(), env=env,
+            error=done_but(serving, env_error),
         )  # fmt: skip
 
 
