@@ -189,6 +189,59 @@ def test_info_gives_each_repository_its_window_and_backups() -> None:
     assert two.earliest is None and two.backups == ()
 
 
+def _backup(label: str, db: int, start: int, wal: int) -> dict[str, object]:
+    segment = f"{1:08X}{0:08X}{wal:08X}"
+    return {
+        "label": label, "type": "full", "error": False, "database": {"id": db, "repo-key": 1},
+        "archive": {"start": segment, "stop": segment},
+        "info": {"size": 100, "repository": {"delta": 40, "size": 40}},
+        "timestamp": {"start": start, "stop": start + 10},
+    }  # fmt: skip
+
+
+def _upgraded(*versions: tuple[int, str]) -> str:
+    """A stanza of one repository whose history holds versions: (system id, major) each,
+    db ids from 1, one full backup and WAL 1 to 4 each."""
+    return json.dumps([{
+        "name": "vault", "cipher": "aes-256-cbc", "status": {"code": 0, "message": "ok"},
+        "repo": [{"key": 1, "cipher": "aes-256-cbc", "status": {"code": 0, "message": "ok"}}],
+        "db": [{"id": i, "repo-key": 1, "system-id": sid, "version": major}
+               for i, (sid, major) in enumerate(versions, 1)],
+        "archive": [{"database": {"id": i, "repo-key": 1}, "id": f"{major}-{i}",
+                     "min": _seg(1, i * 10), "max": _seg(1, i * 10 + 3)}
+                    for i, (_, major) in enumerate(versions, 1)],
+        "backup": [_backup(f"B{i}", i, 1796083200 + i * 1000, i * 10)
+                   for i in range(1, len(versions) + 1)],
+    }])  # fmt: skip
+
+
+def test_after_a_stanza_upgrade_only_the_new_clusters_backups_and_wal_count() -> None:
+    (repo,) = pitr.parse_info(_upgraded((7001, "15"), (7002, "17"))).repos
+    assert repo.version == "17" and repo.archive_ids == ("17-2",)
+    assert [b.label for b in repo.backups] == ["B2"]
+    assert (repo.wal_min, repo.wal_max) == (_seg(1, 20), _seg(1, 23))
+    assert repo.earliest == datetime.fromtimestamp(1796083200 + 2000 + 10, UTC)
+
+
+def test_after_a_rollback_the_old_clusters_whole_history_counts_again() -> None:
+    # The rollback's stanza-upgrade appends the old cluster again (same system id).
+    (repo,) = pitr.parse_info(_upgraded((7001, "15"), (7002, "17"), (7001, "15"))).repos
+    assert repo.version == "15" and repo.archive_ids == ("15-1", "15-3")
+    assert [b.label for b in repo.backups] == ["B1", "B3"]
+    assert (repo.wal_min, repo.wal_max) == (_seg(1, 10), _seg(1, 33))
+
+
+def test_the_archive_listing_keeps_the_current_clusters_folders_only() -> None:
+    listing = {
+        f"15-1/0000000100000000/{_seg(1, 5)}-{'ab' * 20}.lz4": {"type": "file"},
+        f"17-2/0000000100000000/{_seg(1, 7)}-{'cd' * 20}.lz4": {"type": "file"},
+    }
+    text = json.dumps(listing)
+    assert pitr.parse_archive_ls(text, ("17-2",)) == (_seg(1, 7),)
+    assert pitr.parse_archive_ls(text) == (_seg(1, 5), _seg(1, 7))
+    assert pitr.stanza_upgrade() == ("pgbackrest", "--stanza=vault", "stanza-upgrade")
+
+
 @pytest.mark.parametrize("text", ["", "[]", "{}", '[{"name": "vault"}]', "not json"])
 def test_info_of_another_shape_is_an_error_not_a_window(text: str) -> None:
     with pytest.raises(RecoverctlError) as caught:

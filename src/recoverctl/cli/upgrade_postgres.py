@@ -110,6 +110,7 @@ def upgrade_postgres(
                     f"kept: {escape(back.kept_volume)} (remove it: recoverctl upgrade-postgres "
                     "--forget-old)"
                 )
+            _full_backups(back.pitr_backups)
             _env_pushed(back.env)
             _steps(back.steps)
 
@@ -145,6 +146,7 @@ def upgrade_postgres(
             render.out.print(f"backup before the upgrade: {escape(str(result.backup))}")
         for c in result.offsite:
             pushing.show_copy(c)
+        _full_backups(result.pitr_backups)
         _env_pushed(result.env)
         if result.old_volume:
             render.out.print(
@@ -164,6 +166,13 @@ def _env_pushed(env: EnvPushResult | None) -> None:
             render.out.print(
                 f"[green]pushed[/] the env files to {escape(c.target)}: they name the image now"
             )
+
+
+def _full_backups(taken: tuple[str, ...]) -> None:
+    for line in taken:
+        render.out.print(
+            f"archiving follows the serving cluster; full backup {escape(line)}"
+        )
 
 
 def _steps(steps: tuple[tuple[str, float], ...]) -> None:

@@ -22,7 +22,7 @@ import json
 import re
 import secrets
 import string
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -371,6 +371,12 @@ def stanza_create() -> Argv:
     return pgbackrest("stanza-create")
 
 
+def stanza_upgrade() -> Argv:
+    """The stanza moved to the cluster that serves now (a new major, or back to the old
+    one after a rollback): from then on it archives into the stanza's newest entry."""
+    return pgbackrest("stanza-upgrade")
+
+
 def check() -> Argv:
     return pgbackrest("check")
 
@@ -460,6 +466,11 @@ class RepoInfo:
     wal_min: str | None
     wal_max: str | None
     cipher: str = ""  # this repository's cipher type, as pgBackRest reports it
+    # The PostgreSQL major of the cluster the stanza archives now ("" before stanza-create)
+    # and its archive folders: after a stanza-upgrade the repository also holds the
+    # backups and WAL of the version before it, which this cluster's image cannot restore.
+    version: str = ""
+    archive_ids: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -496,25 +507,42 @@ def _at(value: object) -> datetime:
     return datetime.fromtimestamp(int(value), UTC)  # type: ignore[call-overload]
 
 
+def _current_cluster(stanza: Mapping[str, Any]) -> dict[int, tuple[set[int], str]]:
+    """Per repository, the history entries of the cluster the stanza archives now and its
+    major version. A stanza-upgrade appends an entry, so the last one is the cluster now;
+    an upgrade rolled back (a stanza-upgrade to the old cluster again) appends one for the
+    old cluster again, whose backups and WAL are all of one cluster with the ones before."""
+    entries: dict[int, list[Mapping[str, Any]]] = {}
+    for db in stanza.get("db", []):
+        entries.setdefault(int(db["repo-key"]), []).append(db)
+    found: dict[int, tuple[set[int], str]] = {}
+    for key, dbs in entries.items():
+        now = max(dbs, key=lambda d: int(d["id"]))
+        same = {
+            int(d["id"])
+            for d in dbs
+            if d["system-id"] == now["system-id"] and str(d["version"]) == str(now["version"])
+        }
+        found[key] = (same, str(now["version"]))
+    return found
+
+
 def parse_info(text: str) -> StanzaInfo:
-    """`pgbackrest info --output=json`, judged: an answer of another shape is an error."""
+    """`pgbackrest info --output=json`, judged: an answer of another shape is an error.
+    Each repository's backups and WAL are those of the cluster the stanza archives now."""
     try:
         data = json.loads(text)
         stanza = next(s for s in data if s.get("name") == STANZA)
-        repos: dict[int, dict[str, Any]] = {
-            int(r["key"]): {
-                "status": int(r["status"]["code"]),
-                "message": str(r["status"]["message"]),
-                "backups": [],
-                "wal_min": None,
-                "wal_max": None,
-                "cipher": str(r.get("cipher", "")),
-            }
-            for r in stanza.get("repo", [])
-        }
-        for b in stanza.get("backup", []):
-            key = int(b["database"]["repo-key"])
-            repos.setdefault(
+        current = _current_cluster(stanza)
+
+        def now(database: Mapping[str, Any]) -> bool:
+            ids = current.get(int(database["repo-key"]))
+            return ids is None or int(database["id"]) in ids[0]
+
+        repos: dict[int, dict[str, Any]] = {}
+
+        def entry(key: int) -> dict[str, Any]:
+            return repos.setdefault(
                 key,
                 {
                     "status": 0,
@@ -523,8 +551,20 @@ def parse_info(text: str) -> StanzaInfo:
                     "wal_min": None,
                     "wal_max": None,
                     "cipher": "",
+                    "archive_ids": [],
                 },
-            )["backups"].append(
+            )
+
+        for r in stanza.get("repo", []):
+            e = entry(int(r["key"]))
+            e["status"] = int(r["status"]["code"])
+            e["message"] = str(r["status"]["message"])
+            e["cipher"] = str(r.get("cipher", ""))
+        for b in stanza.get("backup", []):
+            if not now(b["database"]):
+                continue
+            key = int(b["database"]["repo-key"])
+            entry(key)["backups"].append(
                 BaseBackup(
                     label=str(b["label"]),
                     type=str(b["type"]),
@@ -540,14 +580,16 @@ def parse_info(text: str) -> StanzaInfo:
             )
         for a in stanza.get("archive", []):
             key = int(a["database"]["repo-key"])
-            entry = repos.get(key)
-            if entry is None:
+            if key not in repos or not now(a["database"]):
                 continue
+            e = repos[key]
+            if a.get("id"):
+                e["archive_ids"].append(str(a["id"]))
             lo, hi = a.get("min"), a.get("max")
-            if lo and (entry["wal_min"] is None or lo < entry["wal_min"]):
-                entry["wal_min"] = str(lo)
-            if hi and (entry["wal_max"] is None or hi > entry["wal_max"]):
-                entry["wal_max"] = str(hi)
+            if lo and (e["wal_min"] is None or lo < e["wal_min"]):
+                e["wal_min"] = str(lo)
+            if hi and (e["wal_max"] is None or hi > e["wal_max"]):
+                e["wal_max"] = str(hi)
         return StanzaInfo(
             status=int(stanza["status"]["code"]),
             message=str(stanza["status"]["message"]),
@@ -561,6 +603,8 @@ def parse_info(text: str) -> StanzaInfo:
                     wal_min=v["wal_min"],
                     wal_max=v["wal_max"],
                     cipher=v["cipher"],
+                    version=current[k][1] if k in current else "",
+                    archive_ids=tuple(v["archive_ids"]),
                 )
                 for k, v in sorted(repos.items())
             ),
@@ -587,8 +631,10 @@ def archive_ls(repo: int) -> Argv:
             f"archive/{STANZA}")  # fmt: skip
 
 
-def parse_archive_ls(text: str) -> tuple[str, ...]:
-    """The archived segments' WAL names (24 hex digits), from `repo-ls --output=json`."""
+def parse_archive_ls(text: str, archive_ids: Collection[str] = ()) -> tuple[str, ...]:
+    """The archived segments' WAL names (24 hex digits), from `repo-ls --output=json`;
+    archive_ids: only those folders' (one cluster's: another version's segments, after a
+    stanza-upgrade, bear the same names)."""
     try:
         data = json.loads(text)
         if not isinstance(data, dict):
@@ -602,6 +648,9 @@ def parse_archive_ls(text: str) -> tuple[str, ...]:
     found = set()
     for path, entry in data.items():
         if not isinstance(entry, dict) or entry.get("type") != "file":
+            continue
+        folder, _, _ = str(path).partition("/")
+        if archive_ids and folder not in archive_ids:
             continue
         m = _SEGMENT_RE.fullmatch(str(path).rsplit("/", 1)[-1])
         if m:

@@ -28,6 +28,7 @@ from pathlib import Path
 from recoverctl.adapters import fsio
 from recoverctl.adapters.pgexec import Db, ExecResult, cause_of
 from recoverctl.core import pitr
+from recoverctl.core.progress import Step
 from recoverctl.errors import ErrorCode, RecoverctlError
 from recoverctl.services.session import StackSession
 from recoverctl.settings import PITR_FILES, PitrSettings, Settings
@@ -334,7 +335,7 @@ def gaps(
         f"Listing the WAL archive of {repo.name} (pgbackrest repo-ls)",
         "Check the repository (recoverctl doctor), then try again.",
     )
-    segments = pitr.parse_archive_ls(result.stdout.decode("utf-8", "replace"))
+    segments = pitr.parse_archive_ls(result.stdout.decode("utf-8", "replace"), held.archive_ids)
     size = db.query(_SEGMENT_BYTES_SQL, "postgres").strip()
     return pitr.gaps(
         segments, held.backups, int(size) if size.isdigit() else 16 * 2**20, through=through
@@ -386,3 +387,53 @@ NOT_SEEN = (
     "after db started?)"
 )
 NOT_SEEN_HINT = "Restart db so that it sees the folder again: recoverctl restart db"
+
+
+def supported_by(db: Db, image: str, session: StackSession) -> None:
+    """db's image carries a pgBackRest that reaches every repository, else PitrError: an
+    image about to serve must archive where the settings say."""
+    have = version(db)
+    for repo in repos(session):
+        if not pitr.supports(have, repo.kind):
+            raise PitrError(
+                f"The pgBackRest of {image} ({have[0]}.{have[1]}) cannot reach repository "
+                f"{repo.name} ({repo.kind}).",
+                "Use an image with a newer pgBackRest, or another repository in [pitr].",
+                code=ErrorCode.PITR_NOT_CONFIGURED,
+            )
+
+
+def move_stanza(session: StackSession, major: int, step: Step) -> tuple[str, ...]:
+    """The stanza moved to the cluster that serves now, of major (a new version, or the old
+    one again after a rollback), archiving checked, and a full backup to each repository
+    at once: the serving cluster's window starts there. The backups and WAL of the version
+    before stay in the repositories, restorable with the image that made them. pgBackRest
+    itself refuses WAL of a cluster the stanza does not name: no cluster ever archives into
+    another version's history. Run again, it does what is left. Returns "REPO: LABEL" per
+    backup taken."""
+    db = session.db()
+    again = "Then run the same recoverctl upgrade-postgres command again to finish."
+    stanza = info(db)
+    moved = any(r.version != str(major) for r in stanza.repos)
+    if moved:
+        step(f"moving the pgBackRest stanza to PostgreSQL {major} (stanza-upgrade)")
+        run(db, pitr.stanza_upgrade(), "pgbackrest stanza-upgrade", f"See the cause. {again}")
+    step("checking that WAL reaches every repository")
+    run(db, pitr.check(), "pgbackrest check", f"See recoverctl pitr status. {again}")
+    if moved:
+        stanza = info(db)
+    taken: list[str] = []
+    for repo in repos(session):
+        held = stanza.repo(repo.index)
+        if not moved and held is not None and held.newest_of("full") is not None:
+            continue
+        step(f"a full backup to {repo.name}: PostgreSQL {major}'s window starts there")
+        run(
+            db,
+            pitr.backup("full", repo.index),
+            f"The full backup to {repo.name}",
+            f"See the cause (recoverctl pitr status). {again}",
+        )
+        held = info(db).repo(repo.index)
+        taken.append(f"{repo.name}: {held.newest.label if held and held.newest else '?'}")
+    return tuple(taken)

@@ -31,6 +31,7 @@ from recoverctl.core.progress import Step, StepClock
 from recoverctl.core.result import INTERNAL, JsonResult, meta
 from recoverctl.errors import EXIT_OK, ErrorCode, Interrupted, RecoverctlError
 from recoverctl.services import offsite_push
+from recoverctl.services import pitr as pitr_svc
 from recoverctl.services.dump import take_backup
 from recoverctl.services.pitr_restore import _env_of
 from recoverctl.services.restore import StepSeconds
@@ -200,6 +201,8 @@ class UpgradeResult(JsonResult):
     warnings: tuple[str, ...] = ()
     offsite: tuple[Copy, ...] = ()  # the backup's copies on the off-site targets
     env: EnvPushResult | None = None  # the env files pushed after the switch (new image)
+    # With point-in-time recovery: the full backups taken once the stanza moved ("REPO: LABEL").
+    pitr_backups: tuple[str, ...] = ()
     checks: tuple[Check, ...] = field(default=(), metadata=INTERNAL)
     # An off-site step that failed once the upgrade was done (exit 3): it stays done.
     error: RecoverctlError | None = field(default=None, compare=False, metadata=INTERNAL)
@@ -224,6 +227,7 @@ class RollbackResult(JsonResult):
         default=(), metadata=meta(encode=StepSeconds.of, schema=list[StepSeconds])
     )
     env: EnvPushResult | None = None  # the env files pushed after the switch back
+    pitr_backups: tuple[str, ...] = ()  # the full backups taken once the stanza moved back
     error: RecoverctlError | None = field(default=None, compare=False, metadata=INTERNAL)
 
     @property
@@ -475,14 +479,6 @@ def preflight(session: StackSession, cur: Current, target: Target) -> list[str]:
             "to the env file and undo the switch.",
             "unset POSTGRES_IMAGE, then run the upgrade again.",
         )
-    from recoverctl.services import pitr as pitr_svc
-
-    if pitr_svc.enabled(session):
-        raise UpgradeRefused(
-            "Point-in-time recovery archives this cluster: the upgrade does not move its "
-            "pgBackRest stanza yet.",
-            "recoverctl pitr disable, upgrade, then recoverctl pitr enable (a new full backup).",
-        )
     from recoverctl.services import doctor
 
     checks = doctor.run(session, only=("env", "engine", "compose", "service", "db", "app")).checks
@@ -526,7 +522,7 @@ def preflight(session: StackSession, cur: Current, target: Target) -> list[str]:
 
 def plan_lines(cur: Current, target: Target, session: StackSession) -> list[str]:
     project = session.project
-    return [
+    lines = [
         f"take a backup of {cur.database} and verify it deeply (the rollback point)",
         f"start {target.said} beside the live PostgreSQL {cur.major}",
         "stop the app; carry roles, the database, ownership, grants and settings with "
@@ -535,6 +531,13 @@ def plan_lines(cur: Current, target: Target, session: StackSession) -> list[str]
         f"POSTGRES_VOLUME={target.volume}; start the stack; check it",
         f"keep the old volume {upgrade.full_volume(project, cur.volume)} untouched, to roll back to",
     ]
+    if pitr_svc.enabled(session):
+        lines.insert(
+            4,
+            f"move the pgBackRest stanza to PostgreSQL {target.major} and take a full backup "
+            f"at once (the window before stays restorable with {cur.image})",
+        )
+    return lines
 
 
 def run_upgrade(
@@ -664,6 +667,10 @@ def _upgrade(
         new = start_new_cluster(session, cur, target, clock.step)
         failpoints.reach("upgrade.new_cluster")
         check_extensions(live, new, cur.database, target.major)
+        if pitr_svc.enabled(session):
+            pitr_svc.supported_by(new, target.image, session)
+            clock.step(f"archiving PostgreSQL {cur.major}'s newest WAL (its window reaches here)")
+            pitr_svc.archive_now(live)
         clock.step("stopping the app")
         down_at = time.monotonic()
         stopped = stop_apps(session)
@@ -748,8 +755,11 @@ def _switch(
     except BaseException:
         _back(session, journal, clock, cur.major)
         raise
-    journal = journal.at("done")
-    write_journal(session, journal)
+    failpoints.reach("upgrade.checked")
+    taken, pitr_error = follow_archiving(session, target.major, target.said, clock.step)
+    if pitr_error is None:
+        journal = journal.at("done")
+        write_journal(session, journal)
     env, env_error = push_env(session, clock.step)
     clock.stop()
     return UpgradeResult(
@@ -763,7 +773,8 @@ def _switch(
         seconds=time.monotonic() - started, steps=clock.timed(), tables=counted[0],
         rows=counted[1], undone=undone, warnings=tuple(warnings),
         offsite=pushed.backup.copies if pushed.backup is not None else (), env=env,
-        checks=checks, error=done_but(target.said, env_error, pushed.error),
+        pitr_backups=taken, checks=checks,
+        error=pitr_error or done_but(target.said, env_error, pushed.error),
     )  # fmt: skip
 
 
@@ -834,11 +845,13 @@ def _finish(
             f"({bad[0].name}: {bad[0].evidence}).",
             "Roll back to the kept cluster: recoverctl upgrade-postgres --rollback",
         )
-    journal = journal.at("done")
-    write_journal(session, journal)
+    serving = f"PostgreSQL {journal.to_major} ({journal.new_image}, volume {journal.new_volume})"
+    taken, pitr_error = follow_archiving(session, journal.to_major, serving, clock.step)
+    if pitr_error is None:
+        journal = journal.at("done")
+        write_journal(session, journal)
     env, env_error = push_env(session, clock.step)
     clock.stop()
-    serving = f"PostgreSQL {journal.to_major} ({journal.new_image}, volume {journal.new_volume})"
     return UpgradeResult(
         project=session.project, stack=session.settings.stack, outcome="finished",
         from_major=journal.from_major, to_major=journal.to_major,
@@ -847,8 +860,36 @@ def _finish(
         new_volume=upgrade.full_volume(session.project, journal.new_volume),
         serving=serving, backup=Path(journal.backup) if journal.backup else None,
         seconds=time.monotonic() - started, steps=clock.timed(), env=env, checks=checks,
-        error=done_but(serving, env_error),
+        pitr_backups=taken, error=pitr_error or done_but(serving, env_error),
     )  # fmt: skip
+
+
+def follow_archiving(
+    session: StackSession, major: int, serving: str, step: Step
+) -> tuple[tuple[str, ...], RecoverctlError | None]:
+    """With point-in-time recovery on, the stanza moved to the cluster that serves now and
+    a full backup taken (services/pitr.move_stanza); its failure, said after what serves
+    (the switch stands: the journal keeps it for the next run to finish)."""
+    if not pitr_svc.enabled(session):
+        return (), None
+    try:
+        return pitr_svc.move_stanza(session, major, step), None
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"Interrupted after the switch: {serving} serves, but archiving does not follow "
+            "it yet.",
+            "Run the same recoverctl upgrade-postgres command again to finish.",
+        ) from None
+    except RecoverctlError as exc:
+        if exc.code in (ErrorCode.INTERRUPTED, ErrorCode.TERMINATED):
+            raise
+        return (), RecoverctlError(
+            f"{serving} serves, switched and checked, but archiving does not follow it "
+            f"yet: {exc.message}",
+            exc.hint,
+            code=exc.code,
+            details=exc.details,
+        )
 
 
 def push_env(
@@ -896,12 +937,19 @@ def rollback(session: StackSession, *, confirm: Confirm, step: Step = _quiet) ->
         journal = read_journal(session)
         if journal is None or journal.phase == "rolled_back":
             cur = current(session)
+            serving = f"PostgreSQL {cur.major} ({cur.image}, volume {cur.volume})"
+            # A rollback whose stanza step failed: done now.
+            taken, pitr_error = (
+                ((), None) if journal is None
+                else follow_archiving(session, cur.major, serving, clock.step)
+            )
+            clock.stop()
             return RollbackResult(
                 project=session.project, stack=session.settings.stack, outcome="nothing_to_do",
-                serving=f"PostgreSQL {cur.major} ({cur.image}, volume {cur.volume})",
-                image=cur.image, volume=cur.volume, aside=None,
+                serving=serving, image=cur.image, volume=cur.volume, aside=None,
                 kept_volume=None if journal is None else upgrade.full_volume(session.project, journal.new_volume),
-                seconds=time.monotonic() - started,
+                seconds=time.monotonic() - started, steps=clock.timed(), pitr_backups=taken,
+                error=pitr_error,
             )  # fmt: skip
         if journal.half_made:
             clock.step(f"undoing the upgrade that stopped half-way ({journal.phase})")
@@ -921,8 +969,13 @@ def rollback(session: StackSession, *, confirm: Confirm, step: Step = _quiet) ->
                 f"switch the env file back to {journal.old_image} on {journal.old_volume}; "
                 "start the stack; check it",
                 f"keep the PostgreSQL {journal.to_major} volume until --forget-old",
+                *(
+                    [f"move the pgBackRest stanza back to PostgreSQL {journal.from_major}; "
+                     "take a full backup"]
+                    if pitr_svc.enabled(session) else []
+                ),
             ]
-        )
+        )  # fmt: skip
         clock.step(f"dumping the PostgreSQL {journal.to_major} cluster aside")
         aside = take_backup(
             session.db(), session.ref, session.settings.backup_dir / ASIDE_DIR, "custom"
@@ -942,15 +995,16 @@ def rollback(session: StackSession, *, confirm: Confirm, step: Step = _quiet) ->
                 f"{bad[0].evidence}).",
                 bad[0].fix or "Run recoverctl doctor.",
             )
+        serving = f"PostgreSQL {journal.from_major} ({journal.old_image}, volume {journal.old_volume})"
+        taken, pitr_error = follow_archiving(session, journal.from_major, serving, clock.step)
         env, env_error = push_env(session, clock.step)
         clock.stop()
-        serving = f"PostgreSQL {journal.from_major} ({journal.old_image}, volume {journal.old_volume})"
         return RollbackResult(
             project=session.project, stack=session.settings.stack, outcome="rolled_back",
             serving=serving, image=journal.old_image, volume=journal.old_volume, aside=aside,
             kept_volume=upgrade.full_volume(session.project, journal.new_volume),
             seconds=time.monotonic() - started, steps=clock.timed(), env=env,
-            error=done_but(serving, env_error),
+            pitr_backups=taken, error=pitr_error or done_but(serving, env_error),
         )  # fmt: skip
 
 
