@@ -19,6 +19,7 @@ from recoverctl.adapters.engine import PROJECT_LABEL, Engine
 from recoverctl.core import commands, pitr
 from recoverctl.core.pitrtime import PointInTime, check_window, pgbackrest_target, say
 from recoverctl.core.progress import Step
+from recoverctl.core.upgrade import image_major
 from recoverctl.errors import ErrorCode, Interrupted, RecoverctlError
 from recoverctl.services import pitr as svc
 from recoverctl.services.pitr import PitrError
@@ -165,6 +166,14 @@ def recover_cluster(
                 f"Repository {repo.name} cannot be read: "
                 f"{held.message if held else 'pgBackRest does not list it'}.",
                 "Check the target and the passphrase (.env.pitr), then run recover again.",
+            )
+        runs = image_major(image)
+        if held.version and runs is not None and held.version != str(runs):
+            raise PitrError(
+                f"Repository {repo.name} holds a PostgreSQL {held.version} cluster; the env "
+                f"file's image {image} runs {runs}: nothing was restored.",
+                f"Set POSTGRES_IMAGE to a PostgreSQL {held.version} image in the env file (the "
+                "copy pushed after an upgrade names it: recoverctl env pull), then recover.",
             )
         # The newest archived point is unknown here (the server that wrote it is gone).
         check_window(point, held.earliest, None)
