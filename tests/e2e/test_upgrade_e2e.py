@@ -355,6 +355,35 @@ def test_another_database_in_the_cluster_is_refused(project: Project) -> None:
     assert _major(p) == 15 and f"{p.name}_db-data-17" not in _volumes(p)
 
 
+def test_a_volume_of_the_new_name_made_by_someone_else_is_refused_and_kept(
+    project: Project,
+) -> None:
+    p = project
+    before = _fresh_15(p)
+    volume = f"{p.name}_db-data-17"
+    labels = {"com.docker.compose.project": p.name, "com.docker.compose.volume": "db-data-17"}
+    p.client.volumes.create(volume, labels=labels)
+    p.client.containers.run(
+        OLD, ["sh", "-c", "echo theirs > /data/mark"], entrypoint=[], remove=True,
+        volumes={volume: {"bind": "/data", "mode": "rw"}},
+    )  # fmt: skip
+    try:
+        done = p.run("upgrade-postgres", "--to", "17", "--yes", "--json")
+        assert done.returncode == 1, done.stderr
+        error = _json(done)["error"]
+        assert error["code"] == "upgrade_refused", error
+        assert f"Volume {volume} exists already" in error["message"], error
+        mark = p.client.containers.run(
+            OLD, ["cat", "/data/mark"], entrypoint=[], remove=True,
+            volumes={volume: {"bind": "/data", "mode": "ro"}},
+        )  # fmt: skip
+        assert bytes(mark).decode().strip() == "theirs"
+        assert _major(p) == 15 and p.checksum() == before
+        assert not (p.root / ".recoverctl" / f"upgrade-{p.name}.json").exists()
+    finally:
+        p.client.volumes.get(volume).remove(force=True)
+
+
 def test_a_disk_too_small_is_refused_before_anything(project: Project) -> None:
     p = project
     _fresh_15(p, tmpfs_mb=256)

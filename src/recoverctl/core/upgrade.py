@@ -117,9 +117,9 @@ def eol_warning(major: int, today: date) -> str | None:
 
 
 Phase = Literal[
-    "started",  # preflight passed, the rollback point being taken
+    "started",  # preflight passed; the new cluster starting, the rollback point being taken
     "backed_up",  # the rollback point verified
-    "new_cluster",  # the new cluster made on its volume (it may be half-made)
+    "new_cluster",  # the new cluster made on its volume, waited for (it may be half-made)
     "app_stopped",  # the app stopped, the final dump being loaded
     "loaded",  # every row, role and grant carried and compared
     "switched",  # the env file names the new image and volume

@@ -311,16 +311,24 @@ def _db_running(session: StackSession) -> bool:
     return True
 
 
-def start_new_cluster(session: StackSession, cur: Current, target: Target, step: Step) -> Db:
-    engine = session.engine
-    project = session.project
-    volume = upgrade.full_volume(project, target.volume)
-    if engine.volume_exists(volume):
+def volume_taken(session: StackSession, target: Target) -> None:
+    """Refuses a new cluster's volume that exists before any journal names it: someone
+    else's, which an undo would remove. Preflight asks, before the journal is written."""
+    volume = upgrade.full_volume(session.project, target.volume)
+    if session.engine.volume_exists(volume):
         raise UpgradeRefused(
             f"Volume {volume} exists already, and no upgrade's journal names it.",
             "Look at what it holds (docker volume inspect); remove it yourself if it is not "
             "needed, then run the upgrade again.",
         )
+
+
+def launch_new_cluster(session: StackSession, cur: Current, target: Target, step: Step) -> Db:
+    """The new cluster's container on its new volume, started: its first start (initdb)
+    runs while the rollback point is taken; wait_ready waits for it."""
+    engine = session.engine
+    project = session.project
+    volume = upgrade.full_volume(project, target.volume)
     engine.create_volume(volume, upgrade.volume_labels(project, target.volume))
     live = session.db().container
     network = engine.networks_of(live)[0]
@@ -343,9 +351,12 @@ def start_new_cluster(session: StackSession, cur: Current, target: Target, step:
         mounts=[{"type": "volume", "source": volume, "target": PGDATA}],
         network=network,
     )
-    db = Db(engine, container, cur.user, cur.database)
-    _wait_accepting(engine, db, session.settings.up_timeout.total_seconds())
-    return db
+    return Db(engine, container, cur.user, cur.database)
+
+
+def wait_ready(session: StackSession, new: Db) -> Db:
+    _wait_accepting(session.engine, new, session.settings.up_timeout.total_seconds())
+    return new
 
 
 def _wait_accepting(engine: Engine, db: Db, timeout: float) -> None:
@@ -496,6 +507,7 @@ def preflight(session: StackSession, cur: Current, target: Target) -> list[str]:
             if local
             else f"Pull it (docker pull {target.image}), or name another with --image.",
         )
+    volume_taken(session, target)
     db = session.db()
     others = db.query(upgrade.OTHER_DATABASES).split()
     if others:
@@ -640,11 +652,13 @@ def _upgrade(
     warnings: list[str],
 ) -> UpgradeResult:
     journal = _journal_for(session, cur, target)
-    write_journal(session, journal)
+    write_journal(session, journal)  # before the volume exists: a kill leaves it named
     live = session.db()
     stopped: list[Container] = []
     down_at: float | None = None
     try:
+        # Its initdb and first start overlap the backup: the whole is shorter by them.
+        new = launch_new_cluster(session, cur, target, clock.step)
         clock.step(f"backing up {cur.database} (the rollback point)")
         made = take_backup(live, session.ref, session.settings.backup_dir, "custom")
         clock.step(f"verifying {made.path.name} deeply (a restore into a throwaway database)")
@@ -662,9 +676,9 @@ def _upgrade(
         pushed = offsite_push.push_held(session, made.path, step=clock.step)
         failpoints.reach("upgrade.backed_up")
         journal = journal.at("new_cluster")
-        write_journal(session, journal)  # before the volume exists: a kill leaves it named
-        clock.step(f"making the PostgreSQL {target.major} cluster")
-        new = start_new_cluster(session, cur, target, clock.step)
+        write_journal(session, journal)
+        clock.step(f"waiting for the PostgreSQL {target.major} cluster to accept connections")
+        wait_ready(session, new)
         failpoints.reach("upgrade.new_cluster")
         check_extensions(live, new, cur.database, target.major)
         if pitr_svc.enabled(session):
