@@ -384,6 +384,31 @@ def test_a_volume_of_the_new_name_made_by_someone_else_is_refused_and_kept(
         p.client.volumes.get(volume).remove(force=True)
 
 
+def test_doctor_reads_the_volumes_major_when_the_image_refuses_it(
+    project: Project, new_image: str
+) -> None:
+    p = project
+    before = _fresh_15(p)
+    env_file = p.root / ".env"
+    text = env_file.read_text()
+    env_file.write_text(text.replace(f"POSTGRES_IMAGE={OLD}", f"POSTGRES_IMAGE={new_image}"))
+    try:
+        up = p.run("up", RECOVERCTL_UP_TIMEOUT="8s")
+        assert up.returncode != 0, up.stdout  # 17 refuses the 15 data directory, and exits
+        doctor = p.run("doctor", "--json")
+        checks = {c["name"]: c for c in _json(doctor)["result"]["checks"]}
+        found = checks["postgres.version"]
+        assert found["status"] == "fail", found
+        assert found["evidence"].startswith("the data directory is PostgreSQL 15, and compose "
+                                            f"would start {new_image}"), found  # fmt: skip
+        assert not p.client.containers.list(all=True, filters={"name": f"{p.name}-doctor"})
+    finally:
+        env_file.write_text(text)
+    up = p.run("up")
+    assert up.returncode == 0, up.stderr
+    assert _major(p) == 15 and p.checksum() == before
+
+
 def test_a_disk_too_small_is_refused_before_anything(project: Project) -> None:
     p = project
     _fresh_15(p, tmpfs_mb=256)

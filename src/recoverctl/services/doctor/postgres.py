@@ -4,6 +4,7 @@ cluster an upgrade kept."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from datetime import UTC, date, datetime, timedelta
 
@@ -13,6 +14,7 @@ from recoverctl.core import upgrade
 from recoverctl.core.checks import FAIL, OK, WARN, Finding
 from recoverctl.core.envgen import image_defaults
 from recoverctl.core.pg import parse_version
+from recoverctl.core.pitr import PGDATA
 from recoverctl.errors import RecoverctlError
 from recoverctl.services.doctor.framework import Context, Group, GroupChecks, Need
 from recoverctl.services.upgrade import kept_volume, read_journal
@@ -64,16 +66,67 @@ def _configured_image(ctx: Context) -> tuple[str | None, str]:
     return image_defaults(text).get(upgrade.IMAGE_VARIABLE), "the compose file's default"
 
 
-@checks.check("postgres.version", needs=[Need.DB])
+@checks.check("postgres.version", needs=[Need.ENGINE])
 def _version(ctx: Context) -> Finding:
-    """The image compose would start is the data directory's major version, and that
-    major is not within a year of its end of life."""
-    db = ctx.db()
-    major = parse_version(db.query("SHOW server_version")).major
+    """The image compose would start is the data directory's major version (its volume's
+    PG_VERSION, read even when db does not start), and that major is not within a year
+    of its end of life."""
+    try:
+        db = ctx.db()
+        major = parse_version(db.query("SHOW server_version")).major
+    except RecoverctlError:
+        return _stopped_version(ctx)
     image, where = _configured_image(ctx)
     running = str(db.container.attrs["Config"]["Image"])
     return version_finding(
         major, image, where, running, ctx.settings.env_file.name, datetime.now(UTC).date()
+    )
+
+
+def _stopped_version(ctx: Context) -> Finding:
+    """db is not running (an image of another major refuses the data directory and exits,
+    for one): the volume's PG_VERSION, read by a one-off of db's own image, mounted
+    read-only and with no network."""
+    engine = ctx.engine()
+    project = ctx.session.project
+    try:
+        container = engine.service_container(project, "db", running=False)
+    except RecoverctlError:
+        return Finding(OK, "no db container yet: nothing to compare")
+    volume = next(
+        (
+            str(m.get("Name"))
+            for m in container.attrs.get("Mounts") or []
+            if m.get("Destination") == PGDATA and m.get("Type") == "volume" and m.get("Name")
+        ),
+        None,
+    )
+    if volume is None:
+        return Finding(WARN, f"db has no named volume at {PGDATA}: its major not read",
+                       "Give the db service its named volume (db-data) as the compose file has it.")  # fmt: skip
+    image = str(container.attrs["Config"]["Image"])
+    name = f"{project}-doctor-pg-version"
+    try:
+        engine.remove_container(name)
+        one_off = engine.run_detached(
+            image, ("cat", "/data/PG_VERSION"), name=name, labels={"org.recoverctl.doctor": project},
+            environment={}, mounts=[{"type": "volume", "source": volume, "target": "/data",
+                                     "read_only": True}],
+            network="none", entrypoint=(), user="postgres",  # PG_VERSION is 0600, theirs
+        )  # fmt: skip
+        engine.wait(one_off, 30)
+        text = engine.stdout_of(one_off).decode("utf-8", "replace").strip()
+    except RecoverctlError as exc:
+        return Finding(WARN, f"db is not running, and its volume {volume} could not be read: "
+                       f"{exc.message.rstrip('.')}", "Start the stack (recoverctl up), then run doctor again.")  # fmt: skip
+    finally:
+        with contextlib.suppress(RecoverctlError):
+            engine.remove_container(name)
+    if not text.isdigit():
+        return Finding(OK, f"db is not running; its volume {volume} holds no cluster yet")
+    configured, where = _configured_image(ctx)
+    return version_finding(
+        int(text), configured, where, image, ctx.settings.env_file.name, datetime.now(UTC).date()
     )
 
 
