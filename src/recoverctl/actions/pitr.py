@@ -64,19 +64,6 @@ class EnableResult(JsonResult):
         return 0 if self.error is None else self.error.exit_code
 
 
-def _db_image_ready(db: Db, found: tuple[pitr.Repo, ...]) -> tuple[int, int]:
-    version = svc.version(db)
-    for repo in found:
-        if not pitr.supports(version, repo.kind):
-            raise PitrError(
-                f"Target {repo.name!r} is an {repo.kind} repository, which pgBackRest "
-                f"{version[0]}.{version[1]} cannot use (from 2.46).",
-                "Use a dir or s3 target for [pitr] repos, or an image with a newer pgBackRest.",
-                code=ErrorCode.CONFIG_INVALID,
-            )
-    return version
-
-
 def _repository_exists(session: StackSession, repo: pitr.Repo) -> bool:
     """Whether a stanza is already in the repository (read through the target itself)."""
     if repo.kind == "posix" and repo.host_path:
@@ -95,7 +82,7 @@ def plan_enable(session: StackSession) -> EnablePlan:
     where = svc.paths(session)
     db = session.db()
     found = tuple(svc.repos(session))
-    _db_image_ready(db, found)
+    svc.image_ready(db, found)
     passphrase = svc.read_passphrase(where.passphrase)
     new = passphrase is None
     if passphrase is None:

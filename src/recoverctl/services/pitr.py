@@ -21,6 +21,7 @@ import contextlib
 import os
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -389,18 +390,19 @@ NOT_SEEN = (
 NOT_SEEN_HINT = "Restart db so that it sees the folder again: recoverctl restart db"
 
 
-def supported_by(db: Db, image: str, session: StackSession) -> None:
-    """db's image carries a pgBackRest that reaches every repository, else PitrError: an
-    image about to serve must archive where the settings say."""
+def image_ready(db: Db, found: Iterable[pitr.Repo], image: str = "the db image") -> tuple[int, int]:
+    """db's pgBackRest version, once it is judged able to reach every repository (enable,
+    and an upgrade's new image before it serves); else PitrError."""
     have = version(db)
-    for repo in repos(session):
+    for repo in found:
         if not pitr.supports(have, repo.kind):
             raise PitrError(
-                f"The pgBackRest of {image} ({have[0]}.{have[1]}) cannot reach repository "
-                f"{repo.name} ({repo.kind}).",
-                "Use an image with a newer pgBackRest, or another repository in [pitr].",
-                code=ErrorCode.PITR_NOT_CONFIGURED,
+                f"Target {repo.name!r} is an {repo.kind} repository, which pgBackRest "
+                f"{have[0]}.{have[1]} of {image} cannot use (from 2.46).",
+                "Use a dir or s3 target for [pitr] repos, or an image with a newer pgBackRest.",
+                code=ErrorCode.CONFIG_INVALID,
             )
+    return have
 
 
 def move_stanza(session: StackSession, major: int, step: Step) -> tuple[str, ...]:

@@ -682,7 +682,7 @@ def _upgrade(
         failpoints.reach("upgrade.new_cluster")
         check_extensions(live, new, cur.database, target.major)
         if pitr_svc.enabled(session):
-            pitr_svc.supported_by(new, target.image, session)
+            pitr_svc.image_ready(new, pitr_svc.repos(session), target.image)
             clock.step(f"archiving PostgreSQL {cur.major}'s newest WAL (its window reaches here)")
             pitr_svc.archive_now(live)
         clock.step("stopping the app")
