@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -453,3 +454,48 @@ def test_the_override_healthcheck_wakes_the_checkpointer_once_per_start() -> Non
     assert "postmaster.pid" in script
     # Compose reads `$$` as a `$` for the shell: no `$` is left alone for compose to expand.
     assert "$" not in script.replace("$$", "")
+
+
+def test_a_repository_of_another_major_than_the_image_is_refused_with_the_way_out() -> None:
+    message, hint = pitr.wrong_image("nas", "17", "postgres:15", 15) or ("", "")
+    assert message == (
+        "Repository nas holds a PostgreSQL 17 cluster; the env file's image postgres:15 "
+        "runs 15: nothing was restored."
+    )
+    assert "POSTGRES_IMAGE to a PostgreSQL 17 image" in hint and "env pull" in hint
+    assert pitr.wrong_image("nas", "17", "postgres:17", 17) is None
+    assert pitr.wrong_image("nas", "", "postgres:15", 15) is None  # no stanza yet
+    assert pitr.wrong_image("nas", "17", "postgres:latest", None) is None
+
+
+class _VersionOnly:
+    """A db whose image answers `pgbackrest version` alone."""
+
+    def __init__(self, answer: str, exit_code: int = 0) -> None:
+        self.answer, self.exit_code = answer, exit_code
+
+    def run(self, argv: tuple[str, ...]) -> object:
+        from recoverctl.adapters.pgexec import ExecResult
+
+        assert argv == pitr.version(), argv
+        return ExecResult(argv, self.exit_code, self.answer.encode(), "", None)
+
+
+def test_an_image_whose_pgbackrest_cannot_reach_a_repository_is_named() -> None:
+    from recoverctl.services import pitr as svc
+
+    sftp = pitr.sftp_repo(1, "box", host="h", port=22, user="u", path="/p", project="v", stack="dev")
+    folder = pitr.dir_repo(2, "nas", "/srv/nas", "v", "dev")
+    db: Any = _VersionOnly("pgBackRest 2.45\n")
+    assert svc.image_ready(db, [folder], "postgres:15") == (2, 45)
+    with pytest.raises(RecoverctlError) as caught:
+        svc.image_ready(db, [folder, sftp], "recoverctl-test/postgres:15")
+    assert caught.value.message == (
+        "Target 'box' is an sftp repository, which pgBackRest 2.45 of "
+        "recoverctl-test/postgres:15 cannot use (from 2.46)."
+    )
+    assert caught.value.code == ErrorCode.CONFIG_INVALID
+    assert svc.image_ready(_VersionOnly("pgBackRest 2.55.1\n"), [sftp]) == (2, 55)  # type: ignore[arg-type]
+    with pytest.raises(RecoverctlError) as missing:
+        svc.image_ready(_VersionOnly("", 127), [folder])  # type: ignore[arg-type]
+    assert missing.value.message == "The db image has no pgBackRest."

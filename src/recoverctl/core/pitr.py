@@ -503,6 +503,22 @@ class StanzaInfo:
         return next((r for r in self.repos if r.index == index), None)
 
 
+def wrong_image(
+    repo: str, version: str, image: str, runs: int | None
+) -> tuple[str, str] | None:
+    """Message and hint when a repository's stanza names another major (version) than
+    the image a restore would run (runs, from its tag): a cluster of one major does not
+    start on another's server. None when they agree or either is unknown."""
+    if not version or runs is None or version == str(runs):
+        return None
+    return (
+        f"Repository {repo} holds a PostgreSQL {version} cluster; the env file's image "
+        f"{image} runs {runs}: nothing was restored.",
+        f"Set POSTGRES_IMAGE to a PostgreSQL {version} image in the env file (the copy "
+        "pushed after an upgrade names it: recoverctl env pull), then recover.",
+    )
+
+
 def _at(value: object) -> datetime:
     return datetime.fromtimestamp(int(value), UTC)  # type: ignore[call-overload]
 

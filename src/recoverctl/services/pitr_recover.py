@@ -167,14 +167,9 @@ def recover_cluster(
                 f"{held.message if held else 'pgBackRest does not list it'}.",
                 "Check the target and the passphrase (.env.pitr), then run recover again.",
             )
-        runs = image_major(image)
-        if held.version and runs is not None and held.version != str(runs):
-            raise PitrError(
-                f"Repository {repo.name} holds a PostgreSQL {held.version} cluster; the env "
-                f"file's image {image} runs {runs}: nothing was restored.",
-                f"Set POSTGRES_IMAGE to a PostgreSQL {held.version} image in the env file (the "
-                "copy pushed after an upgrade names it: recoverctl env pull), then recover.",
-            )
+        refusal = pitr.wrong_image(repo.name, held.version, image, image_major(image))
+        if refusal is not None:
+            raise PitrError(*refusal)
         # The newest archived point is unknown here (the server that wrote it is gone).
         check_window(point, held.earliest, None)
         base = _base_for(held, point)
