@@ -102,6 +102,10 @@ EXIT_STATUS: dict[ErrorCode, int] = {
 }
 
 
+# Ctrl-C and SIGTERM: codes that a step catching failures to report them must let through.
+STOP_CODES = (ErrorCode.INTERRUPTED, ErrorCode.TERMINATED)
+
+
 def exit_status(code: ErrorCode) -> int:
     return EXIT_STATUS.get(code, EXIT_FAILED)
 

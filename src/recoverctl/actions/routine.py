@@ -31,6 +31,7 @@ from recoverctl.core.stack import StackName, prod_flag
 from recoverctl.errors import (
     EXIT_FAILED,
     EXIT_OK,
+    STOP_CODES,
     ErrorCode,
     Interrupted,
     RecoverctlError,
@@ -411,7 +412,7 @@ def _drill_step(run: _Run, session: StackSession, steps: Steps, made: BackupResu
         try:
             drilled = steps.drill(session, lambda text: run.progress(f"routine: drill: {text}"))
         except RecoverctlError as exc:  # no drill could start
-            if exc.code in (ErrorCode.INTERRUPTED, ErrorCode.TERMINATED):
+            if exc.code in STOP_CODES:
                 raise
             raise _drill_failed(exc.message, exc.hint, exc.code, exc.details, made) from None
         if drilled is None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Literal
 
 from recoverctl.adapters import fsio
 from recoverctl.core.progress import OnBytes, Step
-from recoverctl.errors import EXIT_OK, ErrorCode, RecoverctlError
+from recoverctl.errors import EXIT_OK, STOP_CODES, ErrorCode, RecoverctlError
 
 if TYPE_CHECKING:
     from recoverctl.services.envcopy import EnvPushResult
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 # Where a push stopped: before any copy was tried (the lock, opening a target), copying
 # the backup, or copying the env files after it.
 Stage = Literal["start", "backup", "env"]
-_STOPS = (ErrorCode.INTERRUPTED, ErrorCode.TERMINATED)
 
 
 def _quiet(_: str) -> None:
@@ -65,7 +64,7 @@ def push(
         with fsio.project_lock(session.project, "push"):
             return push_held(session, path, step=step, on_bytes=on_bytes)
     except RecoverctlError as exc:
-        if exc.code in _STOPS:
+        if exc.code in STOP_CODES:
             raise
         return OffsitePush(path, None, None, exc, "start")
 
@@ -92,7 +91,7 @@ def push_held(
         stage = "env"
         env = envcopy.push_if_changed(session, step=step)
     except RecoverctlError as exc:
-        if exc.code in _STOPS:
+        if exc.code in STOP_CODES:
             raise
         # Before the env step, no copy was tried: a target that could not even be opened.
         return OffsitePush(path, pushed, None, exc, stage)
@@ -104,7 +103,7 @@ def push_held(
 def as_offsite(exc: RecoverctlError) -> RecoverctlError:
     """A target's failure once the local backup is good: an off-site failure (exit 3),
     whatever the target said, in its own words. An interruption stays one."""
-    if exc.code in (*_STOPS, ErrorCode.OFFSITE_FAILED):
+    if exc.code in (*STOP_CODES, ErrorCode.OFFSITE_FAILED):
         return exc
     return RecoverctlError(
         exc.message, exc.hint, code=ErrorCode.OFFSITE_FAILED, details=exc.details

@@ -29,7 +29,7 @@ from recoverctl.core.checks import FAIL, Check
 from recoverctl.core.pg import parse_version
 from recoverctl.core.progress import Step, StepClock
 from recoverctl.core.result import INTERNAL, JsonResult, meta
-from recoverctl.errors import EXIT_OK, ErrorCode, Interrupted, RecoverctlError
+from recoverctl.errors import EXIT_OK, STOP_CODES, ErrorCode, Interrupted, RecoverctlError
 from recoverctl.services import offsite_push
 from recoverctl.services import pitr as pitr_svc
 from recoverctl.services.dump import take_backup
@@ -895,7 +895,7 @@ def follow_archiving(
             "Run the same recoverctl upgrade-postgres command again to finish.",
         ) from None
     except RecoverctlError as exc:
-        if exc.code in (ErrorCode.INTERRUPTED, ErrorCode.TERMINATED):
+        if exc.code in STOP_CODES:
             raise
         return (), RecoverctlError(
             f"{serving} serves, switched and checked, but archiving does not follow it "
@@ -917,7 +917,7 @@ def push_env(
     try:
         env = envcopy.push_if_changed(session, step=step)
     except RecoverctlError as exc:
-        if exc.code in (ErrorCode.INTERRUPTED, ErrorCode.TERMINATED):
+        if exc.code in STOP_CODES:
             raise
         return None, exc
     if env is not None and not env.ok:
