@@ -499,3 +499,13 @@ def test_an_image_whose_pgbackrest_cannot_reach_a_repository_is_named() -> None:
     with pytest.raises(RecoverctlError) as missing:
         svc.image_ready(_VersionOnly("", 127), [folder])  # type: ignore[arg-type]
     assert missing.value.message == "The db image has no pgBackRest."
+
+
+def test_the_data_volume_is_the_named_volume_at_the_data_directory() -> None:
+    mounts = [
+        {"Destination": "/var/lib/pgbackrest-repos/nas", "Type": "bind", "Source": "/srv/nas"},
+        {"Destination": pitr.PGDATA, "Type": "volume", "Name": "vault_db-data"},
+    ]
+    assert pitr.data_volume({"Mounts": mounts}) == "vault_db-data"
+    assert pitr.data_volume({"Mounts": [{"Destination": pitr.PGDATA, "Type": "bind"}]}) is None
+    assert pitr.data_volume({"Mounts": None}) is None and pitr.data_volume({}) is None

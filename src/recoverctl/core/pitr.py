@@ -51,6 +51,15 @@ SFTP_SINCE = (2, 46)
 RepoKind = Literal["posix", "s3", "sftp"]
 
 
+def data_volume(attrs: Mapping[str, Any]) -> str | None:
+    """The named volume mounted at the data directory, from a container's attributes as
+    the engine gives them; None when there is none."""
+    for m in attrs.get("Mounts") or []:
+        if m.get("Destination") == PGDATA and m.get("Type") == "volume" and m.get("Name"):
+            return str(m["Name"])
+    return None
+
+
 def override_name(project: str) -> str:
     """The compose override of one compose project: another project (a drill's) has none."""
     return f"pitr-{project}.yml"

@@ -227,10 +227,9 @@ def _env_user(session: StackSession) -> str:
 
 def _data_volume(container: object) -> str:
     """The named volume compose mounted at the data directory of the db container."""
-    attrs = getattr(container, "attrs", {})
-    for m in attrs.get("Mounts") or []:
-        if m.get("Destination") == pitr.PGDATA and m.get("Type") == "volume" and m.get("Name"):
-            return str(m["Name"])
+    found = pitr.data_volume(getattr(container, "attrs", {}))
+    if found is not None:
+        return found
     raise PitrError(
         f"The db service has no named volume at {pitr.PGDATA}: nothing to restore into.",
         "Give the db service its named volume (db-data) as the compose file has it.",

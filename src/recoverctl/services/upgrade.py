@@ -27,6 +27,7 @@ from recoverctl.adapters.pgexec import Db
 from recoverctl.core import envgen, upgrade
 from recoverctl.core.checks import FAIL, Check
 from recoverctl.core.pg import parse_version
+from recoverctl.core.pitr import PGDATA, data_volume
 from recoverctl.core.progress import Step, StepClock
 from recoverctl.core.result import INTERNAL, JsonResult, meta
 from recoverctl.errors import EXIT_OK, STOP_CODES, ErrorCode, Interrupted, RecoverctlError
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
     from recoverctl.services.envcopy import EnvPushResult
     from recoverctl.services.offsite import Copy
 
-PGDATA = "/var/lib/postgresql/data"
 ASIDE_DIR = "upgrade-aside"
 
 
@@ -129,16 +129,15 @@ def env_settings(session: StackSession) -> dict[str, str | None]:
 
 def _volume_of(session: StackSession, container: Container) -> str:
     prefix = f"{session.project}_"
-    for m in container.attrs.get("Mounts") or []:
-        if m.get("Destination") == PGDATA and m.get("Type") == "volume":
-            name = str(m.get("Name") or "")
-            if name.startswith(prefix):
-                return name[len(prefix) :]
-            raise UpgradeRefused(
-                f"The db service's data volume {name} is not one of project "
-                f"{session.project}'s own.",
-                "Give the db service its named volume (db-data) as the compose file has it.",
-            )
+    name = data_volume(container.attrs)
+    if name is not None:
+        if name.startswith(prefix):
+            return name[len(prefix) :]
+        raise UpgradeRefused(
+            f"The db service's data volume {name} is not one of project "
+            f"{session.project}'s own.",
+            "Give the db service its named volume (db-data) as the compose file has it.",
+        )
     raise UpgradeRefused(
         f"The db service has no named volume at {PGDATA}.",
         "Give the db service its named volume (db-data) as the compose file has it.",

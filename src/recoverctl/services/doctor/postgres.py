@@ -14,7 +14,7 @@ from recoverctl.core import upgrade
 from recoverctl.core.checks import FAIL, OK, WARN, Finding
 from recoverctl.core.envgen import image_defaults
 from recoverctl.core.pg import parse_version
-from recoverctl.core.pitr import PGDATA
+from recoverctl.core.pitr import PGDATA, data_volume
 from recoverctl.errors import RecoverctlError
 from recoverctl.services.doctor.framework import Context, Group, GroupChecks, Need
 from recoverctl.services.upgrade import kept_volume, read_journal
@@ -93,14 +93,7 @@ def _stopped_version(ctx: Context) -> Finding:
         container = engine.service_container(project, "db", running=False)
     except RecoverctlError:
         return Finding(OK, "no db container yet: nothing to compare")
-    volume = next(
-        (
-            str(m.get("Name"))
-            for m in container.attrs.get("Mounts") or []
-            if m.get("Destination") == PGDATA and m.get("Type") == "volume" and m.get("Name")
-        ),
-        None,
-    )
+    volume = data_volume(container.attrs)
     if volume is None:
         return Finding(WARN, f"db has no named volume at {PGDATA}: its major not read",
                        "Give the db service its named volume (db-data) as the compose file has it.")  # fmt: skip
